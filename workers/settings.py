@@ -1,0 +1,128 @@
+"""One typed settings object for every hotline process, read from ``HOTLINE_*`` variables.
+
+The README's configuration table lists the same names and defaults; keep them in step.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Process configuration. Every field maps to ``HOTLINE_<FIELD>`` in upper case."""
+
+    model_config = SettingsConfigDict(env_prefix="HOTLINE_", extra="ignore")
+
+    # Where the local stack keeps data, logs and pid files (git-ignored).
+    state_dir: Path = REPO_ROOT / ".state"
+    # Download caches (Maven repository, Kafka jars); git-ignored, survives `stack down`.
+    cache_dir: Path = REPO_ROOT / ".cache"
+    # Rules, unit registry and other reference data validated at start-up.
+    config_dir: Path = REPO_ROOT / "deploy" / "config"
+
+    # Temporal
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "hotline"
+    temporal_ui_port: int = 8233
+    task_queue: str = "hotline-cases"
+    # Sticky cache size; STYLE.md: smaller than the cases in flight halves throughput.
+    max_cached_workflows: int = 2000
+
+    # Kafka
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    kafka_controller_port: int = 19093
+    kafka_heap: str = "768m"
+    kafka_version: str = "4.1.1"
+    topic_prefix: str = ""
+    consumer_group_prefix: str = "hotline"
+
+    # PostgreSQL: an external server when set, else the embedded one on postgres_port.
+    database_url: str | None = None
+    postgres_port: int = 55432
+    postgres_db: str = "hotline"
+
+    # Processes
+    worker_metrics_port: int = 9464
+    bridge_metrics_port: int = 9465
+    log_level: str = "INFO"
+
+    # Multiplies every rule duration (tiers, ladder, callback windows). 1.0 in production;
+    # the demo uses a small factor so a 7-day case takes seconds.
+    time_scale: float = Field(default=1.0, gt=0)
+
+    @property
+    def dsn(self) -> str:
+        """The PostgreSQL connection string in force."""
+        if self.database_url:
+            return self.database_url
+        return f"postgresql://postgres@127.0.0.1:{self.postgres_port}/{self.postgres_db}"
+
+    @property
+    def temporal_host(self) -> str:
+        return self.temporal_address.rsplit(":", 1)[0]
+
+    @property
+    def temporal_port(self) -> int:
+        return int(self.temporal_address.rsplit(":", 1)[1])
+
+    @property
+    def kafka_port(self) -> int:
+        return int(self.kafka_bootstrap.rsplit(":", 1)[1])
+
+    def topic(self, name: str) -> str:
+        """Full topic name for a contract topic such as ``hotline.intake``."""
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def topic_intake(self) -> str:
+        return self.topic("hotline.intake")
+
+    @property
+    def topic_unit_replies(self) -> str:
+        return self.topic("hotline.unit-replies")
+
+    @property
+    def topic_callbacks(self) -> str:
+        return self.topic("hotline.callbacks")
+
+    @property
+    def topic_dispatches(self) -> str:
+        return self.topic("hotline.dispatches")
+
+    @property
+    def topic_lifecycle(self) -> str:
+        return self.topic("hotline.lifecycle")
+
+    @property
+    def topic_governance(self) -> str:
+        return self.topic("hotline.governance")
+
+    @property
+    def topic_dlq(self) -> str:
+        return self.topic("hotline.dlq")
+
+
+# Contract topics and their partition counts. Inbound topics are keyed by complaint id, so
+# partitions bound how many bridge instances can share the intake; 12 divides evenly for
+# 1, 2, 3, 4, 6 or 12 instances.
+TOPIC_PARTITIONS: dict[str, int] = {
+    "hotline.intake": 12,
+    "hotline.unit-replies": 12,
+    "hotline.callbacks": 6,
+    "hotline.dispatches": 12,
+    "hotline.lifecycle": 12,
+    "hotline.governance": 3,
+    "hotline.dlq": 3,
+}
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,363 @@
+"""Dataclasses that cross the workflow boundary: inputs, signals/updates, activity I/O.
+
+Every field added later gets a default, so histories recorded before it still decode.
+Names follow the glossary in DESIGN.md. No I/O here: workflows import this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    FILED = "FILED"
+    ACCEPTED = "ACCEPTED"
+    ANSWERED_DIRECTLY = "ANSWERED_DIRECTLY"
+    REJECTED = "REJECTED"
+    MERGED = "MERGED"
+    DISPATCHED = "DISPATCHED"
+    SIGNED = "SIGNED"
+    IN_PROGRESS = "IN_PROGRESS"
+    COMPLETED = "COMPLETED"
+    CALLBACK = "CALLBACK"
+    REOPENED = "REOPENED"
+    EVALUATED = "EVALUATED"
+    WITHDRAWN = "WITHDRAWN"
+    CLOSED = "CLOSED"
+
+
+class Outcome(StrEnum):
+    """What acceptance decided."""
+
+    DISPATCH = "DISPATCH"
+    ANSWERED_DIRECTLY = "ANSWERED_DIRECTLY"
+    REJECTED = "REJECTED"
+    REDIRECTED = "REDIRECTED"
+
+
+class RejectReason(StrEnum):
+    """Reason codes for refused replies; the bridges put them on the DLQ as they are."""
+
+    UNKNOWN_CASE = "UNKNOWN_CASE"
+    UNIT_NOT_HOLDING = "UNIT_NOT_HOLDING"
+    STATE_NOT_ALLOWED = "STATE_NOT_ALLOWED"
+    CASE_CLOSED = "CASE_CLOSED"
+
+
+# --- workflow input ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Filing:
+    """A ``ComplaintFiled`` event: the workflow's input."""
+
+    event_id: str
+    complaint_id: str
+    filed_at: datetime
+    channel: str
+    content: str
+    kind: str | None = None
+    caller_phone: str | None = None
+    caller_name: str | None = None
+    anonymous: bool = False
+    district: str | None = None
+    street: str | None = None
+    address: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    category_hint: str | None = None
+    urgency_hint: str | None = None
+    answered_directly: bool = False
+    attachments: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """What a finished case returns."""
+
+    complaint_id: str
+    status: str
+    outcome: str
+    counted: bool
+    responded: bool = False
+    resolved: bool = False
+    satisfied: bool = False
+    overdue: bool = False
+
+
+# --- updates from units, citizens and the callback centre -------------------------------
+
+
+@dataclass(frozen=True)
+class SignFor:
+    event_id: str
+    dispatch_id: str
+    unit_id: str
+    at: datetime
+    signer: str | None = None
+
+
+@dataclass(frozen=True)
+class ReturnDispatch:
+    event_id: str
+    dispatch_id: str
+    unit_id: str
+    at: datetime
+    reason: str
+
+
+@dataclass(frozen=True)
+class ReportProgress:
+    event_id: str
+    dispatch_id: str
+    unit_id: str
+    at: datetime
+    text: str
+    contacted_citizen: bool = True
+
+
+@dataclass(frozen=True)
+class RequestExtension:
+    event_id: str
+    dispatch_id: str
+    unit_id: str
+    at: datetime
+    extra_days: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Complete:
+    event_id: str
+    dispatch_id: str
+    unit_id: str
+    at: datetime
+    result: str
+    reply_text: str
+
+
+@dataclass(frozen=True)
+class Supplement:
+    event_id: str
+    at: datetime
+    content: str
+    attachments: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Urge:
+    event_id: str
+    at: datetime
+    content: str | None = None
+
+
+@dataclass(frozen=True)
+class Withdraw:
+    event_id: str
+    at: datetime
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class CallbackAnswer:
+    """A ``CallbackResult``: what the citizen said when called back."""
+
+    event_id: str
+    at: datetime
+    reached: bool
+    responded: bool
+    resolved: bool
+    satisfaction: str | None = None
+    comment: str | None = None
+
+
+@dataclass(frozen=True)
+class Ack:
+    """Every update's answer. A refused event is not an error: the bridge dead-letters it."""
+
+    accepted: bool
+    duplicate: bool = False
+    reason: str = ""
+    detail: str = ""
+
+
+# Update names, shared by the workflow and the bridges.
+UPDATE_SIGN_FOR = "sign_for"
+UPDATE_RETURN_DISPATCH = "return_dispatch"
+UPDATE_REPORT_PROGRESS = "report_progress"
+UPDATE_REQUEST_EXTENSION = "request_extension"
+UPDATE_COMPLETE = "complete"
+UPDATE_SUPPLEMENT = "supplement"
+UPDATE_URGE = "urge"
+UPDATE_WITHDRAW = "withdraw"
+UPDATE_CALLBACK = "callback"
+QUERY_VIEW = "view"
+
+
+# --- activity I/O -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TierPlan:
+    """Durations for one tier, already multiplied by the time scale."""
+
+    tier: str
+    deadline_seconds: float
+    sign_for_seconds: float
+    callback_seconds: float
+    # Absolute deadline (the calendar may stretch it over weekends and holidays).
+    due_at: datetime
+    sign_by: datetime
+
+
+@dataclass(frozen=True)
+class LadderPlan:
+    warning_fractions: list[float]
+    sign_for_misses_to_district: int
+    city_after_overdue_fraction: float
+    urges_to_escalate: int
+    max_returns: int
+    unreached_attempts: int
+    unreached_window_seconds: float
+    max_reopens: int
+    weights: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Unit:
+    unit_id: str
+    name: str
+    kind: str
+    district: str | None = None
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """What ``accept`` decided: outcome, classification, deadline plan and the lead unit."""
+
+    outcome: str
+    kind: str
+    category: str
+    category_name: str
+    tier: str
+    reason: str
+    district: str | None
+    street: str | None
+    plan: TierPlan
+    ladder: LadderPlan
+    lead: Unit | None = None
+    hints_used: list[str] = field(default_factory=list)
+    redirect_to: str | None = None
+
+
+@dataclass(frozen=True)
+class LifecycleRecord:
+    """One ``LifecycleEvent`` to publish; ``seq`` orders them per case."""
+
+    event_id: str
+    complaint_id: str
+    seq: int
+    at: datetime
+    event_type: str
+    status: str
+    tier: str | None = None
+    kind: str | None = None
+    category: str | None = None
+    district: str | None = None
+    street: str | None = None
+    lead_unit_id: str | None = None
+    unit_id: str | None = None
+    dispatch_id: str | None = None
+    reason: str | None = None
+    escalation_level: str = "UNIT"
+    overdue: bool = False
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """One record for ``hotline.dispatches`` (keyed by unit): its Avro name and fields."""
+
+    record: str
+    unit_id: str
+    fields: dict[str, object]
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    """The ledger's row for a case; ``version`` guards against stale writes."""
+
+    complaint_id: str
+    version: int
+    status: str
+    filed_at: datetime
+    channel: str
+    kind: str | None = None
+    category: str | None = None
+    tier: str | None = None
+    district: str | None = None
+    street: str | None = None
+    lead_unit_id: str | None = None
+    due_at: datetime | None = None
+    overdue: bool = False
+    escalation_level: str = "UNIT"
+    closed_at: datetime | None = None
+    outcome: str | None = None
+
+
+@dataclass(frozen=True)
+class DispatchRow:
+    dispatch_id: str
+    complaint_id: str
+    unit_id: str
+    role: str
+    issued_at: datetime
+    sign_by: datetime
+    due_at: datetime
+    signed_at: datetime | None = None
+    completed_at: datetime | None = None
+    revoked_at: datetime | None = None
+    result: str | None = None
+
+
+@dataclass(frozen=True)
+class EvaluationRow:
+    complaint_id: str
+    counted: bool
+    responded: bool
+    resolved: bool
+    satisfied: bool
+    satisfaction: str | None
+    overdue: bool
+    returns: int
+    escalations: int
+    reopens: int
+    score: float
+    evaluated_at: datetime
+    lead_unit_id: str | None = None
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """Everything one lifecycle step makes durable, applied by ``record_step`` at once.
+
+    Idempotent by ``(complaint_id, step)``: Kafka records carry deterministic event ids,
+    ledger writes are upserts guarded by the case version.
+    """
+
+    complaint_id: str
+    step: str
+    lifecycle: list[LifecycleRecord] = field(default_factory=list)
+    outbound: list[Outbound] = field(default_factory=list)
+    case: CaseRow | None = None
+    dispatches: list[DispatchRow] = field(default_factory=list)
+    evaluation: EvaluationRow | None = None
+
+
+@dataclass(frozen=True)
+class StepReceipt:
+    complaint_id: str
+    step: str
+    published: int
