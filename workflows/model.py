@@ -200,6 +200,12 @@ QUERY_VIEW = "view"
 
 
 @dataclass(frozen=True)
+class AcceptRequest:
+    filing: Filing
+    accepted_at: datetime
+
+
+@dataclass(frozen=True)
 class TierPlan:
     """Durations for one tier, already multiplied by the time scale."""
 
@@ -361,3 +367,25 @@ class StepReceipt:
     complaint_id: str
     step: str
     published: int
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """The ``view`` query: a case's state and full timeline, without personal data."""
+
+    complaint_id: str
+    status: str
+    outcome: str | None
+    tier: str | None
+    kind: str | None
+    category: str | None
+    district: str | None
+    street: str | None
+    lead_unit_id: str | None
+    dispatch_id: str | None
+    sign_by: datetime | None
+    due_at: datetime | None
+    overdue: bool
+    escalation_level: str
+    urges: int
+    timeline: list[LifecycleRecord] = field(default_factory=list)

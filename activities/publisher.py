@@ -1,0 +1,40 @@
+"""Kafka producer used by activities: Avro-encodes records and waits for the broker's acks."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from kafka import KafkaProducer
+
+from schemas import codec
+
+
+class KafkaPublisher:
+    """Sends ``(topic, key, record name, fields)`` and returns once every record is acked.
+
+    kafka-python's producer is thread-safe, so one instance serves every activity thread.
+    """
+
+    def __init__(self, bootstrap: str, *, client_id: str = "hotline-worker",
+                 **config: Any) -> None:
+        self._producer = KafkaProducer(
+            bootstrap_servers=bootstrap, client_id=client_id, acks="all", linger_ms=2,
+            retries=5, **config,
+        )
+
+    def publish(self, messages: Sequence[tuple[str, str, str, dict[str, Any]]],
+                timeout: float = 30.0) -> None:
+        futures = [
+            self._producer.send(
+                topic, key=key.encode(), value=codec.encode(name, fields),
+                headers=codec.headers_for(name),
+            )
+            for topic, key, name, fields in messages
+        ]
+        self._producer.flush(timeout=timeout)
+        for fut in futures:
+            fut.get(timeout=timeout)  # raises the send error, so the activity retries
+
+    def close(self) -> None:
+        self._producer.close(timeout=10)

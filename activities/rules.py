@@ -1,0 +1,214 @@
+"""The case-handling rules file (``rules.yaml``): loaded and validated once at start-up.
+
+Every number the lifecycle uses lives in that file; this module only gives it types, checks
+it, and turns tiers into deadlines (natural time, or working days on the calendar).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+TIERS = ("T2H", "T24H", "T7D", "T15D")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class RulesError(ValueError):
+    """The rules file is missing or wrong; the message names the file and the key."""
+
+
+def parse_duration(text: str | int | float) -> timedelta:
+    """``"15m"``, ``"2h"``, ``"7d"`` → timedelta; a bare number is seconds."""
+    if isinstance(text, int | float):
+        return timedelta(seconds=float(text))
+    match = _DURATION.match(str(text))
+    if not match:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 15m, 2h, 7d)")
+    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2)])
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TierRule(_Strict):
+    deadline: timedelta
+    sign_for: timedelta
+    working_days: bool = False
+
+    @field_validator("deadline", "sign_for", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> timedelta:
+        return parse_duration(value)
+
+    @model_validator(mode="after")
+    def _sign_before_deadline(self) -> TierRule:
+        if self.sign_for >= self.deadline:
+            raise ValueError("sign_for must be shorter than the deadline")
+        if self.working_days and self.deadline.total_seconds() % 86400:
+            raise ValueError("a working-day deadline must be whole days")
+        return self
+
+
+class LadderRule(_Strict):
+    warning_fractions: list[float]
+    sign_for_misses_to_district: int = Field(ge=1)
+    city_after_overdue_fraction: float = Field(gt=0)
+    urges_to_escalate: int = Field(ge=1)
+    max_returns: int = Field(ge=0)
+
+    @field_validator("warning_fractions")
+    @classmethod
+    def _fractions(cls, value: list[float]) -> list[float]:
+        if any(not 0 < f < 1 for f in value) or value != sorted(set(value)):
+            raise ValueError("warning fractions must be increasing, each between 0 and 1")
+        return value
+
+
+class ExtensionRule(_Strict):
+    max_per_case: int = Field(ge=0)
+    tiers: list[str]
+    max_fraction_of_tier: float = Field(gt=0)
+    auto_grant_max_days: int = Field(ge=0)
+
+
+class CallbackRule(_Strict):
+    due: dict[str, timedelta]
+    unreached_attempts: int = Field(ge=1)
+    unreached_window: timedelta
+
+    @field_validator("due", mode="before")
+    @classmethod
+    def _due(cls, value: Any) -> dict[str, timedelta]:
+        if not isinstance(value, dict):
+            raise ValueError("must map each tier to a duration")
+        return {str(k): parse_duration(v) for k, v in value.items()}
+
+    @field_validator("unreached_window", mode="before")
+    @classmethod
+    def _window(cls, value: Any) -> timedelta:
+        return parse_duration(value)
+
+
+class ReopenRule(_Strict):
+    max_reopens: int = Field(ge=0)
+    max_tier: str
+
+
+class Weights(_Strict):
+    response: float = Field(ge=0, le=1)
+    resolution: float = Field(ge=0, le=1)
+    satisfaction: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> Weights:
+        total = self.response + self.resolution + self.satisfaction
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"weights must add up to 1, they add up to {total:g}")
+        return self
+
+
+class Calendar(_Strict):
+    holidays: list[date] = []
+    extra_workdays: list[date] = []
+    timezone: str = "Asia/Shanghai"
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        ZoneInfo(value)
+        return value
+
+    def is_workday(self, day: date) -> bool:
+        if day in self._extra:
+            return True
+        return day.weekday() < 5 and day not in self._holidays
+
+    @property
+    def _holidays(self) -> frozenset[date]:
+        return frozenset(self.holidays)
+
+    @property
+    def _extra(self) -> frozenset[date]:
+        return frozenset(self.extra_workdays)
+
+    def add_workdays(self, start: datetime, days: int) -> datetime:
+        """The same local clock time ``days`` working days after ``start``."""
+        local = start.astimezone(ZoneInfo(self.timezone))
+        counted = 0
+        day = local
+        while counted < days:
+            day += timedelta(days=1)
+            if self.is_workday(day.date()):
+                counted += 1
+        return day.astimezone(start.tzinfo)
+
+
+class Rules(_Strict):
+    version: int
+    tiers: dict[str, TierRule]
+    ladder: LadderRule
+    extension: ExtensionRule
+    callback: CallbackRule
+    reopen: ReopenRule
+    weights: Weights
+    calendar: Calendar
+
+    @model_validator(mode="after")
+    def _every_tier(self) -> Rules:
+        for what, keys in (("tiers", self.tiers), ("callback.due", self.callback.due)):
+            missing = [t for t in TIERS if t not in keys]
+            unknown = [t for t in keys if t not in TIERS]
+            if missing or unknown:
+                raise ValueError(f"{what}: missing {missing}, unknown {unknown}")
+        for name in [*self.extension.tiers, self.reopen.max_tier]:
+            if name not in TIERS:
+                raise ValueError(f"unknown tier {name!r}; tiers are {', '.join(TIERS)}")
+        return self
+
+    def deadline(self, tier: str, start: datetime, scale: float = 1.0) -> datetime:
+        """When a case of ``tier`` accepted at ``start`` is due, the time scale applied.
+
+        Working-day tiers are first laid on the calendar in real time, then the whole span
+        is scaled, so a demo keeps the shape of weekends and holidays.
+        """
+        rule = self.tiers[tier]
+        if rule.working_days:
+            real_due = self.calendar.add_workdays(start, rule.deadline.days)
+        else:
+            real_due = start + rule.deadline
+        return start + (real_due - start) * scale
+
+
+def load_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise RulesError(f"{path}: file not found") from err
+    except yaml.YAMLError as err:
+        raise RulesError(f"{path}: not valid YAML: {err}") from err
+
+
+def describe_validation_error(path: Path, err: ValidationError) -> str:
+    """One line per problem: ``file: key.path: message``."""
+    lines = []
+    for problem in err.errors():
+        where = ".".join(str(p) for p in problem["loc"]) or "(top level)"
+        lines.append(f"{path}: {where}: {problem['msg']}")
+    return "\n".join(lines)
+
+
+def load_rules(path: Path) -> Rules:
+    """Read and validate ``rules.yaml``; raise :class:`RulesError` naming every bad key."""
+    data = load_yaml(path)
+    try:
+        return Rules.model_validate(data)
+    except ValidationError as err:
+        raise RulesError(describe_validation_error(path, err)) from None

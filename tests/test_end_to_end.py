@@ -1,0 +1,200 @@
+"""Kafka → Temporal → Kafka → PostgreSQL on the real local stack.
+
+The worker and the bridges run in this process against the real Temporal dev server,
+Kafka broker and PostgreSQL; the test plays the call centre, the unit and the callback
+centre with real Avro messages. Topics, task queue, consumer groups and database are
+fresh per run, so a running demo is not disturbed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import pytest
+import pytest_asyncio
+from kafka import KafkaConsumer, KafkaProducer
+
+from schemas import codec
+from workers.bridges import run_bridges
+from workers.settings import Settings
+from workers.stack import ensure_database, ensure_stack, ensure_topics
+from workers.worker import run_worker
+
+pytestmark = pytest.mark.stack
+
+
+@pytest_asyncio.fixture(scope="module")
+async def live() -> AsyncIterator[Settings]:
+    """The stack up, fresh topics/database, and a worker and bridges running."""
+    run = uuid.uuid4().hex[:8]
+    settings = Settings(
+        topic_prefix=f"e2e{run}.", task_queue=f"e2e-{run}", postgres_db=f"e2e_{run}",
+        consumer_group_prefix=f"e2e-{run}", worker_metrics_port=0, bridge_metrics_port=0,
+        time_scale=0.0005,  # T24H: due in 43 s, sign-for in 1.8 s
+    )
+    await asyncio.to_thread(ensure_stack, Settings())
+    await asyncio.to_thread(ensure_topics, settings)
+    await asyncio.to_thread(ensure_database, settings, settings.postgres_db)
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(run_worker(settings, stop)),
+             asyncio.create_task(run_bridges(settings, stop))]
+    try:
+        yield settings
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
+
+
+class Topic:
+    """Reads one topic from the start, decoding as it goes (no consumer group)."""
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        self.consumer = KafkaConsumer(
+            topic, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest",
+            enable_auto_commit=False, group_id=None,
+        )
+        self.seen: list[tuple[str, dict[str, Any]]] = []
+
+    def wait_for(self, match: Callable[[str, dict[str, Any]], bool],
+                 timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name, rec in self.seen:
+                if match(name, rec):
+                    return rec
+            for batch in self.consumer.poll(timeout_ms=500).values():
+                for msg in batch:
+                    decoded = codec.decode(msg.value)
+                    self.seen.append((decoded.name, decoded.record))
+        raise AssertionError(f"not seen within {timeout}s; saw {[n for n, _ in self.seen]}")
+
+
+def _send(settings: Settings, topic: str, key: str, name: str, record: dict[str, Any]) -> None:
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer.send(topic, key=key.encode(), value=codec.encode(name, record),
+                  headers=codec.headers_for(name)).get(timeout=30)
+    producer.close()
+
+
+def _filing(cid: str, content: str) -> dict[str, Any]:
+    return {
+        "event_id": f"f-{cid}", "complaint_id": cid, "filed_at": datetime.now(UTC),
+        "channel": "PHONE", "kind": None, "content": content, "caller_phone": "13800001111",
+        "caller_name": "张先生", "anonymous": False, "district": "朝阳区", "street": "望京街道",
+        "address": "阜通东大街6号院", "latitude": None, "longitude": None,
+        "category_hint": None, "urgency_hint": None, "answered_directly": False,
+        "attachments": [],
+    }
+
+
+def _reply(issued: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    return {"event_id": uuid.uuid4().hex, "complaint_id": issued["complaint_id"],
+            "dispatch_id": issued["dispatch_id"], "unit_id": issued["unit_id"],
+            "at": datetime.now(UTC), **fields}
+
+
+async def _ledger_row(settings: Settings, sql: str, args: tuple[Any, ...],
+                      timeout: float = 60) -> tuple[Any, ...]:
+    deadline = time.monotonic() + timeout
+    async with await psycopg.AsyncConnection.connect(settings.dsn, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = await (await conn.execute(sql, args)).fetchone()
+            if row is not None:
+                return tuple(row)
+            await asyncio.sleep(0.3)
+    raise AssertionError(f"no ledger row for {args}")
+
+
+async def test_complaint_travels_kafka_temporal_kafka_postgres(live: Settings) -> None:
+    s = live
+    cid = f"E2E-{uuid.uuid4().hex[:8]}"
+    dispatches = Topic(s, s.topic_dispatches)
+    lifecycle = Topic(s, s.topic_lifecycle)
+
+    _send(s, s.topic_intake, cid, "ComplaintFiled",
+          _filing(cid, "望京街道阜通东大街6号院3号楼电梯坏了三天，老人下不了楼"))
+    issued = await asyncio.to_thread(
+        dispatches.wait_for,
+        lambda n, r: n == "DispatchIssued" and r["complaint_id"] == cid)
+    assert issued["unit_id"] == "110105026" and issued["tier"] == "T24H"
+    assert issued["caller_phone"] == "13800001111"
+
+    replies = s.topic_unit_replies
+    _send(s, replies, cid, "DispatchSigned", _reply(issued, signer="王师傅"))
+    _send(s, replies, cid, "ProgressReported",
+          _reply(issued, text="已联系市民，维修中", contacted_citizen=True))
+    _send(s, replies, cid, "HandlingCompleted",
+          _reply(issued, result="RESOLVED", reply_text="电梯已修复并通过检测"))
+    await asyncio.to_thread(
+        lifecycle.wait_for,
+        lambda n, r: r["complaint_id"] == cid and r["event_type"] == "CALLBACK_DUE")
+    _send(s, s.topic_callbacks, cid, "CallbackResult", {
+        "event_id": f"cb-{cid}", "complaint_id": cid, "at": datetime.now(UTC),
+        "reached": True, "responded": True, "resolved": True,
+        "satisfaction": "BASICALLY_SATISFIED", "comment": "修好了"})
+
+    closed = await asyncio.to_thread(
+        lifecycle.wait_for,
+        lambda n, r: r["complaint_id"] == cid and r["event_type"] == "CLOSED")
+    assert closed["status"] == "CLOSED"
+    row = await _ledger_row(
+        s, "SELECT counted, responded, resolved, satisfied, score FROM evaluations "
+           "WHERE complaint_id = %s", (cid,))
+    assert row == (True, True, True, True, 100.0)
+    case = await _ledger_row(
+        s, "SELECT status, tier, lead_unit_id FROM cases WHERE complaint_id = %s "
+           "AND status = 'CLOSED'", (cid,))
+    assert case == ("CLOSED", "T24H", "110105026")
+    dispatch = await _ledger_row(
+        s, "SELECT signed_at IS NOT NULL, completed_at IS NOT NULL, result FROM dispatches "
+           "WHERE complaint_id = %s", (cid,))
+    assert dispatch == (True, True, "RESOLVED")
+    seqs = sorted(r["seq"] for n, r in lifecycle.seen if r["complaint_id"] == cid)
+    assert seqs == list(range(1, len(seqs) + 1))
+
+
+async def test_bad_messages_go_to_the_dead_letter_topic_and_good_ones_pass(
+    live: Settings,
+) -> None:
+    s = live
+    dlq = Topic(s, s.topic_dlq)
+    dispatches = Topic(s, s.topic_dispatches)
+    good = f"E2E-{uuid.uuid4().hex[:8]}"
+    ghost = f"GHOST-{uuid.uuid4().hex[:8]}"
+
+    producer = KafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all")
+    producer.send(s.topic_intake, key=b"junk", value=b"\xc3\x01not avro at all").get(30)
+    producer.close()
+    _send(s, s.topic_unit_replies, ghost, "DispatchSigned", {
+        "event_id": uuid.uuid4().hex, "complaint_id": ghost, "dispatch_id": f"{ghost}-d1",
+        "unit_id": "110105026", "at": datetime.now(UTC), "signer": None})
+    _send(s, s.topic_intake, good, "ComplaintFiled", _filing(good, "望京街道某小区垃圾没人清运"))
+
+    malformed = await asyncio.to_thread(
+        dlq.wait_for, lambda n, r: r["key"] == b"junk")
+    assert malformed["reason"] in ("MALFORMED", "UNKNOWN_SCHEMA")
+    assert malformed["value"] == b"\xc3\x01not avro at all"
+    assert malformed["topic"] == s.topic_intake
+    unknown = await asyncio.to_thread(
+        dlq.wait_for, lambda n, r: r["key"] == ghost.encode())
+    assert unknown["reason"] == "UNKNOWN_CASE"
+    # The good filing behind them was not held up.
+    issued = await asyncio.to_thread(
+        dispatches.wait_for,
+        lambda n, r: n == "DispatchIssued" and r["complaint_id"] == good)
+    assert issued["category"] == "environment.rubbish"
+
+    # A reply from a unit that does not hold the case: refused, case unharmed.
+    _send(s, s.topic_unit_replies, good, "DispatchSigned", {
+        "event_id": uuid.uuid4().hex, "complaint_id": good,
+        "dispatch_id": issued["dispatch_id"], "unit_id": "bj-power",
+        "at": datetime.now(UTC), "signer": None})
+    refused = await asyncio.to_thread(
+        dlq.wait_for, lambda n, r: r["key"] == good.encode())
+    assert refused["reason"] == "UNIT_NOT_HOLDING"

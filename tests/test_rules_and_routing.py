@@ -1,0 +1,121 @@
+"""Rules, registry and classification: validated data, applied without I/O."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from activities.classify import classify, locate, route
+from activities.config import load_config
+from activities.registry import RegistryError, load_registry
+from activities.rules import RulesError, load_rules, parse_duration
+from workers.settings import Settings
+
+CONFIG_DIR = Settings().config_dir
+CONFIG = load_config(CONFIG_DIR)
+
+
+def _copy_config(tmp_path: Path) -> Path:
+    target = tmp_path / "config"
+    shutil.copytree(CONFIG_DIR, target)
+    return target
+
+
+def test_durations_parse_and_reject_nonsense() -> None:
+    assert parse_duration("15m") == timedelta(minutes=15)
+    assert parse_duration("7d") == timedelta(days=7)
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration("seven days")
+
+
+def test_rules_file_with_a_bad_value_names_the_key(tmp_path: Path) -> None:
+    cfg = _copy_config(tmp_path)
+    data = yaml.safe_load((cfg / "rules.yaml").read_text())
+    data["weights"]["response"] = 0.5
+    data["ladder"]["warning_fractions"] = [0.8, 0.5]
+    (cfg / "rules.yaml").write_text(yaml.safe_dump(data, allow_unicode=True))
+    with pytest.raises(RulesError) as err:
+        load_rules(cfg / "rules.yaml")
+    text = str(err.value)
+    assert "weights" in text and "add up to 1" in text
+    assert "ladder.warning_fractions" in text
+
+
+def test_rules_file_missing_a_tier_is_refused(tmp_path: Path) -> None:
+    cfg = _copy_config(tmp_path)
+    data = yaml.safe_load((cfg / "rules.yaml").read_text())
+    del data["tiers"]["T15D"]
+    (cfg / "rules.yaml").write_text(yaml.safe_dump(data, allow_unicode=True))
+    with pytest.raises(RulesError, match="missing \\['T15D'\\]"):
+        load_rules(cfg / "rules.yaml")
+
+
+def test_working_day_deadline_skips_weekends_and_holidays() -> None:
+    rules = CONFIG.rules
+    # Friday 2026-09-18 10:00 Beijing. Working days after it: Sun 20 Sep (a listed
+    # make-up workday), 21-24 Sep; 25-27 Sep are holidays; 28, 29 Sep → Tuesday 29 Sep.
+    start = datetime(2026, 9, 18, 2, 0, tzinfo=UTC)
+    due = rules.deadline("T7D", start)
+    assert due == datetime(2026, 9, 29, 2, 0, tzinfo=UTC)
+    # Without the make-up Sunday it would be one day later.
+    assert not rules.calendar.is_workday(datetime(2026, 9, 19).date())
+    # Natural-time tiers ignore the calendar.
+    assert rules.deadline("T24H", start) == start + timedelta(hours=24)
+
+
+def test_time_scale_shrinks_the_whole_span() -> None:
+    start = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # a Monday
+    full = CONFIG.rules.deadline("T15D", start)
+    scaled = CONFIG.rules.deadline("T15D", start, scale=0.001)
+    assert scaled - start == (full - start) * 0.001
+
+
+def test_registry_bad_row_is_named(tmp_path: Path) -> None:
+    cfg = _copy_config(tmp_path)
+    lines = (cfg / "beijing_units.csv").read_text(encoding="utf-8").splitlines()
+    lines[5] = lines[5].replace(",street", ",village")
+    (cfg / "beijing_units.csv").write_text("\n".join(lines), encoding="utf-8")
+    with pytest.raises(RegistryError, match=r"beijing_units.csv:6: unknown unit_kind"):
+        load_registry(cfg)
+
+
+def test_registry_has_every_street_and_a_government_per_district() -> None:
+    reg = CONFIG.registry
+    kinds = [u.kind for u in reg.units.values()]
+    assert sum(k in ("street", "town", "township") for k in kinds) == 343
+    assert kinds.count("district") == 16
+    assert reg.district("朝阳") == "朝阳区"
+    assert reg.street("朝阳区", "望京") == reg.street("朝阳区", "望京街道") == "110105026"
+
+
+def test_operator_hints_take_precedence_and_are_recorded() -> None:
+    cl = classify(CONFIG.lexicon, "楼下饭店油烟很大", category_hint="order.noise",
+                  urgency_hint="T2H")
+    assert cl.category.code == "order.noise" and cl.tier == "T2H"
+    assert cl.hints_used == ["category", "urgency"]
+    plain = classify(CONFIG.lexicon, "楼下饭店油烟很大")
+    assert plain.category.code == "environment.pollution" and plain.hints_used == []
+
+
+def test_supply_outage_goes_to_the_utility_and_is_an_emergency() -> None:
+    cl = classify(CONFIG.lexicon, "我们小区从早上开始停电，冰箱里的药都要坏了")
+    loc = locate(CONFIG.registry, "海淀区", "学院路街道", None, "")
+    assert cl.tier == "T2H" and cl.emergency
+    assert route(CONFIG.registry, cl.category, loc).unit_id == "bj-power"
+
+
+def test_local_matter_without_a_street_goes_to_the_district_government() -> None:
+    cl = classify(CONFIG.lexicon, "小区门口垃圾堆放好几天了")
+    loc = locate(CONFIG.registry, "顺义", None, "某某路口", "小区门口垃圾堆放好几天了")
+    unit = route(CONFIG.registry, cl.category, loc)
+    assert unit.kind == "district" and unit.name == "顺义区人民政府"
+
+
+def test_nothing_known_about_the_place_goes_to_the_city_centre() -> None:
+    cl = classify(CONFIG.lexicon, "路灯坏了")
+    unit = route(CONFIG.registry, cl.category, locate(CONFIG.registry, None, None, None, ""))
+    assert unit.unit_id == "bj-gov-services"

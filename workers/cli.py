@@ -1,0 +1,47 @@
+"""The ``hotline`` command: stack, worker, bridges, demo."""
+
+from __future__ import annotations
+
+import typer
+
+from workers.stack import app as stack_app
+
+app = typer.Typer(help="Citizen hotline orchestration (12345 接诉即办).", no_args_is_help=True)
+app.add_typer(stack_app, name="stack", help="Start, stop and check the local stack.")
+
+
+@app.command()
+def worker() -> None:
+    """Run the Temporal worker (workflows and activities)."""
+    from workers.worker import main as run_worker
+
+    run_worker()
+
+
+@app.command()
+def bridges() -> None:
+    """Run the Kafka bridges: intake, unit replies and callbacks into Temporal."""
+    from workers.bridges import main as run_bridges
+
+    run_bridges()
+
+
+@app.command()
+def demo(
+    cases: int = typer.Option(100, help="How many complaints the simulated city files."),
+    time_scale: float = typer.Option(
+        0.00002, help="Multiplies every rule duration (0.00002: a 7-day deadline is ~12 s)."
+    ),
+) -> None:
+    """Bring the stack up and run a small simulated city through every stage."""
+    from workers.demo import run_demo
+
+    run_demo(cases=cases, time_scale=time_scale)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

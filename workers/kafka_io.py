@@ -1,0 +1,190 @@
+"""Kafka plumbing shared by the hotline processes: client factories and the DLQ publisher.
+
+kafka-python is blocking. Producers are thread-safe and may be shared; a consumer
+belongs to one thread (STYLE.md). Callers on an event loop run these calls in a thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from kafka import KafkaConsumer, KafkaProducer
+
+from schemas.codec import encode, headers_for
+from workers.settings import Settings
+
+EVENT_TYPE_HEADER = "event-type"
+# Header the DLQ record carries with the original event type, beside its own event-type.
+ORIGINAL_EVENT_TYPE_HEADER = "original-event-type"
+DEAD_LETTER_RECORD = "DeadLetter"
+# Dead letters are for people: keep the error text readable, not a whole traceback.
+MAX_ERROR_CHARS = 4000
+
+
+class SourceMessage(Protocol):
+    """The parts of a ``kafka.consumer.fetcher.ConsumerRecord`` the DLQ needs."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> Sequence[tuple[str, bytes | None]] | None: ...
+
+
+def group_id(settings: Settings, name: str) -> str:
+    """Consumer group for one of a process's consumers, e.g. ``hotline-intake``."""
+    return f"{settings.consumer_group_prefix}-{name}"
+
+
+def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
+    """Producer settings: every write acknowledged by all in-sync replicas, idempotent."""
+    config: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "client_id": "hotline-producer",
+        "acks": "all",
+        # Idempotence keeps the broker from writing a retried batch twice.
+        "enable_idempotence": True,
+        # A short linger batches a burst of sends without delaying a lone DLQ write much.
+        "linger_ms": 5,
+    }
+    config.update(overrides)
+    return config
+
+
+def consumer_config(settings: Settings, group: str, **overrides: Any) -> dict[str, Any]:
+    """Consumer settings: manual commits after the effect is durable, start at earliest."""
+    config: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap,
+        "client_id": f"hotline-{group}",
+        "group_id": group,
+        # Offsets are committed by hand once Temporal (or the DLQ) has the message.
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        # Small batches: one batch is applied before the next poll, and a batch must finish
+        # well inside max_poll_interval_ms or the member is dropped from the group.
+        "max_poll_records": 200,
+        "max_poll_interval_ms": 300_000,
+    }
+    config.update(overrides)
+    return config
+
+
+def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
+    """A connected producer (blocks while bootstrapping; raises ``NoBrokersAvailable``)."""
+    return KafkaProducer(**producer_config(settings, **overrides))
+
+
+def make_consumer(
+    settings: Settings,
+    topics: Sequence[str],
+    group: str,
+    *,
+    listener: Any = None,
+    **overrides: Any,
+) -> KafkaConsumer:
+    """A consumer subscribed to ``topics`` in ``group`` (blocks while bootstrapping).
+
+    Args:
+        settings: Process settings (bootstrap servers).
+        topics: Full topic names, prefix included.
+        group: Consumer group id.
+        listener: Optional ``kafka.ConsumerRebalanceListener``.
+        **overrides: Any other kafka-python consumer option.
+    """
+    consumer = KafkaConsumer(**consumer_config(settings, group, **overrides))
+    consumer.subscribe(topics=list(topics), listener=listener)
+    return consumer
+
+
+def header_value(headers: Sequence[tuple[str, bytes | None]] | None, name: str) -> str | None:
+    """The last value of header ``name`` as text, or ``None`` if it is absent or empty."""
+    found: str | None = None
+    for key, value in headers or ():
+        if key == name and value:
+            found = value.decode("utf-8", errors="replace")
+    return found
+
+
+def dead_letter_record(
+    message: SourceMessage,
+    *,
+    reason: str,
+    error: str,
+    consumer_group: str,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """The ``DeadLetter`` record for a consumed message.
+
+    ``event_id`` is ``dlq:<topic>:<partition>:<offset>``: a message redelivered after a
+    failed commit dead-letters under the same id, so DLQ readers can drop repeats.
+    """
+    if len(error) > MAX_ERROR_CHARS:
+        error = error[: MAX_ERROR_CHARS - 1] + "…"
+    return {
+        "event_id": f"dlq:{message.topic}:{message.partition}:{message.offset}",
+        "at": at or datetime.now(UTC),
+        "topic": message.topic,
+        "partition": message.partition,
+        "offset": message.offset,
+        "key": message.key,
+        "value": message.value if message.value is not None else b"",
+        "event_type": header_value(message.headers, EVENT_TYPE_HEADER),
+        "reason": reason,
+        "error": error,
+        "consumer_group": consumer_group,
+    }
+
+
+def dead_letter_headers(record: Mapping[str, Any]) -> list[tuple[str, bytes]]:
+    """Headers of a DLQ message: its own event type, plus the original one if known."""
+    headers = list(headers_for(DEAD_LETTER_RECORD))
+    original = record.get("event_type")
+    if original:
+        headers.append((ORIGINAL_EVENT_TYPE_HEADER, str(original).encode()))
+    return headers
+
+
+class DeadLetterPublisher:
+    """Writes ``DeadLetter`` records and waits for the broker's acknowledgement.
+
+    ``publish`` blocks; it returns only once the record is durable (``acks=all``), so the
+    caller may then commit the source offset. Any failure raises.
+    """
+
+    def __init__(self, producer: KafkaProducer, topic: str, *, timeout_s: float = 30.0) -> None:
+        self._producer = producer
+        self._topic = topic
+        self._timeout_s = timeout_s
+
+    @property
+    def topic(self) -> str:
+        return self._topic
+
+    def publish(
+        self, message: SourceMessage, *, reason: str, error: str, consumer_group: str
+    ) -> dict[str, Any]:
+        """Dead-letter ``message``; returns the record written.
+
+        Raises:
+            kafka.errors.KafkaError: The write was not acknowledged in time.
+        """
+        record = dead_letter_record(
+            message, reason=reason, error=error, consumer_group=consumer_group
+        )
+        future = self._producer.send(
+            self._topic,
+            key=message.key,
+            value=encode(DEAD_LETTER_RECORD, record),
+            headers=dead_letter_headers(record),
+        )
+        future.get(timeout=self._timeout_s)
+        return record

@@ -1,0 +1,123 @@
+"""Logging and metrics plumbing shared by the hotline processes (bridges, worker).
+
+Logs are one JSON object per line on stdout (structlog, also for records from
+kafka-python and temporalio through the standard library). Metrics are served by
+``prometheus_client`` from a daemon thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import threading
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from typing import Any, TextIO
+from wsgiref.simple_server import WSGIServer
+
+import structlog
+from prometheus_client import start_http_server
+
+from workers.settings import Settings
+
+# Personal data never reaches a log line (STYLE.md): these keys are dropped outright ...
+PERSONAL_KEYS = frozenset({"caller_phone", "caller_name"})
+# ... and phone-number-like digit runs are masked in free-text fields, which may quote an
+# error message that quotes a field value.
+_FREE_TEXT_KEYS = ("event", "error", "detail", "exception")
+_PHONE_LIKE = re.compile(r"(?<!\d)\+?\d[\d -]{6,}\d(?!\d)")
+
+_HANDLER_NAME = "hotline-json"
+
+
+def redact_personal_data(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: drop personal-data keys, mask phone-like digits in free text."""
+    for key in PERSONAL_KEYS & event_dict.keys():
+        del event_dict[key]
+    for key in _FREE_TEXT_KEYS:
+        value = event_dict.get(key)
+        if isinstance(value, str):
+            event_dict[key] = _PHONE_LIKE.sub("***", value)
+    return event_dict
+
+
+def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> None:
+    """Send structlog and standard-library logging to one JSON-lines handler.
+
+    Idempotent: calling it again replaces the handler it installed before.
+
+    Args:
+        settings: Process settings; ``log_level`` sets the root level.
+        stream: Where lines go; standard output by default.
+    """
+    level = logging.getLevelNamesMapping().get(settings.log_level.upper(), logging.INFO)
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    structlog.configure(
+        processors=[
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            redact_personal_data,
+            structlog.processors.JSONRenderer(ensure_ascii=False),
+        ],
+    )
+    # StreamHandler flushes after every record, so a parent process reading a pipe sees
+    # "ready" lines at once.
+    handler = logging.StreamHandler(stream or sys.stdout)
+    handler.set_name(_HANDLER_NAME)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    # kafka-python logs every connection and rebalance step at INFO.
+    logging.getLogger("kafka").setLevel(max(level, logging.WARNING))
+
+
+@dataclass
+class MetricsServer:
+    """A running ``/metrics`` endpoint; ``close()`` stops it."""
+
+    port: int
+    _server: WSGIServer
+    _thread: threading.Thread
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+def start_metrics_server(port: int, addr: str = "0.0.0.0") -> MetricsServer | None:
+    """Serve the default Prometheus registry on ``addr:port`` from a daemon thread.
+
+    Args:
+        port: TCP port; 0 means metrics are not served (tests, several processes on
+            one host).
+        addr: Bind address; the wildcard so a Prometheus on another host can scrape.
+
+    Returns:
+        The running server, or ``None`` when ``port`` is 0.
+    """
+    if port == 0:
+        return None
+    server, thread = start_http_server(port, addr=addr)
+    return MetricsServer(port=port, _server=server, _thread=thread)
