@@ -8,7 +8,10 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest_asyncio
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
+
+from workflows import search_attributes
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -28,6 +31,12 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
     """One time-skipping server for the session: 15 days pass in milliseconds."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=_binary("temporal-test-server")
+    )
+    await env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=env.client.namespace,
+            search_attributes={k.name: k.indexed_value_type for k in search_attributes.ALL},
+        )
     )
     try:
         yield env

@@ -6,21 +6,24 @@ belongs to one thread (STYLE.md). Callers on an event loop run these calls in a 
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from kafka import KafkaConsumer, KafkaProducer
 
-from schemas.codec import encode, headers_for
+from schemas.codec import EVENT_TYPE_HEADER, encode, headers_for
 from workers.settings import Settings
 
-EVENT_TYPE_HEADER = "event-type"
 # Header the DLQ record carries with the original event type, beside its own event-type.
 ORIGINAL_EVENT_TYPE_HEADER = "original-event-type"
 DEAD_LETTER_RECORD = "DeadLetter"
 # Dead letters are for people: keep the error text readable, not a whole traceback.
 MAX_ERROR_CHARS = 4000
+# The codec holds every *_id to 128 printable characters.
+MAX_ID_CHARS = 128
+MAX_EVENT_TYPE_CHARS = 256
 
 
 class SourceMessage(Protocol):
@@ -126,22 +129,34 @@ def dead_letter_record(
 
     ``event_id`` is ``dlq:<topic>:<partition>:<offset>``: a message redelivered after a
     failed commit dead-letters under the same id, so DLQ readers can drop repeats.
+
+    Text that came from outside (the event-type header, error details) is cleaned so the
+    record always encodes: a dead letter that cannot be written would block its partition.
     """
-    if len(error) > MAX_ERROR_CHARS:
-        error = error[: MAX_ERROR_CHARS - 1] + "…"
+    event_id = f"dlq:{message.topic}:{message.partition}:{message.offset}"
+    if len(event_id) > MAX_ID_CHARS:  # topic names may have up to 249 characters
+        digest = hashlib.sha256(message.topic.encode()).hexdigest()[:16]
+        event_id = f"dlq:{digest}:{message.partition}:{message.offset}"
+    event_type = header_value(message.headers, EVENT_TYPE_HEADER)
     return {
-        "event_id": f"dlq:{message.topic}:{message.partition}:{message.offset}",
+        "event_id": event_id,
         "at": at or datetime.now(UTC),
         "topic": message.topic,
         "partition": message.partition,
         "offset": message.offset,
         "key": message.key,
         "value": message.value if message.value is not None else b"",
-        "event_type": header_value(message.headers, EVENT_TYPE_HEADER),
-        "reason": reason,
-        "error": error,
+        "event_type": _clean(event_type, MAX_EVENT_TYPE_CHARS) if event_type else None,
+        "reason": _clean(reason, MAX_ID_CHARS) or "UNKNOWN",
+        "error": _clean(error, MAX_ERROR_CHARS),
         "consumer_group": consumer_group,
     }
+
+
+def _clean(text: str, limit: int) -> str:
+    """``text`` without NUL characters (the codec refuses them), at most ``limit`` long."""
+    text = text.replace("\x00", "\ufffd")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def dead_letter_headers(record: Mapping[str, Any]) -> list[tuple[str, bytes]]:

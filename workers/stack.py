@@ -25,6 +25,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -75,6 +76,7 @@ TEMPORAL_METRICS_PORT_OFFSET = 20
 PG_SYSTEM_USER = "embedded_postgres"
 
 START_TIMEOUT_S = 60.0
+REUSE_TIMEOUT_S = 15.0
 TEMPORAL_STOP_TIMEOUT_S = 20.0
 # A KRaft broker's controlled shutdown takes 5-10 s; leave room before SIGKILL.
 KAFKA_STOP_TIMEOUT_S = 45.0
@@ -300,6 +302,8 @@ def _require_ports_free(component: str, ports: dict[int, str]) -> None:
 # Processes
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
 # Popen objects of servers started by this process, kept so they are not garbage
 # collected with a ResourceWarning while the (detached) server keeps running.
 _CHILDREN: list[subprocess.Popen[bytes]] = []
@@ -376,7 +380,8 @@ def _terminate(pid: int, marker: str, timeout: float) -> str:
     """SIGTERM, wait up to ``timeout`` seconds, then SIGKILL. Returns what happened."""
     if not _process_alive(pid, marker):
         return "not running"
-    os.kill(pid, signal.SIGTERM)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not _process_alive(pid, marker):
@@ -392,12 +397,16 @@ def _terminate(pid: int, marker: str, timeout: float) -> str:
     return f"killed after {timeout:.0f} s (pid {pid})"
 
 
-def _tail(path: Path, lines: int = 25) -> str:
-    try:
-        text = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return f"(no log at {path})"
-    return f"last lines of {path}:\n" + "\n".join(text[-lines:])
+def _tail(*paths: Path, lines: int = 25) -> str:
+    """The last lines of each log that exists, for error messages."""
+    parts = []
+    for path in paths:
+        try:
+            text = path.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        parts.append(f"last lines of {path}:\n" + "\n".join(text[-lines:]))
+    return "\n".join(parts) or f"(no log at {', '.join(map(str, paths))})"
 
 
 def _run(cmd: list[str], what: str, timeout: float, **kwargs: Any) -> str:
@@ -417,7 +426,8 @@ def _run(cmd: list[str], what: str, timeout: float, **kwargs: Any) -> str:
         raise StackError(f"{what}: {exc}") from exc
     except subprocess.TimeoutExpired as exc:
         raise StackError(f"{what}: timed out after {timeout:.0f} s: {' '.join(cmd)}") from exc
-    output = result.stdout.decode(errors="replace").strip()
+    # Maven colours its output even in batch mode: strip the escapes from the message.
+    output = _ANSI.sub("", result.stdout.decode(errors="replace")).strip()
     if result.returncode != 0:
         raise StackError(f"{what} failed (exit {result.returncode}): {' '.join(cmd)}\n{output}")
     return output
@@ -439,14 +449,22 @@ def _wait_until(
     check: Callable[[], str],
     *,
     alive: Callable[[], bool],
-    timeout: float,
+    spawned: bool,
     what: str,
-    log_path: Path,
+    logs: tuple[Path, ...],
 ) -> str:
-    """Call ``check`` until it returns (its detail) or ``timeout`` passes.
+    """Call ``check`` until it returns (its detail) or the start-up timeout passes.
 
-    Stops early with the log's tail when the server process dies.
+    A server started just now gets START_TIMEOUT_S; one found running gets less, since it
+    should answer at once. Stops early with the log's tail when the process dies.
     """
+    timeout = START_TIMEOUT_S if spawned else REUSE_TIMEOUT_S
+    hint = (
+        ""
+        if spawned
+        else " It was already running: if its ports or settings changed since it started, "
+        "run `hotline stack down` first."
+    )
     deadline = time.monotonic() + timeout
     last_error: BaseException | None = None
     while True:
@@ -457,10 +475,10 @@ def _wait_until(
         except Exception as exc:
             last_error = exc
         if not alive():
-            raise StackError(f"{what} exited during start-up. {_tail(log_path)}")
+            raise StackError(f"{what} exited during start-up. {_tail(*logs)}")
         if time.monotonic() >= deadline:
             raise StackError(
-                f"{what} not healthy after {timeout:.0f} s: {last_error!r}. {_tail(log_path)}"
+                f"{what} not healthy after {timeout:.0f} s: {last_error!r}.{hint} {_tail(*logs)}"
             )
         time.sleep(0.25)
 
@@ -583,6 +601,7 @@ def _ensure_temporal(settings: Settings) -> ComponentStatus:
     paths.temporal_dir.mkdir(parents=True, exist_ok=True)
     marker = str(paths.temporal_db)
     pid = _live_pid(paths.temporal_pid, marker)
+    spawned = pid is None
     if pid is None:
         _require_ports_free(TEMPORAL, _temporal_ports(settings))
         pid = _spawn(
@@ -595,9 +614,9 @@ def _ensure_temporal(settings: Settings) -> ComponentStatus:
     detail = _wait_until(
         lambda: _temporal_check(settings, fix=True),
         alive=lambda: _process_alive(running, marker),
-        timeout=START_TIMEOUT_S,
+        spawned=spawned,
         what=f"Temporal dev server (pid {pid})",
-        log_path=paths.temporal_log,
+        logs=(paths.temporal_log,),
     )
     return ComponentStatus(
         TEMPORAL, settings.temporal_address, pid, True, detail, paths.temporal_log
@@ -644,10 +663,19 @@ def _java() -> str:
     return found
 
 
+def _kafka_jars_complete(paths: _Paths) -> bool:
+    """True when the marker written after a finished download lists jars all present."""
+    try:
+        names = paths.kafka_jars_marker.read_text().split()
+    except OSError:
+        return False
+    return bool(names) and all((paths.kafka_jars / name).is_file() for name in names)
+
+
 def _ensure_kafka_jars(settings: Settings) -> Path:
     """The folder of the broker's jars, downloaded with Maven on first use."""
     paths = _Paths(settings)
-    if paths.kafka_jars_marker.exists() and paths.kafka_jars.is_dir():
+    if _kafka_jars_complete(paths):
         return paths.kafka_jars
     mvn = shutil.which("mvn")
     if mvn is None:
@@ -655,8 +683,9 @@ def _ensure_kafka_jars(settings: Settings) -> Path:
     paths.settings.cache_dir.mkdir(parents=True, exist_ok=True)
     # The cache can be shared by several state dirs (worktrees, CI jobs): one download.
     with _file_lock(paths.settings.cache_dir / f"kafka-{settings.kafka_version}.lock"):
-        if paths.kafka_jars_marker.exists() and paths.kafka_jars.is_dir():
+        if _kafka_jars_complete(paths):
             return paths.kafka_jars
+        paths.kafka_jars_marker.unlink(missing_ok=True)
         partial = paths.kafka_dist / "jars.partial"
         shutil.rmtree(partial, ignore_errors=True)
         shutil.rmtree(paths.kafka_jars, ignore_errors=True)
@@ -863,6 +892,7 @@ def _ensure_kafka(settings: Settings) -> ComponentStatus:
         folder.mkdir(parents=True, exist_ok=True)
     marker = str(paths.kafka_properties)
     pid = _live_pid(paths.kafka_pid, marker)
+    spawned = pid is None
     if pid is None:
         _require_ports_free(KAFKA, _kafka_ports(settings))
         jars = _ensure_kafka_jars(settings)
@@ -886,9 +916,9 @@ def _ensure_kafka(settings: Settings) -> ComponentStatus:
     _wait_until(
         lambda: _kafka_check(settings, topics=False),
         alive=lambda: _process_alive(running, marker),
-        timeout=START_TIMEOUT_S,
+        spawned=spawned,
         what=f"Kafka broker (pid {pid})",
-        log_path=paths.kafka_log if paths.kafka_log.exists() else paths.kafka_console,
+        logs=(paths.kafka_console, paths.kafka_log),
     )
     ensure_topics(settings)
     detail = _kafka_check(settings, topics=True)
@@ -995,7 +1025,7 @@ def _pg_socket_option(paths: _Paths, port: int) -> str:
 
 def _pg_postmaster_pid(paths: _Paths) -> int | None:
     pid = _read_pid(paths.pg_data / "postmaster.pid")
-    if pid is not None and _process_alive(pid, "postgres"):
+    if pid is not None and _process_alive(pid, str(paths.pg_data)):
         return pid
     return None
 
@@ -1044,32 +1074,33 @@ def _ensure_postgres(settings: Settings) -> ComponentStatus:
 
     _pg_prepare(paths)
     as_user = _pg_as_user()
-    if not (paths.pg_data / "PG_VERSION").exists():
-        shutil.rmtree(paths.pg_data, ignore_errors=True)
-        _run(
-            [
-                _pg_bin("initdb"),
-                "-D",
-                str(paths.pg_data),
-                "--auth=trust",
-                "-U",
-                "postgres",
-                "--encoding=utf8",
-                # Byte-order collation: the same results on every machine, whatever
-                # locales it has installed.
-                "--no-locale",
-            ],
-            what="initdb",
-            timeout=120,
-            cwd=paths.postgres_dir,
-            **as_user,
-        )
     pid = _pg_postmaster_pid(paths)
+    spawned = pid is None
     if pid is None:
-        _require_ports_free(POSTGRES, {settings.postgres_port: "HOTLINE_POSTGRES_PORT"})
+        port = settings.postgres_port
+        _require_ports_free(POSTGRES, {port: "HOTLINE_POSTGRES_PORT"})
+        if not (paths.pg_data / "PG_VERSION").exists():
+            shutil.rmtree(paths.pg_data, ignore_errors=True)
+            _run(
+                [
+                    _pg_bin("initdb"),
+                    "-D",
+                    str(paths.pg_data),
+                    "--auth=trust",
+                    "-U",
+                    "postgres",
+                    "--encoding=utf8",
+                    # Byte-order collation: the same results on every machine, whatever
+                    # locales it has installed.
+                    "--no-locale",
+                ],
+                what="initdb",
+                timeout=120,
+                cwd=paths.postgres_dir,
+                **as_user,
+            )
         if paths.pg_log.exists() and as_user:
             os.chown(paths.pg_log, as_user["user"], as_user["group"])
-        port = settings.postgres_port
         options = f"-h 127.0.0.1 -p {port} {_pg_socket_option(paths, port)}"
         try:
             _run(
@@ -1099,9 +1130,9 @@ def _ensure_postgres(settings: Settings) -> ComponentStatus:
     _wait_until(
         lambda: _pg_ping(_pg_admin_dsn(settings)),
         alive=lambda: _pg_postmaster_pid(paths) is not None,
-        timeout=START_TIMEOUT_S,
-        what="PostgreSQL",
-        log_path=paths.pg_log,
+        spawned=spawned,
+        what=f"PostgreSQL (pid {pid})",
+        logs=(paths.pg_log,),
     )
     ensure_database(_pg_admin_dsn(settings), settings.postgres_db)
     apply_migrations(settings.dsn)
@@ -1331,7 +1362,7 @@ def up(
     try:
         status = ensure_stack()
     except StackError as exc:
-        _console.print(str(exc), markup=False, highlight=False, style="red")
+        _console.print(str(exc), markup=False, highlight=False, style="red", soft_wrap=True)
         raise typer.Exit(1) from None
     _print_status(status)
     _console.print(f"Up in {time.monotonic() - started:.1f} s.")
@@ -1356,7 +1387,7 @@ def down(
     try:
         outcomes = _stop_all(get_settings())
     except StackError as exc:
-        _console.print(str(exc), markup=False, highlight=False, style="red")
+        _console.print(str(exc), markup=False, highlight=False, style="red", soft_wrap=True)
         raise typer.Exit(1) from None
     for name, outcome in outcomes.items():
         _console.print(f"{name}: {outcome}")

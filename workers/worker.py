@@ -13,6 +13,7 @@ from temporalio.worker import Worker
 from activities.case import CaseActivities
 from activities.config import load_config
 from activities.publisher import KafkaPublisher
+from workers.migrate import apply_migrations
 from workers.observability import configure_logging, start_metrics_server
 from workers.settings import Settings, get_settings
 from workflows.complaint import ComplaintWorkflow
@@ -23,6 +24,8 @@ log = structlog.get_logger(__name__)
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     """Serve the task queue until ``stop`` is set."""
     config = load_config(settings.config_dir)  # bad rules stop the process here, named
+    # Idempotent and serialised by an advisory lock, so every worker may run it at start.
+    await asyncio.to_thread(apply_migrations, settings.dsn)
     publisher = KafkaPublisher(settings.kafka_bootstrap)
     pool = AsyncConnectionPool(settings.dsn, min_size=1, max_size=8, open=False,
                                check=AsyncConnectionPool.check_connection)

@@ -8,6 +8,7 @@ per step, so each step is durable once and repeatable without effect.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -75,6 +76,11 @@ CLOSED_STATES = {Status.CLOSED}
 HANDLING_STATES = {Status.DISPATCHED, Status.SIGNED, Status.IN_PROGRESS}
 
 
+def _ms(at: datetime) -> int:
+    """Avro timestamp-millis: outbound fields travel to the activity as JSON."""
+    return int(at.timestamp() * 1000)
+
+
 @dataclass(frozen=True)
 class _Checkpoint:
     """One pending rung of the escalation ladder."""
@@ -131,6 +137,9 @@ class ComplaintWorkflow:
         self._urges = 0
         self._closed_at: datetime | None = None
         self._indexed: dict[str, Any] = {}
+        # Steps are recorded one at a time, so Kafka sees a case's events in seq order even
+        # when an update handler and the main run record at the same moment.
+        self._record_lock = asyncio.Lock()
 
     # --- the lifecycle ------------------------------------------------------------------
 
@@ -182,7 +191,7 @@ class ComplaintWorkflow:
         issued = {
             "complaint_id": filing.complaint_id, "dispatch_id": d.dispatch_id,
             "unit_id": d.unit_id, "unit_name": d.unit_name, "role": "LEAD",
-            "issued_at": d.issued_at, "sign_by": d.sign_by, "due_at": d.due_at,
+            "issued_at": _ms(d.issued_at), "sign_by": _ms(d.sign_by), "due_at": _ms(d.due_at),
             "tier": acc.tier, "kind": acc.kind, "category": acc.category,
             "content": filing.content, "district": acc.district, "street": acc.street,
             "address": filing.address,
@@ -332,8 +341,8 @@ class ComplaintWorkflow:
         assert d is not None
         notice = {
             "complaint_id": filing.complaint_id, "dispatch_id": d.dispatch_id,
-            "unit_id": d.unit_id, "at": workflow.now(), "notice_type": notice_type,
-            "level": level, "due_at": d.due_at, "message": message, "fraction_used": fraction,
+            "unit_id": d.unit_id, "at": _ms(workflow.now()), "notice_type": notice_type,
+            "level": level, "due_at": _ms(d.due_at), "message": message, "fraction_used": fraction,
         }
         await self._record(
             "NOTICE", self._status, unit_id=d.unit_id, dispatch_id=d.dispatch_id,
@@ -430,7 +439,7 @@ class ComplaintWorkflow:
             d.revoked_at = event.at
             outbound.append(("DispatchRevoked", d.unit_id, {
                 "complaint_id": self._require()[1].complaint_id, "dispatch_id": d.dispatch_id,
-                "unit_id": d.unit_id, "at": event.at, "reason": "withdrawn by the citizen",
+                "unit_id": d.unit_id, "at": _ms(event.at), "reason": "withdrawn by the citizen",
             }))
         await self._record("WITHDRAWN", Status.WITHDRAWN, outbound=outbound,
                            dispatch_rows=d is not None, reason=event.reason)
@@ -496,7 +505,7 @@ class ComplaintWorkflow:
             self._urges += 1
         forwarded = {
             "complaint_id": self._require()[1].complaint_id, "dispatch_id": d.dispatch_id,
-            "unit_id": d.unit_id, "at": workflow.now(), "content": content,
+            "unit_id": d.unit_id, "at": _ms(workflow.now()), "content": content,
             "attachments": attachments, "urge": urge,
         }
         await self._record(event_type, self._status, unit_id=d.unit_id,
@@ -532,53 +541,54 @@ class ComplaintWorkflow:
         attributes: dict[str, str] | None = None,
     ) -> None:
         """Make one lifecycle step durable: its lifecycle event, records and ledger rows."""
-        filing = self._filing
-        acc = self._acc
-        assert filing is not None
-        self._seq += 1
-        seq = self._seq
-        if status != self._status:
-            self._status = status
-        now = workflow.now()
-        cid = filing.complaint_id
-        lead = acc.lead.unit_id if acc and acc.lead else None
-        event = LifecycleRecord(
-            event_id=f"{cid}:{seq}", complaint_id=cid, seq=seq, at=now, event_type=event_type,
-            status=self._status.value, tier=acc.tier if acc else None,
-            kind=acc.kind if acc else None, category=acc.category if acc else None,
-            district=acc.district if acc else None, street=acc.street if acc else None,
-            lead_unit_id=lead, unit_id=unit_id, dispatch_id=dispatch_id, reason=reason,
-            escalation_level=self._level, overdue=self._overdue,
-            attributes=dict(attributes or {}),
-        )
-        self._timeline.append(event)
-        self._upsert_search_attributes()
-        d = self._dispatch
-        case = CaseRow(
-            complaint_id=cid, version=seq, status=self._status.value, filed_at=filing.filed_at,
-            channel=filing.channel, kind=acc.kind if acc else filing.kind,
-            category=acc.category if acc else None, tier=acc.tier if acc else None,
-            district=acc.district if acc else None, street=acc.street if acc else None,
-            lead_unit_id=lead, due_at=d.due_at if d else None, overdue=self._overdue,
-            escalation_level=self._level, closed_at=self._closed_at,
-            outcome=acc.outcome if acc else None,
-        )
-        step = StepRecord(
-            complaint_id=cid, step=f"{seq}-{event_type}", lifecycle=[event],
-            outbound=[
-                Outbound(record=name, unit_id=unit,
-                         fields={"event_id": f"{cid}:{seq}:{name}:{unit}", **fields})
-                for name, unit, fields in (outbound or [])
-            ],
-            case=case, dispatches=[d.row(cid)] if (dispatch_rows and d) else [],
-            evaluation=evaluation,
-        )
-        try:
-            await workflow.execute_activity("record_step", step, **RECORD_OPTIONS)
-        except ActivityError as err:
-            # Retries ran out or the step is invalid: that is a bug or a long outage, not a
-            # business outcome. Failing the task (not the case) lets a fix resume it.
-            raise RuntimeError(f"record_step {step.step} failed: {err.cause or err}") from err
+        # The state changes now, so guards of updates arriving meanwhile see it.
+        self._status = status
+        async with self._record_lock:
+            filing = self._filing
+            acc = self._acc
+            assert filing is not None
+            self._seq += 1
+            seq = self._seq
+            now = workflow.now()
+            cid = filing.complaint_id
+            lead = acc.lead.unit_id if acc and acc.lead else None
+            event = LifecycleRecord(
+                event_id=f"{cid}:{seq}", complaint_id=cid, seq=seq, at=now,
+                event_type=event_type, status=status.value, tier=acc.tier if acc else None,
+                kind=acc.kind if acc else None, category=acc.category if acc else None,
+                district=acc.district if acc else None, street=acc.street if acc else None,
+                lead_unit_id=lead, unit_id=unit_id, dispatch_id=dispatch_id, reason=reason,
+                escalation_level=self._level, overdue=self._overdue,
+                attributes=dict(attributes or {}),
+            )
+            self._timeline.append(event)
+            self._upsert_search_attributes()
+            d = self._dispatch
+            case = CaseRow(
+                complaint_id=cid, version=seq, status=status.value, filed_at=filing.filed_at,
+                channel=filing.channel, kind=acc.kind if acc else filing.kind,
+                category=acc.category if acc else None, tier=acc.tier if acc else None,
+                district=acc.district if acc else None, street=acc.street if acc else None,
+                lead_unit_id=lead, due_at=d.due_at if d else None, overdue=self._overdue,
+                escalation_level=self._level, closed_at=self._closed_at,
+                outcome=acc.outcome if acc else None,
+            )
+            step = StepRecord(
+                complaint_id=cid, step=f"{seq}-{event_type}", lifecycle=[event],
+                outbound=[
+                    Outbound(record=name, unit_id=unit,
+                             fields={"event_id": f"{cid}:{seq}:{name}:{unit}", **fields})
+                    for name, unit, fields in (outbound or [])
+                ],
+                case=case, dispatches=[d.row(cid)] if (dispatch_rows and d) else [],
+                evaluation=evaluation,
+            )
+            try:
+                await workflow.execute_activity("record_step", step, **RECORD_OPTIONS)
+            except ActivityError as err:
+                # Retries ran out or the step is invalid: a bug or a long outage, not a
+                # business outcome. Failing the task (not the case) lets a fix resume it.
+                raise RuntimeError(f"record_step {step.step} failed: {err.cause or err}") from err
 
     def _upsert_search_attributes(self) -> None:
         """Index what supervisors filter on; only changed values, to keep history short."""

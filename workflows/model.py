@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 
 class Status(StrEnum):
@@ -284,11 +285,15 @@ class LifecycleRecord:
 
 @dataclass(frozen=True)
 class Outbound:
-    """One record for ``hotline.dispatches`` (keyed by unit): its Avro name and fields."""
+    """One record for ``hotline.dispatches`` (keyed by unit): its Avro name and fields.
+
+    ``fields`` crosses the activity boundary as JSON, so timestamps in it are epoch
+    milliseconds (Avro timestamp-millis), never datetimes.
+    """
 
     record: str
     unit_id: str
-    fields: dict[str, object]
+    fields: dict[str, Any]
 
 
 @dataclass(frozen=True)

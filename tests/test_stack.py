@@ -1,0 +1,178 @@
+"""The local stack on real servers: start-up, idempotency, topics, migrations, CLI.
+
+The stack is left running at the end: the other stack tests reuse it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from kafka import KafkaAdminClient
+
+from workers.migrate import MigrationError, apply_migrations, discover, ensure_database
+from workers.settings import REPO_ROOT, TOPIC_PARTITIONS, Settings
+from workers.stack import (
+    KAFKA,
+    POSTGRES,
+    TEMPORAL,
+    StackError,
+    StackStatus,
+    ensure_stack,
+    ensure_topics,
+    stack_status,
+)
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture(scope="module")
+def stack() -> StackStatus:
+    """The stack up (started here if it was not), with the default settings."""
+    return ensure_stack(Settings())
+
+
+@pytest.fixture()
+def fresh_db(stack: StackStatus) -> Iterator[str]:
+    """The DSN of a database created for this test, dropped afterwards."""
+    settings = Settings()
+    name = f"test_stack_{uuid.uuid4().hex[:12]}"
+    assert ensure_database(settings, name) is True
+    yield f"postgresql://postgres@127.0.0.1:{settings.postgres_port}/{name}"
+    admin = f"postgresql://postgres@127.0.0.1:{settings.postgres_port}/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_ensure_stack_is_idempotent_and_quick(stack: StackStatus) -> None:
+    assert stack.healthy, stack
+    assert [c.name for c in stack.components] == [TEMPORAL, KAFKA, POSTGRES]
+
+    started = time.monotonic()
+    again = ensure_stack(Settings())
+    elapsed = time.monotonic() - started
+
+    assert again.healthy, again
+    assert again.pids == stack.pids  # reused, not restarted
+    assert all(pid is not None for pid in again.pids.values())
+    assert elapsed < 5, f"a second ensure_stack took {elapsed:.1f} s"
+
+
+def test_status_reports_every_component_healthy(stack: StackStatus) -> None:
+    settings = Settings()
+    status = stack_status(settings)
+
+    assert status.healthy, status
+    assert status.pids == stack.pids
+    assert status[TEMPORAL].address == settings.temporal_address
+    assert status[KAFKA].address == settings.kafka_bootstrap
+    assert status[POSTGRES].address == f"127.0.0.1:{settings.postgres_port}"
+    for component in status.components:
+        assert component.log_path is not None and component.log_path.exists()
+    assert str(settings.temporal_ui_port) in status.temporal_ui_url
+
+
+def test_contract_topics_are_created_once_with_their_partitions(stack: StackStatus) -> None:
+    settings = Settings(topic_prefix=f"test-{uuid.uuid4().hex[:8]}.")
+    expected = {settings.topic(name): parts for name, parts in TOPIC_PARTITIONS.items()}
+
+    assert ensure_topics(settings) == list(expected)
+    assert ensure_topics(settings) == []
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="test-stack")
+    try:
+        described = admin.describe_topics(list(expected))
+        admin.delete_topics(list(expected))
+    finally:
+        admin.close()
+    assert {t["name"]: len(t["partitions"]) for t in described} == expected
+
+
+def test_migrations_apply_once_in_a_fresh_database(fresh_db: str) -> None:
+    names = [m.name for m in discover()]
+    assert "001_ledger" in names
+
+    assert apply_migrations(fresh_db) == names
+    assert apply_migrations(fresh_db) == []
+
+    with psycopg.connect(fresh_db) as conn:
+        rows = conn.execute("SELECT version, name FROM schema_migrations ORDER BY 1").fetchall()
+        tables = {
+            r[0]
+            for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+            ).fetchall()
+        }
+    assert [name for _, name in rows] == names
+    assert {"cases", "case_events", "dispatches", "evaluations"} <= tables
+
+
+def test_ensure_database_is_idempotent(fresh_db: str) -> None:
+    name = psycopg.conninfo.conninfo_to_dict(fresh_db)["dbname"]
+    assert ensure_database(fresh_db, str(name)) is False
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("SELECT current_database()").fetchone() == (name,)
+
+
+def test_a_migration_that_fails_leaves_nothing_behind(fresh_db: str, tmp_path: Path) -> None:
+    (tmp_path / "001_ok.sql").write_text("CREATE TABLE ok_table (id int);")
+    (tmp_path / "002_broken.sql").write_text("CREATE TABLE broken (id int); SELEC 1;")
+
+    with pytest.raises(MigrationError, match="002_broken"):
+        apply_migrations(fresh_db, tmp_path)
+
+    with psycopg.connect(fresh_db) as conn:
+        assert conn.execute("SELECT to_regclass('ok_table')").fetchone() == (None,)
+
+
+def test_the_ledger_database_has_its_migrations(stack: StackStatus) -> None:
+    settings = Settings()
+    with psycopg.connect(settings.dsn) as conn:
+        applied = [r[0] for r in conn.execute("SELECT name FROM schema_migrations ORDER BY 1")]
+    assert applied == [m.name for m in discover()]
+
+
+def test_cli_status_exits_zero(stack: StackStatus) -> None:
+    hotline = Path(sys.executable).parent / "hotline"
+    cmd = [str(hotline)] if hotline.exists() else [sys.executable, "-m", "workers.cli"]
+    result = subprocess.run(
+        [*cmd, "stack", "status"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name in (TEMPORAL, KAFKA, POSTGRES):
+        assert name in result.stdout
+    assert "DOWN" not in result.stdout
+
+
+def test_ports_held_by_another_process_are_named_with_their_setting(
+    stack: StackStatus, tmp_path: Path
+) -> None:
+    # A second state folder on the same ports: the running stack is "another process".
+    settings = Settings(state_dir=tmp_path / "state")
+    stale = settings.state_dir / TEMPORAL / "temporal.pid"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("999999999\n")  # no such pid
+
+    with pytest.raises(StackError) as raised:
+        ensure_stack(settings)
+
+    message = str(raised.value)
+    assert f"port {settings.temporal_port} " in message
+    assert "HOTLINE_TEMPORAL_ADDRESS" in message
+    assert f"port {settings.kafka_port} " in message
+    assert "HOTLINE_KAFKA_BOOTSTRAP" in message
+    assert f"port {settings.postgres_port} " in message
+    assert "HOTLINE_POSTGRES_PORT" in message
+    assert not stale.exists(), "a pid file of a process that is gone is removed"
+    assert stack_status(Settings()).pids == stack.pids  # the real stack is untouched

@@ -1,0 +1,882 @@
+"""``hotline demo``: a small simulated city played against the real stack.
+
+What it does, in order:
+
+1. ``ensure_stack()``: Temporal, Kafka and PostgreSQL up (reused when already healthy).
+2. Starts ``hotline worker`` and ``hotline bridges`` as subprocesses with
+   ``HOTLINE_TIME_SCALE`` set, logging to ``<state_dir>/demo/*.log``, and waits for their
+   ready lines. Processes left by an earlier demo (pid files in that folder) are stopped
+   first.
+3. Runs three actors, each a thread with its own Kafka consumer (STYLE.md: one consumer
+   per thread) and one shared, thread-safe producer:
+
+   - the **call centre** files the cases of :mod:`workers.demo_city` on
+     ``hotline.intake`` at a steady pace;
+   - the **unit systems** read ``hotline.dispatches`` and sign for, report progress on and
+     complete each dispatch at wall-clock times derived from its ``sign_by`` / ``due_at``
+     (already time-scaled by the worker) and the case's plan;
+   - the **callback centre** reads ``hotline.lifecycle`` and answers each
+     ``CALLBACK_DUE`` on ``hotline.callbacks``.
+
+   The main thread follows ``hotline.lifecycle`` too and shows a live board until every
+   case is ``CLOSED`` or the timeout passes (then it lists the stuck cases).
+4. Prints a summary from the PostgreSQL ledger: statuses and outcomes, tiers, districts,
+   notices, and the three rates with the weighted score of ``rules.yaml``.
+5. Stops the worker and bridges it started; the stack stays up.
+
+Every run files new complaint ids (a serial derived from the time of day, kept past the
+last run's in ``<state_dir>/demo/serial.json``), and the actors' consumers start at the
+end of their topics and ignore any case that is not this run's, so old demos never
+interfere. They are assigned their partitions directly (no group membership, no commits):
+a demo has nothing to resume.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import typer
+import yaml
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from schemas.codec import DecodeError, decode, encode, headers_for
+from workers.demo_city import (
+    BEIJING,
+    CallbackPlan,
+    CasePlan,
+    DemoCase,
+    HandlingPlan,
+    generate_city,
+)
+from workers.kafka_io import consumer_config, group_id, make_producer
+from workers.settings import REPO_ROOT, Settings, get_settings
+from workers.stack import StackStatus, ensure_stack, ensure_topics
+
+READY_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 30.0
+DEFAULT_TIMEOUT_S = 600.0
+# The least a unit system or the callback centre takes to react to a message (real time),
+# and the gap it keeps between two replies to the same dispatch.
+MIN_REACTION_S = 0.02
+REPLY_GAP_S = 0.05
+SEND_TIMEOUT_S = 30.0
+REFRESH_S = 0.25
+
+# The processes the demo runs, and the line each logs once it serves.
+PROCESSES: dict[str, str] = {"worker": "worker ready", "bridges": "bridges ready"}
+
+# Lifecycle events the board counts, once per case, in lifecycle order.
+STAGES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("filed", "filed by the call centre", ()),
+    ("accepted", "accepted for dispatch", ("ACCEPTED",)),
+    ("closed_at_intake", "answered / redirected / rejected", (
+        "ANSWERED_DIRECTLY", "REDIRECTED", "REJECTED", "MERGED")),
+    ("dispatched", "dispatched", ("DISPATCHED",)),
+    ("signed", "signed for", ("SIGNED",)),
+    ("completed", "completed", ("COMPLETED",)),
+    ("callback", "called back", ("CALLBACK",)),
+    ("reopened", "reopened", ("REOPENED",)),
+    ("closed", "closed", ("CLOSED",)),
+)
+
+UNIT_RECORDS = ("DispatchIssued", "DispatchRevoked", "SupervisionNotice",
+                "SupplementForwarded", "ExtensionDecided")
+
+
+class DemoError(RuntimeError):
+    """The demo cannot go on; the message says why and where to look."""
+
+
+# --- shared state ------------------------------------------------------------------------
+
+
+@dataclass
+class _CaseTrack:
+    tier: str | None = None
+    status: str = "FILED"
+    last_event: str = "(not filed yet)"
+    last_at: float = 0.0
+    seen: set[str] = field(default_factory=set)
+
+
+class Board:
+    """What the actors and the lifecycle follower have seen; shared by every thread."""
+
+    def __init__(self, complaint_ids: Iterable[str]) -> None:
+        self._lock = threading.Lock()
+        self.cases: dict[str, _CaseTrack] = {cid: _CaseTrack() for cid in complaint_ids}
+        self.stage_counts: Counter[str] = Counter()
+        self.notices: Counter[str] = Counter()
+        self.sent: Counter[str] = Counter()
+        self.refused = 0
+        self.undecodable = 0
+        self.errors: list[str] = []
+        self.started = time.monotonic()
+
+    @property
+    def total(self) -> int:
+        return len(self.cases)
+
+    def filed(self, cid: str) -> None:
+        with self._lock:
+            track = self.cases[cid]
+            track.last_event, track.last_at = "FILED", time.monotonic()
+            self.stage_counts["filed"] += 1
+
+    def lifecycle(self, rec: Mapping[str, Any]) -> None:
+        """Apply one ``LifecycleEvent`` of this run."""
+        event_type = str(rec["event_type"])
+        with self._lock:
+            track = self.cases[rec["complaint_id"]]
+            track.status = str(rec["status"])
+            track.tier = rec.get("tier") or track.tier
+            track.last_event, track.last_at = event_type, time.monotonic()
+            if event_type not in track.seen:
+                track.seen.add(event_type)
+                for stage, _, events in STAGES:
+                    if event_type in events:
+                        self.stage_counts[stage] += 1
+            if event_type == "NOTICE":
+                attrs = rec.get("attributes") or {}
+                self.notices[attrs.get("notice_type") or rec.get("reason") or "OTHER"] += 1
+            elif event_type == "REPLY_REFUSED":
+                self.refused += 1
+
+    def count_sent(self, what: str) -> None:
+        with self._lock:
+            self.sent[what] += 1
+
+    def count_undecodable(self) -> None:
+        with self._lock:
+            self.undecodable += 1
+
+    def fail(self, actor: str, exc: BaseException) -> None:
+        with self._lock:
+            self.errors.append(f"{actor}: {type(exc).__name__}: {exc}")
+
+    @property
+    def closed(self) -> int:
+        with self._lock:
+            return self.stage_counts["closed"]
+
+    def stuck(self) -> list[tuple[str, _CaseTrack]]:
+        with self._lock:
+            return [(cid, t) for cid, t in self.cases.items() if "CLOSED" not in t.seen]
+
+    def render(self, title: str) -> Group:
+        """The live board: one bar per stage, then notices and the actors' traffic."""
+        with self._lock:
+            table = Table(title=title, title_justify="left", expand=False, box=None,
+                          padding=(0, 1))
+            table.add_column("stage")
+            table.add_column("cases", justify="right")
+            table.add_column("", width=42)
+            for stage, label, _ in STAGES:
+                n = self.stage_counts[stage]
+                if stage in ("reopened", "closed_at_intake") and n == 0:
+                    continue
+                table.add_row(label, f"{n}/{self.total}",
+                              ProgressBar(total=self.total, completed=n, width=40))
+            notices = " · ".join(f"{k} {v}" for k, v in self.notices.most_common()) or "none"
+            sent = self.sent
+            lines = [
+                Text.assemble(("warnings & escalations: ", "bold yellow"), notices),
+                Text(
+                    f"unit replies sent: {sent['DispatchSigned']} signed, "
+                    f"{sent['ProgressReported']} progress, {sent['HandlingCompleted']} "
+                    f"completed · callbacks: {sent['reached']} reached, "
+                    f"{sent['unreached']} unreached · refused replies: {self.refused}"
+                ),
+                Text(f"elapsed {time.monotonic() - self.started:,.0f} s", style="dim"),
+            ]
+            return Group(table, *lines)
+
+    def plain_line(self) -> str:
+        """One status line for a log (when the console is not a terminal)."""
+        with self._lock:
+            counts = self.stage_counts
+            return (f"[{time.monotonic() - self.started:5.0f} s] filed {counts['filed']}, "
+                    f"dispatched {counts['dispatched']}, completed {counts['completed']}, "
+                    f"closed {counts['closed']}/{self.total}; notices {sum(self.notices.values())}")
+
+
+@dataclass
+class _Ctx:
+    settings: Settings
+    producer: KafkaProducer
+    board: Board
+    plans: dict[str, CasePlan]
+    stop: threading.Event
+    ready: threading.Barrier
+
+
+# --- Kafka helpers -------------------------------------------------------------------------
+
+
+def _tail_consumer(settings: Settings, topic: str, name: str) -> KafkaConsumer:
+    """A consumer assigned every partition of ``topic``, positioned at its current end."""
+    consumer = KafkaConsumer(**consumer_config(
+        settings, group_id(settings, name), client_id=f"hotline-{name}",
+        auto_offset_reset="latest", fetch_max_wait_ms=100,
+    ))
+    deadline = time.monotonic() + 30
+    partitions = consumer.partitions_for_topic(topic)
+    while not partitions:
+        if time.monotonic() > deadline:
+            consumer.close()
+            raise DemoError(f"topic {topic} has no partitions; is Kafka up (`hotline stack up`)?")
+        consumer.topics()  # refreshes the metadata
+        partitions = consumer.partitions_for_topic(topic)
+    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+    consumer.assign(tps)
+    consumer.seek_to_end(*tps)
+    for tp in tps:
+        consumer.position(tp)  # resolve "end" now: later records are all ours to read
+    return consumer
+
+
+def _send(ctx: _Ctx, topic: str, name: str, record: dict[str, Any]) -> None:
+    future = ctx.producer.send(topic, key=str(record["complaint_id"]).encode(),
+                               value=encode(name, record), headers=headers_for(name))
+    future.get(timeout=SEND_TIMEOUT_S)
+
+
+def _poll(consumer: KafkaConsumer, timeout_s: float) -> list[Any]:
+    batches = consumer.poll(timeout_ms=max(1, int(timeout_s * 1000)), max_records=500)
+    return [msg for msgs in batches.values() for msg in msgs]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Scheduler:
+    """Replies due at wall-clock times (epoch seconds), in order."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._order = itertools.count()
+
+    def at(self, when: float, action: Callable[[], None]) -> None:
+        heapq.heappush(self._heap, (when, next(self._order), action))
+
+    def run_due(self) -> None:
+        while self._heap and self._heap[0][0] <= time.time():
+            _, _, action = heapq.heappop(self._heap)
+            action()
+
+    def wait_s(self, cap: float) -> float:
+        if not self._heap:
+            return cap
+        return max(0.0, min(cap, self._heap[0][0] - time.time()))
+
+
+# --- the actors ------------------------------------------------------------------------------
+
+
+def _actor(name: str, body: Callable[[_Ctx], None], ctx: _Ctx) -> threading.Thread:
+    def run() -> None:
+        try:
+            body(ctx)
+        except BaseException as exc:
+            ctx.board.fail(name, exc)
+            ctx.stop.set()
+            with contextlib.suppress(threading.BrokenBarrierError):
+                ctx.ready.abort()
+
+    return threading.Thread(target=run, name=f"demo-{name}", daemon=True)
+
+
+def _call_centre(city: list[DemoCase]) -> Callable[[_Ctx], None]:
+    def body(ctx: _Ctx) -> None:
+        ctx.ready.wait()  # every consumer is at the end of its topic
+        t0 = time.monotonic()
+        for case in city:
+            delay = t0 + case.offset_seconds - time.monotonic()
+            if delay > 0 and ctx.stop.wait(delay):
+                return
+            if ctx.stop.is_set():
+                return
+            record = dict(case.filing)
+            record["filed_at"] = _now()  # the call happens now
+            _send(ctx, ctx.settings.topic_intake, "ComplaintFiled", record)
+            ctx.board.filed(record["complaint_id"])
+
+    return body
+
+
+def _unit_replies(ctx: _Ctx, rec: Mapping[str, Any], plan: HandlingPlan,
+                  sched: _Scheduler, revoked: set[str]) -> None:
+    """Schedule the sign-for, progress and completion of one dispatch."""
+    issued = rec["issued_at"].timestamp()
+    sign_window = max(0.0, rec["sign_by"].timestamp() - issued)
+    deadline = max(0.0, rec["due_at"].timestamp() - issued)
+    base = {"complaint_id": rec["complaint_id"], "dispatch_id": rec["dispatch_id"],
+            "unit_id": rec["unit_id"]}
+    topic = ctx.settings.topic_unit_replies
+
+    def reply(name: str, fields: dict[str, Any]) -> Callable[[], None]:
+        def send() -> None:
+            if rec["dispatch_id"] in revoked or ctx.stop.is_set():
+                return
+            _send(ctx, topic, name, {"event_id": str(uuid.uuid4()), **base, "at": _now(),
+                                     **fields})
+            ctx.board.count_sent(name)
+        return send
+
+    # Never before the message could have been read; replies to one dispatch in order.
+    when = max(issued + plan.sign_fraction * sign_window, time.time() + MIN_REACTION_S)
+    sched.at(when, reply("DispatchSigned", {"signer": f"{rec['unit_name']}值班员"}))
+    lead = rec.get("role", "LEAD") == "LEAD"
+    if plan.progress_fraction is not None and rec.get("tier") != "T2H":
+        when = max(issued + plan.progress_fraction * deadline, when + REPLY_GAP_S)
+        sched.at(when, reply("ProgressReported", {
+            "text": plan.progress_text, "contacted_citizen": plan.contacted_citizen}))
+    if lead:  # assisting units contribute; the lead unit completes the case
+        when = max(issued + plan.complete_fraction * deadline, when + REPLY_GAP_S)
+        sched.at(when, reply("HandlingCompleted", {
+            "result": plan.result, "reply_text": plan.reply_text}))
+
+
+def _unit_systems(ctx: _Ctx) -> None:
+    consumer = _tail_consumer(ctx.settings, ctx.settings.topic_dispatches, "demo-units")
+    try:
+        ctx.ready.wait()
+        sched = _Scheduler()
+        handled: set[str] = set()
+        revoked: set[str] = set()
+        while not ctx.stop.is_set():
+            sched.run_due()
+            for msg in _poll(consumer, sched.wait_s(0.1)):
+                try:
+                    decoded = decode(msg.value, expected=UNIT_RECORDS)
+                except DecodeError:
+                    ctx.board.count_undecodable()
+                    continue
+                rec = decoded.record
+                plan = ctx.plans.get(rec["complaint_id"])
+                if plan is None:
+                    continue  # another run's case
+                if decoded.name == "DispatchIssued" and rec["dispatch_id"] not in handled:
+                    handled.add(rec["dispatch_id"])
+                    handling = plan.reopen_handling if rec.get("reopened") else plan.handling
+                    _unit_replies(ctx, rec, handling, sched, revoked)
+                elif decoded.name == "DispatchRevoked":
+                    revoked.add(rec["dispatch_id"])
+    finally:
+        consumer.close(autocommit=False)
+
+
+def _callback_centre(ctx: _Ctx) -> None:
+    consumer = _tail_consumer(ctx.settings, ctx.settings.topic_lifecycle, "demo-callback")
+    try:
+        ctx.ready.wait()
+        sched = _Scheduler()
+        answered: set[tuple[str, int, int]] = set()
+        reopened: set[str] = set()
+        while not ctx.stop.is_set():
+            sched.run_due()
+            for msg in _poll(consumer, sched.wait_s(0.1)):
+                try:
+                    rec = decode(msg.value, expected=("LifecycleEvent",)).record
+                except DecodeError:
+                    continue
+                cid = rec["complaint_id"]
+                plan = ctx.plans.get(cid)
+                if plan is None:
+                    continue
+                if rec["event_type"] == "REOPENED":
+                    reopened.add(cid)
+                if rec["event_type"] != "CALLBACK_DUE":
+                    continue
+                attrs = rec.get("attributes") or {}
+                attempt = int(attrs.get("attempt") or 1)
+                round_ = 2 if cid in reopened else 1
+                if (cid, round_, attempt) in answered:
+                    continue  # a redelivered lifecycle event
+                answered.add((cid, round_, attempt))
+                _schedule_callback(ctx, sched, rec, attempt,
+                                   plan.reopen_callback if round_ == 2 else plan.callback)
+    finally:
+        consumer.close(autocommit=False)
+
+
+def _schedule_callback(ctx: _Ctx, sched: _Scheduler, rec: Mapping[str, Any], attempt: int,
+                       plan: CallbackPlan) -> None:
+    """Call the citizen a few (scaled) hours later, before the answer is due."""
+    now = time.time()
+    delay = plan.delay_hours * 3600 * ctx.settings.time_scale
+    answer_by = (rec.get("attributes") or {}).get("answer_by")
+    if answer_by:
+        with contextlib.suppress(ValueError):
+            left = datetime.fromisoformat(answer_by).timestamp() - now
+            delay = min(delay, max(0.0, 0.5 * left))
+    reached = attempt > plan.unreached_attempts
+    record: dict[str, Any] = {
+        "complaint_id": rec["complaint_id"], "reached": reached,
+        "responded": plan.responded if reached else False,
+        "resolved": plan.resolved if reached else False,
+        "satisfaction": plan.satisfaction if reached else None,
+        "comment": plan.comment if reached else "电话无人接听。",
+    }
+
+    def send() -> None:
+        if ctx.stop.is_set():
+            return
+        _send(ctx, ctx.settings.topic_callbacks, "CallbackResult",
+              {"event_id": str(uuid.uuid4()), "at": _now(), **record})
+        ctx.board.count_sent("reached" if reached else "unreached")
+
+    sched.at(now + max(delay, MIN_REACTION_S), send)
+
+
+# --- worker and bridges subprocesses ---------------------------------------------------------
+
+
+@dataclass
+class _Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    pid_file: Path
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def _is_hotline_process(pid: int, role: str) -> bool:
+    """True when ``pid`` runs ``workers.cli <role>`` or ``hotline <role>``."""
+    argv = _cmdline(pid)
+    for i, arg in enumerate(argv[:-1]):
+        if (arg == "workers.cli" or arg.endswith("/hotline") or arg == "hotline") \
+                and argv[i + 1] == role:
+            return True
+    return False
+
+
+def _stop_pid(pid: int, timeout: float = STOP_TIMEOUT_S) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not Path(f"/proc/{pid}").exists() or _zombie(pid):
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] == "Z"
+
+
+def _stop_previous(demo_dir: Path, console: Console) -> None:
+    """Stop a worker or bridges an earlier demo left running (by its pid file)."""
+    for name in PROCESSES:
+        pid_file = demo_dir / f"{name}.pid"
+        try:
+            pid = int(pid_file.read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if _is_hotline_process(pid, name):
+            console.print(f"stopping the {name} of an earlier demo (pid {pid})")
+            _stop_pid(pid)
+        pid_file.unlink(missing_ok=True)
+
+
+def _foreign(role: str, ours: Iterable[int]) -> list[int]:
+    mine = set(ours) | {os.getpid()}
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) not in mine \
+                and _is_hotline_process(int(entry.name), role):
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def _start(name: str, settings: Settings, demo_dir: Path) -> _Proc:
+    log_path = demo_dir / f"{name}.log"
+    if log_path.exists():
+        log_path.replace(demo_dir / f"{name}.previous.log")
+    env = dict(os.environ)
+    env["HOTLINE_TIME_SCALE"] = repr(settings.time_scale)
+    env["PYTHONUNBUFFERED"] = "1"  # the ready line must reach the log at once
+    with log_path.open("wb") as log_file:
+        popen = subprocess.Popen(
+            [sys.executable, "-m", "workers.cli", name], cwd=REPO_ROOT, env=env,
+            stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C in the terminal reaches the demo, which stops it
+        )
+    pid_file = demo_dir / f"{name}.pid"
+    pid_file.write_text(f"{popen.pid}\n")
+    return _Proc(name, popen, log_path, pid_file)
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _wait_ready(procs: list[_Proc], timeout: float = READY_TIMEOUT_S) -> None:
+    deadline = time.monotonic() + timeout
+    waiting = {p.name: p for p in procs}
+    while waiting:
+        for name, proc in list(waiting.items()):
+            try:
+                text = proc.log_path.read_text(errors="replace")
+            except OSError:
+                text = ""
+            if PROCESSES[name] in text:
+                del waiting[name]
+            elif proc.popen.poll() is not None:
+                raise DemoError(
+                    f"`hotline {name}` exited with code {proc.popen.returncode} before it "
+                    f"was ready; its log is {proc.log_path}:\n{_tail(proc.log_path)}"
+                )
+        if waiting and time.monotonic() > deadline:
+            name, proc = next(iter(waiting.items()))
+            raise DemoError(
+                f"`hotline {name}` did not log '{PROCESSES[name]}' within {timeout:.0f} s; "
+                f"see {proc.log_path}:\n{_tail(proc.log_path)}"
+            )
+        time.sleep(0.2)
+
+
+def _stop(procs: list[_Proc]) -> None:
+    for proc in procs:
+        if proc.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.popen.send_signal(signal.SIGTERM)
+    for proc in procs:
+        try:
+            proc.popen.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.popen.kill()
+            proc.popen.wait(timeout=10)
+        # rc 134 at exit is the known temporalio teardown abort (STYLE.md): not a failure.
+        proc.pid_file.unlink(missing_ok=True)
+
+
+# --- run ids ---------------------------------------------------------------------------------
+
+
+def _serial_base(demo_dir: Path, now: datetime, cases: int) -> int:
+    """First serial of this run: from the time of day, past the last run's ids of today."""
+    day = now.astimezone(BEIJING)
+    midnight = day.replace(hour=0, minute=0, second=0, microsecond=0)
+    base = int((day - midnight).total_seconds() * 10) + 1
+    path = demo_dir / "serial.json"
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        last = json.loads(path.read_text())
+        if last["date"] == f"{day:%Y%m%d}":
+            base = max(base, int(last["next"]))
+    path.write_text(json.dumps({"date": f"{day:%Y%m%d}", "next": base + cases}) + "\n")
+    return base
+
+
+# --- summary ---------------------------------------------------------------------------------
+
+
+def _weights(settings: Settings) -> dict[str, float]:
+    rules = yaml.safe_load((settings.config_dir / "rules.yaml").read_text(encoding="utf-8"))
+    return {k: float(v) for k, v in rules["weights"].items()}
+
+
+def _table(title: str, headers: Iterable[str], rows: Iterable[Iterable[Any]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    heads = list(headers)
+    for i, head in enumerate(heads):
+        table.add_column(head, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*(str(v) for v in row))
+    return table
+
+
+def _pct(num: int, den: int) -> str:
+    return f"{100 * num / den:.1f} %" if den else "n/a"
+
+
+def print_summary(settings: Settings, complaint_ids: list[str], closed_seen: int,
+                  console: Console) -> None:
+    """Print this run's results from the PostgreSQL ledger."""
+    ids = list(complaint_ids)
+    with psycopg.connect(settings.dsn, connect_timeout=10, autocommit=True) as conn:
+        # The ledger is written right after the lifecycle event is published: let it catch up.
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            row = conn.execute("SELECT count(*) FROM cases WHERE complaint_id = ANY(%s) "
+                               "AND status = 'CLOSED'", (ids,)).fetchone()
+            if row and row[0] >= closed_seen:
+                break
+            time.sleep(0.3)
+
+        def rows(sql: str) -> list[tuple[Any, ...]]:
+            return conn.execute(sql, (ids,)).fetchall()
+
+        by_status = rows("""SELECT status, coalesce(outcome, '-'), count(*) FROM cases
+                            WHERE complaint_id = ANY(%s) GROUP BY 1, 2 ORDER BY 3 DESC, 1""")
+        by_tier = rows("""SELECT coalesce(tier, '-'), count(*),
+                                 count(*) FILTER (WHERE overdue),
+                                 count(*) FILTER (WHERE escalation_level = 'DISTRICT'),
+                                 count(*) FILTER (WHERE escalation_level = 'CITY')
+                          FROM cases WHERE complaint_id = ANY(%s)
+                          GROUP BY 1 ORDER BY 1""")
+        by_district = rows("""SELECT coalesce(district, '(unknown)'), count(*),
+                                     count(DISTINCT street)
+                              FROM cases WHERE complaint_id = ANY(%s)
+                              GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 16""")
+        notices = rows("""SELECT coalesce(attributes->>'notice_type', reason, 'OTHER'),
+                                 count(*), count(DISTINCT complaint_id)
+                          FROM case_events
+                          WHERE complaint_id = ANY(%s) AND event_type = 'NOTICE'
+                          GROUP BY 1 ORDER BY 2 DESC""")
+        rates = conn.execute(
+            """SELECT count(*) FILTER (WHERE counted),
+                      count(*) FILTER (WHERE counted AND responded),
+                      count(*) FILTER (WHERE counted AND resolved),
+                      count(*) FILTER (WHERE counted AND satisfaction IS NOT NULL),
+                      count(*) FILTER (WHERE counted AND satisfaction IN
+                                       ('SATISFIED', 'BASICALLY_SATISFIED')),
+                      avg(score) FILTER (WHERE counted)
+               FROM evaluations WHERE complaint_id = ANY(%s)""", (ids,)).fetchone()
+
+    console.rule("summary (PostgreSQL ledger)")
+    in_ledger = sum(r[2] for r in by_status)
+    console.print(f"{in_ledger} of {len(ids)} cases of this run are in the ledger.")
+    console.print(_table("cases by final status and outcome", ("status", "outcome", "cases"),
+                         by_status))
+    console.print(_table("cases by tier", ("tier", "cases", "overdue", "district supervision",
+                                           "city supervision"), by_tier))
+    console.print(_table("cases by district", ("district", "cases", "streets"), by_district))
+    console.print(_table("notices by type", ("notice", "notices", "cases"), notices or [
+        ("none", 0, 0)]))
+
+    counted, responded, resolved, reached, satisfied, mean_score = rates or (0, 0, 0, 0, 0, None)
+    weights = _weights(settings)
+    r_resp = responded / counted if counted else 0.0
+    r_res = resolved / counted if counted else 0.0
+    r_sat = satisfied / reached if reached else 0.0
+    score = 100 * (weights.get("response", 0) * r_resp + weights.get("resolution", 0) * r_res
+                   + weights.get("satisfaction", 0) * r_sat)
+    three = Table(title=f"three rates over {counted} counted cases", title_justify="left")
+    three.add_column("rate")
+    three.add_column("value", justify="right")
+    three.add_column("weight", justify="right")
+    three.add_column("how")
+    three.add_row("response 响应率", _pct(responded, counted), f"{weights.get('response', 0):g}",
+                  f"{responded} responded / {counted} counted")
+    three.add_row("resolution 解决率", _pct(resolved, counted),
+                  f"{weights.get('resolution', 0):g}", f"{resolved} resolved / {counted} counted")
+    three.add_row("satisfaction 满意率", _pct(satisfied, reached),
+                  f"{weights.get('satisfaction', 0):g}",
+                  f"{satisfied} satisfied or basically satisfied / {reached} reached")
+    three.add_row("weighted score", f"{score:.1f}", "", "weights from deploy/config/rules.yaml")
+    if mean_score is not None:
+        three.add_row("mean case score", f"{float(mean_score):.3f}", "", "evaluations.score")
+    console.print(three)
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def _follow(ctx: _Ctx, consumer: KafkaConsumer, console: Console, title: str,
+            timeout: float) -> bool:
+    """Follow the lifecycle until every case is closed; False on timeout."""
+    deadline = time.monotonic() + timeout
+    board = ctx.board
+    last_plain = 0.0
+
+    def step() -> bool:
+        for msg in _poll(consumer, REFRESH_S):
+            try:
+                rec = decode(msg.value, expected=("LifecycleEvent",)).record
+            except DecodeError:
+                board.count_undecodable()
+                continue
+            if rec["complaint_id"] in ctx.plans:
+                board.lifecycle(rec)
+        if board.errors:
+            raise DemoError("a simulated actor failed: " + "; ".join(board.errors))
+        return board.closed >= board.total
+
+    if console.is_terminal:
+        with Live(board.render(title), console=console, refresh_per_second=4) as live:
+            while time.monotonic() < deadline:
+                done = step()
+                live.update(board.render(title))
+                if done:
+                    return True
+        return False
+    while time.monotonic() < deadline:
+        if step():
+            console.print(board.plain_line())
+            return True
+        if time.monotonic() - last_plain > 10:
+            last_plain = time.monotonic()
+            console.print(board.plain_line())
+    return False
+
+
+def _print_stuck(board: Board, status: StackStatus | None, settings: Settings,
+                 console: Console, timeout: float) -> None:
+    stuck = board.stuck()
+    console.print(f"[bold red]timed out after {timeout:.0f} s: {len(stuck)} of {board.total} "
+                  "cases are not closed.[/]")
+    table = Table(title="stuck cases", title_justify="left")
+    for head in ("complaint", "tier", "status", "last event", "seconds since"):
+        table.add_column(head)
+    now = time.monotonic()
+    for cid, track in stuck[:30]:
+        table.add_row(cid, track.tier or "-", track.status, track.last_event,
+                      f"{now - track.last_at:.0f}" if track.last_at else "-")
+    console.print(table)
+    if len(stuck) > 30:
+        console.print(f"... and {len(stuck) - 30} more.")
+    ui = status.temporal_ui_url if status else f"http://127.0.0.1:{settings.temporal_ui_port}"
+    demo_dir = settings.state_dir / "demo"
+    console.print(f"Look at a case in the Temporal UI ({ui}, workflow id complaint-<id>) and "
+                  f"at the logs in {demo_dir}/worker.log and {demo_dir}/bridges.log.")
+
+
+def run_demo(cases: int = 100, time_scale: float = 0.00002, *,
+             timeout: float = DEFAULT_TIMEOUT_S, seed: int | None = None,
+             console: Console | None = None) -> None:
+    """Bring the stack up and run a small simulated city through every stage.
+
+    Args:
+        cases: How many complaints the call centre files.
+        time_scale: Multiplies every rule duration in the worker (0.00002: 7 days ≈ 12 s).
+        timeout: Give up waiting for the cases to close after this many seconds.
+        seed: The city's seed; by default this run's first serial (printed, so a run can
+            be repeated).
+        console: Where to print (a new rich console by default).
+
+    Raises:
+        typer.Exit: With code 1 when the stack, the processes or an actor fail, or when
+            cases are still open at the timeout; 130 when interrupted.
+    """
+    console = console or Console()
+    if cases < 1 or time_scale <= 0:
+        console.print("[red]--cases must be at least 1 and --time-scale above 0[/]")
+        raise typer.Exit(2)
+    settings = get_settings().model_copy(update={"time_scale": time_scale})
+    demo_dir = settings.state_dir / "demo"
+    demo_dir.mkdir(parents=True, exist_ok=True)
+    procs: list[_Proc] = []
+    try:
+        with console.status("bringing the stack up (Temporal, Kafka, PostgreSQL)..."):
+            status = ensure_stack(settings)
+            ensure_topics(settings)
+        console.print("stack: " + ", ".join(f"{c.name} {c.address}" for c in status.components)
+                      + f" · Temporal UI {status.temporal_ui_url}")
+
+        _stop_previous(demo_dir, console)
+        with console.status("starting `hotline worker` and `hotline bridges`..."):
+            procs = [_start(name, settings, demo_dir) for name in PROCESSES]
+            _wait_ready(procs)
+        for name in PROCESSES:
+            others = _foreign(name, (p.popen.pid for p in procs))
+            if others:
+                console.print(
+                    f"[yellow]warning: other `hotline {name}` processes are running (pids "
+                    f"{', '.join(map(str, others))}); they share the work, and a worker with "
+                    f"another time scale will stretch this demo's deadlines.[/]")
+        console.print(f"worker and bridges ready (time scale {time_scale:g}); logs in "
+                      f"{demo_dir}")
+
+        ok, board = _run_city(settings, cases, seed, demo_dir, status, console, timeout)
+        print_summary(settings, list(board.cases), board.closed, console)
+        if not ok:
+            raise typer.Exit(1)
+    except DemoError as exc:
+        console.print(f"[bold red]demo failed:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        raise typer.Exit(130) from None
+    finally:
+        if procs:
+            with console.status("stopping the worker and bridges..."):
+                _stop(procs)
+        console.print("stack left running: `hotline stack down` (or `make down`) stops it")
+
+
+def _run_city(settings: Settings, cases: int, seed: int | None, demo_dir: Path,
+              status: StackStatus, console: Console, timeout: float) -> tuple[bool, Board]:
+    start = _now()
+    serial = _serial_base(demo_dir, start, cases)
+    seed = serial if seed is None else seed
+    city = generate_city(cases, seed=seed, start=start.astimezone(BEIJING), serial_base=serial)
+    plans = {c.plan.complaint_id: c.plan for c in city}
+    ids = list(plans)
+    board = Board(ids)
+    title = (f"hotline demo · {ids[0]} … {ids[-1]} · {cases} cases · seed {seed} · "
+             f"time scale {settings.time_scale:g}")
+    producer = make_producer(settings, client_id="hotline-demo")
+    stop = threading.Event()
+    # The three actors' consumers and the follower's, all at the end of their topics,
+    # before the first filing.
+    ready = threading.Barrier(4)
+    ctx = _Ctx(settings, producer, board, plans, stop, ready)
+    threads = [
+        _actor("call-centre", _call_centre(city), ctx),
+        _actor("unit-systems", _unit_systems, ctx),
+        _actor("callback-centre", _callback_centre, ctx),
+    ]
+    follower = _tail_consumer(settings, settings.topic_lifecycle, "demo-monitor")
+    try:
+        for thread in threads:
+            thread.start()
+        try:
+            ready.wait(timeout=60)
+        except threading.BrokenBarrierError:
+            raise DemoError("the actors could not start: " + "; ".join(board.errors)) from None
+        ok = _follow(ctx, follower, console, title, timeout)
+        if ok:
+            console.print(f"[bold green]all {cases} cases closed[/] in "
+                          f"{time.monotonic() - board.started:.0f} s.")
+        else:
+            _print_stuck(board, status, settings, console, timeout)
+        return ok, board
+    finally:
+        stop.set()
+        with contextlib.suppress(threading.BrokenBarrierError):
+            ready.abort()
+        for thread in threads:
+            thread.join(timeout=10)
+        follower.close(autocommit=False)
+        producer.flush(timeout=10)
+        producer.close(timeout=10)

@@ -1,0 +1,691 @@
+"""A small simulated city for ``hotline demo``: citizens' filings and how everyone behaves.
+
+Pure and deterministic: :func:`generate_city` turns a seed into ``ComplaintFiled`` records
+(natural Chinese text from slot templates, real districts and streets from
+``beijing_units.csv``) and, for every case, a plan of what the unit and the callback centre
+will do with it. ``workers/demo.py`` plays those plans against the real stack.
+
+The templates are written against ``categories.yaml``: the classifier takes the *first*
+category whose keywords appear in the text, so each template names its own category's
+keywords and none of an earlier category's (``tests/test_demo_city.py`` checks every
+generated text with the real classifier).
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from workers.settings import REPO_ROOT
+
+UNITS_CSV = REPO_ROOT / "deploy" / "config" / "beijing_units.csv"
+BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")  # no DST in China since 1991
+# Event ids of filings are uuid5 of the complaint id: stable for a seed, unique per case.
+_EVENT_NS = uuid.UUID("6f1c2a34-12a5-4b8e-9d0e-8c1f5a3e2b70")
+
+# Relative call volume per district (roughly population; the big urban districts dominate).
+DISTRICT_WEIGHTS: dict[str, float] = {
+    "朝阳区": 16, "海淀区": 13, "丰台区": 9, "昌平区": 9, "大兴区": 7, "通州区": 7,
+    "西城区": 5, "东城区": 4, "顺义区": 5, "房山区": 5, "石景山区": 3, "门头沟区": 2,
+    "怀柔区": 2, "平谷区": 2, "密云区": 2, "延庆区": 1.5,
+}
+# Approximate centre of each district, for the optional coordinates of a filing.
+DISTRICT_CENTRES: dict[str, tuple[float, float]] = {
+    "东城区": (39.928, 116.416), "西城区": (39.912, 116.366), "朝阳区": (39.921, 116.443),
+    "海淀区": (39.959, 116.298), "丰台区": (39.858, 116.287), "石景山区": (39.906, 116.223),
+    "门头沟区": (39.937, 116.102), "房山区": (39.736, 116.139), "通州区": (39.902, 116.657),
+    "顺义区": (40.130, 116.654), "昌平区": (40.218, 116.235), "大兴区": (39.727, 116.338),
+    "怀柔区": (40.324, 116.632), "平谷区": (40.144, 117.112), "密云区": (40.377, 116.843),
+    "延庆区": (40.465, 115.985),
+}
+CHANNEL_WEIGHTS: dict[str, float] = {
+    "PHONE": 55, "APP": 15, "WECHAT": 12, "MINI_PROGRAM": 10, "WEB": 8,
+}
+
+SATISFIED = "SATISFIED"
+BASICALLY_SATISFIED = "BASICALLY_SATISFIED"
+UNSATISFIED = "UNSATISFIED"
+RESOLVED = "RESOLVED"
+PARTLY_RESOLVED = "PARTLY_RESOLVED"
+NOT_RESOLVABLE = "NOT_RESOLVABLE"
+
+# What acceptance should decide for a template (the workflow's Outcome values).
+DISPATCH = "DISPATCH"
+ANSWERED_DIRECTLY = "ANSWERED_DIRECTLY"
+REDIRECTED = "REDIRECTED"
+
+
+@dataclass(frozen=True)
+class Template:
+    """One kind of citizen request, with ``{slots}`` filled per case.
+
+    Slots: ``loc`` (district/street/road/estate as a caller says it), ``estate``,
+    ``road``, ``road2``, ``place`` (a spot on the road), ``spot`` (a spot in the estate),
+    ``bld``, ``unit_no``, ``floor``, ``district``, ``time``, ``when`` (today, for
+    emergencies), ``days``, ``months``, ``years``, ``year``, ``amount``, ``bus``,
+    ``item``, ``food``, ``job``, ``workplace``.
+    """
+
+    key: str
+    category: str
+    kind: str
+    text: str
+    weight: float = 1.0
+    outcome: str = DISPATCH
+    emergency: bool = False
+
+
+_T = Template
+TEMPLATES: tuple[Template, ...] = (
+    # --- public services: water, power, gas, heating, drainage, bus --------------------
+    _T("water-yellow", "public-services.water", "COMPLAINT",
+       "{loc}{bld}{time}自来水发黄，烧开后还有沉淀，家里老人孩子都不敢喝，请自来水公司来检测一下水质。"),
+    _T("water-pressure", "public-services.water", "COMPLAINT",
+       "{loc}{time}水压特别低，{floor}以上的住户基本接不上水，洗澡做饭都成问题。"),
+    _T("power-trip", "public-services.power", "COMPLAINT",
+       "{loc}{bld}{time}经常跳闸，电压不稳，家里冰箱空调都不敢开，请供电公司来查一下线路。"),
+    _T("gas-meter", "public-services.gas", "HELP",
+       "{loc}{bld}家里的燃气表{time}显示异常，充值后还是打不着火，营业厅说要排队等一周，请帮忙协调。"),
+    _T("gas-pipe", "public-services.gas", "SUGGESTION",
+       "{loc}一带的平房到现在还在烧煤取暖，希望能尽快通上天然气，老人冬天烧煤太不方便了。"),
+    _T("heating-cold", "public-services.heating", "COMPLAINT",
+       "{loc}{bld}{time}暖气一直不热，室温只有十四五度，家里有刚出生的孩子，请供热单位尽快处理。",
+       weight=3),
+    _T("heating-half", "public-services.heating", "COMPLAINT",
+       "{loc}{bld}已经交了采暖费，可是暖气片上半截热下半截凉，{time}一直这样，请派人来检修。", 2),
+    _T("drain-blocked", "public-services.drainage", "COMPLAINT",
+       "{loc}{spot}的下水道堵了{days}，污水漫到路上，味道很大，请尽快疏通。"),
+    _T("drain-puddle", "public-services.drainage", "COMPLAINT",
+       "{road}{place}一下雨就积水，最深的地方能没过脚踝，行人和车辆都过不去，请排水部门来看看。"),
+    _T("bus-last", "public-services.bus", "COMPLAINT",
+       "{bus}公交车{time}经常不按时发车，末班车提前半小时就收车了，下夜班的人根本赶不上。"),
+    _T("bus-stop", "public-services.bus", "SUGGESTION",
+       "{road}的公交车站拆了以后一直没有恢复，附近老人坐车要多走一公里，建议恢复这一站。"),
+    _T("bus-driver", "public-services.bus", "COMPLAINT",
+       "{bus}的司机{time}开车很猛，急刹车好几次，车上老人差点摔倒，请公交集团加强管理。"),
+    # --- housing -------------------------------------------------------------------------
+    _T("lift-broken", "housing.lift", "COMPLAINT",
+       "{loc}{bld}电梯又坏了，已经停了{days}，老人上下楼很困难，请尽快修理。", 3),
+    _T("lift-noise", "housing.lift", "COMPLAINT",
+       "{loc}{bld}的电梯{time}运行时有异响，有时还会突然往下一沉，居民都不敢坐，担心出事。"),
+    _T("lift-install", "housing.lift", "SUGGESTION",
+       "我们{estate}是九十年代的老楼，{bld}住了很多老人，希望能加装电梯，不知道需要走什么程序。"),
+    _T("certificate-late", "housing.certificate", "COMPLAINT",
+       "我{year}年在{loc}买的商品房，开发商到现在都没给办房产证，去问了好几次都说在走流程，请帮忙督促。"),
+    _T("certificate-resettle", "housing.certificate", "COMPLAINT",
+       "{loc}回迁房交房已经{years}了，不动产登记一直办不下来，孩子上学都受影响。"),
+    _T("agent-deposit", "housing.agent", "COMPLAINT",
+       "我在{road}附近通过中介租房，退租时房间没有任何损坏，中介以各种理由押金不退，{time}一直拖着。"),
+    _T("agent-longlet", "housing.agent", "COMPLAINT",
+       "{loc}附近的一家长租公寓{time}突然通知不续约，预交的半年房租不退，好多租户都遇到同样的问题。"),
+    _T("compound-roof", "housing.compound", "COMPLAINT",
+       "{loc}{bld}顶层屋顶漏雨，{time}一下雨家里墙面就渗水发霉，找物业好几次都没人来修。", 2),
+    _T("compound-service", "housing.compound", "COMPLAINT",
+       "{loc}的物业{time}不作为，楼道灯坏了几个月没人修，单元门禁也是坏的，外人随便进出。", 2),
+    _T("compound-leak", "housing.compound", "HELP",
+       "{loc}{bld}楼上卫生间漏水，{time}把我家天花板泡坏了，楼上住户不配合，物业也不管，请帮忙协调。"),
+    # --- labour, market, health, education -----------------------------------------------
+    _T("wages-arrears", "labour.wages", "HELP",
+       "我在{workplace}做{job}，老板拖欠工资{months}了，一共{amount}元，一直推脱不给，请帮忙讨薪。",
+       weight=2),
+    _T("wages-insurance", "labour.wages", "COMPLAINT",
+       "我在{road}附近一家公司上班，公司{time}一直没给交社保，找人事也没结果，请劳动部门查一下。"),
+    _T("prepaid-gym", "market.prepaid", "COMPLAINT",
+       "我在{road}一家健身房办了{amount}元的会员卡，{time}健身房突然关门，老板跑路了，请帮忙维权。",
+       weight=2),
+    _T("prepaid-salon", "market.prepaid", "COMPLAINT",
+       "{loc}附近的一家美发店劝我办卡充值，现在想退卡店家不同意，说充进去的钱概不退还。"),
+    _T("online-return", "market.online", "COMPLAINT",
+       "我在网店买的{item}有质量问题，申请退货{time}商家一直不处理，平台客服也不管，请帮忙协调。"),
+    _T("online-parcel", "market.online", "COMPLAINT",
+       "{loc}的快递{time}总是不送上门，直接放在驿站也不打电话通知，找快递公司也没有结果。"),
+    _T("food-expired", "market.food", "REPORT",
+       "我在{road}一家超市买的{food}已经过期{days}了，还摆在货架上卖，店员态度还很差，请市场监管部门查处。"),
+    _T("food-kitchen", "market.food", "REPORT",
+       "举报{road}一家餐馆后厨卫生很差，有老鼠出没，吃完饭后肚子疼，请相关部门检查食品安全。"),
+    _T("medical-registration", "health.medical", "COMPLAINT",
+       "{district}某医院挂号太难了，{time}在网上一直挂不上号，现场的号也被号贩子抢光了，请卫健部门管一管。"),
+    _T("medical-attitude", "health.medical", "COMPLAINT",
+       "{loc}社区卫生服务站的医生{time}态度很差，给老人看病很不耐烦，还开了很多不必要的药。"),
+    _T("epidemic-vaccine", "health.epidemic", "HELP",
+       "{loc}社区卫生服务中心的流感疫苗{time}一直约不上，家里老人想打疫苗，想知道什么时候能到货。"),
+    _T("epidemic-flu", "health.epidemic", "COMPLAINT",
+       "最近甲流疫情比较严重，{loc}附近的药店{time}退烧药一直断货，孩子发烧买不到药。"),
+    _T("school-place", "education.school", "COMPLAINT",
+       "孩子今年该上小学了，我们户籍就在{loc}，可是片区的学校说学位已满，让去很远的学校入学。"),
+    _T("school-training", "education.school", "COMPLAINT",
+       "{loc}附近有一家培训机构{time}突然关门，交的一万多元课外班费用退不回来，很多家长都受骗了。"),
+    _T("school-kindergarten", "education.school", "SUGGESTION",
+       "{loc}的幼儿园门口早晚接送孩子的时候秩序很乱，希望能安排人员在门口疏导。"),
+    # --- traffic, order, environment, urban management -----------------------------------
+    _T("parking-crossing", "traffic.parking", "COMPLAINT",
+       "{road}{place}{time}经常有车违章停车，把路口堵得死死的，早晚高峰堵车特别严重。", 2),
+    _T("parking-lights", "traffic.parking", "SUGGESTION",
+       "{road}与{road2}交叉口没有红绿灯，车流量很大，行人过马路很危险，建议增设信号灯。"),
+    _T("parking-locks", "traffic.parking", "COMPLAINT",
+       "{loc}门口的路边{time}被人用地锁和石墩占了，说是私人车位，居民回家没地方停车。"),
+    _T("noise-site", "order.noise", "COMPLAINT",
+       "{loc}旁边的工地{time}一直夜间施工，施工声吵得人根本睡不着，请城管查处。", 3),
+    _T("noise-dance", "order.noise", "COMPLAINT",
+       "{loc}{spot}每天晚上有人跳广场舞，音响开得很大，一直到十点多，严重扰民。", 2),
+    _T("noise-bar", "order.noise", "COMPLAINT",
+       "{loc}{bld}楼下的酒吧{time}噪音很大，凌晨还在放音乐，请相关部门管一管。"),
+    _T("vendors-road", "order.vendors", "COMPLAINT",
+       "{road}{place}{time}聚集了大量流动商贩，占道经营卖水果和烤串，行人只能走机动车道，很危险。",
+       weight=2),
+    _T("vendors-nightmarket", "order.vendors", "COMPLAINT",
+       "{loc}附近的夜市{time}一直开到凌晨，摊贩把人行道都占满了，走路都过不去。"),
+    _T("vendors-exam", "order.vendors", "SUGGESTION",
+       "{road}一带晚上有很多小摊，旁边就是考点，考生晚上休息受影响，希望考试期间管一管。"),
+    _T("rubbish-pile", "environment.rubbish", "COMPLAINT",
+       "{loc}{spot}的垃圾{time}一直没人清运，堆得像小山一样，臭味很大。", 2),
+    _T("rubbish-dumping", "environment.rubbish", "REPORT",
+       "{road}路边有人偷倒建筑垃圾，{time}越堆越多，已经占了半条路。"),
+    _T("rubbish-bins", "environment.rubbish", "COMPLAINT",
+       "{loc}的垃圾桶{time}满了也没人收，周围苍蝇乱飞，请环卫部门增加清运次数。"),
+    _T("pollution-bbq", "environment.pollution", "COMPLAINT",
+       "{loc}{bld}楼下新开了一家烧烤店，油烟直接往楼上飘，{time}家里窗户都不敢开。", 2),
+    _T("pollution-dust", "environment.pollution", "COMPLAINT",
+       "{road}附近的搅拌站{time}粉尘很大，附近居民家里的窗台一天就落一层灰，请环保部门查一查。"),
+    _T("pollution-factory", "environment.pollution", "REPORT",
+       "{road}附近的一家工厂{time}晚上偷偷排放废气，有很刺鼻的异味，附近居民都闻得到。"),
+    _T("streetlight-dark", "urban.streetlight", "COMPLAINT",
+       "{road}{place}的路灯{time}一直不亮，晚上黑漆漆的，老人走夜路很不安全。"),
+    _T("streetlight-potholes", "urban.streetlight", "COMPLAINT",
+       "{road}的路面坑洼不平，{time}一下雨坑里全是水，已经有骑车的人摔倒了。"),
+    _T("streetlight-pavement", "urban.streetlight", "COMPLAINT",
+       "{loc}门口的人行道砖{time}破损严重，很多砖都翘起来了，老人容易绊倒。"),
+    _T("greening-branches", "urban.greening", "COMPLAINT",
+       "{loc}{bld}窗前的大树长得太高了，树枝都伸到屋里来了，挡光还招虫子，请园林部门来修剪一下。"),
+    _T("greening-lawn", "urban.greening", "COMPLAINT",
+       "{road}旁边的绿化带{time}被人毁了种菜，草坪也被踩秃了，希望尽快恢复。"),
+    _T("firelane-cars", "urban.fire-lane", "COMPLAINT",
+       "{loc}{spot}的消防通道{time}被私家车长期占用，救护车都开不进来，请相关部门清理。"),
+    _T("firelane-goods", "urban.fire-lane", "REPORT",
+       "{road}一家商场后面的消防通道{time}被商户的货物和杂物堵死了，存在很大安全隐患。"),
+    _T("general-dogs", "other.general", "COMPLAINT",
+       "{loc}附近{time}有很多流浪狗聚集，晚上经常追着路人叫，孩子都不敢出门，希望有关部门处理一下。"),
+    _T("general-toilet", "other.general", "COMPLAINT",
+       "{road}边上的公共厕所{time}一直锁着门，附近居民和游客如厕很不方便。"),
+    _T("general-lock", "other.general", "HELP",
+       "我是{loc}的独居老人，腿脚不好，家里的门锁坏了打不开，求助社区帮忙找人来修一下。"),
+    # --- emergencies: T2H whatever the category (emergency_keywords) ---------------------
+    _T("emergency-water", "public-services.water", "HELP",
+       "{loc}{bld}从{when}开始突然停水了，没有任何通知，家里老人做不了饭，请尽快恢复供水。",
+       emergency=True),
+    _T("emergency-power", "public-services.power", "HELP",
+       "{loc}{bld}整栋楼{when}突然停电，已经两个多小时了，家里有卧床老人要用制氧机，请尽快抢修。",
+       emergency=True),
+    _T("emergency-lift", "housing.lift", "HELP",
+       "{loc}{bld}电梯困人，我家老人和孩子被困在里面十多分钟了，物业电话打不通，请马上派人救援！",
+       emergency=True),
+    _T("emergency-gas", "public-services.gas", "HELP",
+       "{loc}{bld}{unit_no}的楼道里燃气味很重，怀疑燃气泄漏，请燃气公司马上来人检查。",
+       emergency=True),
+    _T("emergency-manhole", "urban.streetlight", "COMPLAINT",
+       "{road}{place}的井盖丢失了，路中间留下一个大洞，晚上看不清特别危险，请马上处理。",
+       emergency=True),
+    _T("emergency-tree", "urban.greening", "HELP",
+       "{road}{place}有一棵大树倒了，压在路边的车上，还挡住了半条路，请赶快派人处理。",
+       emergency=True),
+    _T("emergency-pipe", "public-services.water", "HELP",
+       "{road}{place}地下水管爆裂，水冒得老高，路上已经淹了，请马上派人抢修。",
+       emergency=True),
+    # --- consultations the operator answers on the phone (直接答复) -----------------------
+    _T("consult-residence", "other.general", "CONSULTATION",
+       "请问在{district}办理居住证需要什么材料？在哪里办？", outcome=ANSWERED_DIRECTLY),
+    _T("consult-pension", "other.general", "CONSULTATION",
+       "咨询一下，灵活就业人员怎么办理养老保险？需要带什么材料？", outcome=ANSWERED_DIRECTLY),
+    _T("consult-medicalcard", "other.general", "CONSULTATION",
+       "请问孩子的医保卡丢了，怎么办理补办手续？", outcome=ANSWERED_DIRECTLY),
+    _T("consult-elderly", "other.general", "CONSULTATION",
+       "请问老年人优待卡在哪里办？需要本人到场吗？", outcome=ANSWERED_DIRECTLY),
+    _T("consult-fund", "other.general", "CONSULTATION",
+       "咨询一下，提取住房公积金付房租需要什么材料？", outcome=ANSWERED_DIRECTLY),
+    _T("consult-hours", "other.general", "CONSULTATION",
+       "请问{district}政务服务中心周末上班吗？几点开门？", outcome=ANSWERED_DIRECTLY),
+    # --- police or fire matters: redirected to 110 / 119 --------------------------------
+    _T("redirect-fight", "other.general", "REPORT",
+       "{road}一家烧烤店门口有人打架斗殴，已经有人受伤了，你们快来管管！", outcome=REDIRECTED),
+    _T("redirect-fire", "other.general", "HELP",
+       "{loc}{bld}有一户人家厨房着火了，窗户往外冒烟，家里好像没人，请赶快派人！",
+       outcome=REDIRECTED),
+)
+
+# Emergencies in the order the demo uses them: the brief's three first.
+EMERGENCY_ORDER = ("emergency-water", "emergency-power", "emergency-lift", "emergency-gas",
+                   "emergency-manhole", "emergency-tree", "emergency-pipe")
+
+# --- slot values ---------------------------------------------------------------------------
+
+_TIMES = ("最近一个月", "这几天", "从上周开始", "最近半个月", "入冬以来", "这段时间", "近两周",
+          "从上个月开始", "这一个多星期")
+_WHEN = ("今天早上七点", "中午十二点左右", "今天下午三点多", "昨天半夜", "一个小时前", "今天凌晨")
+_DAYS = ("两天", "三天", "四五天", "一个星期", "十来天")
+_MONTHS = ("两个月", "三个月", "四个多月", "半年")
+_YEARS = ("两年", "三年多", "五年")
+_AMOUNTS = ("五千六", "八千", "一万二", "两万三", "三万多")
+_ITEMS = ("一台空气炸锅", "一件羽绒服", "一双运动鞋", "一部手机", "一套儿童玩具")
+_FOODS = ("牛奶", "面包", "酸奶", "火腿肠", "速冻饺子")
+_JOBS = ("保洁", "水电工", "服务员", "小工", "保安")
+_WORKPLACES = ("一家装修公司", "一家物流公司", "一个建筑工地", "一家酒店", "一家商场")
+_ROAD_SUFFIXES = ("大街", "路", "东路", "西路", "南路", "北路", "中街")
+_ESTATE_SUFFIXES = ("家园", "东里", "西里", "北里", "南里", "新村", "花园", "嘉园", "苑")
+_PLACES = ("东口", "西口", "南段", "北段", "路口", "中段")
+_SPOTS = ("东门", "北门外", "南侧空地", "中心广场", "西侧")
+_SURNAMES = "王李张刘陈杨赵黄周吴徐孙马朱胡郭何林高罗"
+_GIVEN = ("秀英", "建国", "丽娟", "志强", "海燕", "国华", "淑珍", "伟", "敏", "静", "磊", "洋")
+_UNIT_SUFFIX = re.compile(r"(满族|回族)?(街道|地区|镇|乡)$")
+
+# --- unit and callback texts -----------------------------------------------------------------
+
+_PROGRESS_TEXTS = (
+    "已派工作人员到现场查看，正在协调相关单位处理，已电话告知来电人。",
+    "已与来电人取得联系，问题已登记，正在安排施工队伍。",
+    "已约谈相关责任方，限期整改，整改期间持续跟进。",
+)
+_REPLY_TEXTS: dict[str, tuple[str, ...]] = {
+    RESOLVED: (
+        "经现场核实，问题已处理完毕，已与来电人电话沟通，来电人表示认可。",
+        "已安排人员当天处理完毕，并加强日常巡查，防止问题反复。",
+        "已责令相关责任方整改到位，现场复查合格，已回复来电人。",
+    ),
+    PARTLY_RESOLVED: (
+        "已先行采取临时措施，彻底解决需列入改造计划，已向来电人解释。",
+        "已协调责任方部分整改，剩余问题涉及多方权属，正在持续协调。",
+    ),
+    NOT_RESOLVABLE: (
+        "经核实，该问题涉及历史遗留及产权纠纷，暂不具备解决条件，已向来电人做好解释。",
+        "诉求超出现行政策范围，已向来电人说明相关规定及其他解决途径。",
+    ),
+}
+_COMMENTS: dict[str, tuple[str, ...]] = {
+    SATISFIED: ("问题已经解决了，谢谢你们。", "处理得很及时，很满意。", "工作人员态度很好。"),
+    BASICALLY_SATISFIED: ("基本解决了，希望以后多注意。", "比以前好一些了，还要再观察。"),
+    UNSATISFIED: ("没人联系我，问题还在。", "只是来看了一眼，什么都没解决。", "答复敷衍，不满意。"),
+}
+UNREACHED_COMMENT = "电话无人接听。"
+
+
+# --- plans ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HandlingPlan:
+    """How the lead unit handles one dispatch, as fractions of the windows it was given.
+
+    ``sign_fraction`` is a share of the sign-for window (``issued_at`` → ``sign_by``) and
+    ``complete_fraction`` a share of the deadline (``issued_at`` → ``due_at``); above 1.0
+    the unit is late. ``progress_fraction`` places the interim reply, None for none.
+    """
+
+    sign_fraction: float
+    complete_fraction: float
+    result: str
+    reply_text: str
+    progress_fraction: float | None = None
+    progress_text: str = ""
+    contacted_citizen: bool = True
+
+
+@dataclass(frozen=True)
+class CallbackPlan:
+    """What the citizen says when the callback centre calls.
+
+    The first ``unreached_attempts`` calls go unanswered (3: never reached).
+    """
+
+    unreached_attempts: int
+    responded: bool
+    resolved: bool
+    satisfaction: str
+    comment: str
+    delay_hours: float = 2.0
+
+
+@dataclass(frozen=True)
+class CasePlan:
+    """Everything the simulated city will do with one case."""
+
+    complaint_id: str
+    template: str
+    category: str
+    kind: str
+    expected_outcome: str
+    emergency: bool
+    handling: HandlingPlan
+    callback: CallbackPlan
+    # After a reopen (重办) the same unit handles it again and the citizen is called again.
+    reopen_handling: HandlingPlan
+    reopen_callback: CallbackPlan
+
+
+@dataclass(frozen=True)
+class DemoCase:
+    """One filing, when to send it (seconds after the start) and its plan."""
+
+    filing: dict[str, Any]
+    offset_seconds: float
+    plan: CasePlan
+
+
+@dataclass(frozen=True)
+class Street:
+    district: str
+    name: str
+    stem: str  # the place name without 街道/地区/镇/乡: "望京" for 望京街道
+
+
+@dataclass
+class _Slots:
+    values: dict[str, str] = field(default_factory=dict)
+    address: str = ""
+
+
+# --- reference data --------------------------------------------------------------------------
+
+
+def load_streets(path: Path = UNITS_CSV) -> dict[str, list[Street]]:
+    """Streets, towns and townships of each district, from ``beijing_units.csv``."""
+    by_district: dict[str, list[Street]] = {}
+    with path.open(encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh):
+            name = row["unit_name"].strip()
+            district = row["district_name"].strip()
+            stem = _UNIT_SUFFIX.sub("", name) or name
+            by_district.setdefault(district, []).append(Street(district, name, stem))
+    return by_district
+
+
+def template(key: str) -> Template:
+    """The template with this key."""
+    for tpl in TEMPLATES:
+        if tpl.key == key:
+            return tpl
+    raise KeyError(key)
+
+
+# --- generation ------------------------------------------------------------------------------
+
+
+def complaint_id(day: datetime, serial: int) -> str:
+    """The upstream id format: ``BJ20261122-000123`` (Beijing date, daily serial)."""
+    return f"BJ{day.astimezone(BEIJING):%Y%m%d}-{serial:06d}"
+
+
+def generate_city(
+    cases: int,
+    *,
+    seed: int = 12345,
+    start: datetime | None = None,
+    serial_base: int = 1,
+    filing_seconds: float | None = None,
+    streets: dict[str, list[Street]] | None = None,
+) -> list[DemoCase]:
+    """The filings of one demo run and what everyone will do with them.
+
+    Args:
+        cases: how many complaints to file.
+        seed: the same seed (with the same other arguments) gives the same city.
+        start: the first filing's time (default 2026-11-23 09:00 Beijing, fixed for tests).
+        serial_base: the first complaint's serial; a run must not reuse an earlier
+            run's ids (each id is a workflow id).
+        filing_seconds: spread the filings over this long; default 0.3 s a case, kept
+            within 3-40 s.
+        streets: the registry (default: read ``beijing_units.csv``).
+
+    Returns:
+        Cases in filing order. Every category is covered once ``cases`` leaves room for
+        it, and every district once ``cases >= 16``; about 8 % are consultations answered
+        on the phone, a few are emergencies and one is a police or fire matter.
+    """
+    if cases < 1:
+        raise ValueError("cases must be at least 1")
+    rng = random.Random(seed)
+    streets = streets if streets is not None else load_streets()
+    start = start or datetime(2026, 11, 23, 9, 0, tzinfo=BEIJING)
+    if filing_seconds is None:
+        filing_seconds = min(40.0, max(3.0, 0.3 * cases))
+
+    chosen = _choose_templates(cases, rng)
+    districts = _choose_districts(cases, rng, streets)
+    offsets = _offsets(cases, filing_seconds, rng)
+    out: list[DemoCase] = []
+    for i, (tpl, district) in enumerate(zip(chosen, districts, strict=True)):
+        cid = complaint_id(start, serial_base + i)
+        filed_at = (start + timedelta(seconds=offsets[i])).astimezone(UTC)
+        filing = _filing(cid, tpl, district, filed_at, rng, streets)
+        plan = _plan(cid, tpl, rng)
+        out.append(DemoCase(filing=filing, offset_seconds=offsets[i], plan=plan))
+    return out
+
+
+def _weighted(rng: random.Random, items: Sequence[str], weights: Sequence[float]) -> str:
+    return rng.choices(list(items), weights=list(weights), k=1)[0]
+
+
+def _choose_templates(cases: int, rng: random.Random) -> list[Template]:
+    answered = [t for t in TEMPLATES if t.outcome == ANSWERED_DIRECTLY]
+    redirects = [t for t in TEMPLATES if t.outcome == REDIRECTED]
+    ordinary = [t for t in TEMPLATES if t.outcome == DISPATCH and not t.emergency]
+
+    n_answered = round(cases * 0.08)
+    n_redirect = 1 if cases >= 12 else 0
+    n_emergency = max(2, round(cases * 0.03)) if cases >= 12 else (1 if cases >= 4 else 0)
+    n_ordinary = max(0, cases - n_answered - n_redirect - n_emergency)
+
+    chosen: list[Template] = [answered[i % len(answered)] for i in range(n_answered)]
+    rng.shuffle(chosen)
+    chosen += [rng.choice(redirects) for _ in range(n_redirect)]
+    chosen += [template(EMERGENCY_ORDER[i % len(EMERGENCY_ORDER)]) for i in range(n_emergency)]
+
+    # One case per category first, so a normal-sized run shows the whole lexicon; then the
+    # rest by template weight (heating and noise are what Beijing calls about in winter).
+    by_category: dict[str, list[Template]] = {}
+    for tpl in ordinary:
+        by_category.setdefault(tpl.category, []).append(tpl)
+    categories = list(by_category)
+    rng.shuffle(categories)
+    for code in categories[:n_ordinary]:
+        group = by_category[code]
+        chosen.append(group[rng.randrange(len(group))])
+    rest = n_ordinary - min(n_ordinary, len(categories))
+    chosen += rng.choices(ordinary, weights=[t.weight for t in ordinary], k=rest)
+    chosen = chosen[:cases]
+    rng.shuffle(chosen)
+    return chosen
+
+
+def _choose_districts(
+    cases: int, rng: random.Random, streets: dict[str, list[Street]]
+) -> list[str]:
+    """District of each case: every district at least once (when it fits), the rest by
+    weight with largest remainders, shuffled."""
+    names = [d for d in DISTRICT_WEIGHTS if d in streets]
+    names += sorted(d for d in streets if d not in DISTRICT_WEIGHTS)
+    weights = [DISTRICT_WEIGHTS.get(d, 1.0) for d in names]
+    floor = 1 if cases >= len(names) else 0
+    free = cases - floor * len(names)
+    total = sum(weights)
+    exact = [free * w / total for w in weights]
+    counts = [floor + int(x) for x in exact]
+    left = cases - sum(counts)
+    by_remainder = sorted(range(len(names)), key=lambda i: (-(exact[i] - int(exact[i])), i))
+    for i in by_remainder[:left]:
+        counts[i] += 1
+    out = [d for d, c in zip(names, counts, strict=True) for _ in range(c)]
+    rng.shuffle(out)
+    return out
+
+
+def _offsets(cases: int, seconds: float, rng: random.Random) -> list[float]:
+    """A steady pace with some jitter: calls do not arrive on a metronome."""
+    step = seconds / cases
+    return sorted(
+        round(max(0.0, i * step + rng.uniform(-0.4, 0.4) * step), 3) for i in range(cases)
+    )
+
+
+def _slots(tpl: Template, street: Street, with_street: bool, rng: random.Random) -> _Slots:
+    stem = street.stem
+    road_suffixes = rng.sample(_ROAD_SUFFIXES, 2)
+    road = stem + road_suffixes[0]
+    road2 = stem + road_suffixes[1]
+    estate = stem + rng.choice(_ESTATE_SUFFIXES)
+    bld = f"{rng.randint(1, 28)}号楼"
+    district = street.district
+    if with_street:
+        loc = rng.choice((f"{district}{street.name}{estate}", f"{street.name}{road}{estate}",
+                          f"{district}{street.name}{road}{estate}"))
+    else:
+        loc = rng.choice((f"{district}{road}{estate}", f"{road}{estate}"))
+    values = {
+        "loc": loc, "estate": estate, "road": road, "road2": road2,
+        "place": rng.choice(_PLACES), "spot": rng.choice(_SPOTS), "bld": bld,
+        "unit_no": f"{rng.randint(1, 6)}单元", "floor": f"{rng.randint(8, 20)}层",
+        "district": district, "time": rng.choice(_TIMES), "when": rng.choice(_WHEN),
+        "days": rng.choice(_DAYS), "months": rng.choice(_MONTHS), "years": rng.choice(_YEARS),
+        "year": str(rng.randint(2015, 2023)), "amount": rng.choice(_AMOUNTS),
+        "bus": f"{rng.choice((1, 52, 300, 302, 408, 429, 602, 675, 915, 983))}路",
+        "item": rng.choice(_ITEMS), "food": rng.choice(_FOODS), "job": rng.choice(_JOBS),
+        "workplace": f"{road}附近{rng.choice(_WORKPLACES)}",
+    }
+    uses_estate = any(s in tpl.text for s in ("{loc}", "{estate}", "{bld}"))
+    address = f"{district}{street.name if with_street else ''}{road}"
+    if uses_estate:
+        address += estate + (bld if "{bld}" in tpl.text else "")
+    elif "{place}" in tpl.text:
+        address += values["place"]
+    return _Slots(values, address)
+
+
+def _filing(
+    cid: str, tpl: Template, district: str, filed_at: datetime, rng: random.Random,
+    streets: dict[str, list[Street]],
+) -> dict[str, Any]:
+    street = rng.choice(streets[district])
+    # Some callers only give an address; the router then finds the street in it.
+    with_street = rng.random() >= 0.12
+    slots = _slots(tpl, street, with_street, rng)
+    content = tpl.text.format_map(slots.values)
+
+    if tpl.outcome != DISPATCH or tpl.emergency:
+        channel = "PHONE"  # answered on the phone, or too urgent to type
+    else:
+        channel = _weighted(rng, list(CHANNEL_WEIGHTS), list(CHANNEL_WEIGHTS.values()))
+    anonymous = tpl.outcome == DISPATCH and rng.random() < 0.1
+    name: str | None = None
+    if not anonymous:
+        surname = rng.choice(_SURNAMES)
+        name = (surname + rng.choice(("先生", "女士")) if rng.random() < 0.7
+                else surname + rng.choice(_GIVEN))
+    lat, lon = DISTRICT_CENTRES.get(district, (39.904, 116.407))
+    has_coords = channel in ("APP", "WECHAT", "MINI_PROGRAM")
+    attachments: list[str] = []
+    if has_coords and rng.random() < 0.4:
+        attachments = [f"https://files.hotline.example/demo/{cid}/photo-1.jpg"]
+    consultation = tpl.outcome == ANSWERED_DIRECTLY
+    return {
+        "event_id": str(uuid.uuid5(_EVENT_NS, f"{cid}/filed")),
+        "complaint_id": cid,
+        "filed_at": filed_at,
+        "channel": channel,
+        "kind": tpl.kind,
+        "content": content,
+        "caller_phone": f"1380000{rng.randrange(10_000):04d}",
+        "caller_name": name,
+        "anonymous": anonymous,
+        "district": district,
+        "street": street.name if with_street and not consultation else None,
+        "address": None if consultation else slots.address,
+        "latitude": round(lat + rng.uniform(-0.03, 0.03), 5) if has_coords else None,
+        "longitude": round(lon + rng.uniform(-0.03, 0.03), 5) if has_coords else None,
+        "category_hint": None,
+        "urgency_hint": None,
+        "answered_directly": consultation,
+        "attachments": attachments,
+    }
+
+
+def _handling(rng: random.Random, *, reopen: bool = False) -> HandlingPlan:
+    # Sign for: most within 10-60 % of the window, ~5 % miss it.
+    missed = not reopen and rng.random() < 0.05
+    sign = rng.uniform(1.2, 2.5) if missed else rng.uniform(0.1, 0.6)
+    # Complete: most at 20-70 % of the deadline, ~8 % late.
+    late = not reopen and rng.random() < 0.08
+    complete = rng.uniform(1.05, 1.4) if late else rng.uniform(0.2, 0.7)
+    if reopen:
+        result = RESOLVED if rng.random() < 0.85 else PARTLY_RESOLVED
+    else:
+        result = _weighted(rng, (RESOLVED, PARTLY_RESOLVED, NOT_RESOLVABLE), (82, 12, 6))
+    progress: float | None = None
+    if rng.random() < 0.7:
+        # A share of the deadline before completion; the unit never reports before signing.
+        progress = round(complete * rng.uniform(0.3, 0.7), 3)
+    return HandlingPlan(
+        sign_fraction=round(sign, 3),
+        complete_fraction=round(complete, 3),
+        result=result,
+        reply_text=rng.choice(_REPLY_TEXTS[result]),
+        progress_fraction=progress,
+        progress_text=rng.choice(_PROGRESS_TEXTS),
+        contacted_citizen=rng.random() < 0.95,
+    )
+
+
+# Satisfaction given the unit's result (SATISFIED, BASICALLY, UNSATISFIED): overall about
+# 85-90 % satisfied or basically satisfied and about 10 % unsatisfied.
+_SATISFACTION_GIVEN_RESULT: dict[str, tuple[float, float, float]] = {
+    RESOLVED: (68, 25, 7),
+    PARTLY_RESOLVED: (20, 55, 25),
+    NOT_RESOLVABLE: (10, 50, 40),
+}
+
+
+def _callback(rng: random.Random, handling: HandlingPlan, *, reopen: bool = False) -> CallbackPlan:
+    roll = rng.random()
+    # ~5 % are not reached on the first call; one in five of those never answers.
+    unreached = 0 if reopen or roll >= 0.05 else (3 if roll < 0.01 else 1)
+    satisfaction = _weighted(rng, (SATISFIED, BASICALLY_SATISFIED, UNSATISFIED),
+                             _SATISFACTION_GIVEN_RESULT[handling.result])
+    if satisfaction == UNSATISFIED:
+        resolved = False
+    elif handling.result == RESOLVED:
+        resolved = True
+    elif handling.result == PARTLY_RESOLVED:
+        resolved = rng.random() < 0.5
+    else:
+        resolved = False
+    responded = handling.contacted_citizen or rng.random() < 0.5
+    return CallbackPlan(
+        unreached_attempts=unreached,
+        responded=responded,
+        resolved=resolved,
+        satisfaction=satisfaction,
+        comment=rng.choice(_COMMENTS[satisfaction]),
+        delay_hours=round(rng.uniform(0.5, 6.0), 2),
+    )
+
+
+def _plan(cid: str, tpl: Template, rng: random.Random) -> CasePlan:
+    handling = _handling(rng)
+    reopen_handling = _handling(rng, reopen=True)
+    return CasePlan(
+        complaint_id=cid,
+        template=tpl.key,
+        category=tpl.category,
+        kind=tpl.kind,
+        expected_outcome=tpl.outcome,
+        emergency=tpl.emergency,
+        handling=handling,
+        callback=_callback(rng, handling),
+        reopen_handling=reopen_handling,
+        reopen_callback=_callback(rng, reopen_handling, reopen=True),
+    )
