@@ -1,0 +1,107 @@
+"""Determinism: stored histories of landed workflow versions replay on today's code.
+
+``tests/histories/*.json`` were recorded from earlier versions of ComplaintWorkflow;
+a change that breaks their replay would break every case in production. To add a
+history for a new version: ``HOTLINE_RECORD_HISTORIES=1 pytest tests/workflows/test_replay.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from temporalio import activity
+from temporalio.client import WorkflowHistory
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer, Worker
+
+from activities.case import CaseActivities
+from activities.config import load_config
+from workers.settings import Settings
+from workflows.complaint import ComplaintWorkflow
+from workflows.model import (
+    QUERY_VIEW,
+    UPDATE_CALLBACK,
+    UPDATE_COMPLETE,
+    UPDATE_SIGN_FOR,
+    Ack,
+    CallbackAnswer,
+    CaseView,
+    Complete,
+    Filing,
+    SignFor,
+    StepReceipt,
+    StepRecord,
+)
+
+HISTORIES = Path(__file__).parent.parent / "histories"
+
+
+@activity.defn(name="record_step")
+async def _record_step(step: StepRecord) -> StepReceipt:
+    return StepReceipt(step.complaint_id, step.step, 0)
+
+
+async def _run_case(env: WorkflowEnvironment, *, cache: int, late: bool) -> WorkflowHistory:
+    """One case through every stage; ``late`` lets the ladder fire before the unit acts."""
+    acts = CaseActivities(load_config(Settings().config_dir), cast(Any, None),
+                          cast(Any, None), topic_lifecycle="l", topic_dispatches="d")
+    tq = f"replay-{uuid.uuid4().hex[:8]}"
+    cid = f"R-{uuid.uuid4().hex[:8]}"
+    async with Worker(env.client, task_queue=tq, workflows=[ComplaintWorkflow],
+                      activities=[acts.accept, _record_step], max_cached_workflows=cache):
+        h = await env.client.start_workflow(
+            ComplaintWorkflow.run,
+            Filing(event_id="f", complaint_id=cid, filed_at=datetime.now(UTC), channel="APP",
+                   content="西城区金融街街道某小区垃圾堆放三天没人清运"),
+            id=f"complaint-{cid}", task_queue=tq)
+        view: CaseView | None = None
+        while view is None or view.dispatch_id is None:
+            view = await h.query(QUERY_VIEW, result_type=CaseView)
+        if late:
+            await env.sleep(timedelta(hours=30))
+        reply = {"dispatch_id": view.dispatch_id, "unit_id": view.lead_unit_id,
+                 "at": datetime.now(UTC)}
+        await h.execute_update(UPDATE_SIGN_FOR, SignFor(event_id="s", **reply),
+                               result_type=Ack)
+        await h.execute_update(UPDATE_COMPLETE, Complete(
+            event_id="c", result="RESOLVED", reply_text="已清运", **reply), result_type=Ack)
+        while (await h.query(QUERY_VIEW, result_type=CaseView)).status != "CALLBACK":
+            pass
+        await h.execute_update(UPDATE_CALLBACK, CallbackAnswer(
+            event_id="cb", at=datetime.now(UTC), reached=True, responded=True,
+            resolved=not late, satisfaction="UNSATISFIED" if late else "SATISFIED"),
+            result_type=Ack)
+        await h.result()
+        return await h.fetch_history()
+
+
+@pytest.mark.skipif(not os.environ.get("HOTLINE_RECORD_HISTORIES"),
+                    reason="set HOTLINE_RECORD_HISTORIES=1 to record new histories")
+async def test_record_histories(time_env: WorkflowEnvironment) -> None:
+    version = os.environ.get("HOTLINE_HISTORY_VERSION", "v1")
+    HISTORIES.mkdir(exist_ok=True)
+    for name, late in (("happy_path", False), ("escalated", True)):
+        history = await _run_case(time_env, cache=0, late=late)
+        (HISTORIES / f"{name}_{version}.json").write_text(history.to_json())
+
+
+@pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.stem)
+async def test_stored_history_replays(path: Path) -> None:
+    history = WorkflowHistory.from_json(path.stem, path.read_text())
+    await Replayer(workflows=[ComplaintWorkflow]).replay_workflow(history)
+
+
+def test_histories_are_stored() -> None:
+    assert len(list(HISTORIES.glob("*.json"))) >= 2
+
+
+async def test_case_with_the_cache_off_replays_every_task(time_env: WorkflowEnvironment) -> None:
+    # max_cached_workflows=0 replays the whole history on every task: any
+    # non-determinism in the code fails the case here rather than in production.
+    history = await _run_case(time_env, cache=0, late=True)
+    await Replayer(workflows=[ComplaintWorkflow]).replay_workflow(history)
