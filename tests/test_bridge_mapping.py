@@ -262,6 +262,7 @@ def _rpc(message: str, status: RPCStatusCode, *details: Any) -> RPCError:
          Verdict(TRANSIENT)),
         (_rpc("context canceled", RPCStatusCode.CANCELLED), Verdict(TRANSIENT)),
         (_rpc("shard moved", RPCStatusCode.INTERNAL), Verdict(TRANSIENT)),
+        (_rpc("connection closed", RPCStatusCode.ABORTED), Verdict(TRANSIENT)),
         (_rpc("namespace not active", RPCStatusCode.FAILED_PRECONDITION), Verdict(TRANSIENT)),
         (_rpc("blob size exceeds limit", RPCStatusCode.INVALID_ARGUMENT),
          Verdict(REFUSED, REJECTED)),

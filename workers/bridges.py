@@ -69,7 +69,7 @@ from workers.kafka_io import (
     make_consumer,
     make_producer,
 )
-from workers.observability import configure_logging, start_metrics_server
+from workers.observability import configure_logging, start_metrics_server, temporal_runtime
 from workers.settings import Settings, get_settings
 from workflows.model import (
     UPDATE_CALLBACK,
@@ -314,7 +314,14 @@ def verdict_for_ack(ack: Ack) -> Verdict:
 #       NOT_FOUND "workflow update was aborted by closing workflow"
 #   update accepted, run closed before it completed: the update fails with
 #       ApplicationError type "AcceptedUpdateCompletedWorkflow".
-_CLOSED_MARKERS = ("already completed", "closing workflow", "workflow is closing", "closed")
+# Specific phrases only: a bare "closed" would also match "connection closed".
+_CLOSED_MARKERS = (
+    "execution already completed",
+    "aborted by closing workflow",
+    "workflow is closing",
+    "workflow is closed",
+    "workflow execution is closed",
+)
 _CLOSED_UPDATE_FAILURE = "AcceptedUpdateCompletedWorkflow"
 
 # Passing conditions: the server or the network will recover, or an operator will fix the
@@ -771,7 +778,9 @@ async def _connect_temporal(settings: Settings, stop: asyncio.Event) -> Client |
     while not stop.is_set():
         try:
             return await Client.connect(
-                settings.temporal_address, namespace=settings.temporal_namespace
+                settings.temporal_address,
+                namespace=settings.temporal_namespace,
+                runtime=temporal_runtime(),
             )
         except Exception as exc:
             attempt += 1

@@ -13,11 +13,19 @@ import sys
 import threading
 from collections.abc import MutableMapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, TextIO
 from wsgiref.simple_server import WSGIServer
 
 import structlog
 from prometheus_client import start_http_server
+from temporalio.runtime import (
+    LogForwardingConfig,
+    LoggingConfig,
+    Runtime,
+    TelemetryConfig,
+    TelemetryFilter,
+)
 
 from workers.settings import Settings
 
@@ -90,6 +98,23 @@ def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> No
     root.setLevel(level)
     # kafka-python logs every connection and rebalance step at INFO.
     logging.getLogger("kafka").setLevel(max(level, logging.WARNING))
+
+
+@lru_cache(maxsize=1)
+def temporal_runtime() -> Runtime:
+    """A Temporal runtime whose Core (Rust) logs go through ``logging``, hence JSON.
+
+    Without it Core writes its own coloured lines to stderr (e.g. gRPC retries while the
+    server is away). Pass it to ``Client.connect(..., runtime=...)``; one per process.
+    """
+    return Runtime(
+        telemetry=TelemetryConfig(
+            logging=LoggingConfig(
+                filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+                forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
+            )
+        )
+    )
 
 
 @dataclass
