@@ -82,7 +82,12 @@ DEFAULT_TIMEOUT_S = 600.0
 MIN_REACTION_S = 0.02
 REPLY_GAP_S = 0.05
 SEND_TIMEOUT_S = 30.0
+# An assisting unit replies when the lead has used this share of its own handling time.
+ASSIST_SHARE = 0.6
+ASSIST_REPLY = "协办单位已配合主办单位现场核查，职责范围内的事项已处理完毕。"
 REFRESH_S = 0.25
+# Silence on the lifecycle topic this long, with cases open, is worth a hint on the board.
+STALL_HINT_S = 30.0
 
 # The processes the demo runs, and the line each logs once it serves.
 PROCESSES: dict[str, str] = {"worker": "worker ready", "bridges": "bridges ready"}
@@ -134,6 +139,9 @@ class Board:
         self.undecodable = 0
         self.errors: list[str] = []
         self.started = time.monotonic()
+        self.last_event_at = self.started
+        # Problems the worker and bridges logged: {"worker": Counter(level -> lines)}.
+        self.log_levels: dict[str, Counter[str]] = {}
 
     @property
     def total(self) -> int:
@@ -153,6 +161,7 @@ class Board:
             track.status = str(rec["status"])
             track.tier = rec.get("tier") or track.tier
             track.last_event, track.last_at = event_type, time.monotonic()
+            self.last_event_at = track.last_at
             if event_type not in track.seen:
                 track.seen.add(event_type)
                 for stage, _, events in STAGES:
@@ -211,15 +220,36 @@ class Board:
                 ),
                 Text(f"elapsed {time.monotonic() - self.started:,.0f} s", style="dim"),
             ]
+            problems = self._log_problems()
+            if problems:
+                lines.insert(2, Text(problems, style="red"))
             return Group(table, *lines)
 
     def plain_line(self) -> str:
         """One status line for a log (when the console is not a terminal)."""
         with self._lock:
             counts = self.stage_counts
-            return (f"[{time.monotonic() - self.started:5.0f} s] filed {counts['filed']}, "
+            line = (f"[{time.monotonic() - self.started:5.0f} s] filed {counts['filed']}, "
                     f"dispatched {counts['dispatched']}, completed {counts['completed']}, "
-                    f"closed {counts['closed']}/{self.total}; notices {sum(self.notices.values())}")
+                    f"closed {counts['closed']}/{self.total}; "
+                    f"notices {sum(self.notices.values())}")
+            problems = self._log_problems()
+            return f"{line}; {problems}" if problems else line
+
+    def count_log_lines(self, name: str, levels: Counter[str]) -> None:
+        with self._lock:
+            self.log_levels.setdefault(name, Counter()).update(levels)
+
+    def _log_problems(self) -> str:
+        parts = [f"{name} log: {c['error']} errors, {c['warning']} warnings"
+                 for name, c in self.log_levels.items() if c["error"] or c["warning"]]
+        failures = sum(c["workflow task failures"] for c in self.log_levels.values())
+        if failures:
+            parts.append(f"{failures} workflow task failures (a workflow bug, see worker.log)")
+        silence = time.monotonic() - self.last_event_at
+        if silence > STALL_HINT_S and self.stage_counts["closed"] < self.total:
+            parts.append(f"no lifecycle event for {silence:.0f} s: is the worker stuck?")
+        return " · ".join(parts)
 
 
 @dataclass
@@ -327,66 +357,101 @@ def _call_centre(city: list[DemoCase]) -> Callable[[_Ctx], None]:
     return body
 
 
-def _unit_replies(ctx: _Ctx, rec: Mapping[str, Any], plan: HandlingPlan,
-                  sched: _Scheduler, revoked: set[str]) -> None:
-    """Schedule the sign-for, progress and completion of one dispatch."""
-    issued = rec["issued_at"].timestamp()
-    sign_window = max(0.0, rec["sign_by"].timestamp() - issued)
-    deadline = max(0.0, rec["due_at"].timestamp() - issued)
-    base = {"complaint_id": rec["complaint_id"], "dispatch_id": rec["dispatch_id"],
-            "unit_id": rec["unit_id"]}
-    topic = ctx.settings.topic_unit_replies
+class _UnitSystems:
+    """The units' own systems: sign for, report progress on and complete each dispatch.
 
-    def reply(name: str, fields: dict[str, Any]) -> Callable[[], None]:
-        def send() -> None:
-            if rec["dispatch_id"] in revoked or ctx.stop.is_set():
-                return
-            _send(ctx, topic, name, {"event_id": str(uuid.uuid4()), **base, "at": _now(),
-                                     **fields})
-            ctx.board.count_sent(name)
-        return send
+    Times come from the ``DispatchIssued`` (``issued_at``, ``sign_by``, ``due_at``, already
+    time-scaled by the worker) and the case's plan. An assisting unit (协办) sends its part
+    first; the lead unit completes only once the assisting units of the case have replied
+    (or were revoked), as a lead collects its partners' input before it answers.
+    """
 
-    # Never before the message could have been read; replies to one dispatch in order.
-    when = max(issued + plan.sign_fraction * sign_window, time.time() + MIN_REACTION_S)
-    sched.at(when, reply("DispatchSigned", {"signer": f"{rec['unit_name']}值班员"}))
-    lead = rec.get("role", "LEAD") == "LEAD"
-    if plan.progress_fraction is not None and rec.get("tier") != "T2H":
-        when = max(issued + plan.progress_fraction * deadline, when + REPLY_GAP_S)
-        sched.at(when, reply("ProgressReported", {
-            "text": plan.progress_text, "contacted_citizen": plan.contacted_citizen}))
-    if lead:  # assisting units contribute; the lead unit completes the case
+    def __init__(self, ctx: _Ctx) -> None:
+        self.ctx = ctx
+        self.sched = _Scheduler()
+        self.handled: set[str] = set()
+        self.revoked: set[str] = set()
+        # complaint id → assisting dispatches that have not replied yet
+        self.assisting: dict[str, set[str]] = {}
+
+    def run(self) -> None:
+        ctx = self.ctx
+        consumer = _tail_consumer(ctx.settings, ctx.settings.topic_dispatches, "demo-units")
+        try:
+            ctx.ready.wait()
+            while not ctx.stop.is_set():
+                self.sched.run_due()
+                for msg in _poll(consumer, self.sched.wait_s(0.1)):
+                    self.on_message(msg.value)
+        finally:
+            consumer.close(autocommit=False)
+
+    def on_message(self, value: bytes) -> None:
+        try:
+            decoded = decode(value, expected=UNIT_RECORDS)
+        except DecodeError:
+            self.ctx.board.count_undecodable()
+            return
+        rec = decoded.record
+        plan = self.ctx.plans.get(rec["complaint_id"])
+        if plan is None:
+            return  # another run's case
+        if decoded.name == "DispatchIssued" and rec["event_id"] not in self.handled:
+            self.handled.add(rec["event_id"])  # Kafka may deliver a record twice
+            self.schedule(rec, plan.reopen_handling if rec.get("reopened") else plan.handling)
+        elif decoded.name == "DispatchRevoked":
+            self.revoked.add(rec["dispatch_id"])
+            self.assisting.get(rec["complaint_id"], set()).discard(rec["dispatch_id"])
+
+    def schedule(self, rec: Mapping[str, Any], plan: HandlingPlan) -> None:
+        """Schedule the replies to one dispatch."""
+        issued = rec["issued_at"].timestamp()
+        sign_window = max(0.0, rec["sign_by"].timestamp() - issued)
+        deadline = max(0.0, rec["due_at"].timestamp() - issued)
+        # Never before the message could have been read; replies to one dispatch in order.
+        when = max(issued + plan.sign_fraction * sign_window, time.time() + MIN_REACTION_S)
+        self.sched.at(when, self._reply(rec, "DispatchSigned",
+                                        {"signer": f"{rec['unit_name']}值班员"}))
+        if rec.get("role", "LEAD") != "LEAD":
+            self.assisting.setdefault(rec["complaint_id"], set()).add(rec["dispatch_id"])
+            when = max(issued + ASSIST_SHARE * plan.complete_fraction * deadline,
+                       when + REPLY_GAP_S)
+            self.sched.at(when, self._reply(rec, "HandlingCompleted", {
+                "result": "RESOLVED", "reply_text": ASSIST_REPLY}))
+            return
+        if plan.progress_fraction is not None and rec.get("tier") != "T2H":
+            when = max(issued + plan.progress_fraction * deadline, when + REPLY_GAP_S)
+            self.sched.at(when, self._reply(rec, "ProgressReported", {
+                "text": plan.progress_text, "contacted_citizen": plan.contacted_citizen}))
         when = max(issued + plan.complete_fraction * deadline, when + REPLY_GAP_S)
-        sched.at(when, reply("HandlingCompleted", {
+        self.sched.at(when, self._reply(rec, "HandlingCompleted", {
             "result": plan.result, "reply_text": plan.reply_text}))
+
+    def _reply(self, rec: Mapping[str, Any], name: str,
+               fields: dict[str, Any]) -> Callable[[], None]:
+        ctx = self.ctx
+        cid, dispatch_id = rec["complaint_id"], rec["dispatch_id"]
+        lead_completion = name == "HandlingCompleted" and rec.get("role", "LEAD") == "LEAD"
+
+        def send() -> None:
+            if dispatch_id in self.revoked or ctx.stop.is_set():
+                return
+            if lead_completion and self.assisting.get(cid):
+                self.sched.at(time.time() + REPLY_GAP_S, send)  # wait for the partners
+                return
+            _send(ctx, ctx.settings.topic_unit_replies, name, {
+                "event_id": str(uuid.uuid4()), "complaint_id": cid,
+                "dispatch_id": dispatch_id, "unit_id": rec["unit_id"], "at": _now(), **fields,
+            })
+            if name == "HandlingCompleted":
+                self.assisting.get(cid, set()).discard(dispatch_id)
+            ctx.board.count_sent(name)
+
+        return send
 
 
 def _unit_systems(ctx: _Ctx) -> None:
-    consumer = _tail_consumer(ctx.settings, ctx.settings.topic_dispatches, "demo-units")
-    try:
-        ctx.ready.wait()
-        sched = _Scheduler()
-        handled: set[str] = set()
-        revoked: set[str] = set()
-        while not ctx.stop.is_set():
-            sched.run_due()
-            for msg in _poll(consumer, sched.wait_s(0.1)):
-                try:
-                    decoded = decode(msg.value, expected=UNIT_RECORDS)
-                except DecodeError:
-                    ctx.board.count_undecodable()
-                    continue
-                rec = decoded.record
-                plan = ctx.plans.get(rec["complaint_id"])
-                if plan is None:
-                    continue  # another run's case
-                if decoded.name == "DispatchIssued" and rec["dispatch_id"] not in handled:
-                    handled.add(rec["dispatch_id"])
-                    handling = plan.reopen_handling if rec.get("reopened") else plan.handling
-                    _unit_replies(ctx, rec, handling, sched, revoked)
-                elif decoded.name == "DispatchRevoked":
-                    revoked.add(rec["dispatch_id"])
-    finally:
-        consumer.close(autocommit=False)
+    _UnitSystems(ctx).run()
 
 
 def _callback_centre(ctx: _Ctx) -> None:
@@ -541,6 +606,35 @@ def _start(name: str, settings: Settings, demo_dir: Path) -> _Proc:
     pid_file = demo_dir / f"{name}.pid"
     pid_file.write_text(f"{popen.pid}\n")
     return _Proc(name, popen, log_path, pid_file)
+
+
+class _LogWatch:
+    """Counts the warning and error lines a process adds to its JSON-lines log."""
+
+    def __init__(self, proc: _Proc) -> None:
+        self.proc = proc
+        self._offset = 0
+        with contextlib.suppress(OSError):
+            self._offset = proc.log_path.stat().st_size
+
+    def new_levels(self) -> Counter[str]:
+        levels: Counter[str] = Counter()
+        try:
+            with self.proc.log_path.open("rb") as fh:
+                fh.seek(self._offset)
+                chunk = fh.read()
+        except OSError:
+            return levels
+        end = chunk.rfind(b"\n") + 1  # only whole lines
+        self._offset += end
+        for line in chunk[:end].splitlines():
+            if b"Failed activation on workflow" in line:
+                levels["workflow task failures"] += 1  # a workflow bug: cases cannot move
+            if b'"level": "error"' in line or b'"level": "critical"' in line:
+                levels["error"] += 1
+            elif b'"level": "warning"' in line:
+                levels["warning"] += 1
+        return levels
 
 
 def _tail(path: Path, lines: int = 20) -> str:
@@ -713,13 +807,29 @@ def print_summary(settings: Settings, complaint_ids: list[str], closed_seen: int
 
 
 def _follow(ctx: _Ctx, consumer: KafkaConsumer, console: Console, title: str,
-            timeout: float) -> bool:
-    """Follow the lifecycle until every case is closed; False on timeout."""
+            timeout: float, procs: list[_Proc]) -> bool:
+    """Follow the lifecycle until every case is closed; False on timeout.
+
+    Fails at once when the worker or the bridges exit or an actor fails.
+    """
     deadline = time.monotonic() + timeout
     board = ctx.board
     last_plain = 0.0
+    watches = [_LogWatch(p) for p in procs]
+    last_watch = 0.0
 
     def step() -> bool:
+        nonlocal last_watch
+        if time.monotonic() - last_watch > 2:
+            last_watch = time.monotonic()
+            for watch in watches:
+                board.count_log_lines(watch.proc.name, watch.new_levels())
+                code = watch.proc.popen.poll()
+                if code is not None:
+                    raise DemoError(
+                        f"`hotline {watch.proc.name}` exited with code {code} during the "
+                        f"demo; its log is {watch.proc.log_path}:\n{_tail(watch.proc.log_path)}"
+                    )
         for msg in _poll(consumer, REFRESH_S):
             try:
                 rec = decode(msg.value, expected=("LifecycleEvent",)).record
@@ -742,11 +852,11 @@ def _follow(ctx: _Ctx, consumer: KafkaConsumer, console: Console, title: str,
         return False
     while time.monotonic() < deadline:
         if step():
-            console.print(board.plain_line())
+            console.print(board.plain_line(), soft_wrap=True, highlight=False)
             return True
         if time.monotonic() - last_plain > 10:
             last_plain = time.monotonic()
-            console.print(board.plain_line())
+            console.print(board.plain_line(), soft_wrap=True, highlight=False)
     return False
 
 
@@ -796,6 +906,10 @@ def run_demo(cases: int = 100, time_scale: float = 0.00002, *,
     demo_dir = settings.state_dir / "demo"
     demo_dir.mkdir(parents=True, exist_ok=True)
     procs: list[_Proc] = []
+    # `timeout`, `kill` and service managers stop with SIGTERM: clean up as for Ctrl-C.
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         with console.status("bringing the stack up (Temporal, Kafka, PostgreSQL)..."):
             status = ensure_stack(settings)
@@ -817,8 +931,11 @@ def run_demo(cases: int = 100, time_scale: float = 0.00002, *,
         console.print(f"worker and bridges ready (time scale {time_scale:g}); logs in "
                       f"{demo_dir}")
 
-        ok, board = _run_city(settings, cases, seed, demo_dir, status, console, timeout)
-        print_summary(settings, list(board.cases), board.closed, console)
+        ok, board = _run_city(settings, cases, seed, demo_dir, status, console, timeout, procs)
+        try:
+            print_summary(settings, list(board.cases), board.closed, console)
+        except psycopg.Error as exc:
+            raise DemoError(f"cannot read the ledger in PostgreSQL: {exc}") from exc
         if not ok:
             raise typer.Exit(1)
     except DemoError as exc:
@@ -831,11 +948,18 @@ def run_demo(cases: int = 100, time_scale: float = 0.00002, *,
         if procs:
             with console.status("stopping the worker and bridges..."):
                 _stop(procs)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         console.print("stack left running: `hotline stack down` (or `make down`) stops it")
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def _run_city(settings: Settings, cases: int, seed: int | None, demo_dir: Path,
-              status: StackStatus, console: Console, timeout: float) -> tuple[bool, Board]:
+              status: StackStatus, console: Console, timeout: float,
+              procs: list[_Proc]) -> tuple[bool, Board]:
     start = _now()
     serial = _serial_base(demo_dir, start, cases)
     seed = serial if seed is None else seed
@@ -864,7 +988,7 @@ def _run_city(settings: Settings, cases: int, seed: int | None, demo_dir: Path,
             ready.wait(timeout=60)
         except threading.BrokenBarrierError:
             raise DemoError("the actors could not start: " + "; ".join(board.errors)) from None
-        ok = _follow(ctx, follower, console, title, timeout)
+        ok = _follow(ctx, follower, console, title, timeout, procs)
         if ok:
             console.print(f"[bold green]all {cases} cases closed[/] in "
                           f"{time.monotonic() - board.started:.0f} s.")
