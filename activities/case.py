@@ -5,8 +5,12 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
@@ -14,8 +18,9 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.classify import classify, locate, route
+from activities.classify import Location, classify, locate
 from activities.config import HotlineConfig
+from activities.routing import decide_route
 from schemas import codec
 from workflows.model import (
     Acceptance,
@@ -26,6 +31,9 @@ from workflows.model import (
     LadderPlan,
     LifecycleRecord,
     Outcome,
+    PlanRequest,
+    RouteRequest,
+    RouteResult,
     StepReceipt,
     StepRecord,
     TierPlan,
@@ -41,6 +49,47 @@ class Publisher(Protocol):
         """Send ``(topic, key, record name, fields)`` tuples; return once all are acked."""
 
 
+class DuplicateFinder(Protocol):
+    """Finds an open case of the same caller, problem type and street (重复件)."""
+
+    async def find_open(self, caller_hash: str, category: str, street: str | None,
+                        other_than: str) -> str | None:
+        """The complaint id of such a case, or None."""
+
+
+class LedgerDuplicates:
+    """``DuplicateFinder`` over the ledger's ``cases`` table."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    async def find_open(self, caller_hash: str, category: str, street: str | None,
+                        other_than: str) -> str | None:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                """SELECT complaint_id FROM cases
+                   WHERE caller_hash = %s AND category = %s
+                     AND street IS NOT DISTINCT FROM %s AND complaint_id <> %s
+                     AND status IN ('ACCEPTED', 'DISPATCHED', 'SIGNED', 'IN_PROGRESS')
+                   ORDER BY filed_at LIMIT 1""",
+                (caller_hash, category, street, other_than),
+            )
+            row = await cur.fetchone()
+            return str(row[0]) if row else None
+
+
+def caller_hash(key: bytes, phone: str | None) -> str | None:
+    """A keyed hash of the caller's number: finds repeat callers without storing the number.
+
+    A plain hash of an 11-digit number is reversible by trying them all; the key
+    (``HOTLINE_CALLER_HASH_KEY``) makes it not.
+    """
+    digits = "".join(ch for ch in phone or "" if ch.isdigit())
+    if not digits:
+        return None
+    return hmac.new(key, digits.encode(), hashlib.sha256).hexdigest()[:32]
+
+
 class CaseActivities:
     """The activities of ``ComplaintWorkflow``, with their dependencies injected."""
 
@@ -53,8 +102,12 @@ class CaseActivities:
         topic_lifecycle: str,
         topic_dispatches: str,
         time_scale: float = 1.0,
+        duplicates: DuplicateFinder | None = None,
+        caller_key: bytes = b"",
     ) -> None:
         self._config = config
+        self._duplicates = duplicates
+        self._caller_key = caller_key
         self._publisher = publisher
         self._pool = pool
         self._topic_lifecycle = topic_lifecycle
@@ -73,31 +126,30 @@ class CaseActivities:
             cfg.lexicon, filing.content, kind_hint=filing.kind,
             category_hint=filing.category_hint, urgency_hint=filing.urgency_hint,
         )
-        loc = locate(cfg.registry, filing.district, filing.street, filing.address, filing.content)
+        loc = locate(cfg.registry, filing.district, filing.street, filing.address,
+                     filing.content, at=filing.filed_at)
         street_unit = cfg.registry.get(loc.street_id) if loc.street_id else None
+        street = street_unit.name if street_unit else filing.street
+        caller = caller_hash(self._caller_key, filing.caller_phone)
 
+        merge_into = None
         if filing.answered_directly:
             outcome, reason = Outcome.ANSWERED_DIRECTLY, "answered by the operator"
         elif cl.redirect_to:
             outcome, reason = Outcome.REDIRECTED, f"emergency: redirected to {cl.redirect_to}"
         elif cl.unreasonable:
             outcome, reason = Outcome.REJECTED, "unreasonable request"
+        elif caller and self._duplicates and (merge_into := await self._duplicates.find_open(
+                caller, cl.category.code, street, filing.complaint_id)):
+            outcome, reason = Outcome.MERGED, f"same caller and problem as open case {merge_into}"
         else:
             outcome, reason = Outcome.DISPATCH, "dispatch"
 
         # Deadlines run from the workflow's acceptance time, not this activity's clock, so
         # a retried accept computes the same plan.
-        start = request.accepted_at
+        plan = self._plan_for(cl.tier, request.accepted_at)
         tier_rule = rules.tiers[cl.tier]
-        due_at = rules.deadline(cl.tier, start, self._scale)
-        plan = TierPlan(
-            tier=cl.tier,
-            deadline_seconds=(due_at - start).total_seconds(),
-            sign_for_seconds=tier_rule.sign_for.total_seconds() * self._scale,
-            callback_seconds=rules.callback.due[cl.tier].total_seconds() * self._scale,
-            due_at=due_at,
-            sign_by=start + tier_rule.sign_for * self._scale,
-        )
+        ext = rules.extension
         ladder = LadderPlan(
             warning_fractions=list(rules.ladder.warning_fractions),
             sign_for_misses_to_district=rules.ladder.sign_for_misses_to_district,
@@ -108,11 +160,19 @@ class CaseActivities:
             unreached_window_seconds=rules.callback.unreached_window.total_seconds() * self._scale,
             max_reopens=rules.reopen.max_reopens,
             weights=rules.weights.model_dump(),
+            extension_tiers=list(ext.tiers),
+            extension_max_per_case=ext.max_per_case,
+            extension_max_days=int(tier_rule.deadline.days * ext.max_fraction_of_tier),
+            extension_auto_grant_days=ext.auto_grant_max_days,
+            reopen_max_tier=rules.reopen.max_tier,
         )
-        lead = route(cfg.registry, cl.category, loc) if outcome == Outcome.DISPATCH else None
+        # Names and rules in force the day the citizen filed apply.
+        decision = (decide_route(cfg, cl.category, loc, at=filing.filed_at)
+                    if outcome == Outcome.DISPATCH else None)
         log.info(
             "accepted", complaint_id=filing.complaint_id, outcome=outcome, tier=cl.tier,
-            category=cl.category.code, lead_unit=lead.unit_id if lead else None,
+            category=cl.category.code,
+            lead_unit=decision.lead.unit_id if decision else None,
         )
         return Acceptance(
             outcome=outcome.value,
@@ -122,13 +182,74 @@ class CaseActivities:
             tier=cl.tier,
             reason=reason,
             district=loc.district,
-            street=street_unit.name if street_unit else filing.street,
+            street=street,
             plan=plan,
             ladder=ladder,
-            lead=lead,
+            lead=decision.lead if decision else None,
             hints_used=cl.hints_used,
             redirect_to=cl.redirect_to,
+            assisting=list(decision.assisting) if decision else [],
+            merge_into=merge_into,
+            caller_hash=caller,
+            route_rule=decision.rule if decision else "",
         )
+
+    @activity.defn(name="route")
+    async def route(self, request: RouteRequest) -> RouteResult:
+        """The routing table again: skip units that returned the case, or resolve units a
+        person named (whistle, reassign)."""
+        cfg = self._config
+        if request.unit_ids:
+            units = [cfg.registry.get(u) for u in request.unit_ids]
+            missing = [u for u, unit in zip(request.unit_ids, units, strict=True) if unit is None]
+            if missing:
+                raise ApplicationError(f"unknown units {missing}", type="UnknownUnit",
+                                       non_retryable=True)
+            found = [u for u in units if u is not None]
+            return RouteResult(lead=found[0], assisting=found[1:], rule="named")
+        category = cfg.lexicon.category(request.category)
+        if category is None:
+            raise ApplicationError(f"unknown category {request.category!r}",
+                                   type="UnknownCategory", non_retryable=True)
+        district = cfg.registry.district(request.district)
+        loc = Location(district, cfg.registry.street(district, request.street))
+        decision = decide_route(cfg, category, loc, exclude=request.exclude)
+        return RouteResult(lead=decision.lead, assisting=list(decision.assisting),
+                           rule=decision.rule)
+
+    @activity.defn(name="plan")
+    async def plan(self, request: PlanRequest) -> TierPlan:
+        """A fresh deadline plan (reopen), or the deadline moved by extra days (extension)."""
+        if request.tier not in self._config.rules.tiers:
+            raise ApplicationError(f"unknown tier {request.tier!r}", type="UnknownTier",
+                                   non_retryable=True)
+        if request.extra_days and request.due_at is not None:
+            return self._extend(request.tier, request.start, request.due_at, request.extra_days)
+        return self._plan_for(request.tier, request.start)
+
+    def _plan_for(self, tier: str, start: datetime) -> TierPlan:
+        rules = self._config.rules
+        rule = rules.tiers[tier]
+        due_at = rules.deadline(tier, start, self._scale)
+        return TierPlan(
+            tier=tier,
+            deadline_seconds=(due_at - start).total_seconds(),
+            sign_for_seconds=rule.sign_for.total_seconds() * self._scale,
+            callback_seconds=rules.callback.due[tier].total_seconds() * self._scale,
+            due_at=due_at,
+            sign_by=start + rule.sign_for * self._scale,
+        )
+
+    def _extend(self, tier: str, start: datetime, due_at: datetime, days: int) -> TierPlan:
+        """``due_at`` plus ``days`` (working days where the tier counts them), scaled."""
+        rules = self._config.rules
+        rule = rules.tiers[tier]
+        real_extra = (rules.calendar.add_workdays(due_at, days) - due_at if rule.working_days
+                      else timedelta(days=days))
+        new_due = due_at + real_extra * self._scale
+        base = self._plan_for(tier, start)
+        return replace(base, due_at=new_due,
+                       deadline_seconds=(new_due - start).total_seconds())
 
     @activity.defn(name="record_step")
     async def record_step(self, step: StepRecord) -> StepReceipt:
@@ -191,8 +312,8 @@ async def _upsert_case(conn: Any, row: CaseRow) -> None:
     await conn.execute(
         """INSERT INTO cases AS c (complaint_id, version, status, outcome, channel, kind,
                category, tier, district, street, lead_unit_id, filed_at, due_at, closed_at,
-               overdue, escalation_level, updated_at)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
+               overdue, escalation_level, caller_hash, updated_at)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
            ON CONFLICT (complaint_id) DO UPDATE SET
                version = EXCLUDED.version, status = EXCLUDED.status,
                outcome = EXCLUDED.outcome, kind = EXCLUDED.kind,
@@ -204,7 +325,7 @@ async def _upsert_case(conn: Any, row: CaseRow) -> None:
            WHERE c.version < EXCLUDED.version""",
         (row.complaint_id, row.version, row.status, row.outcome, row.channel, row.kind,
          row.category, row.tier, row.district, row.street, row.lead_unit_id, row.filed_at,
-         row.due_at, row.closed_at, row.overdue, row.escalation_level),
+         row.due_at, row.closed_at, row.overdue, row.escalation_level, row.caller_hash),
     )
 
 

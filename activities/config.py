@@ -7,21 +7,34 @@ from pathlib import Path
 
 from activities.classify import Lexicon, load_lexicon
 from activities.registry import Registry, load_registry
+from activities.routing import RoutingTable, load_routing_table
 from activities.rules import Rules, load_rules
 
 
 @dataclass(frozen=True)
 class HotlineConfig:
+    """Rules, unit registry (with its gazetteer), lexicon and routing table."""
+
     rules: Rules
     registry: Registry
     lexicon: Lexicon
+    routing: RoutingTable
 
 
 def load_config(config_dir: Path) -> HotlineConfig:
-    """Load rules, registry and lexicon; raises RulesError/RegistryError naming the bad key."""
+    """Load and cross-check every config file.
+
+    Raises:
+        RulesError / RegistryError / RoutingError: naming the file and the bad key or row.
+    """
     registry = load_registry(config_dir)
+    lexicon = load_lexicon(config_dir / "categories.yaml", registry)
+    lexicon.shield(registry.unit_place_names())  # "椿树街道" is a place, not about trees
+    routing = load_routing_table(config_dir / "routing.yaml", registry, lexicon)
+    registry.routing = routing  # so route(registry, …) needs nothing else
     return HotlineConfig(
         rules=load_rules(config_dir / "rules.yaml"),
         registry=registry,
-        lexicon=load_lexicon(config_dir / "categories.yaml", registry),
+        lexicon=lexicon,
+        routing=routing,
     )

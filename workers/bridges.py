@@ -55,6 +55,8 @@ from prometheus_client import Counter, Histogram
 from temporalio.client import (
     Client,
     RPCTimeoutOrCancelledError,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
     WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -80,6 +82,7 @@ from workflows.model import (
     UPDATE_SIGN_FOR,
     UPDATE_SUPPLEMENT,
     UPDATE_URGE,
+    UPDATE_WHISTLE,
     UPDATE_WITHDRAW,
     Ack,
     CallbackAnswer,
@@ -91,6 +94,7 @@ from workflows.model import (
     SignFor,
     Supplement,
     Urge,
+    Whistle,
     Withdraw,
 )
 
@@ -195,6 +199,7 @@ ROUTES: dict[str, Route] = {
     "ProgressReported": Route(UPDATE_REPORT_PROGRESS, _from_record(ReportProgress)),
     "ExtensionRequested": Route(UPDATE_REQUEST_EXTENSION, _from_record(RequestExtension)),
     "HandlingCompleted": Route(UPDATE_COMPLETE, _from_record(Complete)),
+    "UnitsWhistled": Route(UPDATE_WHISTLE, _from_record(Whistle)),
     "CallbackResult": Route(UPDATE_CALLBACK, _from_record(CallbackAnswer)),
 }
 
@@ -210,6 +215,7 @@ TOPIC_RECORDS: dict[str, frozenset[str]] = {
             "ProgressReported",
             "ExtensionRequested",
             "HandlingCompleted",
+            "UnitsWhistled",
         }
     ),
     CALLBACKS: frozenset({"CallbackResult"}),
@@ -428,6 +434,15 @@ def update_id_for(command: Command, message: SourceMessage) -> str:
     return f"{command.event_id}@{message.topic}:{message.partition}:{message.offset}"
 
 
+async def _running_again(handle: WorkflowHandle[Any, Any]) -> bool:
+    """True when the workflow id has a running run now (after a continue-as-new)."""
+    try:
+        description = await handle.describe(rpc_timeout=START_RPC_TIMEOUT)
+    except Exception:
+        return False
+    return description.status == WorkflowExecutionStatus.RUNNING
+
+
 async def apply_command(
     client: Client, settings: Settings, command: Command, *, update_id: str | None = None
 ) -> Verdict:
@@ -462,7 +477,12 @@ async def apply_command(
             ATTEMPT_TIMEOUT_S,
         )
     except Exception as exc:
-        return classify_error(exc)
+        verdict = classify_error(exc)
+        if verdict.reason == CASE_CLOSED and await _running_again(handle):
+            # The run closed by continuing as new: the case lives on in a new run, which
+            # takes the update on retry (it de-duplicates by event id).
+            return Verdict(TRANSIENT, detail=f"continued as new: {verdict.detail}")
+        return verdict
     if not isinstance(ack, Ack):
         return Verdict(TRANSIENT, detail=f"unexpected update result {type(ack).__name__}")
     return verdict_for_ack(ack)

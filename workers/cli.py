@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import typer
 
+from workers.routing_cli import app as routing_app
 from workers.stack import app as stack_app
 
 app = typer.Typer(help="Citizen hotline orchestration (12345 接诉即办).", no_args_is_help=True)
 app.add_typer(stack_app, name="stack", help="Start, stop and check the local stack.")
+app.add_typer(routing_app, name="routing",
+              help="Precise dispatch: evaluate and explain classification and routing.")
 
 
 @app.command()

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     bridge_metrics_port: int = 9465
     log_level: str = "INFO"
 
+    # Key of the caller-number hash that finds repeat callers; set a secret in production.
+    caller_hash_key: str = "hotline-local-development-key"
+
     # Multiplies every rule duration (tiers, ladder, callback windows). 1.0 in production;
     # the demo uses a small factor so a 7-day case takes seconds.
     time_scale: float = Field(default=1.0, gt=0)

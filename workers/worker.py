@@ -10,7 +10,7 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities.case import CaseActivities
+from activities.case import CaseActivities, LedgerDuplicates
 from activities.config import load_config
 from activities.publisher import KafkaPublisher
 from workers.migrate import apply_migrations
@@ -36,10 +36,11 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         acts = CaseActivities(
             config, publisher, pool, topic_lifecycle=settings.topic_lifecycle,
             topic_dispatches=settings.topic_dispatches, time_scale=settings.time_scale,
+            duplicates=LedgerDuplicates(pool), caller_key=settings.caller_hash_key.encode(),
         )
         worker = Worker(
             client, task_queue=settings.task_queue, workflows=[ComplaintWorkflow],
-            activities=[acts.accept, acts.record_step],
+            activities=[acts.accept, acts.route, acts.plan, acts.record_step],
             max_cached_workflows=settings.max_cached_workflows,
         )
         async with worker:

@@ -1,33 +1,46 @@
 """``ComplaintWorkflow``: one citizen request from filing to evaluation (DESIGN.md).
 
-``run`` reads like the lifecycle: accept → dispatch → handle → callback → evaluate. The
-timers of the escalation ladder live in ``_checkpoints`` alone. Everything that leaves the
-workflow (Kafka records, ledger rows) goes through the ``record_step`` activity, one call
-per step, so each step is durable once and repeatable without effect.
+``run`` reads like the lifecycle: accept → dispatch → handle → callback → (reopen →
+handle → callback) → evaluate. Every timer of a handled case comes from one place,
+``_next_checkpoint`` (the escalation ladder). Everything that leaves the workflow (Kafka
+records, ledger rows) goes through the ``record_step`` activity, one call per step, so a
+step is durable once and repeatable without effect.
+
+Versioning: histories recorded by earlier versions are replayed in tests
+(``tests/histories``). Paths that did not exist then are either reachable only through
+events older versions refused, or guarded by ``workflow.patched``.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
     from workflows.evaluation import CaseFacts, score_case
     from workflows.model import (
         QUERY_VIEW,
+        SIGNAL_MERGED_FILING,
         UPDATE_CALLBACK,
         UPDATE_COMPLETE,
+        UPDATE_DECIDE_EXTENSION,
+        UPDATE_ESCALATE,
+        UPDATE_REASSIGN,
         UPDATE_REPORT_PROGRESS,
+        UPDATE_REQUEST_EXTENSION,
+        UPDATE_RETURN_DISPATCH,
         UPDATE_SIGN_FOR,
         UPDATE_SUPPLEMENT,
         UPDATE_URGE,
+        UPDATE_WHISTLE,
         UPDATE_WITHDRAW,
         Acceptance,
         AcceptRequest,
@@ -35,21 +48,34 @@ with workflow.unsafe.imports_passed_through():
         CallbackAnswer,
         CaseResult,
         CaseRow,
+        CaseSnapshot,
         CaseView,
         Complete,
-        DispatchRow,
+        DispatchState,
+        Escalate,
         EvaluationRow,
+        ExtensionDecision,
         Filing,
         LifecycleRecord,
+        MergedFiling,
         Outbound,
         Outcome,
+        PlanRequest,
+        Reassign,
         RejectReason,
         ReportProgress,
+        RequestExtension,
+        ReturnDispatch,
+        RouteRequest,
+        RouteResult,
         SignFor,
         Status,
         StepRecord,
         Supplement,
+        TierPlan,
+        Unit,
         Urge,
+        Whistle,
         Withdraw,
     )
 
@@ -62,6 +88,13 @@ ACCEPT_OPTIONS: dict[str, Any] = {
         non_retryable_error_types=["InvalidFiling"],
     ),
 }
+ROUTE_OPTIONS: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "retry_policy": RetryPolicy(
+        maximum_interval=timedelta(seconds=30), maximum_attempts=20,
+        non_retryable_error_types=["UnknownUnit", "UnknownCategory"],
+    ),
+}
 # Kafka or PostgreSQL may be down for minutes; keep trying for about an hour.
 RECORD_OPTIONS: dict[str, Any] = {
     "start_to_close_timeout": timedelta(seconds=60),
@@ -72,8 +105,16 @@ RECORD_OPTIONS: dict[str, Any] = {
 }
 
 LEVELS = ("UNIT", "DISTRICT", "CITY")
-CLOSED_STATES = {Status.CLOSED}
+TIER_ORDER = ("T2H", "T24H", "T7D", "T15D")
 HANDLING_STATES = {Status.DISPATCHED, Status.SIGNED, Status.IN_PROGRESS}
+WORKING_STATES = {Status.SIGNED, Status.IN_PROGRESS}
+# Bounds on what a case carries across continue-as-new (payloads stay small).
+SEEN_KEPT = 2000
+TIMELINE_KEPT = 200
+# A fresh run well before Temporal's 10,240-event warning even if the server's own
+# suggestion (about 4,000 events by default) is configured higher.
+HISTORY_EVENTS_LIMIT = 8000
+PATCH_REOPEN = "reopen-once"
 
 
 def _ms(at: datetime) -> int:
@@ -88,28 +129,11 @@ class _Checkpoint:
     at: datetime
     kind: str  # SIGN_FOR | WARNING | OVERDUE | CITY
     fraction: float = 0.0
+    dispatch_id: str = ""
 
 
-@dataclass
-class _Dispatch:
-    dispatch_id: str
-    unit_id: str
-    unit_name: str
-    issued_at: datetime
-    sign_by: datetime
-    due_at: datetime
-    signed_at: datetime | None = None
-    completed_at: datetime | None = None
-    revoked_at: datetime | None = None
-    result: str | None = None
-
-    def row(self, complaint_id: str) -> DispatchRow:
-        return DispatchRow(
-            dispatch_id=self.dispatch_id, complaint_id=complaint_id, unit_id=self.unit_id,
-            role="LEAD", issued_at=self.issued_at, sign_by=self.sign_by, due_at=self.due_at,
-            signed_at=self.signed_at, completed_at=self.completed_at,
-            revoked_at=self.revoked_at, result=self.result,
-        )
+class _ContinueAsNew(Exception):
+    """Raised inside a stage when the server suggests a fresh run."""
 
 
 @workflow.defn(name="ComplaintWorkflow")
@@ -117,41 +141,70 @@ class ComplaintWorkflow:
     @workflow.init
     def __init__(self, filing: Filing) -> None:
         # Set here, not in run: an update can arrive in the very first activation.
-        self._filing: Filing | None = filing
+        self._filing = replace(filing, carried=None)
         self._acc: Acceptance | None = None
+        self._plan: TierPlan | None = None
         self._status = Status.FILED
         self._seq = 0
         self._timeline: list[LifecycleRecord] = []
         self._seen: dict[str, Ack] = {}
-        self._dispatch: _Dispatch | None = None
+        self._dispatches: dict[str, DispatchState] = {}
+        self._lead_id = ""
         self._dispatch_count = 0
         self._completion: Complete | None = None
         self._first_contact_at: datetime | None = None
         self._answer: CallbackAnswer | None = None
         self._withdrawn: Withdraw | None = None
         self._level = "UNIT"
-        self._overdue = False
+        self._overdue = False          # ever overdue: evaluation
+        self._round_overdue = False    # overdue in this handling round: the ladder
+        self._city_sent = False
         self._escalations = 0
-        self._sign_misses = 0
         self._warnings_sent = 0
         self._urges = 0
+        self._returns = 0
+        self._reopens = 0
+        self._extensions = 0
+        self._excluded: list[str] = []
+        self._pending_extension: RequestExtension | None = None
+        self._callback_attempt = 0
+        self._callback_requested = False
+        self._answer_by: datetime | None = None
+        self._timers_version = 0
         self._closed_at: datetime | None = None
         self._indexed: dict[str, Any] = {}
+        self._stage = "accept"
         # Steps are recorded one at a time, so Kafka sees a case's events in seq order even
         # when an update handler and the main run record at the same moment.
         self._record_lock = asyncio.Lock()
+        if filing.carried is not None:
+            self._restore(filing.carried)
 
     # --- the lifecycle ------------------------------------------------------------------
 
     @workflow.run
     async def run(self, filing: Filing) -> CaseResult:
-        self._filing = filing
-        acc = await self.accept(filing)
-        if acc.outcome == Outcome.DISPATCH:
-            await self.dispatch()
-            await self.handle()
-            if self._withdrawn is None:
-                await self.callback()
+        try:
+            if filing.carried is None:
+                acc = await self.accept(filing)
+                if acc.outcome == Outcome.DISPATCH:
+                    await self.dispatch()
+                    self._stage = "handle"
+                elif acc.outcome == Outcome.MERGED:
+                    await self.merge()
+            while self._stage in ("handle", "callback"):
+                if self._stage == "handle":
+                    await self.handle()
+                    self._stage = "callback" if self._withdrawn is None else "evaluate"
+                if self._stage == "callback":
+                    await self.callback()
+                    self._stage = "evaluate"
+                    if self._should_reopen():
+                        await self.reopen()
+                        self._stage = "handle"
+        except _ContinueAsNew:
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            workflow.continue_as_new(replace(filing, carried=self._snapshot()))
         result = await self.evaluate()
         # Updates still recording their step must finish before the run closes.
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -164,73 +217,124 @@ class ComplaintWorkflow:
             **ACCEPT_OPTIONS,
         )
         self._acc = acc
+        self._plan = acc.plan
         attrs = {"outcome": acc.outcome, "reason": acc.reason,
                  "hints_used": ",".join(acc.hints_used)}
         if acc.redirect_to:
             attrs["redirect_to"] = acc.redirect_to
+        if acc.merge_into:
+            attrs["merged_into"] = acc.merge_into
         status = {
             Outcome.ANSWERED_DIRECTLY: Status.ANSWERED_DIRECTLY,
             Outcome.REJECTED: Status.REJECTED,
             Outcome.REDIRECTED: Status.REJECTED,
+            Outcome.MERGED: Status.MERGED,
         }.get(Outcome(acc.outcome), Status.ACCEPTED)
         event = "ACCEPTED" if acc.outcome == Outcome.DISPATCH else acc.outcome
         await self._record(event, status, attributes=attrs)
         return acc
 
-    async def dispatch(self) -> None:
-        """Send the case to its lead unit (派单)."""
+    async def merge(self) -> None:
+        """A duplicate of an open case: the new filing urges that case instead (合并)."""
         acc, filing = self._require()
-        assert acc.lead is not None
-        self._dispatch_count += 1
-        d = _Dispatch(
-            dispatch_id=f"{filing.complaint_id}-d{self._dispatch_count}",
-            unit_id=acc.lead.unit_id, unit_name=acc.lead.name, issued_at=workflow.now(),
-            sign_by=acc.plan.sign_by, due_at=acc.plan.due_at,
+        assert acc.merge_into
+        await workflow.get_external_workflow_handle(f"complaint-{acc.merge_into}").signal(
+            SIGNAL_MERGED_FILING,
+            MergedFiling(event_id=filing.event_id, complaint_id=filing.complaint_id,
+                         at=filing.filed_at, content=filing.content),
         )
-        self._dispatch = d
-        issued = {
-            "complaint_id": filing.complaint_id, "dispatch_id": d.dispatch_id,
-            "unit_id": d.unit_id, "unit_name": d.unit_name, "role": "LEAD",
-            "issued_at": _ms(d.issued_at), "sign_by": _ms(d.sign_by), "due_at": _ms(d.due_at),
-            "tier": acc.tier, "kind": acc.kind, "category": acc.category,
-            "content": filing.content, "district": acc.district, "street": acc.street,
-            "address": filing.address,
-            "caller_phone": None if filing.anonymous else filing.caller_phone,
-            "attachments": list(filing.attachments), "reopened": False,
-        }
+
+    async def dispatch(self) -> None:
+        """Send the case to its lead unit, and to assisting units the routing names (派单)."""
+        acc, _ = self._require()
+        assert acc.lead is not None
+        lead = self._new_dispatch(acc.lead, "LEAD")
+        self._lead_id = lead.dispatch_id
+        assisting = [self._new_dispatch(u, "ASSISTING") for u in acc.assisting]
         await self._record(
-            "DISPATCHED", Status.DISPATCHED, unit_id=d.unit_id, dispatch_id=d.dispatch_id,
-            outbound=[("DispatchIssued", d.unit_id, issued)], dispatch_rows=True,
-            attributes={"unit_name": d.unit_name, "due_at": d.due_at.isoformat()},
+            "DISPATCHED", Status.DISPATCHED, unit_id=lead.unit_id,
+            dispatch_id=lead.dispatch_id,
+            outbound=[self._issued(d) for d in (lead, *assisting)],
+            dispatch_rows=[lead, *assisting],
+            attributes=self._dispatch_attributes(lead, assisting),
         )
 
     async def handle(self) -> None:
-        """Wait for sign-for and completion, climbing the escalation ladder on time."""
+        """Wait for completion, climbing the escalation ladder on time."""
         while self._completion is None and self._withdrawn is None:
+            version = self._timers_version
+            wake = self._waker(self._handling_done, version)
             checkpoint = self._next_checkpoint()
             if checkpoint is None:
-                await workflow.wait_condition(self._handling_done)
-                break
-            if not await self._sleep_until(checkpoint.at, self._handling_done):
+                await workflow.wait_condition(wake)
+            elif not await self._sleep_until(checkpoint.at, wake):
                 await self._escalate(checkpoint)
+            self._check_continue_as_new()
 
     async def callback(self) -> None:
         """Ask the callback centre to call the citizen; retry while unreached (回访)."""
         acc, _ = self._require()
+        plan = self._require_plan()
         attempts = acc.ladder.unreached_attempts
         spacing = timedelta(seconds=acc.ladder.unreached_window_seconds / max(attempts - 1, 1))
-        answer_by = workflow.now() + timedelta(seconds=acc.plan.callback_seconds)
-        for attempt in range(1, attempts + 1):
-            self._answer = None
-            await self._record(
-                "CALLBACK_DUE", Status.CALLBACK,
-                attributes={"attempt": str(attempt), "answer_by": answer_by.isoformat()},
-            )
-            await self._sleep_until(answer_by, lambda: self._answer is not None)
+        if self._callback_attempt == 0:
+            self._callback_attempt = 1
+            self._answer_by = workflow.now() + timedelta(seconds=plan.callback_seconds)
+        while self._callback_attempt <= attempts:
+            if not self._callback_requested:
+                self._answer = None
+                self._callback_requested = True
+                assert self._answer_by is not None
+                await self._record(
+                    "CALLBACK_DUE", Status.CALLBACK,
+                    attributes={"attempt": str(self._callback_attempt),
+                                "answer_by": self._answer_by.isoformat()},
+                )
+            assert self._answer_by is not None
+            await self._sleep_until(self._answer_by, self._waker(self._answered, None))
+            self._check_continue_as_new()
             if self._answer is not None and self._answer.reached:
                 return
-            answer_by = workflow.now() + spacing
+            self._callback_attempt += 1
+            self._callback_requested = False
+            self._answer_by = workflow.now() + spacing
         self._answer = None  # never reached: evaluate on the unit's own report
+
+    def _should_reopen(self) -> bool:
+        acc, _ = self._require()
+        answer = self._answer
+        unhappy = answer is not None and answer.reached and (
+            not answer.resolved or answer.satisfaction == "UNSATISFIED")
+        # Cases recorded before reopening existed evaluate as they did then.
+        return (unhappy and self._reopens < acc.ladder.max_reopens
+                and workflow.patched(PATCH_REOPEN))
+
+    async def reopen(self) -> None:
+        """Unresolved or unsatisfied: back to the same lead unit, tier at most T7D (重办)."""
+        acc, _ = self._require()
+        lead = self._lead()
+        tier = min(acc.tier, acc.ladder.reopen_max_tier, key=TIER_ORDER.index)
+        self._plan = await workflow.execute_activity(
+            "plan", PlanRequest(tier=tier, start=workflow.now()), result_type=TierPlan,
+            **ROUTE_OPTIONS,
+        )
+        self._reopens += 1
+        self._completion = None
+        self._answer = None
+        self._callback_attempt = 0
+        self._callback_requested = False
+        self._warnings_sent = 0
+        self._round_overdue = False
+        self._city_sent = False
+        self._timers_version += 1
+        new = self._new_dispatch(Unit(lead.unit_id, lead.unit_name, "lead"), "LEAD")
+        self._lead_id = new.dispatch_id
+        await self._record(
+            "REOPENED", Status.DISPATCHED, unit_id=new.unit_id, dispatch_id=new.dispatch_id,
+            outbound=[self._issued(new, reopened=True)], dispatch_rows=[new],
+            attributes={"reopens": str(self._reopens), "tier": tier,
+                        "due_at": new.due_at.isoformat()},
+        )
 
     async def evaluate(self) -> CaseResult:
         """Score the case, write the evaluation and close it (考评)."""
@@ -254,8 +358,9 @@ class ComplaintWorkflow:
             complaint_id=filing.complaint_id, counted=counted, responded=scores.responded,
             resolved=scores.resolved, satisfied=scores.satisfied,
             satisfaction=answer.satisfaction if answer else None, overdue=self._overdue,
-            returns=0, escalations=self._escalations, reopens=0, score=scores.score,
-            evaluated_at=now, lead_unit_id=acc.lead.unit_id if acc.lead else None,
+            returns=self._returns, escalations=self._escalations, reopens=self._reopens,
+            score=scores.score, evaluated_at=now,
+            lead_unit_id=self._lead().unit_id if self._lead_id else None,
         )
         if counted:
             await self._record(
@@ -284,46 +389,52 @@ class ComplaintWorkflow:
 
     def _next_checkpoint(self) -> _Checkpoint | None:
         acc, _ = self._require()
-        d = self._dispatch
-        assert d is not None
-        span = d.due_at - d.issued_at
+        lead = self._lead()
+        span = lead.due_at - lead.issued_at
         pending: list[_Checkpoint] = []
-        if d.signed_at is None and self._sign_misses < acc.ladder.sign_for_misses_to_district:
-            pending.append(_Checkpoint(d.sign_by, "SIGN_FOR"))
+        # Sign-for limits: the lead first, then assisting units, each re-notified once.
+        for d in self._active_dispatches():
+            if d.signed_at is None and d.sign_misses < acc.ladder.sign_for_misses_to_district:
+                pending.append(_Checkpoint(d.sign_by, "SIGN_FOR", dispatch_id=d.dispatch_id))
         fractions = acc.ladder.warning_fractions
         if self._warnings_sent < len(fractions):
             f = fractions[self._warnings_sent]
-            pending.append(_Checkpoint(d.issued_at + span * f, "WARNING", f))
-        if not self._overdue:
-            pending.append(_Checkpoint(d.due_at, "OVERDUE", 1.0))
-        if self._level != "CITY":
+            pending.append(_Checkpoint(lead.issued_at + span * f, "WARNING", f))
+        if not self._round_overdue:
+            pending.append(_Checkpoint(lead.due_at, "OVERDUE", 1.0))
+        if not self._city_sent:
             f = 1.0 + acc.ladder.city_after_overdue_fraction
-            pending.append(_Checkpoint(d.issued_at + span * f, "CITY", f))
+            pending.append(_Checkpoint(lead.issued_at + span * f, "CITY", f))
         return min(pending, key=lambda c: c.at) if pending else None
 
     async def _escalate(self, cp: _Checkpoint) -> None:
         acc, _ = self._require()
-        d = self._dispatch
-        assert d is not None
+        plan = self._require_plan()
         if cp.kind == "SIGN_FOR":
-            self._sign_misses += 1
-            if self._sign_misses >= acc.ladder.sign_for_misses_to_district:
+            d = self._dispatches[cp.dispatch_id]
+            if d.signed_at is not None or not d.active:
+                # Signed (or revoked) while this timer ran: a signature does not move the
+                # timers, so the ladder checks the rung is still due when it fires.
+                return
+            d.sign_misses += 1
+            if d.sign_misses >= acc.ladder.sign_for_misses_to_district:
                 await self._notice("DISTRICT_SUPERVISION", self._raise_level("DISTRICT"),
-                                   f"{d.unit_name} has not signed for the case twice")
+                                   f"{d.unit_name} has not signed for the case twice", d)
             else:
                 # Re-notify: the unit gets another sign-for window.
-                d.sign_by = workflow.now() + timedelta(seconds=acc.plan.sign_for_seconds)
+                d.sign_by = workflow.now() + timedelta(seconds=plan.sign_for_seconds)
                 await self._notice("SIGN_OVERDUE", self._level,
-                                   f"sign for before {d.sign_by.isoformat()}")
+                                   f"sign for before {d.sign_by.isoformat()}", d)
         elif cp.kind == "WARNING":
             self._warnings_sent += 1
-            await self._notice("WARNING", self._level,
-                               f"{cp.fraction:.0%} of the time used", fraction=cp.fraction)
+            await self._notice("WARNING", self._level, f"{cp.fraction:.0%} of the time used",
+                               fraction=cp.fraction)
         elif cp.kind == "OVERDUE":
-            self._overdue = True
+            self._overdue = self._round_overdue = True
             await self._notice("OVERDUE", self._raise_level("DISTRICT"),
                                "deadline passed: district supervision", fraction=1.0)
         else:
+            self._city_sent = True
             await self._notice("CITY_SUPERVISION", self._raise_level("CITY"),
                                "long overdue: city supervision", fraction=cp.fraction)
 
@@ -334,15 +445,17 @@ class ComplaintWorkflow:
         return self._level
 
     async def _notice(
-        self, notice_type: str, level: str, message: str, fraction: float | None = None
+        self, notice_type: str, level: str, message: str, d: DispatchState | None = None,
+        fraction: float | None = None,
     ) -> None:
+        """A supervision notice to the unit, and the same on the case's lifecycle."""
         _, filing = self._require()
-        d = self._dispatch
-        assert d is not None
+        d = d or self._lead()
         notice = {
             "complaint_id": filing.complaint_id, "dispatch_id": d.dispatch_id,
             "unit_id": d.unit_id, "at": _ms(workflow.now()), "notice_type": notice_type,
-            "level": level, "due_at": _ms(d.due_at), "message": message, "fraction_used": fraction,
+            "level": level, "due_at": _ms(d.due_at), "message": message,
+            "fraction_used": fraction,
         }
         await self._record(
             "NOTICE", self._status, unit_id=d.unit_id, dispatch_id=d.dispatch_id,
@@ -353,7 +466,26 @@ class ComplaintWorkflow:
     def _handling_done(self) -> bool:
         return self._completion is not None or self._withdrawn is not None
 
-    async def _sleep_until(self, at: datetime, done: Any) -> bool:
+    def _answered(self) -> bool:
+        return self._answer is not None
+
+    def _waker(self, done: Callable[[], bool], version: int | None) -> Callable[[], bool]:
+        """``done``, or timers moved, or the history wants a fresh run."""
+        def wake() -> bool:
+            return (done() or (version is not None and self._timers_version != version)
+                    or self._history_full())
+        return wake
+
+    def _history_full(self) -> bool:
+        info = workflow.info()
+        return (info.is_continue_as_new_suggested()
+                or info.get_current_history_length() > HISTORY_EVENTS_LIMIT)
+
+    def _check_continue_as_new(self) -> None:
+        if self._history_full():
+            raise _ContinueAsNew()
+
+    async def _sleep_until(self, at: datetime, done: Callable[[], bool]) -> bool:
         """Wait until ``done()`` or ``at``; True when ``done()`` came first."""
         remaining = (at - workflow.now()).total_seconds()
         if remaining <= 0:
@@ -364,41 +496,243 @@ class ComplaintWorkflow:
         except TimeoutError:
             return bool(done())
 
-    # --- updates from units, citizens and the callback centre ---------------------------
+    # --- updates from units ---------------------------------------------------------------
 
     @workflow.update(name=UPDATE_SIGN_FOR)
     async def sign_for(self, event: SignFor) -> Ack:
+        def apply(d: DispatchState) -> Status:
+            d.signed_at = event.at
+            return Status.SIGNED if d.role == "LEAD" else self._status
+
         return await self._unit_reply(
             event.event_id, event.dispatch_id, event.unit_id, "SIGNED",
-            allowed={Status.DISPATCHED}, apply=lambda d: self._apply_sign(d, event.at),
+            lead_states={Status.DISPATCHED}, assisting_ok=lambda d: d.signed_at is None,
+            apply=apply,
         )
 
     @workflow.update(name=UPDATE_REPORT_PROGRESS)
     async def report_progress(self, event: ReportProgress) -> Ack:
-        def apply(d: _Dispatch) -> Status:
+        def apply(d: DispatchState) -> Status:
+            d.progressed = True
             if event.contacted_citizen and self._first_contact_at is None:
                 self._first_contact_at = event.at
-            return Status.IN_PROGRESS
+            return Status.IN_PROGRESS if d.role == "LEAD" else self._status
 
         return await self._unit_reply(
             event.event_id, event.dispatch_id, event.unit_id, "PROGRESS",
-            allowed={Status.SIGNED, Status.IN_PROGRESS}, apply=apply,
-            attributes={"contacted_citizen": str(event.contacted_citizen).lower()},
+            lead_states=WORKING_STATES, assisting_ok=lambda d: d.signed_at is not None,
+            apply=apply, attributes={"contacted_citizen": str(event.contacted_citizen).lower()},
         )
 
     @workflow.update(name=UPDATE_COMPLETE)
     async def complete(self, event: Complete) -> Ack:
-        def apply(d: _Dispatch) -> Status:
+        """The lead's completion completes the case; an assisting unit's is attached."""
+        _, filing = self._require()
+
+        def apply(d: DispatchState) -> Status:
             d.completed_at = event.at
             d.result = event.result
+            d.reply_text = event.reply_text
+            if d.role != "LEAD":
+                return self._status
             self._completion = event
             return Status.COMPLETED
 
-        return await self._unit_reply(
-            event.event_id, event.dispatch_id, event.unit_id, "COMPLETED",
-            allowed={Status.SIGNED, Status.IN_PROGRESS}, apply=apply,
-            attributes={"result": event.result}, reason=event.reply_text[:500],
+        d = self._dispatches.get(event.dispatch_id)
+        closing: list[DispatchState] = []
+        if d is not None and d.role == "LEAD":
+            closing = [a for a in self._active_dispatches() if a.role == "ASSISTING"]
+        attrs = {"result": event.result, "role": d.role if d else ""}
+        for a in self._dispatches.values():
+            if a.role == "ASSISTING" and a.reply_text:
+                attrs[f"assist:{a.unit_id}"] = a.reply_text[:200]
+        ack = await self._unit_reply(
+            event.event_id, event.dispatch_id, event.unit_id,
+            "COMPLETED" if d is not None and d.role == "LEAD" else "ASSIST_REPLIED",
+            lead_states=WORKING_STATES, assisting_ok=lambda x: x.signed_at is not None,
+            apply=apply, attributes=attrs, reason=event.reply_text[:500],
+            also_revoke=closing, revoke_reason="the lead unit completed the case",
         )
+        del filing
+        return ack
+
+    @workflow.update(name=UPDATE_RETURN_DISPATCH)
+    async def return_dispatch(self, event: ReturnDispatch) -> Ack:
+        """退单: reviewed against the routing data, then re-dispatched (改派)."""
+        acc, filing = self._require()
+        if event.event_id in self._seen:
+            return replace(self._seen[event.event_id], duplicate=True)
+        refusal = self._guard_lead(event.dispatch_id, event.unit_id, HANDLING_STATES)
+        if refusal:
+            return await self._refuse(event.event_id, *refusal, unit_id=event.unit_id)
+        if self._returns >= acc.ladder.max_returns:
+            return await self._refuse(
+                event.event_id, RejectReason.LIMIT_REACHED,
+                "city coordination assigned this unit: no further return", event.unit_id)
+        self._returns += 1
+        self._excluded.append(event.unit_id)
+        await self._record("RETURNED", self._status, unit_id=event.unit_id,
+                           dispatch_id=event.dispatch_id, reason=event.reason,
+                           attributes={"returns": str(self._returns)})
+        city = self._returns >= acc.ladder.max_returns
+        decision = await self._route(RouteRequest(
+            complaint_id=filing.complaint_id, category=acc.category, district=acc.district,
+            street=acc.street, exclude=list(self._excluded)))
+        if decision is None:  # pragma: no cover - the router always finds the city centre
+            return self._accepted(event.event_id)
+        if city:
+            await self._notice("CITY_COORDINATION", self._raise_level("CITY"),
+                               f"returned {self._returns} times: city coordination assigns "
+                               f"{decision.lead.name}")
+        await self._redispatch(decision.lead, f"returned: {event.reason}",
+                               "city-coordination" if city else decision.rule)
+        return self._accepted(event.event_id)
+
+    @workflow.update(name=UPDATE_REQUEST_EXTENSION)
+    async def request_extension(self, event: RequestExtension) -> Ack:
+        """延期: at most once, T7D/T15D only, at most the tier's length again."""
+        acc, _ = self._require()
+        ladder = acc.ladder
+        if event.event_id in self._seen:
+            return replace(self._seen[event.event_id], duplicate=True)
+        refusal = self._guard_lead(event.dispatch_id, event.unit_id, WORKING_STATES)
+        why = None
+        tier = self._require_plan().tier
+        if refusal:
+            return await self._refuse(event.event_id, *refusal, unit_id=event.unit_id)
+        if tier not in ladder.extension_tiers:
+            why = f"tier {tier} cannot be extended"
+        elif self._extensions >= ladder.extension_max_per_case or self._pending_extension:
+            why = "the case already had its extension"
+        elif self._round_overdue:
+            why = "the case is already overdue"
+        elif not 0 < event.extra_days <= (ladder.extension_max_days or event.extra_days):
+            why = f"at most {ladder.extension_max_days} extra days"
+        if why:
+            return await self._refuse(event.event_id, RejectReason.LIMIT_REACHED, why,
+                                      event.unit_id)
+        self._pending_extension = event
+        await self._record("EXTENSION_REQUESTED", self._status, unit_id=event.unit_id,
+                           dispatch_id=event.dispatch_id, reason=event.reason,
+                           attributes={"extra_days": str(event.extra_days)})
+        if event.extra_days <= ladder.extension_auto_grant_days:
+            await self._decide_extension(True, event.extra_days, "rule",
+                                         "within the days granted by rule")
+        return self._accepted(event.event_id)
+
+    @workflow.update(name=UPDATE_WHISTLE)
+    async def whistle(self, event: Whistle) -> Ack:
+        """吹哨报到: the lead calls departments in; they join as assisting units."""
+        acc, filing = self._require()
+        if event.event_id in self._seen:
+            return replace(self._seen[event.event_id], duplicate=True)
+        refusal = self._guard_lead(event.dispatch_id, event.unit_id, WORKING_STATES)
+        if refusal:
+            return await self._refuse(event.event_id, *refusal, unit_id=event.unit_id)
+        holding = {d.unit_id for d in self._active_dispatches()}
+        wanted = [u for u in dict.fromkeys(event.units) if u not in holding]
+        if not wanted:
+            return await self._refuse(event.event_id, RejectReason.STATE_NOT_ALLOWED,
+                                      "every named unit already holds the case", event.unit_id)
+        decision = await self._route(RouteRequest(
+            complaint_id=filing.complaint_id, category=acc.category, district=acc.district,
+            street=acc.street, unit_ids=wanted))
+        if decision is None:
+            return await self._refuse(event.event_id, RejectReason.UNKNOWN_UNIT,
+                                      f"unknown unit among {wanted}", event.unit_id)
+        joined = [self._new_dispatch(u, "ASSISTING") for u in [decision.lead,
+                                                                  *decision.assisting]]
+        self._timers_version += 1
+        await self._record(
+            "WHISTLED", self._status, unit_id=event.unit_id, dispatch_id=event.dispatch_id,
+            reason=event.reason, outbound=[self._issued(d) for d in joined],
+            dispatch_rows=joined,
+            attributes={"units": ",".join(d.unit_id for d in joined)},
+        )
+        return self._accepted(event.event_id)
+
+    # --- updates from citizens (through the call centre) ---------------------------------
+
+    @workflow.update(name=UPDATE_SUPPLEMENT)
+    async def supplement(self, event: Supplement) -> Ack:
+        return await self._citizen_forward(event.event_id, "SUPPLEMENTED", event.content,
+                                           list(event.attachments), urge=False)
+
+    @workflow.update(name=UPDATE_URGE)
+    async def urge(self, event: Urge) -> Ack:
+        return await self._citizen_forward(event.event_id, "URGED",
+                                           event.content or "市民催办", [], urge=True)
+
+    @workflow.signal(name=SIGNAL_MERGED_FILING)
+    async def merged_filing(self, event: MergedFiling) -> None:
+        """A duplicate filing counts as an urge of this case."""
+        if self._status in HANDLING_STATES:
+            await self._citizen_forward(event.event_id, "URGED",
+                                        f"重复来电（{event.complaint_id}）：{event.content}", [],
+                                        urge=True)
+
+    @workflow.update(name=UPDATE_WITHDRAW)
+    async def withdraw(self, event: Withdraw) -> Ack:
+        if event.event_id in self._seen:
+            return replace(self._seen[event.event_id], duplicate=True)
+        if self._status not in HANDLING_STATES | {Status.ACCEPTED}:
+            return await self._refuse(event.event_id, RejectReason.STATE_NOT_ALLOWED,
+                                      f"cannot withdraw in state {self._status}")
+        self._withdrawn = event
+        active = self._active_dispatches()
+        outbound = [self._revoked(d, event.at, "withdrawn by the citizen") for d in active]
+        await self._record("WITHDRAWN", Status.WITHDRAWN, outbound=outbound,
+                           dispatch_rows=active, reason=event.reason)
+        return self._accepted(event.event_id)
+
+    # --- updates from supervisors and the callback centre -------------------------------
+
+    @workflow.update(name=UPDATE_REASSIGN)
+    async def reassign(self, event: Reassign) -> Ack:
+        """A supervisor sends the case to another unit (the review of a return, or any time)."""
+        acc, filing = self._require()
+        if event.event_id in self._seen:
+            return replace(self._seen[event.event_id], duplicate=True)
+        if self._status not in HANDLING_STATES:
+            return await self._refuse(event.event_id, RejectReason.STATE_NOT_ALLOWED,
+                                      f"cannot reassign in state {self._status}")
+        decision = await self._route(RouteRequest(
+            complaint_id=filing.complaint_id, category=acc.category, district=acc.district,
+            street=acc.street, unit_ids=[event.unit_id]))
+        if decision is None:
+            return await self._refuse(event.event_id, RejectReason.UNKNOWN_UNIT,
+                                      f"unknown unit {event.unit_id}")
+        if decision.lead.unit_id == self._lead().unit_id:
+            return await self._refuse(event.event_id, RejectReason.STATE_NOT_ALLOWED,
+                                      f"{event.unit_id} already leads the case")
+        await self._redispatch(decision.lead, f"reassigned by {event.decided_by}: "
+                               f"{event.reason}", "supervisor")
+        return self._accepted(event.event_id)
+
+    @workflow.update(name=UPDATE_DECIDE_EXTENSION)
+    async def decide_extension(self, event: ExtensionDecision) -> Ack:
+        if event.event_id in self._seen:
+            return replace(self._seen[event.event_id], duplicate=True)
+        pending = self._pending_extension
+        if pending is None:
+            return await self._refuse(event.event_id, RejectReason.STATE_NOT_ALLOWED,
+                                      "no extension request is pending")
+        days = event.extra_days or pending.extra_days
+        await self._decide_extension(event.granted, days, event.decided_by, event.reason)
+        return self._accepted(event.event_id)
+
+    @workflow.update(name=UPDATE_ESCALATE)
+    async def escalate(self, event: Escalate) -> Ack:
+        if event.event_id in self._seen:
+            return replace(self._seen[event.event_id], duplicate=True)
+        if self._status not in HANDLING_STATES or self._level == "CITY":
+            return await self._refuse(event.event_id, RejectReason.STATE_NOT_ALLOWED,
+                                      f"cannot escalate at level {self._level} in "
+                                      f"state {self._status}")
+        level = LEVELS[LEVELS.index(self._level) + 1]
+        await self._notice(f"{level}_SUPERVISION", self._raise_level(level),
+                           f"escalated by {event.decided_by}: {event.reason}")
+        return self._accepted(event.event_id)
 
     @workflow.update(name=UPDATE_CALLBACK)
     async def receive_callback(self, event: CallbackAnswer) -> Ack:
@@ -415,130 +749,253 @@ class ComplaintWorkflow:
         await self._record("CALLBACK", Status.CALLBACK, attributes=attrs)
         return self._accepted(event.event_id)
 
-    @workflow.update(name=UPDATE_SUPPLEMENT)
-    async def supplement(self, event: Supplement) -> Ack:
-        return await self._citizen_forward(event.event_id, "SUPPLEMENTED", event.content,
-                                           list(event.attachments), urge=False)
-
-    @workflow.update(name=UPDATE_URGE)
-    async def urge(self, event: Urge) -> Ack:
-        return await self._citizen_forward(event.event_id, "URGED",
-                                           event.content or "市民催办", [], urge=True)
-
-    @workflow.update(name=UPDATE_WITHDRAW)
-    async def withdraw(self, event: Withdraw) -> Ack:
-        if event.event_id in self._seen:
-            return replace(self._seen[event.event_id], duplicate=True)
-        if self._status not in HANDLING_STATES | {Status.ACCEPTED}:
-            return await self._refuse(event.event_id, RejectReason.STATE_NOT_ALLOWED,
-                                      f"cannot withdraw in state {self._status}")
-        self._withdrawn = event
-        d = self._dispatch
-        outbound = []
-        if d is not None:
-            d.revoked_at = event.at
-            outbound.append(("DispatchRevoked", d.unit_id, {
-                "complaint_id": self._require()[1].complaint_id, "dispatch_id": d.dispatch_id,
-                "unit_id": d.unit_id, "at": _ms(event.at), "reason": "withdrawn by the citizen",
-            }))
-        await self._record("WITHDRAWN", Status.WITHDRAWN, outbound=outbound,
-                           dispatch_rows=d is not None, reason=event.reason)
-        return self._accepted(event.event_id)
-
     @workflow.query(name=QUERY_VIEW)
     def view(self) -> CaseView:
         acc = self._acc
-        d = self._dispatch
+        lead = self._dispatches.get(self._lead_id)
         return CaseView(
-            complaint_id=self._filing.complaint_id if self._filing else "",
+            complaint_id=self._filing.complaint_id,
             status=self._status.value, outcome=acc.outcome if acc else None,
-            tier=acc.tier if acc else None, kind=acc.kind if acc else None,
+            tier=self._plan.tier if self._plan else None, kind=acc.kind if acc else None,
             category=acc.category if acc else None, district=acc.district if acc else None,
             street=acc.street if acc else None,
-            lead_unit_id=acc.lead.unit_id if acc and acc.lead else None,
-            dispatch_id=d.dispatch_id if d else None, sign_by=d.sign_by if d else None,
-            due_at=d.due_at if d else None, overdue=self._overdue,
-            escalation_level=self._level, urges=self._urges, timeline=list(self._timeline),
+            lead_unit_id=lead.unit_id if lead else None,
+            dispatch_id=lead.dispatch_id if lead else None,
+            sign_by=lead.sign_by if lead else None, due_at=lead.due_at if lead else None,
+            overdue=self._overdue, escalation_level=self._level, urges=self._urges,
+            timeline=list(self._timeline), returns=self._returns, reopens=self._reopens,
+            extensions=self._extensions,
+            extension_pending=self._pending_extension is not None,
+            dispatches=list(self._dispatches.values()),
         )
 
     # --- helpers --------------------------------------------------------------------------
 
-    def _apply_sign(self, d: _Dispatch, at: datetime) -> Status:
-        d.signed_at = at
-        return Status.SIGNED
+    def _guard_lead(
+        self, dispatch_id: str, unit_id: str, states: set[Status]
+    ) -> tuple[RejectReason, str] | None:
+        lead = self._dispatches.get(self._lead_id)
+        if lead is None or lead.dispatch_id != dispatch_id or lead.unit_id != unit_id:
+            return (RejectReason.UNIT_NOT_HOLDING,
+                    f"unit {unit_id} does not lead through dispatch {dispatch_id}")
+        if self._status not in states:
+            return RejectReason.STATE_NOT_ALLOWED, f"not allowed in state {self._status}"
+        return None
 
     async def _unit_reply(
         self, event_id: str, dispatch_id: str, unit_id: str, event_type: str, *,
-        allowed: set[Status], apply: Any, attributes: dict[str, str] | None = None,
-        reason: str | None = None,
+        lead_states: set[Status], assisting_ok: Callable[[DispatchState], bool],
+        apply: Callable[[DispatchState], Status], attributes: dict[str, str] | None = None,
+        reason: str | None = None, also_revoke: list[DispatchState] | None = None,
+        revoke_reason: str = "",
     ) -> Ack:
         """Guard a unit's reply (holder, state), apply it and record the step."""
         if event_id in self._seen:
             return replace(self._seen[event_id], duplicate=True)
-        d = self._dispatch
-        if d is None or d.dispatch_id != dispatch_id or d.unit_id != unit_id:
+        d = self._dispatches.get(dispatch_id)
+        if d is None or d.unit_id != unit_id or not d.active:
             return await self._refuse(
                 event_id, RejectReason.UNIT_NOT_HOLDING,
                 f"unit {unit_id} does not hold dispatch {dispatch_id}", unit_id=unit_id,
             )
-        if self._status not in allowed:
+        allowed = self._status in lead_states if d.role == "LEAD" else (
+            self._status in HANDLING_STATES and assisting_ok(d))
+        if not allowed:
             return await self._refuse(
                 event_id, RejectReason.STATE_NOT_ALLOWED,
                 f"{event_type} not allowed in state {self._status}", unit_id=unit_id,
             )
         status = apply(d)
+        outbound = []
+        for other in also_revoke or []:
+            outbound.append(self._revoked(other, workflow.now(), revoke_reason))
         await self._record(event_type, status, unit_id=unit_id, dispatch_id=dispatch_id,
-                           dispatch_rows=True, attributes=attributes, reason=reason)
+                           dispatch_rows=[d, *(also_revoke or [])], attributes=attributes,
+                           reason=reason, outbound=outbound)
         return self._accepted(event_id)
 
     async def _citizen_forward(
         self, event_id: str, event_type: str, content: str, attachments: list[str], urge: bool
     ) -> Ack:
+        """Supplements and urges go to every unit holding the case; urges may escalate."""
+        acc, filing = self._require()
         if event_id in self._seen:
             return replace(self._seen[event_id], duplicate=True)
         if self._status not in HANDLING_STATES:
             return await self._refuse(event_id, RejectReason.STATE_NOT_ALLOWED,
                                       f"{event_type} not allowed in state {self._status}")
-        d = self._dispatch
-        assert d is not None
+        lead = self._lead()
+        escalate = False
         if urge:
             self._urges += 1
-        forwarded = {
-            "complaint_id": self._require()[1].complaint_id, "dispatch_id": d.dispatch_id,
-            "unit_id": d.unit_id, "at": _ms(workflow.now()), "content": content,
-            "attachments": attachments, "urge": urge,
-        }
-        await self._record(event_type, self._status, unit_id=d.unit_id,
-                           dispatch_id=d.dispatch_id,
-                           outbound=[("SupplementForwarded", d.unit_id, forwarded)],
+            escalate = self._urges % acc.ladder.urges_to_escalate == 0 and self._level != "CITY"
+        now = _ms(workflow.now())
+        outbound = [
+            ("SupplementForwarded", d.unit_id, {
+                "complaint_id": filing.complaint_id, "dispatch_id": d.dispatch_id,
+                "unit_id": d.unit_id, "at": now, "content": content,
+                "attachments": attachments, "urge": urge,
+            })
+            for d in self._active_dispatches()
+        ]
+        await self._record(event_type, self._status, unit_id=lead.unit_id,
+                           dispatch_id=lead.dispatch_id, outbound=outbound,
                            attributes={"urges": str(self._urges)})
+        if escalate:
+            level = LEVELS[LEVELS.index(self._level) + 1]
+            await self._notice("URGED", self._raise_level(level),
+                               f"urged {self._urges} times by the citizen: {level} supervision")
         return self._accepted(event_id)
+
+    async def _decide_extension(self, granted: bool, days: int, by: str, reason: str) -> None:
+        pending = self._pending_extension
+        assert pending is not None
+        self._pending_extension = None
+        lead = self._lead()
+        plan = self._require_plan()
+        if granted:
+            extended: TierPlan = await workflow.execute_activity(
+                "plan", PlanRequest(tier=plan.tier, start=lead.issued_at, extra_days=days,
+                                    due_at=lead.due_at),
+                result_type=TierPlan, **ROUTE_OPTIONS,
+            )
+            self._extensions += 1
+            # Every pending timer derives from the lead's deadline: moving it moves them.
+            lead.due_at = extended.due_at
+            for d in self._active_dispatches():
+                d.due_at = extended.due_at
+            self._timers_version += 1
+        _, filing = self._require()
+        decided = {
+            "complaint_id": filing.complaint_id, "dispatch_id": lead.dispatch_id,
+            "unit_id": lead.unit_id, "at": _ms(workflow.now()), "granted": granted,
+            "extra_days": days, "due_at": _ms(lead.due_at) if granted else None,
+            "reason": reason or ("granted" if granted else "denied"), "decided_by": by,
+        }
+        await self._record(
+            "EXTENSION_DECIDED", self._status, unit_id=lead.unit_id,
+            dispatch_id=lead.dispatch_id, reason=reason,
+            outbound=[("ExtensionDecided", lead.unit_id, decided)], dispatch_rows=[lead],
+            attributes={"granted": str(granted).lower(), "extra_days": str(days),
+                        "decided_by": by, "due_at": lead.due_at.isoformat()},
+        )
+
+    async def _route(self, request: RouteRequest) -> RouteResult | None:
+        """Ask the routing activity; None when it names a unit that does not exist."""
+        try:
+            result: RouteResult = await workflow.execute_activity(
+                "route", request, result_type=RouteResult, **ROUTE_OPTIONS)
+            return result
+        except ActivityError as err:
+            if isinstance(err.cause, ApplicationError) and err.cause.type == "UnknownUnit":
+                return None
+            raise
+
+    async def _redispatch(self, unit: Unit, reason: str, rule: str) -> None:
+        """Revoke the lead's dispatch and issue a new one; the case's deadline stays."""
+        old = self._lead()
+        old.revoked_at = workflow.now()
+        new = self._new_dispatch(unit, "LEAD", due_at=old.due_at)
+        self._lead_id = new.dispatch_id
+        self._timers_version += 1
+        await self._record(
+            "REDISPATCHED", Status.DISPATCHED, unit_id=new.unit_id,
+            dispatch_id=new.dispatch_id, reason=reason,
+            outbound=[self._revoked(old, old.revoked_at, reason), self._issued(new)],
+            dispatch_rows=[old, new],
+            attributes={"from_unit": old.unit_id, "rule": rule, "unit_name": new.unit_name},
+        )
+
+    def _new_dispatch(self, unit: Unit, role: str,
+                      due_at: datetime | None = None) -> DispatchState:
+        _, filing = self._require()
+        plan = self._require_plan()
+        now = workflow.now()
+        self._dispatch_count += 1
+        first = self._dispatch_count == 1
+        d = DispatchState(
+            dispatch_id=f"{filing.complaint_id}-d{self._dispatch_count}",
+            unit_id=unit.unit_id, unit_name=unit.name, role=role, issued_at=now,
+            # A unit's sign-for window opens when it receives the case; the completion
+            # deadline is the citizen's, counted from acceptance.
+            sign_by=now + timedelta(seconds=plan.sign_for_seconds),
+            due_at=due_at or (plan.due_at if first or self._reopens else
+                              self._lead().due_at),
+        )
+        self._dispatches[d.dispatch_id] = d
+        return d
+
+    def _issued(self, d: DispatchState, reopened: bool = False) -> tuple[str, str, dict[str, Any]]:
+        acc, filing = self._require()
+        return ("DispatchIssued", d.unit_id, {
+            "complaint_id": filing.complaint_id, "dispatch_id": d.dispatch_id,
+            "unit_id": d.unit_id, "unit_name": d.unit_name, "role": d.role,
+            "issued_at": _ms(d.issued_at), "sign_by": _ms(d.sign_by), "due_at": _ms(d.due_at),
+            "tier": self._require_plan().tier, "kind": acc.kind, "category": acc.category,
+            "content": filing.content, "district": acc.district, "street": acc.street,
+            "address": filing.address,
+            "caller_phone": None if filing.anonymous else filing.caller_phone,
+            "attachments": list(filing.attachments), "reopened": reopened,
+        })
+
+    def _revoked(self, d: DispatchState, at: datetime,
+                 reason: str) -> tuple[str, str, dict[str, Any]]:
+        d.revoked_at = d.revoked_at or at
+        return ("DispatchRevoked", d.unit_id, {
+            "complaint_id": self._filing.complaint_id, "dispatch_id": d.dispatch_id,
+            "unit_id": d.unit_id, "at": _ms(at), "reason": reason,
+        })
+
+    def _dispatch_attributes(self, lead: DispatchState,
+                             assisting: list[DispatchState]) -> dict[str, str]:
+        attrs = {"unit_name": lead.unit_name, "due_at": lead.due_at.isoformat()}
+        if assisting:
+            attrs["assisting"] = ",".join(d.unit_id for d in assisting)
+        return attrs
+
+    def _active_dispatches(self) -> list[DispatchState]:
+        lead = self._dispatches.get(self._lead_id)
+        rest = [d for d in self._dispatches.values() if d is not lead and d.active]
+        return ([lead] if lead is not None and lead.active else []) + rest
+
+    def _lead(self) -> DispatchState:
+        return self._dispatches[self._lead_id]
 
     def _accepted(self, event_id: str) -> Ack:
         ack = Ack(accepted=True)
-        self._seen[event_id] = ack
+        self._remember(event_id, ack)
         return ack
+
+    def _remember(self, event_id: str, ack: Ack) -> None:
+        self._seen[event_id] = ack
+        if len(self._seen) > SEEN_KEPT:
+            # Kafka redelivers recent events; ids far in the past cannot come back.
+            self._seen.pop(next(iter(self._seen)))
 
     async def _refuse(
         self, event_id: str, reason: RejectReason, detail: str, unit_id: str | None = None
     ) -> Ack:
         """Record a refused event on the case's lifecycle; the state stays as it was."""
         ack = Ack(accepted=False, reason=reason.value, detail=detail)
-        self._seen[event_id] = ack
+        self._remember(event_id, ack)
         await self._record("REPLY_REFUSED", self._status, unit_id=unit_id, reason=detail,
                            attributes={"refused_event_id": event_id, "code": reason.value})
         return ack
 
     def _require(self) -> tuple[Acceptance, Filing]:
-        assert self._acc is not None and self._filing is not None
+        assert self._acc is not None
         return self._acc, self._filing
+
+    def _require_plan(self) -> TierPlan:
+        assert self._plan is not None
+        return self._plan
 
     async def _record(
         self, event_type: str, status: Status, *, unit_id: str | None = None,
         dispatch_id: str | None = None, reason: str | None = None,
         outbound: list[tuple[str, str, dict[str, Any]]] | None = None,
-        dispatch_rows: bool = False, evaluation: EvaluationRow | None = None,
-        attributes: dict[str, str] | None = None,
+        dispatch_rows: list[DispatchState] | None = None,
+        evaluation: EvaluationRow | None = None, attributes: dict[str, str] | None = None,
     ) -> None:
         """Make one lifecycle step durable: its lifecycle event, records and ledger rows."""
         # The state changes now, so guards of updates arriving meanwhile see it.
@@ -546,32 +1003,33 @@ class ComplaintWorkflow:
         async with self._record_lock:
             filing = self._filing
             acc = self._acc
-            assert filing is not None
             self._seq += 1
             seq = self._seq
             now = workflow.now()
             cid = filing.complaint_id
-            lead = acc.lead.unit_id if acc and acc.lead else None
+            lead = self._dispatches.get(self._lead_id)
+            lead_unit = lead.unit_id if lead else (acc.lead.unit_id if acc and acc.lead else None)
+            tier = self._plan.tier if self._plan else None
             event = LifecycleRecord(
                 event_id=f"{cid}:{seq}", complaint_id=cid, seq=seq, at=now,
-                event_type=event_type, status=status.value, tier=acc.tier if acc else None,
+                event_type=event_type, status=status.value, tier=tier,
                 kind=acc.kind if acc else None, category=acc.category if acc else None,
                 district=acc.district if acc else None, street=acc.street if acc else None,
-                lead_unit_id=lead, unit_id=unit_id, dispatch_id=dispatch_id, reason=reason,
-                escalation_level=self._level, overdue=self._overdue,
+                lead_unit_id=lead_unit, unit_id=unit_id, dispatch_id=dispatch_id,
+                reason=reason, escalation_level=self._level, overdue=self._overdue,
                 attributes=dict(attributes or {}),
             )
             self._timeline.append(event)
             self._upsert_search_attributes()
-            d = self._dispatch
             case = CaseRow(
                 complaint_id=cid, version=seq, status=status.value, filed_at=filing.filed_at,
                 channel=filing.channel, kind=acc.kind if acc else filing.kind,
-                category=acc.category if acc else None, tier=acc.tier if acc else None,
+                category=acc.category if acc else None, tier=tier,
                 district=acc.district if acc else None, street=acc.street if acc else None,
-                lead_unit_id=lead, due_at=d.due_at if d else None, overdue=self._overdue,
-                escalation_level=self._level, closed_at=self._closed_at,
-                outcome=acc.outcome if acc else None,
+                lead_unit_id=lead_unit, due_at=lead.due_at if lead else None,
+                overdue=self._overdue, escalation_level=self._level,
+                closed_at=self._closed_at, outcome=acc.outcome if acc else None,
+                caller_hash=acc.caller_hash if acc else None,
             )
             step = StepRecord(
                 complaint_id=cid, step=f"{seq}-{event_type}", lifecycle=[event],
@@ -580,7 +1038,7 @@ class ComplaintWorkflow:
                              fields={"event_id": f"{cid}:{seq}:{name}:{unit}", **fields})
                     for name, unit, fields in (outbound or [])
                 ],
-                case=case, dispatches=[d.row(cid)] if (dispatch_rows and d) else [],
+                case=case, dispatches=[d.row(cid) for d in dispatch_rows or []],
                 evaluation=evaluation,
             )
             try:
@@ -602,9 +1060,62 @@ class ComplaintWorkflow:
             wanted[sa.CATEGORY] = acc.category
             if acc.district:
                 wanted[sa.DISTRICT] = acc.district
-            if acc.lead:
-                wanted[sa.LEAD_UNIT] = acc.lead.unit_id
+            lead = self._dispatches.get(self._lead_id)
+            lead_unit = lead.unit_id if lead else (acc.lead.unit_id if acc.lead else None)
+            if lead_unit:
+                wanted[sa.LEAD_UNIT] = lead_unit
         changed = [k.value_set(v) for k, v in wanted.items() if self._indexed.get(k.name) != v]
         if changed:
             workflow.upsert_search_attributes(changed)
             self._indexed.update({k.name: v for k, v in wanted.items()})
+
+    # --- continue-as-new ------------------------------------------------------------------
+
+    def _snapshot(self) -> CaseSnapshot:
+        acc, _ = self._require()
+        return CaseSnapshot(
+            acceptance=acc, stage=self._stage, status=self._status.value, seq=self._seq,
+            dispatches=list(self._dispatches.values()), lead_dispatch_id=self._lead_id,
+            dispatch_count=self._dispatch_count, level=self._level, overdue=self._overdue,
+            round_overdue=self._round_overdue, city_sent=self._city_sent,
+            escalations=self._escalations, warnings_sent=self._warnings_sent,
+            urges=self._urges, returns=self._returns, reopens=self._reopens,
+            extensions=self._extensions, excluded_units=list(self._excluded),
+            plan=self._require_plan(), completion=self._completion,
+            first_contact_at=self._first_contact_at, answer=self._answer,
+            callback_attempt=self._callback_attempt,
+            callback_requested=self._callback_requested, answer_by=self._answer_by,
+            pending_extension=self._pending_extension, seen=dict(self._seen),
+            timeline=self._timeline[-TIMELINE_KEPT:], indexed=dict(self._indexed),
+        )
+
+    def _restore(self, s: CaseSnapshot) -> None:
+        self._acc = s.acceptance
+        self._plan = s.plan
+        self._stage = s.stage
+        self._status = Status(s.status)
+        self._seq = s.seq
+        self._dispatches = {d.dispatch_id: d for d in s.dispatches}
+        self._lead_id = s.lead_dispatch_id
+        self._dispatch_count = s.dispatch_count
+        self._level = s.level
+        self._overdue = s.overdue
+        self._round_overdue = s.round_overdue
+        self._city_sent = s.city_sent
+        self._escalations = s.escalations
+        self._warnings_sent = s.warnings_sent
+        self._urges = s.urges
+        self._returns = s.returns
+        self._reopens = s.reopens
+        self._extensions = s.extensions
+        self._excluded = list(s.excluded_units)
+        self._completion = s.completion
+        self._first_contact_at = s.first_contact_at
+        self._answer = s.answer
+        self._callback_attempt = s.callback_attempt
+        self._callback_requested = s.callback_requested
+        self._answer_by = s.answer_by
+        self._pending_extension = s.pending_extension
+        self._seen = dict(s.seen)
+        self._timeline = list(s.timeline)
+        self._indexed = dict(s.indexed)

@@ -36,6 +36,7 @@ class Outcome(StrEnum):
     ANSWERED_DIRECTLY = "ANSWERED_DIRECTLY"
     REJECTED = "REJECTED"
     REDIRECTED = "REDIRECTED"
+    MERGED = "MERGED"
 
 
 class RejectReason(StrEnum):
@@ -45,6 +46,8 @@ class RejectReason(StrEnum):
     UNIT_NOT_HOLDING = "UNIT_NOT_HOLDING"
     STATE_NOT_ALLOWED = "STATE_NOT_ALLOWED"
     CASE_CLOSED = "CASE_CLOSED"
+    UNKNOWN_UNIT = "UNKNOWN_UNIT"
+    LIMIT_REACHED = "LIMIT_REACHED"
 
 
 # --- workflow input ---------------------------------------------------------------------
@@ -72,6 +75,10 @@ class Filing:
     urgency_hint: str | None = None
     answered_directly: bool = False
     attachments: list[str] = field(default_factory=list)
+    # Set only by the workflow itself when it continues as new: the running case's state.
+    # (Temporal drops argument types when a start passes fewer arguments than ``run``
+    # declares, so the carried state rides in the one input rather than a second one.)
+    carried: CaseSnapshot | None = None
 
 
 @dataclass(frozen=True)
@@ -140,6 +147,18 @@ class Complete:
 
 
 @dataclass(frozen=True)
+class Whistle:
+    """吹哨: the lead unit calls more units in as assisting units."""
+
+    event_id: str
+    dispatch_id: str
+    unit_id: str
+    at: datetime
+    units: list[str]
+    reason: str
+
+
+@dataclass(frozen=True)
 class Supplement:
     event_id: str
     at: datetime
@@ -175,6 +194,46 @@ class CallbackAnswer:
 
 
 @dataclass(frozen=True)
+class Reassign:
+    """A supervisor's decision: send the case to this unit (改派)."""
+
+    event_id: str
+    unit_id: str
+    decided_by: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class ExtensionDecision:
+    """A supervisor's decision on a pending extension request."""
+
+    event_id: str
+    granted: bool
+    decided_by: str
+    extra_days: int | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Escalate:
+    """A supervisor raises the case one supervision level (督办)."""
+
+    event_id: str
+    decided_by: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class MergedFiling:
+    """Signal to an open case: the same caller filed the same problem again (重复件)."""
+
+    event_id: str
+    complaint_id: str
+    at: datetime
+    content: str
+
+
+@dataclass(frozen=True)
 class Ack:
     """Every update's answer. A refused event is not an error: the bridge dead-letters it."""
 
@@ -194,6 +253,11 @@ UPDATE_SUPPLEMENT = "supplement"
 UPDATE_URGE = "urge"
 UPDATE_WITHDRAW = "withdraw"
 UPDATE_CALLBACK = "callback"
+UPDATE_WHISTLE = "whistle"
+UPDATE_REASSIGN = "reassign"
+UPDATE_DECIDE_EXTENSION = "decide_extension"
+UPDATE_ESCALATE = "escalate"
+SIGNAL_MERGED_FILING = "merged_filing"
 QUERY_VIEW = "view"
 
 
@@ -230,6 +294,11 @@ class LadderPlan:
     unreached_window_seconds: float
     max_reopens: int
     weights: dict[str, float]
+    extension_tiers: list[str] = field(default_factory=lambda: ["T7D", "T15D"])
+    extension_max_per_case: int = 1
+    extension_max_days: int = 0
+    extension_auto_grant_days: int = 3
+    reopen_max_tier: str = "T7D"
 
 
 @dataclass(frozen=True)
@@ -257,6 +326,10 @@ class Acceptance:
     lead: Unit | None = None
     hints_used: list[str] = field(default_factory=list)
     redirect_to: str | None = None
+    assisting: list[Unit] = field(default_factory=list)
+    merge_into: str | None = None
+    caller_hash: str | None = None
+    route_rule: str = ""
 
 
 @dataclass(frozen=True)
@@ -316,6 +389,7 @@ class CaseRow:
     escalation_level: str = "UNIT"
     closed_at: datetime | None = None
     outcome: str | None = None
+    caller_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -375,6 +449,103 @@ class StepReceipt:
 
 
 @dataclass(frozen=True)
+class RouteRequest:
+    """Ask the routing table again: after a return, or for units a person named."""
+
+    complaint_id: str
+    category: str
+    district: str | None
+    street: str | None
+    exclude: list[str] = field(default_factory=list)
+    unit_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RouteResult:
+    lead: Unit
+    assisting: list[Unit] = field(default_factory=list)
+    rule: str = ""
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """A deadline plan for ``tier`` from ``start`` (reopen), or ``extra_days`` added to
+    ``due_at`` (extension), on the rules' calendar and time scale."""
+
+    tier: str
+    start: datetime
+    extra_days: int = 0
+    due_at: datetime | None = None
+
+
+@dataclass
+class DispatchState:
+    """One unit's dispatch of a case, as the workflow tracks it."""
+
+    dispatch_id: str
+    unit_id: str
+    unit_name: str
+    role: str
+    issued_at: datetime
+    sign_by: datetime
+    due_at: datetime
+    signed_at: datetime | None = None
+    completed_at: datetime | None = None
+    revoked_at: datetime | None = None
+    result: str | None = None
+    reply_text: str | None = None
+    sign_misses: int = 0
+    progressed: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None and self.completed_at is None
+
+    def row(self, complaint_id: str) -> DispatchRow:
+        return DispatchRow(
+            dispatch_id=self.dispatch_id, complaint_id=complaint_id, unit_id=self.unit_id,
+            role=self.role, issued_at=self.issued_at, sign_by=self.sign_by,
+            due_at=self.due_at, signed_at=self.signed_at, completed_at=self.completed_at,
+            revoked_at=self.revoked_at, result=self.result,
+        )
+
+
+@dataclass
+class CaseSnapshot:
+    """A running case's state, carried across continue-as-new."""
+
+    acceptance: Acceptance
+    stage: str
+    status: str
+    seq: int
+    dispatches: list[DispatchState]
+    lead_dispatch_id: str
+    dispatch_count: int
+    level: str
+    overdue: bool
+    round_overdue: bool
+    city_sent: bool
+    escalations: int
+    warnings_sent: int
+    urges: int
+    returns: int
+    reopens: int
+    extensions: int
+    excluded_units: list[str]
+    plan: TierPlan
+    completion: Complete | None = None
+    first_contact_at: datetime | None = None
+    answer: CallbackAnswer | None = None
+    callback_attempt: int = 0
+    callback_requested: bool = False
+    answer_by: datetime | None = None
+    pending_extension: RequestExtension | None = None
+    seen: dict[str, Ack] = field(default_factory=dict)
+    timeline: list[LifecycleRecord] = field(default_factory=list)
+    indexed: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class CaseView:
     """The ``view`` query: a case's state and full timeline, without personal data."""
 
@@ -394,3 +565,8 @@ class CaseView:
     escalation_level: str
     urges: int
     timeline: list[LifecycleRecord] = field(default_factory=list)
+    returns: int = 0
+    reopens: int = 0
+    extensions: int = 0
+    extension_pending: bool = False
+    dispatches: list[DispatchState] = field(default_factory=list)

@@ -1,30 +1,12 @@
-"""ComplaintWorkflow on the time-skipping server: the five stages and their guards.
-
-The real ``accept`` activity runs (it is pure: classification and deadlines from the
-config folder); ``record_step`` is replaced under its real name by one that keeps the
-steps, so each test can read exactly what the case made durable.
-"""
+"""ComplaintWorkflow on the time-skipping server: the five stages and their guards."""
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
 
 import pytest
-import pytest_asyncio
-from temporalio import activity
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
-from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
 
-from activities.case import CaseActivities
-from activities.config import load_config
-from workers.settings import Settings
-from workflows.complaint import ComplaintWorkflow
+from tests.workflows.harness import Harness, reply, update
 from workflows.model import (
     QUERY_VIEW,
     UPDATE_CALLBACK,
@@ -32,96 +14,13 @@ from workflows.model import (
     UPDATE_REPORT_PROGRESS,
     UPDATE_SIGN_FOR,
     UPDATE_WITHDRAW,
-    Ack,
     CallbackAnswer,
-    CaseResult,
     CaseView,
     Complete,
-    Filing,
     ReportProgress,
     SignFor,
-    StepReceipt,
-    StepRecord,
     Withdraw,
 )
-
-CONFIG = load_config(Settings().config_dir)
-
-
-@dataclass
-class Recorder:
-    steps: list[StepRecord] = field(default_factory=list)
-
-    def events(self, complaint_id: str) -> list[str]:
-        return [ev.event_type for s in self.steps if s.complaint_id == complaint_id
-                for ev in s.lifecycle]
-
-    def outbound(self, complaint_id: str, record: str) -> list[dict[str, Any]]:
-        return [o.fields for s in self.steps if s.complaint_id == complaint_id
-                for o in s.outbound if o.record == record]
-
-
-@dataclass
-class Harness:
-    env: WorkflowEnvironment
-    task_queue: str
-    recorder: Recorder
-    started: list[WorkflowHandle[Any, CaseResult]] = field(default_factory=list)
-
-    async def file(self, content: str, **kw: Any) -> WorkflowHandle[Any, CaseResult]:
-        cid = f"T-{uuid.uuid4().hex[:10]}"
-        filing = Filing(
-            event_id=f"ev-{cid}", complaint_id=cid, filed_at=datetime.now(UTC),
-            channel="PHONE", content=content, caller_phone="13800000000", **kw,
-        )
-        handle = await self.env.client.start_workflow(
-            ComplaintWorkflow.run, filing, id=f"complaint-{cid}", task_queue=self.task_queue,
-        )
-        self.started.append(handle)
-        return handle
-
-    async def until(self, handle: WorkflowHandle[Any, Any], event_type: str,
-                    count: int = 1) -> CaseView:
-        """Poll the case's own view until ``event_type`` happened ``count`` times."""
-        for _ in range(400):
-            view = await handle.query(QUERY_VIEW, result_type=CaseView)
-            if sum(e.event_type == event_type for e in view.timeline) >= count:
-                return view
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"{event_type} never happened; timeline: {view.timeline}")
-
-
-@pytest_asyncio.fixture
-async def harness(time_env: WorkflowEnvironment) -> AsyncIterator[Harness]:
-    recorder = Recorder()
-
-    @activity.defn(name="record_step")
-    async def record_step(step: StepRecord) -> StepReceipt:
-        recorder.steps.append(step)
-        return StepReceipt(step.complaint_id, step.step, len(step.lifecycle))
-
-    acts = CaseActivities(CONFIG, cast(Any, None), cast(Any, None),
-                          topic_lifecycle="l", topic_dispatches="d")
-    task_queue = f"tq-{uuid.uuid4().hex[:8]}"
-    async with Worker(time_env.client, task_queue=task_queue, workflows=[ComplaintWorkflow],
-                      activities=[acts.accept, record_step]):
-        h = Harness(time_env, task_queue, recorder)
-        yield h
-        # A case left open with no worker would hold the shared server's clock still.
-        for handle in h.started:
-            desc = await handle.describe()
-            if desc.status == WorkflowExecutionStatus.RUNNING:
-                await handle.terminate("test over")
-
-
-def _reply(view: CaseView, cls: Callable[..., Any], **kw: Any) -> Any:
-    assert view.dispatch_id and view.lead_unit_id
-    return cls(event_id=f"e-{uuid.uuid4().hex[:8]}", dispatch_id=view.dispatch_id,
-               unit_id=view.lead_unit_id, at=datetime.now(UTC), **kw)
-
-
-async def _update(handle: WorkflowHandle[Any, Any], name: str, arg: Any) -> Ack:
-    return cast(Ack, await handle.execute_update(name, arg, result_type=Ack))
 
 
 async def test_happy_path_goes_through_all_five_stages(harness: Harness) -> None:
@@ -130,13 +29,13 @@ async def test_happy_path_goes_through_all_five_stages(harness: Harness) -> None
     assert view.tier == "T24H" and view.category == "housing.lift"
     assert view.lead_unit_id == "110105026"  # 望京街道, straight to the street
 
-    assert (await _update(h, UPDATE_SIGN_FOR, _reply(view, SignFor))).accepted
-    assert (await _update(h, UPDATE_REPORT_PROGRESS,
-                          _reply(view, ReportProgress, text="已联系物业"))).accepted
-    assert (await _update(h, UPDATE_COMPLETE, _reply(
+    assert (await update(h, UPDATE_SIGN_FOR, reply(view, SignFor))).accepted
+    assert (await update(h, UPDATE_REPORT_PROGRESS,
+                          reply(view, ReportProgress, text="已联系物业"))).accepted
+    assert (await update(h, UPDATE_COMPLETE, reply(
         view, Complete, result="RESOLVED", reply_text="电梯已修复"))).accepted
     await harness.until(h, "CALLBACK_DUE")
-    ack = await _update(h, UPDATE_CALLBACK, CallbackAnswer(
+    ack = await update(h, UPDATE_CALLBACK, CallbackAnswer(
         event_id="cb-1", at=datetime.now(UTC), reached=True, responded=True, resolved=True,
         satisfaction="SATISFIED"))
     assert ack.accepted
@@ -152,7 +51,7 @@ async def test_happy_path_goes_through_all_five_stages(harness: Harness) -> None
     seqs = [ev.seq for s in harness.recorder.steps if s.complaint_id == cid
             for ev in s.lifecycle]
     assert seqs == list(range(1, len(seqs) + 1))
-    issued = harness.recorder.outbound(cid, "DispatchIssued")
+    issued = [i for i in harness.recorder.outbound(cid, "DispatchIssued") if i["role"] == "LEAD"]
     assert len(issued) == 1 and issued[0]["unit_id"] == "110105026"
     evaluation = next(s.evaluation for s in harness.recorder.steps if s.evaluation)
     assert evaluation.score == 100.0 and evaluation.counted
@@ -185,18 +84,18 @@ async def test_reply_from_a_unit_that_does_not_hold_the_case_is_refused(
     view = await harness.until(h, "DISPATCHED")
     wrong = SignFor(event_id="x1", dispatch_id=view.dispatch_id or "", unit_id="110105026",
                     at=datetime.now(UTC))
-    ack = await _update(h, UPDATE_SIGN_FOR, wrong)
+    ack = await update(h, UPDATE_SIGN_FOR, wrong)
     assert not ack.accepted and ack.reason == "UNIT_NOT_HOLDING"
     # The case is unharmed: still waiting for its own unit, which can sign.
     view = await harness.until(h, "REPLY_REFUSED")
     assert view.status == "DISPATCHED"
-    assert (await _update(h, UPDATE_SIGN_FOR, _reply(view, SignFor))).accepted
+    assert (await update(h, UPDATE_SIGN_FOR, reply(view, SignFor))).accepted
 
 
 async def test_reply_the_state_does_not_allow_is_refused(harness: Harness) -> None:
     h = await harness.file("海淀区中关村街道中关村大街路灯不亮")
     view = await harness.until(h, "DISPATCHED")
-    ack = await _update(h, UPDATE_COMPLETE, _reply(view, Complete, result="RESOLVED",
+    ack = await update(h, UPDATE_COMPLETE, reply(view, Complete, result="RESOLVED",
                                                     reply_text="修好了"))
     assert not ack.accepted and ack.reason == "STATE_NOT_ALLOWED"
     view = await h.query(QUERY_VIEW, result_type=CaseView)
@@ -206,9 +105,9 @@ async def test_reply_the_state_does_not_allow_is_refused(harness: Harness) -> No
 async def test_a_repeated_event_is_applied_once(harness: Harness) -> None:
     h = await harness.file("西城区金融街街道某小区垃圾堆放三天没人清运")
     view = await harness.until(h, "DISPATCHED")
-    sign = _reply(view, SignFor)
-    first = await _update(h, UPDATE_SIGN_FOR, sign)
-    second = await _update(h, UPDATE_SIGN_FOR, sign)
+    sign = reply(view, SignFor)
+    first = await update(h, UPDATE_SIGN_FOR, sign)
+    second = await update(h, UPDATE_SIGN_FOR, sign)
     assert first.accepted and not first.duplicate
     assert second.accepted and second.duplicate
     view = await h.query(QUERY_VIEW, result_type=CaseView)
@@ -243,12 +142,12 @@ async def test_unreached_citizen_is_called_three_times_then_evaluated_on_the_uni
 ) -> None:
     h = await harness.file("丰台区卢沟桥街道某小区单元门坏了")
     view = await harness.until(h, "DISPATCHED")
-    await _update(h, UPDATE_SIGN_FOR, _reply(view, SignFor))
-    await _update(h, UPDATE_COMPLETE, _reply(view, Complete, result="RESOLVED",
+    await update(h, UPDATE_SIGN_FOR, reply(view, SignFor))
+    await update(h, UPDATE_COMPLETE, reply(view, Complete, result="RESOLVED",
                                               reply_text="已更换门锁"))
     for attempt in (1, 2, 3):
         await harness.until(h, "CALLBACK_DUE", count=attempt)
-        ack = await _update(h, UPDATE_CALLBACK, CallbackAnswer(
+        ack = await update(h, UPDATE_CALLBACK, CallbackAnswer(
             event_id=f"cb-{attempt}", at=datetime.now(UTC), reached=False,
             responded=False, resolved=False))
         assert ack.accepted
@@ -261,7 +160,7 @@ async def test_withdrawn_case_revokes_the_dispatch_and_is_not_counted(
 ) -> None:
     h = await harness.file("通州区某小区楼道堆物堵塞消防通道")
     view = await harness.until(h, "DISPATCHED")
-    ack = await _update(h, UPDATE_WITHDRAW, Withdraw(event_id="w1", at=datetime.now(UTC)))
+    ack = await update(h, UPDATE_WITHDRAW, Withdraw(event_id="w1", at=datetime.now(UTC)))
     assert ack.accepted
     result = await h.result()
     assert not result.counted
@@ -274,5 +173,7 @@ async def test_emergencies_get_the_two_hour_tier(harness: Harness, content: str)
     h = await harness.file(content)
     view = await harness.until(h, "DISPATCHED")
     assert view.tier == "T2H"
-    assert view.due_at and view.sign_by
-    assert view.due_at - view.sign_by == timedelta(hours=2) - timedelta(minutes=15)
+    lead = view.dispatches[0]
+    accepted = next(e.at for e in view.timeline if e.event_type == "ACCEPTED")
+    assert lead.sign_by - lead.issued_at == timedelta(minutes=15)
+    assert timedelta(hours=2) - timedelta(seconds=1) < lead.due_at - accepted <= timedelta(hours=2)

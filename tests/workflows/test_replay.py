@@ -53,7 +53,8 @@ async def _run_case(env: WorkflowEnvironment, *, cache: int, late: bool) -> Work
     tq = f"replay-{uuid.uuid4().hex[:8]}"
     cid = f"R-{uuid.uuid4().hex[:8]}"
     async with Worker(env.client, task_queue=tq, workflows=[ComplaintWorkflow],
-                      activities=[acts.accept, _record_step], max_cached_workflows=cache):
+                      activities=[acts.accept, acts.route, acts.plan, _record_step],
+                      max_cached_workflows=cache):
         h = await env.client.start_workflow(
             ComplaintWorkflow.run,
             Filing(event_id="f", complaint_id=cid, filed_at=datetime.now(UTC), channel="APP",
@@ -64,18 +65,26 @@ async def _run_case(env: WorkflowEnvironment, *, cache: int, late: bool) -> Work
             view = await h.query(QUERY_VIEW, result_type=CaseView)
         if late:
             await env.sleep(timedelta(hours=30))
-        reply = {"dispatch_id": view.dispatch_id, "unit_id": view.lead_unit_id,
-                 "at": datetime.now(UTC)}
-        await h.execute_update(UPDATE_SIGN_FOR, SignFor(event_id="s", **reply),
-                               result_type=Ack)
-        await h.execute_update(UPDATE_COMPLETE, Complete(
-            event_id="c", result="RESOLVED", reply_text="已清运", **reply), result_type=Ack)
-        while (await h.query(QUERY_VIEW, result_type=CaseView)).status != "CALLBACK":
-            pass
-        await h.execute_update(UPDATE_CALLBACK, CallbackAnswer(
-            event_id="cb", at=datetime.now(UTC), reached=True, responded=True,
-            resolved=not late, satisfaction="UNSATISFIED" if late else "SATISFIED"),
-            result_type=Ack)
+        # ``late``: the citizen is unhappy, so the case is reopened once and handled again.
+        for round_ in range(2 if late else 1):
+            view = await h.query(QUERY_VIEW, result_type=CaseView)
+            reply = {"dispatch_id": view.dispatch_id, "unit_id": view.lead_unit_id,
+                     "at": datetime.now(UTC)}
+            await h.execute_update(UPDATE_SIGN_FOR, SignFor(event_id=f"s{round_}", **reply),
+                                   result_type=Ack)
+            await h.execute_update(UPDATE_COMPLETE, Complete(
+                event_id=f"c{round_}", result="RESOLVED", reply_text="已清运", **reply),
+                result_type=Ack)
+            while (await h.query(QUERY_VIEW, result_type=CaseView)).status != "CALLBACK":
+                pass
+            unhappy = late and round_ == 0
+            await h.execute_update(UPDATE_CALLBACK, CallbackAnswer(
+                event_id=f"cb{round_}", at=datetime.now(UTC), reached=True, responded=True,
+                resolved=not unhappy, satisfaction="UNSATISFIED" if unhappy else "SATISFIED"),
+                result_type=Ack)
+            if unhappy:
+                while (await h.query(QUERY_VIEW, result_type=CaseView)).reopens < 1:
+                    pass
         await h.result()
         return await h.fetch_history()
 

@@ -1,0 +1,179 @@
+"""Where a request happened: district and street/town/township, from the event's fields
+or, failing that, from the address and the text through the registry's place names
+(unit names in every form, the operators' gazetteer of roads, compounds and landmarks).
+
+An honest "unknown" is a result: with no street the district government leads, with no
+district either the city centre does (decided by the routing table, not here).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from activities.registry import DISTRICT_KIND, IGNORE_KIND, Place, Registry, pick_unit
+
+# How much a kind of place name says about the street (higher wins).
+_STRENGTH = {
+    "name": 4, "street": 4, "former": 4,
+    "compound": 3, "landmark": 3,
+    "stem": 2, "weak": 2, "road": 2,
+}
+
+
+@dataclass(frozen=True)
+class Location:
+    """District and street unit of a request, and how they were found.
+
+    ``source``: street-field, address, content (where the street came from), or None.
+    ``place``: the phrase that located it. ``conflict``: the caller's district disagreed
+    with the street they named (the street wins, the disagreement is recorded).
+    """
+
+    district: str | None
+    street_id: str | None
+    source: str | None = None
+    place: str | None = None
+    property_company: str | None = None
+    conflict: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    place: Place
+    phrase: str
+    strength: int
+    order: int  # source rank * 10,000 + position: earlier is better
+    source: str
+    ambiguous: bool
+
+
+def _day(at: date | datetime | None) -> date:
+    if at is None:
+        return date.today()
+    return at.date() if isinstance(at, datetime) else at
+
+
+def _scan(registry: Registry, text: str, source: str, rank: int, day: date
+          ) -> tuple[list[str], list[_Candidate]]:
+    """District mentions and street candidates in one text."""
+    cfg = registry.location_config
+    districts: list[str] = []
+    areas: list[str] = []
+    found: list[_Candidate] = []
+    for hit in registry.places.scan(text):
+        places = hit.values
+        kinds = {p.kind for p in places}
+        if IGNORE_KIND in kinds:
+            continue
+        if DISTRICT_KIND in kinds:
+            districts.extend(p.district for p in places if p.kind == DISTRICT_KIND)
+            continue
+        if kinds == {"area"}:
+            areas.extend(p.district for p in places)
+            continue
+        if kinds == {"weak"} and not text.startswith(cfg.place_words, hit.end):
+            continue  # "前门" of a compound, "平房" a bungalow: not the street
+        usable = [p for p in places if p.kind != "area"]
+        units = {p.unit_id for p in usable}
+        for place in usable:
+            found.append(_Candidate(
+                place, hit.phrase, _STRENGTH.get(place.kind, 1), rank * 10_000 + hit.start,
+                source, ambiguous=len(units) > 1,
+            ))
+    return districts + areas, found
+
+
+def _best(registry: Registry, candidates: list[_Candidate], district: str | None, day: date
+          ) -> _Candidate | None:
+    pool = [c for c in candidates if district is None or c.place.district == district]
+    if district is None:  # a phrase naming streets in several districts says nothing alone
+        pool = [c for c in pool if not c.ambiguous]
+    valid = [c for c in pool if c.place.current_at(day)]
+    pool = valid or [c for c in pool if c.place.kind == "former"]
+    if not pool:
+        return None
+    pool.sort(key=lambda c: (-c.strength, c.order))
+    top = pool[0]
+    # Several units under one phrase in one district: the exact official name, else give up.
+    same = [c for c in pool if c.order == top.order and c.strength == top.strength]
+    if len({c.place.unit_id for c in same}) > 1:
+        uid = pick_unit(top.phrase, [c.place for c in same], district, day)
+        if uid is None:
+            rest = [c for c in pool if c.order != top.order]
+            return rest[0] if rest else None
+        top = next(c for c in same if c.place.unit_id == uid)
+    return top
+
+
+def locate(
+    registry: Registry, district: str | None, street: str | None, address: str | None,
+    content: str, *, at: date | datetime | None = None,
+) -> Location:
+    """District and street from the event fields, else from the address and text.
+
+    Args:
+        registry: units and place names.
+        district, street, address: the event's fields, as the caller or operator gave them.
+        content: the request text.
+        at: the day the request was filed (unit names and units change); default today.
+    """
+    day = _day(at)
+    dist = registry.district(district)
+    conflict: str | None = None
+
+    if street:
+        uid = registry.street(dist, street, at=day)
+        if uid is None and dist is not None:
+            # The street named is not in the district the caller gave: the street is the
+            # more specific fact (callers mix up districts near their borders).
+            other = registry.street(None, street, at=day)
+            rec = registry.record(other) if other else None
+            if rec is not None and rec.district:
+                conflict = f"{street} is in {rec.district}, not {dist}"
+                uid, dist = other, rec.district
+        if uid is not None:
+            return _finish(registry, dist, uid, "street-field", street, None, conflict, day)
+
+    texts = [(t, s) for t, s in ((street, "street-field"), (address, "address"),
+                                 (content, "content")) if t]
+    mentioned: list[str] = []
+    candidates: list[_Candidate] = []
+    for rank, (text, source) in enumerate(texts):
+        ds, cs = _scan(registry, text, source, rank, day)
+        mentioned.extend(ds)
+        candidates.extend(cs)
+    if dist is None and mentioned:
+        dist = mentioned[0]
+    best = _best(registry, candidates, dist, day)
+    if best is None and dist is not None and district:
+        # Nothing in the district the caller gave, but a landmark or compound elsewhere is
+        # named: the place of the problem is more specific than the caller's district
+        # ("我住朝阳…北京站门口出租车拒载").
+        named = [c for c in candidates if c.strength >= _STRENGTH["compound"]]
+        landmark = _best(registry, named, None, day)
+        if landmark is not None:
+            conflict = f"{landmark.phrase} is in {landmark.place.district}, not {dist}"
+            dist, best = landmark.place.district, landmark
+    if best is None:
+        return Location(dist, None, conflict=conflict)
+    return _finish(registry, dist or best.place.district, best.place.unit_id, best.source,
+                   best.phrase, best.place.property_company, conflict, day)
+
+
+def _finish(registry: Registry, district: str | None, unit_id: str, source: str, phrase: str,
+            company: str | None, conflict: str | None, day: date) -> Location:
+    """Follow a retired unit to its successor; district from the unit when not given."""
+    current = registry.current(unit_id, day)
+    rec = registry.record(unit_id)
+    district = district or (rec.district if rec else None)
+    if current is None:
+        return Location(district, None, source, phrase, None, conflict)
+    return Location(district, current, source, phrase, company, conflict)
+
+
+def find_street(registry: Registry, district: str | None, text: str, day: date) -> str | None:
+    """The street/town a text names (within the district when known), or None."""
+    _, candidates = _scan(registry, text, "address", 0, day)
+    best = _best(registry, candidates, district, day)
+    return best.place.unit_id if best else None

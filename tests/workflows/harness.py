@@ -1,0 +1,110 @@
+"""A ComplaintWorkflow harness on the time-skipping server, shared by the workflow tests.
+
+The real ``accept``, ``route`` and ``plan`` activities run (pure: classification, routing
+and deadlines from the config folder); ``record_step`` is replaced under its real name by
+one that keeps the steps, so a test reads exactly what the case made durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from temporalio.client import WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from activities.config import load_config
+from workers.settings import Settings
+from workflows.complaint import ComplaintWorkflow
+from workflows.model import QUERY_VIEW, Ack, CaseResult, CaseView, Filing, StepRecord
+
+CONFIG = load_config(Settings().config_dir)
+
+
+@dataclass
+class Recorder:
+    steps: list[StepRecord] = field(default_factory=list)
+
+    def events(self, complaint_id: str) -> list[str]:
+        return [ev.event_type for s in sorted(self._of(complaint_id), key=_seq)
+                for ev in s.lifecycle]
+
+    def outbound(self, complaint_id: str, record: str) -> list[dict[str, Any]]:
+        return [o.fields for s in sorted(self._of(complaint_id), key=_seq)
+                for o in s.outbound if o.record == record]
+
+    def _of(self, complaint_id: str) -> list[StepRecord]:
+        return [s for s in self.steps if s.complaint_id == complaint_id]
+
+
+def _seq(step: StepRecord) -> int:
+    return step.lifecycle[0].seq if step.lifecycle else 0
+
+
+class FakeDuplicates:
+    """Open cases by (caller hash, category, street), as the ledger would answer."""
+
+    def __init__(self) -> None:
+        self.open: dict[tuple[str, str, str | None], str] = {}
+
+    async def find_open(self, caller_hash: str, category: str, street: str | None,
+                        other_than: str) -> str | None:
+        found = self.open.get((caller_hash, category, street))
+        return found if found != other_than else None
+
+
+@dataclass
+class Harness:
+    env: WorkflowEnvironment
+    task_queue: str
+    recorder: Recorder
+    duplicates: FakeDuplicates
+    started: list[WorkflowHandle[Any, CaseResult]] = field(default_factory=list)
+
+    async def file(self, content: str, **kw: Any) -> WorkflowHandle[Any, CaseResult]:
+        cid = kw.pop("complaint_id", None) or f"T-{uuid.uuid4().hex[:10]}"
+        kw.setdefault("caller_phone", f"139{uuid.uuid4().int % 10**8:08d}")
+        filing = Filing(
+            event_id=f"ev-{cid}", complaint_id=cid, filed_at=datetime.now(UTC),
+            channel="PHONE", content=content, **kw,
+        )
+        handle = await self.env.client.start_workflow(
+            ComplaintWorkflow.run, filing, id=f"complaint-{cid}", task_queue=self.task_queue,
+        )
+        self.started.append(handle)
+        return handle
+
+    async def until(self, handle: WorkflowHandle[Any, Any], event_type: str,
+                    count: int = 1) -> CaseView:
+        """Poll the case's own view until ``event_type`` happened ``count`` times."""
+        for _ in range(500):
+            view = await handle.query(QUERY_VIEW, result_type=CaseView)
+            if sum(e.event_type == event_type for e in view.timeline) >= count:
+                return view
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"{event_type} never happened; timeline: "
+                             f"{[e.event_type for e in view.timeline]}")
+
+    async def view(self, handle: WorkflowHandle[Any, Any]) -> CaseView:
+        return cast(CaseView, await handle.query(QUERY_VIEW, result_type=CaseView))
+
+
+def reply(view: CaseView, cls: Callable[..., Any], *, dispatch: Any = None, **kw: Any) -> Any:
+    """A unit's event for the lead's dispatch (or ``dispatch``) of the case in ``view``."""
+    dispatch_id = dispatch.dispatch_id if dispatch else view.dispatch_id
+    unit_id = dispatch.unit_id if dispatch else view.lead_unit_id
+    assert dispatch_id and unit_id
+    return cls(event_id=f"e-{uuid.uuid4().hex[:8]}", dispatch_id=dispatch_id,
+               unit_id=unit_id, at=datetime.now(UTC), **kw)
+
+
+def event_id() -> str:
+    return f"e-{uuid.uuid4().hex[:8]}"
+
+
+async def update(handle: WorkflowHandle[Any, Any], name: str, arg: Any) -> Ack:
+    return cast(Ack, await handle.execute_update(name, arg, result_type=Ack))
