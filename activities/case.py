@@ -7,9 +7,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -20,14 +19,12 @@ from temporalio.exceptions import ApplicationError
 
 from activities.classify import Location, classify, locate
 from activities.config import HotlineConfig
+from activities.ledger import apply_lifecycle
 from activities.routing import decide_route
 from schemas import codec
 from workflows.model import (
     Acceptance,
     AcceptRequest,
-    CaseRow,
-    DispatchRow,
-    EvaluationRow,
     LadderPlan,
     LifecycleRecord,
     Outcome,
@@ -258,11 +255,18 @@ class CaseActivities:
         Kafka first, then PostgreSQL: a retry after a database failure re-sends records
         with the same event ids, which consumers drop; the ledger writes are upserts.
         """
-        messages: list[tuple[str, str, str, dict[str, Any]]] = []
-        for ev in step.lifecycle:
-            messages.append(
-                (self._topic_lifecycle, ev.complaint_id, "LifecycleEvent", _lifecycle_fields(ev))
+        events = [_lifecycle_fields(ev) for ev in step.lifecycle]
+        if events:
+            # The step's ledger rows ride on its (last) lifecycle event, so the ledger can
+            # be rebuilt from the topic with exactly the rows written here.
+            events[-1].update(
+                case_row=asdict(step.case) if step.case else None,
+                dispatch_rows=[asdict(d) for d in step.dispatches],
+                evaluation_row=asdict(step.evaluation) if step.evaluation else None,
             )
+        messages: list[tuple[str, str, str, dict[str, Any]]] = [
+            (self._topic_lifecycle, ev["complaint_id"], "LifecycleEvent", ev) for ev in events
+        ]
         for out in step.outbound:
             messages.append((self._topic_dispatches, out.unit_id, out.record, dict(out.fields)))
         try:
@@ -274,26 +278,10 @@ class CaseActivities:
             ) from err
         if messages:
             await asyncio.to_thread(self._publisher.publish, messages)
-        await self._write_ledger(step)
-        return StepReceipt(step.complaint_id, step.step, len(messages))
-
-    async def _write_ledger(self, step: StepRecord) -> None:
         async with self._pool.connection() as conn, conn.transaction():
-            for ev in step.lifecycle:
-                await conn.execute(
-                    """INSERT INTO case_events (event_id, complaint_id, seq, at, event_type,
-                           status, unit_id, dispatch_id, reason, attributes)
-                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-                       ON CONFLICT DO NOTHING""",
-                    (ev.event_id, ev.complaint_id, ev.seq, ev.at, ev.event_type, ev.status,
-                     ev.unit_id, ev.dispatch_id, ev.reason, json.dumps(ev.attributes)),
-                )
-            if step.case:
-                await _upsert_case(conn, step.case)
-            for d in step.dispatches:
-                await _upsert_dispatch(conn, d)
-            if step.evaluation:
-                await _insert_evaluation(conn, step.evaluation)
+            for ev in events:
+                await apply_lifecycle(conn, ev)
+        return StepReceipt(step.complaint_id, step.step, len(messages))
 
 
 def _lifecycle_fields(ev: LifecycleRecord) -> dict[str, Any]:
@@ -305,55 +293,3 @@ def _lifecycle_fields(ev: LifecycleRecord) -> dict[str, Any]:
         "reason": ev.reason, "escalation_level": ev.escalation_level, "overdue": ev.overdue,
         "attributes": dict(ev.attributes),
     }
-
-
-async def _upsert_case(conn: Any, row: CaseRow) -> None:
-    # The version guard keeps a late retry of an older step from overwriting newer state.
-    await conn.execute(
-        """INSERT INTO cases AS c (complaint_id, version, status, outcome, channel, kind,
-               category, tier, district, street, lead_unit_id, filed_at, due_at, closed_at,
-               overdue, escalation_level, caller_hash, updated_at)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
-           ON CONFLICT (complaint_id) DO UPDATE SET
-               version = EXCLUDED.version, status = EXCLUDED.status,
-               outcome = EXCLUDED.outcome, kind = EXCLUDED.kind,
-               category = EXCLUDED.category, tier = EXCLUDED.tier,
-               district = EXCLUDED.district, street = EXCLUDED.street,
-               lead_unit_id = EXCLUDED.lead_unit_id, due_at = EXCLUDED.due_at,
-               closed_at = EXCLUDED.closed_at, overdue = EXCLUDED.overdue,
-               escalation_level = EXCLUDED.escalation_level, updated_at = now()
-           WHERE c.version < EXCLUDED.version""",
-        (row.complaint_id, row.version, row.status, row.outcome, row.channel, row.kind,
-         row.category, row.tier, row.district, row.street, row.lead_unit_id, row.filed_at,
-         row.due_at, row.closed_at, row.overdue, row.escalation_level, row.caller_hash),
-    )
-
-
-async def _upsert_dispatch(conn: Any, d: DispatchRow) -> None:
-    # Timestamps only ever go from NULL to a value, so COALESCE makes repeats harmless.
-    await conn.execute(
-        """INSERT INTO dispatches AS d (dispatch_id, complaint_id, unit_id, role, issued_at,
-               sign_by, due_at, signed_at, completed_at, revoked_at, result)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-           ON CONFLICT (dispatch_id) DO UPDATE SET
-               due_at = EXCLUDED.due_at,
-               signed_at = COALESCE(d.signed_at, EXCLUDED.signed_at),
-               completed_at = COALESCE(d.completed_at, EXCLUDED.completed_at),
-               revoked_at = COALESCE(d.revoked_at, EXCLUDED.revoked_at),
-               result = COALESCE(d.result, EXCLUDED.result)""",
-        (d.dispatch_id, d.complaint_id, d.unit_id, d.role, d.issued_at, d.sign_by, d.due_at,
-         d.signed_at, d.completed_at, d.revoked_at, d.result),
-    )
-
-
-async def _insert_evaluation(conn: Any, e: EvaluationRow) -> None:
-    await conn.execute(
-        """INSERT INTO evaluations (complaint_id, lead_unit_id, counted, responded, resolved,
-               satisfied, satisfaction, overdue, returns, escalations, reopens, score,
-               evaluated_at)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-           ON CONFLICT (complaint_id) DO NOTHING""",
-        (e.complaint_id, e.lead_unit_id, e.counted, e.responded, e.resolved, e.satisfied,
-         e.satisfaction, e.overdue, e.returns, e.escalations, e.reopens, e.score,
-         e.evaluated_at),
-    )

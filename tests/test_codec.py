@@ -559,10 +559,12 @@ def test_huge_array_count_is_malformed() -> None:
 
 
 def test_huge_map_count_is_malformed() -> None:
-    record = {**_sample_record(_raw("LifecycleEvent"), True), "attributes": {}}
+    # attributes (a map) is followed by three empty ledger fields: null, [], null.
+    record = {**_sample_record(_raw("LifecycleEvent"), True), "attributes": {},
+              "case_row": None, "dispatch_rows": [], "evaluation_row": None}
     data = encode("LifecycleEvent", record)
-    assert data.endswith(b"\x00")
-    assert _timed_reason(data[:-1] + _varint(1 << 62)).reason == "MALFORMED"
+    assert data.endswith(b"\x00" * 4)
+    assert _timed_reason(data[:-4] + _varint(1 << 62)).reason == "MALFORMED"
 
 
 def test_overlong_varint_is_malformed() -> None:
