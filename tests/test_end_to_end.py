@@ -198,3 +198,38 @@ async def test_bad_messages_go_to_the_dead_letter_topic_and_good_ones_pass(
     refused = await asyncio.to_thread(
         dlq.wait_for, lambda n, r: r["key"] == good.encode())
     assert refused["reason"] == "UNIT_NOT_HOLDING"
+
+
+async def test_a_unit_that_misses_its_deadline_gets_district_then_city_notices(
+    live: Settings,
+) -> None:
+    s = live
+    cid = f"E2E-{uuid.uuid4().hex[:8]}"
+    dispatches = Topic(s, s.topic_dispatches)
+    # T2H at this scale: sign for within 0.45 s, due in 3.6 s, city at 5.4 s.
+    _send(s, s.topic_intake, cid, "ComplaintFiled",
+          _filing(cid, "望京街道阜通东大街6号院从早上开始停水了，老人孩子没水用"))
+    issued = await asyncio.to_thread(
+        dispatches.wait_for, lambda n, r: n == "DispatchIssued" and r["complaint_id"] == cid)
+    assert issued["tier"] == "T2H"
+
+    def notice(kind: str) -> Callable[[str, dict[str, Any]], bool]:
+        return lambda n, r: (n == "SupervisionNotice" and r["complaint_id"] == cid
+                             and r["notice_type"] == kind)
+
+    overdue = await asyncio.to_thread(dispatches.wait_for, notice("OVERDUE"))
+    city = await asyncio.to_thread(dispatches.wait_for, notice("CITY_SUPERVISION"))
+    assert overdue["level"] == "DISTRICT" and city["level"] == "CITY"
+    assert overdue["unit_id"] == city["unit_id"] == issued["unit_id"]
+    assert overdue["at"] >= issued["due_at"] and city["at"] > overdue["at"]
+    kinds = [r["notice_type"] for n, r in dispatches.seen
+             if n == "SupervisionNotice" and r["complaint_id"] == cid]
+    assert kinds.index("WARNING") < kinds.index("OVERDUE") < kinds.index("CITY_SUPERVISION")
+    # The ledger marks the case overdue at city level.
+    row = await _ledger_row(
+        s, "SELECT overdue, escalation_level FROM cases WHERE complaint_id = %s "
+           "AND escalation_level = 'CITY'", (cid,))
+    assert row == (True, "CITY")
+    _send(s, s.topic_intake, cid, "ComplaintWithdrawn", {
+        "event_id": uuid.uuid4().hex, "complaint_id": cid, "at": datetime.now(UTC),
+        "reason": "test over"})
