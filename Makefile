@@ -8,7 +8,10 @@ STAMP := $(VENV)/.installed
 export PIP_CACHE_DIR := $(CURDIR)/.cache/pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help install lint typecheck unit test demo up down status worker bridges clean
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+
+.PHONY: help install lint typecheck unit test demo up down status worker bridges clean \
+	prometheus-tools deploy-tools
 
 help:
 	@echo "make test    - install, lint, type-check, run every test (brings the local stack up)"
@@ -32,7 +35,20 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -q -m "not stack"
 
-test: $(STAMP) lint typecheck
+# promtool (alert rule unit tests) and prometheus (scrape test): Debian's package.
+prometheus-tools:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || { \
+	  $(SUDO) apt-get update && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; }
+
+# kubectl renders deploy/k8s offline (kustomize v5: kubectl >= 1.27); openssl makes the
+# TLS test's certificates.
+deploy-tools:
+	@command -v kubectl >/dev/null || { echo "kubectl >= 1.27 is needed to render deploy/k8s"; exit 1; }
+	@command -v openssl >/dev/null || { $(SUDO) apt-get update && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openssl; }
+
+test: $(STAMP) lint typecheck prometheus-tools deploy-tools
 	$(BIN)/hotline stack up
 	$(BIN)/pytest -q
 

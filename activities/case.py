@@ -20,6 +20,7 @@ from temporalio.exceptions import ApplicationError
 from activities.classify import Location, classify, locate
 from activities.config import HotlineConfig
 from activities.ledger import apply_lifecycle
+from activities.metrics import observe_step
 from activities.routing import decide_route
 from schemas import codec
 from workflows.model import (
@@ -281,6 +282,7 @@ class CaseActivities:
         async with self._pool.connection() as conn, conn.transaction():
             for ev in events:
                 await apply_lifecycle(conn, ev)
+        observe_step(step, units=self._config.registry)  # only once the step is durable
         return StepReceipt(step.complaint_id, step.step, len(messages))
 
 

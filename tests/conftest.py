@@ -26,9 +26,13 @@ def _binary(name: str) -> str:
     return found
 
 
-@pytest_asyncio.fixture(scope="session")
+@pytest_asyncio.fixture(scope="module")
 async def time_env() -> AsyncIterator[WorkflowEnvironment]:
-    """One time-skipping server for the session: 15 days pass in milliseconds."""
+    """A time-skipping server per test module: 15 days pass in milliseconds.
+
+    Per module, not per session: a module that leaves work running (an activity retrying,
+    a case with no worker) holds that server's clock still, and must not stall the rest.
+    """
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=_binary("temporal-test-server")
     )

@@ -74,7 +74,7 @@ async def test_a_case_with_5000_supplements_continues_as_new_and_loses_none() ->
         while view.dispatch_id is None:
             view = await handle.query(QUERY_VIEW, result_type=CaseView)
         # One at a time, as the bridge delivers a case's events (one partition, in order).
-        latest = client.get_workflow_handle(f"complaint-{cid}")
+        latest = client.get_workflow_handle(f"complaint-{cid}", result_type=CaseResult)
         for n in range(SUPPLEMENTS):
             ack = await latest.execute_update(
                 UPDATE_SUPPLEMENT, Supplement(event_id=f"sup-{n}", at=datetime.now(UTC),
@@ -100,7 +100,7 @@ async def test_a_case_with_5000_supplements_continues_as_new_and_loses_none() ->
         await latest.execute_update(UPDATE_CALLBACK, CallbackAnswer(
             event_id="cb", at=datetime.now(UTC), reached=True, responded=True, resolved=True,
             satisfaction="SATISFIED"), result_type=Ack)
-        result = await latest.result(result_type=CaseResult)
+        result = await latest.result()
 
     assert result.counted and result.satisfied
     supplemented = [ev for s in steps for ev in s.lifecycle if ev.event_type == "SUPPLEMENTED"]

@@ -71,7 +71,9 @@ from workers.kafka_io import (
     make_consumer,
     make_producer,
 )
+from workers.metrics_exporter import ConsumerLagReporter
 from workers.observability import configure_logging, start_metrics_server, temporal_runtime
+from workers.security import temporal_connect_options
 from workers.settings import Settings, get_settings
 from workflows.model import (
     UPDATE_CALLBACK,
@@ -558,6 +560,7 @@ class TopicBridge:
         self._poll_timeout_ms = poll_timeout_ms
         self._consumer_overrides = dict(consumer_overrides or {})
         self._listener = _AssignmentListener(name)
+        self._lag = ConsumerLagReporter(self.contract_topic)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"kafka-{name}")
         self._consumer: KafkaConsumer | None = None
         # Consecutive transient failures per partition; survives a re-poll so the backoff
@@ -588,6 +591,8 @@ class TopicBridge:
                     self.ready.set()
                 if batch:
                     await self._process_batch(consumer, batch)
+                # After processing: the position is the next message to apply.
+                await self._on_thread(self._lag.report, consumer)
         finally:
             if self._consumer is not None:
                 try:
@@ -795,12 +800,14 @@ class TopicBridge:
 
 async def _connect_temporal(settings: Settings, stop: asyncio.Event) -> Client | None:
     attempt = 0
+    tls = temporal_connect_options(settings)  # outside the retry: a bad setting stops here
     while not stop.is_set():
         try:
             return await Client.connect(
                 settings.temporal_address,
                 namespace=settings.temporal_namespace,
                 runtime=temporal_runtime(),
+                **tls,
             )
         except Exception as exc:
             attempt += 1

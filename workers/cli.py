@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import typer
 
+from workers.governance_cli import app as governance_app
+from workers.case_cli import register as register_case_commands
+from workers.dlq_cli import app as dlq_app
 from workers.routing_cli import app as routing_app
 from workers.stack import app as stack_app
 
@@ -11,6 +14,10 @@ app = typer.Typer(help="Citizen hotline orchestration (12345 接诉即办).", no
 app.add_typer(stack_app, name="stack", help="Start, stop and check the local stack.")
 app.add_typer(routing_app, name="routing",
               help="Precise dispatch: evaluate and explain classification and routing.")
+app.add_typer(dlq_app, name="dlq", help="Dead letters: list, show, re-drive once.")
+register_case_commands(app)  # `hotline case ...` and `hotline overdue`
+# Governance: report, rankings, priority-streets, hotspots, schedules, projector.
+app.add_typer(governance_app)
 
 
 @app.command()
@@ -43,7 +50,11 @@ def demo(
 
 
 def main() -> None:
-    app()
+    from workers.case_cli import run_as_process
+
+    # Ends the process with the command's exit code once output is flushed: temporalio
+    # may abort at interpreter exit (sdk-python issue 300), which would hide that code.
+    run_as_process(app)
 
 
 if __name__ == "__main__":

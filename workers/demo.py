@@ -11,17 +11,25 @@ What it does, in order:
    per thread) and one shared, thread-safe producer:
 
    - the **call centre** files the cases of :mod:`workers.demo_city` on
-     ``hotline.intake`` at a steady pace;
-   - the **unit systems** read ``hotline.dispatches`` and sign for, report progress on and
-     complete each dispatch at wall-clock times derived from its ``sign_by`` / ``due_at``
-     (already time-scaled by the worker) and the case's plan;
+     ``hotline.intake`` at a steady pace, and later the citizens' supplements, urges,
+     withdrawals and repeat filings, timed from each case's ``DISPATCHED`` lifecycle event;
+   - the **unit systems** read ``hotline.dispatches`` and sign for, return, report progress
+     on, whistle departments in for, ask an extension of and complete each dispatch at
+     wall-clock times derived from its ``sign_by`` / ``due_at`` (already time-scaled by the
+     worker) and the case's plan; assisting units sign and reply;
+   - a **supervisor** reads ``hotline.lifecycle`` and decides the extension requests longer
+     than the rules grant at once, through the workflow's ``decide_extension`` update (a
+     temporalio client: supervisors work in the centre's own system, not over Kafka);
    - the **callback centre** reads ``hotline.lifecycle`` and answers each
      ``CALLBACK_DUE`` on ``hotline.callbacks``.
 
    The main thread follows ``hotline.lifecycle`` too and shows a live board until every
    case is ``CLOSED`` or the timeout passes (then it lists the stuck cases).
 4. Prints a summary from the PostgreSQL ledger: statuses and outcomes, tiers, districts,
-   notices, and the three rates with the weighted score of ``rules.yaml``.
+   notices, the handling rules exercised (returns, re-dispatches, city coordination,
+   extensions, whistles, supplements, urges, withdrawals, merged repeat filings, reopens,
+   counted from ``case_events``) and the three rates with the weighted score of
+   ``rules.yaml``.
 5. Stops the worker and bridges it started; the stack stays up.
 
 Every run files new complaint ids (a serial derived from the time of day, kept past the
@@ -33,6 +41,7 @@ a demo has nothing to resume.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import heapq
 import itertools
@@ -48,6 +57,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -60,19 +70,30 @@ from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
+from temporalio.client import Client
+from temporalio.exceptions import TemporalError
 
+from activities.config import load_config
 from schemas.codec import DecodeError, decode, encode, headers_for
 from workers.demo_city import (
     BEIJING,
+    SUPPLEMENT,
+    URGE,
+    WITHDRAW,
     CallbackPlan,
     CasePlan,
+    CitizenCall,
     DemoCase,
+    ExtensionPlan,
     HandlingPlan,
+    WhistlePlan,
     generate_city,
 )
 from workers.kafka_io import consumer_config, group_id, make_producer
+from workers.security import temporal_connect_options
 from workers.settings import REPO_ROOT, Settings, get_settings
 from workers.stack import StackStatus, ensure_stack, ensure_topics
+from workflows.model import UPDATE_DECIDE_EXTENSION, Ack, ExtensionDecision
 
 READY_TIMEOUT_S = 120.0
 STOP_TIMEOUT_S = 30.0
@@ -85,6 +106,15 @@ SEND_TIMEOUT_S = 30.0
 # An assisting unit replies when the lead has used this share of its own handling time.
 ASSIST_SHARE = 0.6
 ASSIST_REPLY = "协办单位已配合主办单位现场核查，职责范围内的事项已处理完毕。"
+# After a whistle the lead completes only once the units it called in have been
+# dispatched and have replied, or this long after the whistle should the case refuse it.
+# (A unit's replies share the case's partition, so the bridge applies them in the order
+# sent: a whistle or an extension request after the signature finds the case signed.)
+WHISTLE_JOIN_TIMEOUT_S = 20.0
+# A repeat filing goes out when the case it repeats is dispatched; should that never be
+# seen, this long after the first filing.
+REPEAT_FALLBACK_S = 60.0
+SUPERVISOR = "district-supervisor"
 REFRESH_S = 0.25
 # Silence on the lifecycle topic this long, with cases open, is worth a hint on the board.
 STALL_HINT_S = 30.0
@@ -96,15 +126,22 @@ PROCESSES: dict[str, str] = {"worker": "worker ready", "bridges": "bridges ready
 STAGES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("filed", "filed by the call centre", ()),
     ("accepted", "accepted for dispatch", ("ACCEPTED",)),
-    ("closed_at_intake", "answered / redirected / rejected", (
+    ("closed_at_intake", "answered / redirected / rejected / merged", (
         "ANSWERED_DIRECTLY", "REDIRECTED", "REJECTED", "MERGED")),
     ("dispatched", "dispatched", ("DISPATCHED",)),
     ("signed", "signed for", ("SIGNED",)),
     ("completed", "completed", ("COMPLETED",)),
     ("callback", "called back", ("CALLBACK",)),
     ("reopened", "reopened", ("REOPENED",)),
+    ("withdrawn", "withdrawn", ("WITHDRAWN",)),
     ("closed", "closed", ("CLOSED",)),
 )
+# Stages shown only once something reached them.
+OPTIONAL_STAGES = ("closed_at_intake", "reopened", "withdrawn")
+
+# Lifecycle events of the handling rules, counted on the board (every occurrence).
+RULE_EVENTS = ("RETURNED", "REDISPATCHED", "EXTENSION_REQUESTED", "WHISTLED",
+               "ASSIST_REPLIED", "SUPPLEMENTED", "URGED", "WITHDRAWN", "MERGED", "REOPENED")
 
 UNIT_RECORDS = ("DispatchIssued", "DispatchRevoked", "SupervisionNotice",
                 "SupplementForwarded", "ExtensionDecided")
@@ -134,6 +171,8 @@ class Board:
         self.cases: dict[str, _CaseTrack] = {cid: _CaseTrack() for cid in complaint_ids}
         self.stage_counts: Counter[str] = Counter()
         self.notices: Counter[str] = Counter()
+        self.rules: Counter[str] = Counter()
+        self._event_ids: set[str] = set()
         self.sent: Counter[str] = Counter()
         self.refused = 0
         self.undecodable = 0
@@ -167,11 +206,23 @@ class Board:
                 for stage, _, events in STAGES:
                     if event_type in events:
                         self.stage_counts[stage] += 1
+            event_id = str(rec.get("event_id") or "")
+            if event_id in self._event_ids:
+                return  # Kafka delivered it twice: count it once
+            self._event_ids.add(event_id)
+            attrs = rec.get("attributes") or {}
             if event_type == "NOTICE":
-                attrs = rec.get("attributes") or {}
                 self.notices[attrs.get("notice_type") or rec.get("reason") or "OTHER"] += 1
             elif event_type == "REPLY_REFUSED":
                 self.refused += 1
+            elif event_type in RULE_EVENTS:
+                self.rules[event_type] += 1
+                if event_type == "WHISTLED":
+                    self.rules["assisting units"] += len(
+                        [u for u in str(attrs.get("units") or "").split(",") if u])
+            elif event_type == "EXTENSION_DECIDED":
+                granted = attrs.get("granted") == "true"
+                self.rules["EXTENSION_GRANTED" if granted else "EXTENSION_DENIED"] += 1
 
     def count_sent(self, what: str) -> None:
         with self._lock:
@@ -204,7 +255,7 @@ class Board:
             table.add_column("", width=42)
             for stage, label, _ in STAGES:
                 n = self.stage_counts[stage]
-                if stage in ("reopened", "closed_at_intake") and n == 0:
+                if stage in OPTIONAL_STAGES and n == 0:
                     continue
                 table.add_row(label, f"{n}/{self.total}",
                               ProgressBar(total=self.total, completed=n, width=40))
@@ -212,11 +263,19 @@ class Board:
             sent = self.sent
             lines = [
                 Text.assemble(("warnings & escalations: ", "bold yellow"), notices),
+                Text.assemble(("handling rules: ", "bold cyan"), self._rules_line()),
                 Text(
                     f"unit replies sent: {sent['DispatchSigned']} signed, "
-                    f"{sent['ProgressReported']} progress, {sent['HandlingCompleted']} "
-                    f"completed · callbacks: {sent['reached']} reached, "
-                    f"{sent['unreached']} unreached · refused replies: {self.refused}"
+                    f"{sent['DispatchReturned']} returned, {sent['ProgressReported']} "
+                    f"progress, {sent['UnitsWhistled']} whistles, "
+                    f"{sent['ExtensionRequested']} extension requests, "
+                    f"{sent['HandlingCompleted']} completed · citizens: "
+                    f"{sent['ComplaintSupplemented']} supplements, {sent['ComplaintUrged']} "
+                    f"urges, {sent['ComplaintWithdrawn']} withdrawals, {sent['repeat filing']} "
+                    f"repeat filings · supervisor: {sent['decision']} decisions"
+                    + (f" ({sent['decision failed']} failed)" if sent["decision failed"] else "")
+                    + f" · callbacks: {sent['reached']} reached, {sent['unreached']} unreached"
+                    f" · refused replies: {self.refused}"
                 ),
                 Text(f"elapsed {time.monotonic() - self.started:,.0f} s", style="dim"),
             ]
@@ -225,14 +284,28 @@ class Board:
                 lines.insert(2, Text(problems, style="red"))
             return Group(table, *lines)
 
+    def _rules_line(self) -> str:
+        r, n = self.rules, self.notices
+        return (
+            f"returns {r['RETURNED']} · re-dispatches {r['REDISPATCHED']} · city coordination "
+            f"{n['CITY_COORDINATION']} · extensions {r['EXTENSION_REQUESTED']} asked, "
+            f"{r['EXTENSION_GRANTED']} granted, {r['EXTENSION_DENIED']} denied · whistles "
+            f"{r['WHISTLED']} ({r['assisting units']} units, {r['ASSIST_REPLIED']} replies) · "
+            f"supplements {r['SUPPLEMENTED']} · urges {r['URGED']} ({n['URGED']} escalated) · "
+            f"withdrawals {r['WITHDRAWN']} · merged {r['MERGED']} · reopens {r['REOPENED']}"
+        )
+
     def plain_line(self) -> str:
         """One status line for a log (when the console is not a terminal)."""
         with self._lock:
             counts = self.stage_counts
+            r = self.rules
             line = (f"[{time.monotonic() - self.started:5.0f} s] filed {counts['filed']}, "
                     f"dispatched {counts['dispatched']}, completed {counts['completed']}, "
                     f"closed {counts['closed']}/{self.total}; "
-                    f"notices {sum(self.notices.values())}")
+                    f"notices {sum(self.notices.values())}; returns {r['RETURNED']}, "
+                    f"extensions {r['EXTENSION_REQUESTED']}, whistles {r['WHISTLED']}, "
+                    f"urges {r['URGED']}, merged {r['MERGED']}, reopens {r['REOPENED']}")
             problems = self._log_problems()
             return f"{line}; {problems}" if problems else line
 
@@ -339,31 +412,122 @@ def _actor(name: str, body: Callable[[_Ctx], None], ctx: _Ctx) -> threading.Thre
     return threading.Thread(target=run, name=f"demo-{name}", daemon=True)
 
 
+# A citizen's later call → the intake record and the field its text goes in.
+CITIZEN_RECORDS: dict[str, tuple[str, str]] = {
+    SUPPLEMENT: ("ComplaintSupplemented", "content"),
+    URGE: ("ComplaintUrged", "content"),
+    WITHDRAW: ("ComplaintWithdrawn", "reason"),
+}
+
+
+def citizen_record(cid: str, call: CitizenCall, at: datetime,
+                   event_id: str) -> tuple[str, dict[str, Any]]:
+    """The intake record of a citizen's later call: its record name and fields."""
+    name, text_field = CITIZEN_RECORDS[call.action]
+    record: dict[str, Any] = {"event_id": event_id, "complaint_id": cid, "at": at,
+                              text_field: call.text}
+    if call.action == SUPPLEMENT:
+        record["attachments"] = list(call.attachments)
+    return name, record
+
+
+class _CallCentre:
+    """The call centre: files each case, then the citizens' later calls about open cases.
+
+    Filings go out at their offsets. A case's later calls (supplements, urges, a
+    withdrawal) and repeat filings of it are timed from its ``DISPATCHED`` lifecycle event,
+    as shares of its deadline, so they reach the case while it is open.
+    """
+
+    def __init__(self, ctx: _Ctx, city: list[DemoCase]) -> None:
+        self.ctx = ctx
+        self.city = city
+        self.sched = _Scheduler()
+        self.filed: set[str] = set()
+        self.dispatched: set[str] = set()
+        self.repeats: dict[str, list[DemoCase]] = {}
+
+    def run(self) -> None:
+        ctx = self.ctx
+        consumer = _tail_consumer(ctx.settings, ctx.settings.topic_lifecycle, "demo-call-centre")
+        try:
+            ctx.ready.wait()  # every consumer is at the end of its topic
+            t0 = time.time()
+            offsets = {c.plan.complaint_id: c.offset_seconds for c in self.city}
+            for case in self.city:
+                first = case.plan.duplicate_of
+                if first is None:
+                    self.sched.at(t0 + case.offset_seconds, partial(self.file, case))
+                else:
+                    self.repeats.setdefault(first, []).append(case)
+                    self.sched.at(t0 + offsets.get(first, case.offset_seconds)
+                                  + REPEAT_FALLBACK_S, partial(self.file, case))
+            while not ctx.stop.is_set():
+                self.sched.run_due()
+                for msg in _poll(consumer, self.sched.wait_s(0.1)):
+                    self.on_lifecycle(msg.value)
+        finally:
+            consumer.close(autocommit=False)
+
+    def on_lifecycle(self, value: bytes) -> None:
+        try:
+            rec = decode(value, expected=("LifecycleEvent",)).record
+        except DecodeError:
+            return
+        cid = rec["complaint_id"]
+        plan = self.ctx.plans.get(cid)
+        if plan is None or rec["event_type"] != "DISPATCHED" or cid in self.dispatched:
+            return
+        self.dispatched.add(cid)
+        start = rec["at"].timestamp()
+        due = start
+        with contextlib.suppress(TypeError, ValueError):
+            due = datetime.fromisoformat((rec.get("attributes") or {})["due_at"]).timestamp()
+        window = max(0.0, due - start)
+        for call in plan.citizen_calls:
+            self.sched.at(start + call.fraction * window, partial(self.call, cid, call))
+        for repeat in self.repeats.get(cid, []):
+            self.sched.at(start + repeat.plan.refile_fraction * window,
+                          partial(self.file, repeat))
+
+    def file(self, case: DemoCase) -> None:
+        cid = case.plan.complaint_id
+        if cid in self.filed or self.ctx.stop.is_set():
+            return
+        self.filed.add(cid)
+        record = dict(case.filing)
+        record["filed_at"] = _now()  # the call happens now
+        _send(self.ctx, self.ctx.settings.topic_intake, "ComplaintFiled", record)
+        self.ctx.board.filed(cid)
+        if case.plan.duplicate_of:
+            self.ctx.board.count_sent("repeat filing")
+
+    def call(self, cid: str, call: CitizenCall) -> None:
+        if self.ctx.stop.is_set():
+            return
+        name, record = citizen_record(cid, call, _now(), str(uuid.uuid4()))
+        _send(self.ctx, self.ctx.settings.topic_intake, name, record)
+        self.ctx.board.count_sent(name)
+
+
 def _call_centre(city: list[DemoCase]) -> Callable[[_Ctx], None]:
     def body(ctx: _Ctx) -> None:
-        ctx.ready.wait()  # every consumer is at the end of its topic
-        t0 = time.monotonic()
-        for case in city:
-            delay = t0 + case.offset_seconds - time.monotonic()
-            if delay > 0 and ctx.stop.wait(delay):
-                return
-            if ctx.stop.is_set():
-                return
-            record = dict(case.filing)
-            record["filed_at"] = _now()  # the call happens now
-            _send(ctx, ctx.settings.topic_intake, "ComplaintFiled", record)
-            ctx.board.filed(record["complaint_id"])
+        _CallCentre(ctx, city).run()
 
     return body
 
 
 class _UnitSystems:
-    """The units' own systems: sign for, report progress on and complete each dispatch.
+    """The units' own systems: sign for, return, report progress on, whistle for, ask an
+    extension of and complete each dispatch.
 
     Times come from the ``DispatchIssued`` (``issued_at``, ``sign_by``, ``due_at``, already
-    time-scaled by the worker) and the case's plan. An assisting unit (协办) sends its part
-    first; the lead unit completes only once the assisting units of the case have replied
-    (or were revoked), as a lead collects its partners' input before it answers.
+    time-scaled by the worker) and the case's plan. A lead unit planned to return the case
+    returns it instead of signing; the unit of the next dispatch handles it. An assisting
+    unit (协办, by routing or whistled in) signs and sends its part; the lead unit completes
+    only once the assisting units of the case have replied (or were revoked), as a lead
+    collects its partners' input before it answers. A unit that asked for an extension
+    completes within the added time once granted, else just in time.
     """
 
     def __init__(self, ctx: _Ctx) -> None:
@@ -371,8 +535,18 @@ class _UnitSystems:
         self.sched = _Scheduler()
         self.handled: set[str] = set()
         self.revoked: set[str] = set()
+        self.completed: set[str] = set()
         # complaint id → assisting dispatches that have not replied yet
         self.assisting: dict[str, set[str]] = {}
+        # complaint id → {dispatch id: unit id} of the dispatches still open
+        self.holding: dict[str, dict[str, str]] = {}
+        # complaint id → lead dispatches seen (not counting reopens): the returns plan
+        self.leads_seen: Counter[str] = Counter()
+        # lead dispatch id → (its DispatchIssued, the extension plan) while it may be decided
+        self.extensions: dict[str, tuple[Mapping[str, Any], ExtensionPlan]] = {}
+        self.extended: set[str] = set()
+        # complaint id → (units whistled in and not dispatched yet, give up at epoch s)
+        self.joining: dict[str, tuple[set[str], float]] = {}
 
     def run(self) -> None:
         ctx = self.ctx
@@ -393,65 +567,251 @@ class _UnitSystems:
             self.ctx.board.count_undecodable()
             return
         rec = decoded.record
-        plan = self.ctx.plans.get(rec["complaint_id"])
+        cid = rec["complaint_id"]
+        plan = self.ctx.plans.get(cid)
         if plan is None:
             return  # another run's case
         if decoded.name == "DispatchIssued" and rec["event_id"] not in self.handled:
             self.handled.add(rec["event_id"])  # Kafka may deliver a record twice
-            self.schedule(rec, plan.reopen_handling if rec.get("reopened") else plan.handling)
+            self.holding.setdefault(cid, {})[rec["dispatch_id"]] = rec["unit_id"]
+            if rec.get("role", "LEAD") != "LEAD":
+                self.joining.get(cid, (set(), 0.0))[0].discard(rec["unit_id"])
+                self.schedule_assisting(rec, plan.handling)
+            elif rec.get("reopened"):
+                self.schedule_lead(rec, plan.reopen_handling)
+            else:
+                self.leads_seen[cid] += 1
+                k = self.leads_seen[cid]
+                if k <= len(plan.returns):
+                    self.schedule_return(rec, plan.returns[k - 1], plan.return_fraction)
+                else:
+                    self.schedule_lead(rec, plan.handling, plan)
         elif decoded.name == "DispatchRevoked":
             self.revoked.add(rec["dispatch_id"])
-            self.assisting.get(rec["complaint_id"], set()).discard(rec["dispatch_id"])
+            self.assisting.get(cid, set()).discard(rec["dispatch_id"])
+            self.holding.get(cid, {}).pop(rec["dispatch_id"], None)
+        elif decoded.name == "ExtensionDecided":
+            self.on_extension_decided(rec)
 
-    def schedule(self, rec: Mapping[str, Any], plan: HandlingPlan) -> None:
-        """Schedule the replies to one dispatch."""
+    @staticmethod
+    def _windows(rec: Mapping[str, Any]) -> tuple[float, float, float]:
+        """``issued_at`` (epoch seconds), the sign-for window and the deadline (seconds)."""
         issued = rec["issued_at"].timestamp()
         sign_window = max(0.0, rec["sign_by"].timestamp() - issued)
         deadline = max(0.0, rec["due_at"].timestamp() - issued)
-        # Never before the message could have been read; replies to one dispatch in order.
+        return issued, sign_window, deadline
+
+    def schedule_return(self, rec: Mapping[str, Any], reason: str, fraction: float) -> None:
+        """退单: "not ours", within the sign-for window instead of signing."""
+        issued, sign_window, _ = self._windows(rec)
+        when = max(issued + fraction * sign_window, time.time() + MIN_REACTION_S)
+        self.sched.at(when, self._reply(rec, "DispatchReturned", {"reason": reason}))
+
+    def schedule_assisting(self, rec: Mapping[str, Any], plan: HandlingPlan) -> None:
+        """An assisting unit signs, and sends its part before the lead completes."""
+        issued, sign_window, deadline = self._windows(rec)
         when = max(issued + plan.sign_fraction * sign_window, time.time() + MIN_REACTION_S)
         self.sched.at(when, self._reply(rec, "DispatchSigned",
                                         {"signer": f"{rec['unit_name']}值班员"}))
-        if rec.get("role", "LEAD") != "LEAD":
-            self.assisting.setdefault(rec["complaint_id"], set()).add(rec["dispatch_id"])
-            when = max(issued + ASSIST_SHARE * plan.complete_fraction * deadline,
-                       when + REPLY_GAP_S)
-            self.sched.at(when, self._reply(rec, "HandlingCompleted", {
-                "result": "RESOLVED", "reply_text": ASSIST_REPLY}))
-            return
-        if plan.progress_fraction is not None and rec.get("tier") != "T2H":
-            when = max(issued + plan.progress_fraction * deadline, when + REPLY_GAP_S)
-            self.sched.at(when, self._reply(rec, "ProgressReported", {
-                "text": plan.progress_text, "contacted_citizen": plan.contacted_citizen}))
-        when = max(issued + plan.complete_fraction * deadline, when + REPLY_GAP_S)
+        self.assisting.setdefault(rec["complaint_id"], set()).add(rec["dispatch_id"])
+        when = max(issued + ASSIST_SHARE * min(plan.complete_fraction, 1.0) * deadline,
+                   when + REPLY_GAP_S)
         self.sched.at(when, self._reply(rec, "HandlingCompleted", {
-            "result": plan.result, "reply_text": plan.reply_text}))
+            "result": "RESOLVED", "reply_text": ASSIST_REPLY}))
 
-    def _reply(self, rec: Mapping[str, Any], name: str,
-               fields: dict[str, Any]) -> Callable[[], None]:
+    def schedule_lead(self, rec: Mapping[str, Any], handling: HandlingPlan,
+                      plan: CasePlan | None = None) -> None:
+        """Schedule the lead's replies: sign, progress, whistle, extension, completion.
+
+        ``plan`` is given for the first handling round only (a reopened case is handled
+        plainly).
+        """
+        issued, sign_window, deadline = self._windows(rec)
+        signed = max(issued + handling.sign_fraction * sign_window,
+                     time.time() + MIN_REACTION_S)
+        self.sched.at(signed, self._reply(rec, "DispatchSigned",
+                                          {"signer": f"{rec['unit_name']}值班员"}))
+        # (planned time, action), placed in planned order after the signature.
+        steps: list[tuple[float, Callable[[], None]]] = []
+        if handling.progress_fraction is not None and rec.get("tier") != "T2H":
+            steps.append((issued + handling.progress_fraction * deadline,
+                          self._reply(rec, "ProgressReported", {
+                              "text": handling.progress_text,
+                              "contacted_citizen": handling.contacted_citizen})))
+        whistle = plan.whistle if plan else None
+        if whistle is not None:
+            steps.append((issued + whistle.fraction * deadline, self._whistle(rec, whistle)))
+        extension = plan.extension if plan else None
+        if extension is not None:
+            steps.append((issued + extension.request_fraction * deadline,
+                          self._reply(rec, "ExtensionRequested", {
+                              "extra_days": extension.extra_days,
+                              "reason": extension.reason})))
+            self.extensions[rec["dispatch_id"]] = (rec, extension)
+        when = signed
+        for planned, action in sorted(steps, key=lambda s: s[0]):
+            when = max(planned, when + REPLY_GAP_S)
+            self.sched.at(when, action)
+        when = max(issued + handling.complete_fraction * deadline, when + REPLY_GAP_S)
+        dispatch_id = rec["dispatch_id"]
+        # With an extension granted the unit completes later (on_extension_decided).
+        self.sched.at(when, self._reply(rec, "HandlingCompleted", {
+            "result": handling.result, "reply_text": handling.reply_text},
+            skip_if=lambda: dispatch_id in self.extended))
+
+    def on_extension_decided(self, rec: Mapping[str, Any]) -> None:
+        dispatch_id = rec["dispatch_id"]
+        entry = self.extensions.pop(dispatch_id, None)
+        if entry is None or not rec["granted"] or rec.get("due_at") is None:
+            return  # denied: the unit completes as planned, just in time
+        if dispatch_id in self.completed or dispatch_id in self.revoked:
+            return
+        issued_rec, extension = entry
+        plan = self.ctx.plans[rec["complaint_id"]]
+        old_due = issued_rec["due_at"].timestamp()
+        new_due = rec["due_at"].timestamp()
+        self.extended.add(dispatch_id)
+        when = max(old_due + extension.complete_share * max(0.0, new_due - old_due),
+                   time.time() + MIN_REACTION_S)
+        self.sched.at(when, self._reply(issued_rec, "HandlingCompleted", {
+            "result": plan.handling.result, "reply_text": plan.handling.reply_text}))
+
+    def _whistle(self, rec: Mapping[str, Any], whistle: WhistlePlan) -> Callable[[], None]:
+        """吹哨: call in the planned departments that do not hold the case yet."""
+        ctx = self.ctx
+        cid, dispatch_id = rec["complaint_id"], rec["dispatch_id"]
+
+        def send() -> None:
+            if dispatch_id in self.revoked or dispatch_id in self.completed \
+                    or ctx.stop.is_set():
+                return
+            holding = set(self.holding.get(cid, {}).values())
+            units = [u for u in whistle.units if u not in holding]
+            if not units:
+                return
+            self.joining[cid] = (set(units), time.time() + WHISTLE_JOIN_TIMEOUT_S)
+            _send(ctx, ctx.settings.topic_unit_replies, "UnitsWhistled", {
+                "event_id": str(uuid.uuid4()), "complaint_id": cid,
+                "dispatch_id": dispatch_id, "unit_id": rec["unit_id"], "at": _now(),
+                "units": units, "reason": whistle.reason,
+            })
+            ctx.board.count_sent("UnitsWhistled")
+
+        return send
+
+    def _reply(self, rec: Mapping[str, Any], name: str, fields: dict[str, Any],
+               skip_if: Callable[[], bool] | None = None) -> Callable[[], None]:
         ctx = self.ctx
         cid, dispatch_id = rec["complaint_id"], rec["dispatch_id"]
         lead_completion = name == "HandlingCompleted" and rec.get("role", "LEAD") == "LEAD"
 
         def send() -> None:
-            if dispatch_id in self.revoked or ctx.stop.is_set():
+            if dispatch_id in self.revoked or dispatch_id in self.completed \
+                    or ctx.stop.is_set() or (skip_if is not None and skip_if()):
                 return
-            if lead_completion and self.assisting.get(cid):
+            if lead_completion and self._partners_pending(cid):
                 self.sched.at(time.time() + REPLY_GAP_S, send)  # wait for the partners
                 return
             _send(ctx, ctx.settings.topic_unit_replies, name, {
                 "event_id": str(uuid.uuid4()), "complaint_id": cid,
                 "dispatch_id": dispatch_id, "unit_id": rec["unit_id"], "at": _now(), **fields,
             })
-            if name == "HandlingCompleted":
+            if name in ("HandlingCompleted", "DispatchReturned"):
+                self.completed.add(dispatch_id)
                 self.assisting.get(cid, set()).discard(dispatch_id)
+                self.holding.get(cid, {}).pop(dispatch_id, None)
             ctx.board.count_sent(name)
 
         return send
 
+    def _partners_pending(self, cid: str) -> bool:
+        """Assisting units of the case have not replied, or whistled ones not joined yet."""
+        if self.assisting.get(cid):
+            return True
+        units, give_up_at = self.joining.get(cid, (set(), 0.0))
+        return bool(units) and time.time() < give_up_at
+
 
 def _unit_systems(ctx: _Ctx) -> None:
     _UnitSystems(ctx).run()
+
+
+class _Supervisor:
+    """A district supervisor (督办): decides the extension requests the rules do not grant
+    at once, through the workflow's ``decide_extension`` update.
+
+    Each decision is the case's plan (grant or deny), taken a few scaled hours after the
+    request. Supervisors work in the centre's own system, so this goes to Temporal
+    directly, not over Kafka. A decision that fails is counted on the board, not fatal:
+    the unit then completes in its original time.
+    """
+
+    def __init__(self, ctx: _Ctx) -> None:
+        self.ctx = ctx
+        self.sched = _Scheduler()
+        self.auto_grant_days = int(_rules(ctx.settings)["extension"]["auto_grant_max_days"])
+        self.asked: set[str] = set()
+        self.loop = asyncio.new_event_loop()
+        self.client: Client | None = None
+
+    def run(self) -> None:
+        ctx = self.ctx
+        consumer = _tail_consumer(ctx.settings, ctx.settings.topic_lifecycle, "demo-supervisor")
+        try:
+            self.client = self.loop.run_until_complete(asyncio.wait_for(
+                Client.connect(ctx.settings.temporal_address,
+                               namespace=ctx.settings.temporal_namespace,
+                               **temporal_connect_options(ctx.settings)),
+                timeout=SEND_TIMEOUT_S))
+            ctx.ready.wait()
+            while not ctx.stop.is_set():
+                self.sched.run_due()
+                for msg in _poll(consumer, self.sched.wait_s(0.1)):
+                    self.on_lifecycle(msg.value)
+        finally:
+            consumer.close(autocommit=False)
+            self.loop.close()
+
+    def on_lifecycle(self, value: bytes) -> None:
+        try:
+            rec = decode(value, expected=("LifecycleEvent",)).record
+        except DecodeError:
+            return
+        cid = rec["complaint_id"]
+        plan = self.ctx.plans.get(cid)
+        if plan is None or plan.extension is None or cid in self.asked \
+                or rec["event_type"] != "EXTENSION_REQUESTED":
+            return
+        try:
+            days = int((rec.get("attributes") or {}).get("extra_days") or 0)
+        except ValueError:
+            return
+        if days <= self.auto_grant_days:
+            return  # granted by rule in the same step
+        self.asked.add(cid)
+        delay = plan.extension.supervisor_delay_hours * 3600 * self.ctx.settings.time_scale
+        self.sched.at(time.time() + max(delay, MIN_REACTION_S),
+                      partial(self.decide, cid, plan.extension))
+
+    def decide(self, cid: str, extension: ExtensionPlan) -> None:
+        if self.ctx.stop.is_set() or self.client is None:
+            return
+        decision = ExtensionDecision(
+            event_id=str(uuid.uuid4()), granted=extension.supervisor_grants,
+            decided_by=SUPERVISOR, reason=extension.supervisor_reason)
+        handle = self.client.get_workflow_handle(f"complaint-{cid}")
+        try:
+            ack = self.loop.run_until_complete(asyncio.wait_for(
+                handle.execute_update(UPDATE_DECIDE_EXTENSION, decision, result_type=Ack),
+                timeout=SEND_TIMEOUT_S))
+        except (TemporalError, TimeoutError):
+            self.ctx.board.count_sent("decision failed")
+            return
+        self.ctx.board.count_sent("decision" if ack.accepted else "decision failed")
+
+
+def _supervisor(ctx: _Ctx) -> None:
+    _Supervisor(ctx).run()
 
 
 def _callback_centre(ctx: _Ctx) -> None:
@@ -704,9 +1064,14 @@ def _serial_base(demo_dir: Path, now: datetime, cases: int) -> int:
 # --- summary ---------------------------------------------------------------------------------
 
 
+def _rules(settings: Settings) -> dict[str, Any]:
+    rules: dict[str, Any] = yaml.safe_load(
+        (settings.config_dir / "rules.yaml").read_text(encoding="utf-8"))
+    return rules
+
+
 def _weights(settings: Settings) -> dict[str, float]:
-    rules = yaml.safe_load((settings.config_dir / "rules.yaml").read_text(encoding="utf-8"))
-    return {k: float(v) for k, v in rules["weights"].items()}
+    return {k: float(v) for k, v in _rules(settings)["weights"].items()}
 
 
 def _table(title: str, headers: Iterable[str], rows: Iterable[Iterable[Any]]) -> Table:
@@ -716,6 +1081,68 @@ def _table(title: str, headers: Iterable[str], rows: Iterable[Iterable[Any]]) ->
         table.add_column(head, justify="left" if i == 0 else "right")
     for row in rows:
         table.add_row(*(str(v) for v in row))
+    return table
+
+
+# The handling rules in the summary: key, label, condition on ``case_events`` and what one
+# event counts for. The conditions are constants of this module, never input.
+_DECIDED = "event_type = 'EXTENSION_DECIDED'"
+RULE_ROWS: tuple[tuple[str, str, str, str], ...] = (
+    ("returns", "returns 退单", "event_type = 'RETURNED'", "1"),
+    ("redispatches", "re-dispatches 改派", "event_type = 'REDISPATCHED'", "1"),
+    ("city", "city coordinations 市级协调",
+     "event_type = 'NOTICE' AND attributes->>'notice_type' = 'CITY_COORDINATION'", "1"),
+    ("requested", "extensions requested 延期", "event_type = 'EXTENSION_REQUESTED'", "1"),
+    ("by_rule", "  granted by rule", f"{_DECIDED} AND attributes->>'granted' = 'true' "
+                                     "AND attributes->>'decided_by' = 'rule'", "1"),
+    ("by_supervisor", "  granted by a supervisor",
+     f"{_DECIDED} AND attributes->>'granted' = 'true' "
+     "AND attributes->>'decided_by' IS DISTINCT FROM 'rule'", "1"),
+    ("denied", "  denied", f"{_DECIDED} AND attributes->>'granted' = 'false'", "1"),
+    ("whistles", "whistles 吹哨", "event_type = 'WHISTLED'", "1"),
+    ("called_in", "  assisting units called in", "event_type = 'WHISTLED'",
+     "coalesce(cardinality(string_to_array(attributes->>'units', ',')), 0)"),
+    ("assist_replies", "  assisting units' replies", "event_type = 'ASSIST_REPLIED'", "1"),
+    ("supplements", "supplements 补充", "event_type = 'SUPPLEMENTED'", "1"),
+    ("urges", "urges 催办", "event_type = 'URGED'", "1"),
+    ("urged", "  URGED escalations",
+     "event_type = 'NOTICE' AND attributes->>'notice_type' = 'URGED'", "1"),
+    ("withdrawals", "withdrawals 撤诉", "event_type = 'WITHDRAWN'", "1"),
+    ("merged", "merged duplicates 重复件", "event_type = 'MERGED'", "1"),
+    ("reopens", "reopens 重办", "event_type = 'REOPENED'", "1"),
+    ("refused", "refused replies", "event_type = 'REPLY_REFUSED'", "1"),
+)
+
+
+def _rule_counts(conn: psycopg.Connection[Any], ids: list[str]) -> dict[str, tuple[int, int]]:
+    """Key → (events, cases) of each handling rule, from ``case_events``."""
+    columns = ",\n".join(
+        f"coalesce(sum({amount}) FILTER (WHERE {cond}), 0), "
+        f"count(DISTINCT complaint_id) FILTER (WHERE {cond})"
+        for _, _, cond, amount in RULE_ROWS)
+    row = conn.execute(f"SELECT {columns} FROM case_events WHERE complaint_id = ANY(%s)",
+                       (ids,)).fetchone()
+    values = list(row or [0] * (2 * len(RULE_ROWS)))
+    return {key: (int(values[2 * i]), int(values[2 * i + 1]))
+            for i, (key, _, _, _) in enumerate(RULE_ROWS)}
+
+
+def _rules_table(counts: dict[str, tuple[int, int]]) -> Table:
+    events = {key: n for key, (n, _) in counts.items()}
+    pending = events["requested"] - events["by_rule"] - events["by_supervisor"] - events["denied"]
+    notes = {
+        "requested": f"{pending} still pending at close" if pending > 0 else "",
+        "urges": (f"{events['merged']} of them by merged repeat filings"
+                  if events["merged"] else ""),
+        "refused": "replies the case's state or holder did not allow" if events["refused"]
+                   else "",
+    }
+    table = Table(title="handling rules (case_events)", title_justify="left")
+    for i, head in enumerate(("rule", "events", "cases", "")):
+        table.add_column(head, justify="right" if i in (1, 2) else "left")
+    for key, label, _, _ in RULE_ROWS:
+        n, cases = counts[key]
+        table.add_row(label, str(n), str(cases), notes.get(key, ""))
     return table
 
 
@@ -757,6 +1184,7 @@ def print_summary(settings: Settings, complaint_ids: list[str], closed_seen: int
                           FROM case_events
                           WHERE complaint_id = ANY(%s) AND event_type = 'NOTICE'
                           GROUP BY 1 ORDER BY 2 DESC""")
+        rule_counts = _rule_counts(conn, ids)
         rates = conn.execute(
             """SELECT count(*) FILTER (WHERE counted),
                       count(*) FILTER (WHERE counted AND responded),
@@ -777,6 +1205,7 @@ def print_summary(settings: Settings, complaint_ids: list[str], closed_seen: int
     console.print(_table("cases by district", ("district", "cases", "streets"), by_district))
     console.print(_table("notices by type", ("notice", "notices", "cases"), notices or [
         ("none", 0, 0)]))
+    console.print(_rules_table(rule_counts))
 
     counted, responded, resolved, reached, satisfied, mean_score = rates or (0, 0, 0, 0, 0, None)
     weights = _weights(settings)
@@ -963,7 +1392,8 @@ def _run_city(settings: Settings, cases: int, seed: int | None, demo_dir: Path,
     start = _now()
     serial = _serial_base(demo_dir, start, cases)
     seed = serial if seed is None else seed
-    city = generate_city(cases, seed=seed, start=start.astimezone(BEIJING), serial_base=serial)
+    city = generate_city(cases, seed=seed, start=start.astimezone(BEIJING), serial_base=serial,
+                         config=load_config(settings.config_dir))
     plans = {c.plan.complaint_id: c.plan for c in city}
     ids = list(plans)
     board = Board(ids)
@@ -971,15 +1401,17 @@ def _run_city(settings: Settings, cases: int, seed: int | None, demo_dir: Path,
              f"time scale {settings.time_scale:g}")
     producer = make_producer(settings, client_id="hotline-demo")
     stop = threading.Event()
-    # The three actors' consumers and the follower's, all at the end of their topics,
-    # before the first filing.
-    ready = threading.Barrier(4)
-    ctx = _Ctx(settings, producer, board, plans, stop, ready)
-    threads = [
-        _actor("call-centre", _call_centre(city), ctx),
-        _actor("unit-systems", _unit_systems, ctx),
-        _actor("callback-centre", _callback_centre, ctx),
+    threads_of: list[tuple[str, Callable[[_Ctx], None]]] = [
+        ("call-centre", _call_centre(city)),
+        ("unit-systems", _unit_systems),
+        ("supervisor", _supervisor),
+        ("callback-centre", _callback_centre),
     ]
+    # The actors' consumers and the follower's, all at the end of their topics, before the
+    # first filing.
+    ready = threading.Barrier(len(threads_of) + 1)
+    ctx = _Ctx(settings, producer, board, plans, stop, ready)
+    threads = [_actor(name, body, ctx) for name, body in threads_of]
     follower = _tail_consumer(settings, settings.topic_lifecycle, "demo-monitor")
     try:
         for thread in threads:

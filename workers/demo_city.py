@@ -2,8 +2,17 @@
 
 Pure and deterministic: :func:`generate_city` turns a seed into ``ComplaintFiled`` records
 (natural Chinese text from slot templates, real districts and streets from
-``beijing_units.csv``) and, for every case, a plan of what the unit and the callback centre
-will do with it. ``workers/demo.py`` plays those plans against the real stack.
+``beijing_units.csv``) and, for every case, a plan of what the units, the citizen, a
+supervisor and the callback centre will do with it. ``workers/demo.py`` plays those plans
+against the real stack.
+
+Besides ordinary handling (with the lateness that makes the escalation ladder climb), a
+seeded share of the cases exercises each handling rule of DESIGN.md: returns and
+re-dispatch (twice: city coordination), extensions (by rule, and longer ones a supervisor
+decides), whistled-in assisting units, supplements, urges (twice: one level up),
+withdrawals, repeat filings merged into the open case, and callbacks that reopen the case.
+Those rules need time to play out, so they go to T7D/T15D cases; the tier of each case
+comes from the real classifier, as the worker will compute it.
 
 The templates are written against ``categories.yaml``: the classifier takes the *first*
 category whose keywords appear in the text, so each template names its own category's
@@ -14,16 +23,20 @@ generated text with the real classifier).
 from __future__ import annotations
 
 import csv
+import math
 import random
 import re
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
+from functools import cache
 from pathlib import Path
 from typing import Any
 
-from workers.settings import REPO_ROOT
+from activities.classify import classify
+from activities.config import HotlineConfig, load_config
+from workers.settings import REPO_ROOT, get_settings
 
 UNITS_CSV = REPO_ROOT / "deploy" / "config" / "beijing_units.csv"
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")  # no DST in China since 1991
@@ -60,6 +73,16 @@ NOT_RESOLVABLE = "NOT_RESOLVABLE"
 DISPATCH = "DISPATCH"
 ANSWERED_DIRECTLY = "ANSWERED_DIRECTLY"
 REDIRECTED = "REDIRECTED"
+MERGED = "MERGED"  # a repeat filing of an open case
+
+# The citizen's later calls about an open case.
+SUPPLEMENT = "SUPPLEMENT"
+URGE = "URGE"
+WITHDRAW = "WITHDRAW"
+
+# Tiers long enough for returns, extensions, whistles and the citizen's calls to play out
+# against a scaled clock (T2H is ~0.15 s and T24H ~1.7 s at the demo's time scale).
+LONG_TIERS = ("T7D", "T15D")
 
 
 @dataclass(frozen=True)
@@ -341,6 +364,120 @@ _COMMENTS: dict[str, tuple[str, ...]] = {
 }
 UNREACHED_COMMENT = "电话无人接听。"
 
+# --- returns, extensions, whistles and the citizen's calls -------------------------------
+
+_RETURN_REASONS = (
+    "经核实，该地址不属于本街道辖区，请改派至属地街道。",
+    "该事项不属于本单位职责范围，建议由属地政府牵头办理。",
+    "诉求点位位于相邻街乡交界处，经现场核实归对方管辖，请改派。",
+    "涉事小区为驻京单位自管产权，不属于本单位管理范围。",
+    "该路段由市级部门负责养护管理，非本单位职责。",
+    "经查询权责清单，该事项应由行业主管部门办理，申请退回。",
+)
+_EXTENSION_REASONS = (
+    "需协调产权单位和施工队伍，现场施工需要更多时间。",
+    "涉及多个部门会商，相关材料尚在审核中，申请延期办理。",
+    "维修所需配件需厂家调货，预计到货后完成维修。",
+    "需等待第三方检测报告出具结果，申请延长办理时限。",
+    "涉及资金申请和招标程序，短期内无法完成，申请延期。",
+)
+_SUPERVISOR_GRANT = "经审核，延期理由充分，同意延期，请在新时限内办结。"
+_SUPERVISOR_DENY = "延期理由不充分，请按原时限办结并及时回复来电人。"
+_SUPPLEMENTS = (
+    "补充一下具体情况：问题主要集中在晚上，白天不太明显，希望工作人员晚上过来看看。",
+    "补充：楼里还有其他几户邻居也遇到同样的问题，大家都希望尽快解决。",
+    "补充联系方式说明：白天上班不方便接电话，请下午六点以后联系我。",
+    "补充现场照片，请工作人员参考。",
+)
+_URGES = (
+    "之前反映的问题到现在还没人联系我，请尽快处理。",
+    "已经过去好几天了，问题还是老样子，麻烦再催一下。",
+)
+_SECOND_URGES = (
+    "这是第二次催办了，问题越来越严重，希望领导重视，尽快解决。",
+    "又打电话来催了，还是没人管，请上级部门督促一下。",
+)
+_WITHDRAW_REASONS = (
+    "问题已经自行解决了，撤回这个诉求。",
+    "已经和对方协商好了，不需要再处理了，谢谢。",
+)
+# A repeat call about the same problem starts like this; the words are chosen so the text
+# keeps its category ("再次来电" would not: "来电" reads as power; tests/test_demo_city.py
+# checks every repeat filing with the real classifier).
+_REPEAT_PREFIXES = (
+    "上周已经打电话说过，到现在还是老样子，再说一遍：",
+    "我前几天反映过这个问题，一直没有人处理，",
+    "这个事我之前反映过，现在还是这样：",
+)
+
+
+@dataclass(frozen=True)
+class WhistleGroup:
+    """Departments a lead unit calls in (吹哨) for one kind of request, and the issue why."""
+
+    units: tuple[str, ...]
+    issue: str
+
+
+_W = WhistleGroup
+# By template: unit ids from beijing_departments.csv, never the request's own lead or
+# routing-assisting units (routing.yaml), so the whistle always brings someone new.
+WHISTLE_GROUPS: dict[str, WhistleGroup] = {
+    "water-yellow": _W(("bj-health",), "水质问题需要卫生健康部门抽样检测"),
+    "water-pressure": _W(("bj-water",), "二次供水设施改造需要水务部门统筹"),
+    "drain-blocked": _W(("bj-water",), "排水管网改造需要水务部门统筹"),
+    "heating-cold": _W(("bj-urban-mgmt", "bj-housing"), "供热不达标涉及老旧管网改造和物业配合"),
+    "heating-half": _W(("bj-urban-mgmt", "bj-housing"), "供热不达标涉及老旧管网改造和物业配合"),
+    "bus-last": _W(("bj-transport",), "末班车时刻调整需要行业主管部门批准"),
+    "bus-stop": _W(("bj-transport",), "恢复公交站位需要行业主管部门审批"),
+    "subway-escalator": _W(("bj-transport",), "车站设施维修需要行业主管部门督促"),
+    "lift-broken": _W(("bj-housing",), "老旧电梯维修涉及专项维修资金使用"),
+    "lift-noise": _W(("bj-housing",), "老旧电梯维修涉及专项维修资金使用"),
+    "lift-install": _W(("bj-housing", "bj-planning"), "老楼加装电梯涉及规划审批和建设手续"),
+    "compound-roof": _W(("bj-housing",), "屋顶防水维修涉及专项维修资金，物业长期推诿"),
+    "compound-service": _W(("bj-housing",), "物业服务长期不到位，需要约谈物业企业"),
+    "group-rental": _W(("bj-housing", "bj-police"), "群租房存在治安和消防安全隐患"),
+    "agent-deposit": _W(("bj-samr",), "中介机构涉嫌违规收费、拒不退还押金"),
+    "agent-longlet": _W(("bj-samr", "bj-finance-office"), "长租公寓预收租金后不退，涉嫌资金风险"),
+    "certificate-late": _W(("bj-housing",), "房产证办理涉及开发商竣工验收备案"),
+    "wages-arrears": _W(("bj-justice", "bj-police"), "涉嫌恶意欠薪，劳动者需要法律援助"),
+    "food-kitchen": _W(("bj-health",), "疑似食品安全问题引发身体不适"),
+    "online-return": _W(("bj-commerce",), "网络交易纠纷涉及平台企业"),
+    "medical-registration": _W(("bj-police",), "号贩子倒号扰乱就医秩序"),
+    "medical-attitude": _W(("bj-medical-insurance",), "涉嫌过度开药，需要核查医保费用"),
+    "school-training": _W(("bj-samr",), "校外培训机构预收费用后停业"),
+    "parking-crossing": _W(("bj-transport",), "路口违停严重，需要优化交通组织"),
+    "parking-lights": _W(("bj-transport",), "增设信号灯需要交通主管部门规划"),
+    "parking-locks": _W(("bj-chengguan",), "私设地锁、石墩占用道路"),
+    "bikes-pile": _W(("bj-chengguan",), "共享单车乱停放占用人行道"),
+    "noise-site": _W(("bj-chengguan", "bj-housing"), "工地夜间违规施工，涉及施工许可管理"),
+    "noise-bar": _W(("bj-chengguan", "bj-ecoenv"), "经营场所噪声扰民屡禁不止"),
+    "noise-dance": _W(("bj-police",), "广场舞音响扰民，多次劝阻无效"),
+    "vendors-road": _W(("bj-chengguan", "bj-samr"), "流动商贩占道经营，且涉及食品安全"),
+    "vendors-nightmarket": _W(("bj-chengguan", "bj-samr"), "夜市摊贩占道经营，且涉及食品安全"),
+    "rubbish-pile": _W(("bj-urban-mgmt",), "垃圾清运不及时，需要督促环卫作业单位"),
+    "rubbish-bins": _W(("bj-urban-mgmt",), "垃圾清运不及时，需要督促环卫作业单位"),
+    "rubbish-dumping": _W(("bj-chengguan", "bj-urban-mgmt"), "建筑垃圾偷倒，需要查处并清运"),
+    "pollution-bbq": _W(("bj-chengguan", "bj-samr"), "餐饮油烟扰民，涉及经营许可"),
+    "pollution-dust": _W(("bj-chengguan", "bj-housing"), "搅拌站扬尘污染，涉及施工管理"),
+    "streetlight-dark": _W(("bj-urban-mgmt",), "路灯管养权属不清"),
+    "streetlight-potholes": _W(("bj-transport",), "道路破损需要公路养护部门维修"),
+    "streetlight-pavement": _W(("bj-urban-mgmt",), "人行道管养权属不清"),
+    "greening-branches": _W(("bj-forestry-parks",), "大树修剪需要园林绿化部门审批"),
+    "greening-lawn": _W(("bj-forestry-parks",), "绿地恢复需要园林绿化部门指导"),
+    "firelane-cars": _W(("bj-traffic-police", "bj-emergency"), "消防通道被长期占用，存在安全隐患"),
+    "firelane-goods": _W(("bj-emergency",), "消防通道被货物堵塞，存在安全隐患"),
+    "illegal-shed": _W(("bj-chengguan", "bj-planning"), "违法建设需要认定拆除并核实规划手续"),
+    "elderly-allowance": _W(("bj-finance",), "高龄津贴发放涉及财政资金拨付"),
+    "general-dogs": _W(("bj-police", "bj-agri-rural"), "流浪犬聚集，涉及犬只管理和动物防疫"),
+    "general-toilet": _W(("bj-urban-mgmt",), "公厕开放管理需要城市管理部门协调"),
+}
+
+
+def whistle_reason(issue: str, unit_names: Sequence[str]) -> str:
+    """The lead's reason for a whistle: the issue, and whom it calls in."""
+    return f"{issue}，吹哨{'、'.join(unit_names)}到场协同处置。"
+
 
 # --- plans ----------------------------------------------------------------------------------
 
@@ -379,8 +516,58 @@ class CallbackPlan:
 
 
 @dataclass(frozen=True)
+class ExtensionPlan:
+    """The lead unit asks for more time (延期) once it has signed.
+
+    ``request_fraction`` places the request as a share of the deadline. Up to the days the
+    rules grant at once the workflow decides by itself; a longer request waits for a
+    supervisor, whom the demo plays (``supervisor_grants``, ``supervisor_delay_hours`` after
+    the request). Once granted, the unit completes ``complete_share`` of the way into the
+    added time; when denied it completes at ``HandlingPlan.complete_fraction``, just in time.
+    """
+
+    extra_days: int
+    reason: str
+    request_fraction: float
+    supervisor_grants: bool = True
+    supervisor_reason: str = _SUPERVISOR_GRANT
+    supervisor_delay_hours: float = 4.0
+    complete_share: float = 0.5
+
+
+@dataclass(frozen=True)
+class WhistlePlan:
+    """The lead unit calls departments in (吹哨) at ``fraction`` of the deadline."""
+
+    units: tuple[str, ...]
+    reason: str
+    fraction: float
+
+
+@dataclass(frozen=True)
+class CitizenCall:
+    """A later call of the citizen about the open case (补充, 催办, 撤诉).
+
+    ``fraction``: when, as a share of the case's deadline counted from its dispatch; always
+    before the unit plans to complete.
+    """
+
+    action: str  # SUPPLEMENT | URGE | WITHDRAW
+    fraction: float
+    text: str
+    attachments: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class CasePlan:
-    """Everything the simulated city will do with one case."""
+    """Everything the simulated city will do with one case.
+
+    ``returns``: the reasons of the lead units that return the case, in order (the unit
+    of the next dispatch handles it); each returns at ``return_fraction`` of its sign-for
+    window instead of signing. A repeat filing (``expected_outcome`` MERGED) names the
+    case it repeats in ``duplicate_of`` and is filed ``refile_fraction`` of that case's
+    deadline after it was dispatched.
+    """
 
     complaint_id: str
     template: str
@@ -393,6 +580,14 @@ class CasePlan:
     # After a reopen (重办) the same unit handles it again and the citizen is called again.
     reopen_handling: HandlingPlan
     reopen_callback: CallbackPlan
+    tier: str = ""  # as the classifier will decide; "" when the case is not dispatched
+    returns: tuple[str, ...] = ()
+    return_fraction: float = 0.5
+    extension: ExtensionPlan | None = None
+    whistle: WhistlePlan | None = None
+    citizen_calls: tuple[CitizenCall, ...] = ()
+    duplicate_of: str | None = None
+    refile_fraction: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -456,6 +651,7 @@ def generate_city(
     serial_base: int = 1,
     filing_seconds: float | None = None,
     streets: dict[str, list[Street]] | None = None,
+    config: HotlineConfig | None = None,
 ) -> list[DemoCase]:
     """The filings of one demo run and what everyone will do with them.
 
@@ -468,31 +664,209 @@ def generate_city(
         filing_seconds: spread the filings over this long; default 0.3 s a case, kept
             within 3-40 s.
         streets: the registry (default: read ``beijing_units.csv``).
+        config: the lexicon that tells each case's tier (default: the config folder of
+            the settings).
 
     Returns:
-        Cases in filing order. Every category is covered once ``cases`` leaves room for
-        it, and every district once ``cases >= 16``; about 8 % are consultations answered
-        on the phone, a few are emergencies and one is a police or fire matter.
+        Cases in filing order, repeat filings last (they are filed once the case they
+        repeat has been dispatched). Every category is covered once ``cases`` leaves room
+        for it, and every district once ``cases >= 16``; about 8 % are consultations
+        answered on the phone, a few are emergencies and one is a police or fire matter.
+        Of the dispatched cases about 6 % are returned (a third of those twice), 5 %
+        whistle departments in, 6 % are urged (some twice) and 4 % supplemented; 8 % of
+        the T7D/T15D cases ask for an extension (most for 2-3 days, some longer); one or
+        two are withdrawn and about 2.5 % of the filings repeat an open case. About 10 %
+        of the callbacks are unresolved or unsatisfied, which reopens the case.
     """
     if cases < 1:
         raise ValueError("cases must be at least 1")
     rng = random.Random(seed)
     streets = streets if streets is not None else load_streets()
+    config = config if config is not None else _default_config()
     start = start or datetime(2026, 11, 23, 9, 0, tzinfo=BEIJING)
     if filing_seconds is None:
         filing_seconds = min(40.0, max(3.0, 0.3 * cases))
 
-    chosen = _choose_templates(cases, rng)
-    districts = _choose_districts(cases, rng, streets)
-    offsets = _offsets(cases, filing_seconds, rng)
+    repeats = 0 if cases < 20 else max(1, round(cases * 0.025 + 0.25))
+    originals = cases - repeats
+    chosen = _choose_templates(originals, rng)
+    districts = _choose_districts(originals, rng, streets)
+    offsets = _offsets(originals, filing_seconds, rng)
     out: list[DemoCase] = []
     for i, (tpl, district) in enumerate(zip(chosen, districts, strict=True)):
         cid = complaint_id(start, serial_base + i)
         filed_at = (start + timedelta(seconds=offsets[i])).astimezone(UTC)
         filing = _filing(cid, tpl, district, filed_at, rng, streets)
         plan = _plan(cid, tpl, rng)
+        if tpl.outcome == DISPATCH:
+            tier = classify(config.lexicon, filing["content"], kind_hint=filing["kind"]).tier
+            plan = replace(plan, tier=tier)
         out.append(DemoCase(filing=filing, offset_seconds=offsets[i], plan=plan))
+    # A stream of its own, so the rules played on top never change the filings of a seed.
+    events = random.Random(f"{seed}/handling-rules")
+    originals_of_repeats = _handling_rules(out, repeats, events, config)
+    for j, index in enumerate(originals_of_repeats):
+        cid = complaint_id(start, serial_base + originals + j)
+        out.append(_repeat_filing(cid, out[index], out[-1], events))
     return out
+
+
+@cache
+def _default_config() -> HotlineConfig:
+    return load_config(get_settings().config_dir)
+
+
+# --- the handling rules played on top of ordinary handling -----------------------------------
+
+
+def _handling_rules(city: list[DemoCase], repeats: int, rng: random.Random,
+                    config: HotlineConfig) -> list[int]:
+    """Give a seeded share of the dispatched cases returns, an extension, a whistle, the
+    citizen's later calls; pick the cases that ``repeats`` repeat filings will repeat.
+
+    Plans in ``city`` are replaced in place. Each case gets at most one of these rules
+    (so what happens to it stays readable on the board), from the T7D/T15D cases only.
+
+    Returns:
+        Indices in ``city`` of the cases to file again.
+    """
+    plans = [c.plan for c in city]
+    dispatched = [i for i, p in enumerate(plans) if p.expected_outcome == DISPATCH]
+    n = len(dispatched)
+    pool = [i for i in dispatched if plans[i].tier in LONG_TIERS]
+    rng.shuffle(pool)
+    taken: set[int] = set()
+
+    def take(count: int, fits: Callable[[int], bool] = lambda i: True) -> list[int]:
+        picked = [i for i in pool if i not in taken and fits(i)][:max(0, count)]
+        taken.update(picked)
+        return picked
+
+    def roomy(i: int, low: float = 0.35) -> HandlingPlan:
+        """The unit's handling, leaving time before completion for what comes first."""
+        h = plans[i].handling
+        if h.complete_fraction >= low:
+            return h
+        complete = round(rng.uniform(low + 0.05, 0.7), 3)
+        return replace(h, complete_fraction=complete)
+
+    # Withdrawals (撤诉): one or two.
+    for i in take(0 if n < 20 else (1 if n < 60 else 2)):
+        h = roomy(i)
+        call = CitizenCall(WITHDRAW, round(h.complete_fraction * rng.uniform(0.2, 0.5), 3),
+                           rng.choice(_WITHDRAW_REASONS))
+        plans[i] = replace(plans[i], handling=h, citizen_calls=(call,))
+
+    # Repeat filings (重复件): the same caller names the same street again.
+    repeated = take(repeats, lambda i: city[i].filing["street"] is not None
+                    and not city[i].filing["anonymous"])
+    for i in repeated:
+        plans[i] = replace(plans[i], handling=roomy(i))
+
+    # Returns (退单), a third of them twice (→ city coordination).
+    n_returns = round(0.06 * n)
+    twice = max(1, round(n_returns / 3)) if n_returns >= 2 else 0
+    for k, i in enumerate(take(n_returns)):
+        reasons = tuple(rng.sample(_RETURN_REASONS, 2 if k < twice else 1))
+        plans[i] = replace(plans[i], returns=reasons,
+                           return_fraction=round(rng.uniform(0.2, 0.8), 3))
+
+    # Extensions (延期): 8 % of the long-tier cases (at least five once there are 40 of
+    # them, so a 100-case run shows every outcome); most within the days granted by rule,
+    # about a third longer: a supervisor decides those, granting and denying in turn.
+    n_ext = math.ceil(0.08 * len(pool))
+    if len(pool) >= 40:
+        n_ext = max(n_ext, 5)
+    longer = max(2, round(n_ext * 0.3)) if n_ext >= 5 else (1 if n_ext >= 3 else 0)
+    for k, i in enumerate(take(n_ext)):
+        plan = plans[i]
+        request = round(rng.uniform(0.3, 0.5), 3)
+        if k < longer:
+            days = rng.randint(5, 7) if plan.tier == "T7D" else rng.randint(6, 10)
+            grants = k % 2 == 0
+        else:
+            days, grants = rng.choice((2, 3)), True
+        h = plan.handling
+        # Without more time the unit finishes just in time; its interim reply comes first.
+        progress = (round(request * rng.uniform(0.4, 0.8), 3)
+                    if h.progress_fraction is not None else None)
+        h = replace(h, complete_fraction=round(rng.uniform(0.75, 0.92), 3),
+                    progress_fraction=progress)
+        ext = ExtensionPlan(
+            extra_days=days, reason=rng.choice(_EXTENSION_REASONS), request_fraction=request,
+            supervisor_grants=grants,
+            supervisor_reason=_SUPERVISOR_GRANT if grants else _SUPERVISOR_DENY,
+            supervisor_delay_hours=round(rng.uniform(2.0, 12.0), 2),
+            complete_share=round(rng.uniform(0.3, 0.7), 3),
+        )
+        plans[i] = replace(plan, handling=h, extension=ext)
+
+    # Whistles (吹哨报到): 5 %, departments sensible for the request.
+    for i in take(round(0.05 * n), lambda i: plans[i].template in WHISTLE_GROUPS):
+        group = WHISTLE_GROUPS[plans[i].template]
+        picked = rng.sample(group.units, rng.choice((1, 2)) if len(group.units) > 1 else 1)
+        units = tuple(u for u in group.units if u in picked)
+        names = [unit.name if (unit := config.registry.get(u)) else u for u in units]
+        h = roomy(i, 0.4)
+        whistle = WhistlePlan(units, whistle_reason(group.issue, names),
+                              round(h.complete_fraction * rng.uniform(0.2, 0.45), 3))
+        plans[i] = replace(plans[i], handling=h, whistle=whistle)
+
+    # Urges (催办): 6 %, about 40 % of them twice (→ one supervision level up).
+    n_urged = round(0.06 * n)
+    urged_twice = max(1, round(0.4 * n_urged)) if n_urged >= 2 else 0
+    for k, i in enumerate(take(n_urged)):
+        h = roomy(i)
+        cf = h.complete_fraction
+        calls = [CitizenCall(URGE, round(cf * rng.uniform(0.25, 0.45), 3), rng.choice(_URGES))]
+        if k < urged_twice:
+            calls.append(CitizenCall(URGE, round(cf * rng.uniform(0.6, 0.85), 3),
+                                     rng.choice(_SECOND_URGES)))
+        plans[i] = replace(plans[i], handling=h, citizen_calls=tuple(calls))
+
+    # Supplements (补充): 4 %, some with a photo.
+    for i in take(round(0.04 * n)):
+        h = roomy(i)
+        text = rng.choice(_SUPPLEMENTS)
+        photos: tuple[str, ...] = ()
+        if "照片" in text:
+            photos = (f"https://files.hotline.example/demo/{plans[i].complaint_id}/supplement-1.jpg",)
+        call = CitizenCall(SUPPLEMENT, round(h.complete_fraction * rng.uniform(0.1, 0.6), 3),
+                           text, photos)
+        plans[i] = replace(plans[i], handling=h, citizen_calls=(call,))
+
+    for i, plan in enumerate(plans):
+        if plan is not city[i].plan:
+            city[i] = replace(city[i], plan=plan)
+    return repeated
+
+
+def _repeat_filing(cid: str, original: DemoCase, last: DemoCase,
+                   rng: random.Random) -> DemoCase:
+    """The same caller files the same problem again while the first case is open (重复件).
+
+    Same phone, district, street and address, the same text said again: acceptance finds
+    the open case (same caller, category and street) and merges the new filing into it.
+    """
+    first = original.filing
+    filing = dict(first)
+    filing.update(
+        event_id=str(uuid.uuid5(_EVENT_NS, f"{cid}/filed")),
+        complaint_id=cid,
+        filed_at=last.filing["filed_at"],  # the call centre stamps the real time
+        channel="PHONE",
+        content=rng.choice(_REPEAT_PREFIXES) + first["content"],
+        attachments=[],
+        latitude=None,
+        longitude=None,
+    )
+    plan = _plan(cid, template(original.plan.template), rng)
+    # Merged at acceptance; were the first case closed already, it would be handled afresh.
+    plan = replace(plan, expected_outcome=MERGED, tier=original.plan.tier,
+                   duplicate_of=original.plan.complaint_id,
+                   refile_fraction=round(original.plan.handling.complete_fraction
+                                         * rng.uniform(0.1, 0.5), 3))
+    return DemoCase(filing=filing, offset_seconds=last.offset_seconds, plan=plan)
 
 
 def _weighted(rng: random.Random, items: Sequence[str], weights: Sequence[float]) -> str:
@@ -654,7 +1028,7 @@ def _handling(rng: random.Random, *, reopen: bool = False) -> HandlingPlan:
     if reopen:
         result = RESOLVED if rng.random() < 0.85 else PARTLY_RESOLVED
     else:
-        result = _weighted(rng, (RESOLVED, PARTLY_RESOLVED, NOT_RESOLVABLE), (82, 12, 6))
+        result = _weighted(rng, (RESOLVED, PARTLY_RESOLVED, NOT_RESOLVABLE), (87, 10, 3))
     progress: float | None = None
     if rng.random() < 0.7:
         # A share of the deadline before completion; the unit never reports before signing.
@@ -670,27 +1044,36 @@ def _handling(rng: random.Random, *, reopen: bool = False) -> HandlingPlan:
     )
 
 
-# Satisfaction given the unit's result (SATISFIED, BASICALLY, UNSATISFIED): overall about
-# 85-90 % satisfied or basically satisfied and about 10 % unsatisfied.
+# Satisfaction given the unit's result (SATISFIED, BASICALLY, UNSATISFIED), and how often a
+# partly resolved problem counts as resolved for the citizen: overall about 94 % satisfied
+# or basically satisfied, and about 10 % of the callbacks unresolved or unsatisfied, which
+# reopens the case. After a reopen (the unit went back) the citizen is mostly satisfied.
 _SATISFACTION_GIVEN_RESULT: dict[str, tuple[float, float, float]] = {
-    RESOLVED: (68, 25, 7),
-    PARTLY_RESOLVED: (20, 55, 25),
+    RESOLVED: (71, 25, 4),
+    PARTLY_RESOLVED: (25, 55, 20),
     NOT_RESOLVABLE: (10, 50, 40),
 }
+_SATISFACTION_AFTER_REOPEN: dict[str, tuple[float, float, float]] = {
+    RESOLVED: (75, 23, 2),
+    PARTLY_RESOLVED: (35, 55, 10),
+    NOT_RESOLVABLE: (15, 55, 30),
+}
+_PARTLY_COUNTS_AS_RESOLVED = 0.7
 
 
 def _callback(rng: random.Random, handling: HandlingPlan, *, reopen: bool = False) -> CallbackPlan:
     roll = rng.random()
     # ~5 % are not reached on the first call; one in five of those never answers.
     unreached = 0 if reopen or roll >= 0.05 else (3 if roll < 0.01 else 1)
+    table = _SATISFACTION_AFTER_REOPEN if reopen else _SATISFACTION_GIVEN_RESULT
     satisfaction = _weighted(rng, (SATISFIED, BASICALLY_SATISFIED, UNSATISFIED),
-                             _SATISFACTION_GIVEN_RESULT[handling.result])
+                             table[handling.result])
     if satisfaction == UNSATISFIED:
         resolved = False
     elif handling.result == RESOLVED:
         resolved = True
     elif handling.result == PARTLY_RESOLVED:
-        resolved = rng.random() < 0.5
+        resolved = rng.random() < _PARTLY_COUNTS_AS_RESOLVED
     else:
         resolved = False
     responded = handling.contacted_citizen or rng.random() < 0.5

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from kafka import KafkaConsumer, KafkaProducer
 
 from schemas.codec import EVENT_TYPE_HEADER, encode, headers_for
+from workers.security import kafka_security_config
 from workers.settings import Settings
 
 # Header the DLQ record carries with the original event type, beside its own event-type.
@@ -59,6 +60,7 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
         # A short linger batches a burst of sends without delaying a lone DLQ write much.
         "linger_ms": 5,
     }
+    config.update(kafka_security_config(settings))
     config.update(overrides)
     return config
 
@@ -77,6 +79,7 @@ def consumer_config(settings: Settings, group: str, **overrides: Any) -> dict[st
         "max_poll_records": 200,
         "max_poll_interval_ms": 300_000,
     }
+    config.update(kafka_security_config(settings))
     config.update(overrides)
     return config
 

@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import MutableMapping
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Any, TextIO
 from wsgiref.simple_server import WSGIServer
 
@@ -22,6 +22,7 @@ from prometheus_client import start_http_server
 from temporalio.runtime import (
     LogForwardingConfig,
     LoggingConfig,
+    PrometheusConfig,
     Runtime,
     TelemetryConfig,
     TelemetryFilter,
@@ -100,19 +101,37 @@ def configure_logging(settings: Settings, *, stream: TextIO | None = None) -> No
     logging.getLogger("kafka").setLevel(max(level, logging.WARNING))
 
 
-@lru_cache(maxsize=1)
-def temporal_runtime() -> Runtime:
+# Cached per argument set: asking again for the same metrics port must
+# return the runtime already bound to it, never build a second one that cannot bind.
+@cache
+def temporal_runtime(sdk_metrics_port: int = 0, sdk_metrics_addr: str = "0.0.0.0") -> Runtime:
     """A Temporal runtime whose Core (Rust) logs go through ``logging``, hence JSON.
 
     Without it Core writes its own coloured lines to stderr (e.g. gRPC retries while the
     server is away). Pass it to ``Client.connect(..., runtime=...)``; one per process.
+
+    Args:
+        sdk_metrics_port: When not 0, the SDK's own metrics (workflow task latency, task
+            slots, polls, requests) are served on ``sdk_metrics_addr:port/metrics`` by
+            Core. Names follow Prometheus conventions: counters end in ``_total``,
+            durations are seconds ending in ``_seconds``.
+        sdk_metrics_addr: Bind address of that endpoint.
     """
+    metrics = None
+    if sdk_metrics_port:
+        metrics = PrometheusConfig(
+            bind_address=f"{sdk_metrics_addr}:{sdk_metrics_port}",
+            counters_total_suffix=True,
+            unit_suffix=True,
+            durations_as_seconds=True,
+        )
     return Runtime(
         telemetry=TelemetryConfig(
             logging=LoggingConfig(
                 filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
                 forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
-            )
+            ),
+            metrics=metrics,
         )
     )
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -50,10 +51,36 @@ class Settings(BaseSettings):
     # Processes
     worker_metrics_port: int = 9464
     bridge_metrics_port: int = 9465
+    # The Temporal SDK's own metrics (workflow task latency, slots, polls) on their own
+    # /metrics, served by the SDK's Rust core in the worker process; 0 = off.
+    temporal_sdk_metrics_port: int = 9466
+    # Seconds between refreshes of the ledger gauges (open and overdue cases); 0 = off.
+    ledger_metrics_interval: float = Field(default=30.0, ge=0)
     log_level: str = "INFO"
 
     # Key of the caller-number hash that finds repeat callers; set a secret in production.
     caller_hash_key: str = "hotline-local-development-key"
+
+    # Transport security; workers/security.py turns these into client options. Locally
+    # everything is plaintext on 127.0.0.1. PostgreSQL TLS rides in database_url
+    # (``?sslmode=verify-full&sslrootcert=...``).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        "PLAINTEXT"
+    )
+    kafka_ssl_cafile: Path | None = None
+    kafka_ssl_certfile: Path | None = None  # client certificate (mutual TLS)
+    kafka_ssl_keyfile: Path | None = None
+    kafka_ssl_key_password: SecretStr | None = None
+    kafka_ssl_check_hostname: bool = True
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    # Temporal: TLS when temporal_tls is set or any file is given; mTLS with cert + key.
+    temporal_tls: bool = False
+    temporal_tls_ca_file: Path | None = None
+    temporal_tls_cert_file: Path | None = None
+    temporal_tls_key_file: Path | None = None
+    temporal_tls_server_name: str | None = None
 
     # Multiplies every rule duration (tiers, ladder, callback windows). 1.0 in production;
     # the demo uses a small factor so a 7-day case takes seconds.

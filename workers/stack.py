@@ -795,11 +795,14 @@ def _kafka_format(settings: Settings, paths: _Paths, jars: Path) -> None:
 def _admin(settings: Settings, bootstrap_timeout_ms: int = 5000) -> Any:
     from kafka import KafkaAdminClient
 
+    from workers.security import kafka_security_config
+
     return KafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap,
         client_id="hotline-stack",
         bootstrap_timeout_ms=bootstrap_timeout_ms,
         request_timeout_ms=15000,
+        **kafka_security_config(settings),
     )
 
 

@@ -8,46 +8,74 @@ import signal
 import structlog
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities.case import CaseActivities, LedgerDuplicates
 from activities.config import load_config
+from activities.governance import GovernanceActivities, load_governance_config
+from activities.metrics import ActivityFailureInterceptor
 from activities.publisher import KafkaPublisher
+from workers.metrics_exporter import LedgerGauges
 from workers.migrate import apply_migrations
-from workers.observability import configure_logging, start_metrics_server
+from workers.observability import configure_logging, start_metrics_server, temporal_runtime
+from workers.security import kafka_security_config, temporal_connect_options
 from workers.settings import Settings, get_settings
 from workflows.complaint import ComplaintWorkflow
+from workflows.governance import (
+    GovernancePlanWorkflow,
+    HotspotScanWorkflow,
+    MonthlyEvaluationWorkflow,
+)
 
 log = structlog.get_logger(__name__)
 
 
-async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
-    """Serve the task queue until ``stop`` is set."""
+async def run_worker(settings: Settings, stop: asyncio.Event, *,
+                     runtime: Runtime | None = None) -> None:
+    """Serve the task queue until ``stop`` is set.
+
+    ``runtime`` is the Temporal runtime (``main`` passes one serving the SDK's metrics);
+    by default one that only forwards Core's logs.
+    """
     config = load_config(settings.config_dir)  # bad rules stop the process here, named
+    governance = load_governance_config(settings.config_dir / "governance.yaml")
     # Idempotent and serialised by an advisory lock, so every worker may run it at start.
     await asyncio.to_thread(apply_migrations, settings.dsn)
-    publisher = KafkaPublisher(settings.kafka_bootstrap)
+    publisher = KafkaPublisher(settings.kafka_bootstrap, **kafka_security_config(settings))
     pool = AsyncConnectionPool(settings.dsn, min_size=1, max_size=8, open=False,
                                check=AsyncConnectionPool.check_connection)
     await pool.open(wait=True, timeout=30)
+    gauges = LedgerGauges(pool).start(settings.ledger_metrics_interval)
     try:
         client = await Client.connect(settings.temporal_address,
-                                      namespace=settings.temporal_namespace)
+                                      namespace=settings.temporal_namespace,
+                                      runtime=runtime or temporal_runtime(),
+                                      **temporal_connect_options(settings))
         acts = CaseActivities(
             config, publisher, pool, topic_lifecycle=settings.topic_lifecycle,
             topic_dispatches=settings.topic_dispatches, time_scale=settings.time_scale,
             duplicates=LedgerDuplicates(pool), caller_key=settings.caller_hash_key.encode(),
         )
+        gov_acts = GovernanceActivities(
+            config, governance, pool, publisher, topic_governance=settings.topic_governance,
+            client=client, task_queue=settings.task_queue,
+        )
         worker = Worker(
-            client, task_queue=settings.task_queue, workflows=[ComplaintWorkflow],
-            activities=[acts.accept, acts.route, acts.plan, acts.record_step],
+            client, task_queue=settings.task_queue,
+            workflows=[ComplaintWorkflow, MonthlyEvaluationWorkflow, HotspotScanWorkflow,
+                       GovernancePlanWorkflow],
+            activities=[acts.accept, acts.route, acts.plan, acts.record_step,
+                        *gov_acts.all()],
             max_cached_workflows=settings.max_cached_workflows,
+            interceptors=[ActivityFailureInterceptor()],
         )
         async with worker:
             log.info("worker ready", task_queue=settings.task_queue,
                      namespace=settings.temporal_namespace, time_scale=settings.time_scale)
             await stop.wait()
     finally:
+        await gauges.stop()
         await pool.close()
         await asyncio.to_thread(publisher.close)
 
@@ -57,12 +85,16 @@ def main() -> None:
     settings = get_settings()
     configure_logging(settings)
     start_metrics_server(settings.worker_metrics_port)
+    # Binds the SDK's /metrics now, so a port in use stops the process at once.
+    runtime = temporal_runtime(settings.temporal_sdk_metrics_port)
+    log.info("metrics served", port=settings.worker_metrics_port or None,
+             temporal_sdk_port=settings.temporal_sdk_metrics_port or None)
 
     async def _main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run_worker(settings, stop)
+        await run_worker(settings, stop, runtime=runtime)
 
     asyncio.run(_main())

@@ -714,7 +714,7 @@ class ComplaintWorkflow:
         if event.event_id in self._seen:
             return replace(self._seen[event.event_id], duplicate=True)
         pending = self._pending_extension
-        if pending is None:
+        if pending is None or self._status not in HANDLING_STATES:
             return await self._refuse(event.event_id, RejectReason.STATE_NOT_ALLOWED,
                                       "no extension request is pending")
         days = event.extra_days or pending.extra_days
@@ -976,6 +976,12 @@ class ComplaintWorkflow:
         self, event_id: str, reason: RejectReason, detail: str, unit_id: str | None = None
     ) -> Ack:
         """Record a refused event on the case's lifecycle; the state stays as it was."""
+        if self._status in (Status.EVALUATED, Status.CLOSED):
+            # The case is closing: CLOSED stays its last lifecycle event.
+            ack = Ack(accepted=False, reason=RejectReason.CASE_CLOSED.value,
+                      detail=f"the case is closed ({detail})")
+            self._remember(event_id, ack)
+            return ack
         ack = Ack(accepted=False, reason=reason.value, detail=detail)
         self._remember(event_id, ack)
         await self._record("REPLY_REFUSED", self._status, unit_id=unit_id, reason=detail,

@@ -1,0 +1,373 @@
+"""The production manifests (deploy/k8s), validated offline.
+
+Every kustomization is rendered with ``kubectl kustomize`` (no cluster, no network) and
+every resource it yields is validated:
+
+- Kubernetes kinds against the API's JSON schemas, strict (no unknown fields), with
+  ``kubernetes-validate``, which ships the schemas of each Kubernetes version;
+- custom resources (Strimzi, CloudNativePG, prometheus-operator, KEDA, cert-manager)
+  against the operators' own CRD schemas, vendored in deploy/k8s/schemas (unknown fields
+  refused there too).
+
+Then the manifests are checked against the code they deploy: topics and partitions match
+``TOPIC_PARTITIONS``, every ``HOTLINE_*`` variable is a ``Settings`` field, every Secret a
+pod or Helm value uses is made by some resource, files named by settings are mounted,
+probes and scrape jobs point at the metrics ports, the search-attribute job registers
+the workflow's attributes, and the Temporal values only use keys the chart knows.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator, Mapping
+from functools import cache
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from workers.settings import REPO_ROOT, TOPIC_PARTITIONS, Settings
+from workflows.search_attributes import ALL as SEARCH_ATTRIBUTES
+from workflows.search_attributes import cli_type
+
+K8S = REPO_ROOT / "deploy" / "k8s"
+SCHEMAS = K8S / "schemas"
+# The oldest Kubernetes the manifests support (HPA v2, PDB v1, seccompProfile, ...).
+KUBERNETES_VERSION = "1.30.0"
+OVERLAYS = ["overlays/production", "overlays/production-keda"]
+KUSTOMIZATIONS = [
+    "base", "monitoring", "platform/kafka", "platform/postgres", "platform/certificates",
+    "platform/temporal-setup", *OVERLAYS,
+]
+CORE_GROUPS = {"", "apps", "batch", "policy", "autoscaling", "rbac.authorization.k8s.io",
+               "networking.k8s.io"}
+
+
+# --- rendering ----------------------------------------------------------------------------
+
+
+def _kubectl() -> str:
+    found = shutil.which("kubectl")
+    if found is None:
+        raise AssertionError(
+            "kubectl is needed to render the kustomizations offline: install Debian's "
+            "kubernetes-client (the Makefile does)"
+        )
+    return found
+
+
+@cache
+def render(path: str) -> tuple[dict[str, Any], ...]:
+    """The resources ``kubectl kustomize`` makes of ``deploy/k8s/<path>``."""
+    result = subprocess.run(
+        [_kubectl(), "kustomize", "--load-restrictor", "LoadRestrictionsNone",
+         str(K8S / path)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, f"kustomize {path} failed:\n{result.stderr}"
+    return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
+
+
+def _group_version(resource: Mapping[str, Any]) -> tuple[str, str]:
+    api = str(resource["apiVersion"])
+    return tuple(api.split("/", 1)) if "/" in api else ("", api)  # type: ignore[return-value]
+
+
+def _name(resource: Mapping[str, Any]) -> str:
+    return f"{resource['kind']}/{resource['metadata']['name']}"
+
+
+@cache
+def _crd_schema(group: str, kind: str, version: str) -> dict[str, Any] | None:
+    path = SCHEMAS / f"{group}_{kind}_{version}.json"
+    if not path.exists():
+        return None
+    schema: dict[str, Any] = json.loads(path.read_text())
+    return schema
+
+
+def _all_resources() -> Iterator[tuple[str, dict[str, Any]]]:
+    for path in KUSTOMIZATIONS:
+        for resource in render(path):
+            yield path, resource
+
+
+def _find(resources: tuple[dict[str, Any], ...], kind: str, name: str) -> dict[str, Any]:
+    for r in resources:
+        if r["kind"] == kind and r["metadata"]["name"] == name:
+            return r
+    raise AssertionError(f"no {kind}/{name}")
+
+
+# --- schema validation --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", KUSTOMIZATIONS)
+def test_every_resource_validates_against_its_schema(path: str) -> None:
+    resources = render(path)
+    assert resources, f"{path} renders nothing"
+    problems = []
+    for resource in resources:
+        group, version = _group_version(resource)
+        kind = resource["kind"]
+        if group in CORE_GROUPS:
+            try:
+                kubernetes_validate.validate(resource, KUBERNETES_VERSION, strict=True)
+            except kubernetes_validate.ValidationError as exc:
+                where = ".".join(str(p) for p in exc.path)
+                problems.append(f"{_name(resource)}: {where}: {exc.message}")
+            except kubernetes_validate.SchemaNotFoundError as exc:
+                problems.append(f"{_name(resource)}: {exc.message}")
+            continue
+        schema = _crd_schema(group, kind, version)
+        if schema is None:
+            problems.append(f"{_name(resource)}: no schema for {group}/{version} {kind} in "
+                            f"{SCHEMAS.relative_to(REPO_ROOT)} (vendor_crds.py)")
+            continue
+        validator = jsonschema.Draft7Validator(schema)
+        for error in validator.iter_errors(resource):
+            where = ".".join(str(p) for p in error.absolute_path)
+            problems.append(f"{_name(resource)}: {where}: {error.message}")
+        meta = resource["metadata"]
+        if not isinstance(meta.get("name"), str) or not meta["name"]:
+            problems.append(f"{kind}: metadata.name missing")
+    assert not problems, "\n".join(problems)
+
+
+def test_the_validators_catch_a_misspelt_field() -> None:
+    """The strict schemas refuse what the API server would silently drop."""
+    deployment = json.loads(json.dumps(_find(render("base"), "Deployment", "hotline-worker")))
+    deployment["spec"]["template"]["spec"]["containers"][0]["resource"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, KUBERNETES_VERSION, strict=True)
+    topic = json.loads(json.dumps(render("platform/kafka")[-1]))
+    topic["spec"]["partition"] = 3
+    schema = _crd_schema("kafka.strimzi.io", "KafkaTopic", "v1")
+    assert schema is not None
+    assert list(jsonschema.Draft7Validator(schema).iter_errors(
+        {"spec": topic["spec"]})), "an unknown CRD field must be refused"
+
+
+# --- the manifests agree with the code ----------------------------------------------------
+
+
+def test_kafka_topics_match_the_contract_partitions() -> None:
+    resources = render("platform/kafka")
+    topics = {r["spec"].get("topicName", r["metadata"]["name"]): r for r in resources
+              if r["kind"] == "KafkaTopic"}
+    assert {name: t["spec"]["partitions"] for name, t in topics.items()} == TOPIC_PARTITIONS
+    brokers = sum(r["spec"]["replicas"] for r in resources
+                  if r["kind"] == "KafkaNodePool" and "broker" in r["spec"]["roles"])
+    for name, topic in topics.items():
+        replicas = topic["spec"]["replicas"]
+        min_isr = int(topic["spec"]["config"]["min.insync.replicas"])
+        assert replicas <= brokers, name
+        assert 1 <= min_isr < replicas, f"{name}: acks=all must survive one broker down"
+    kafka = _find(resources, "Kafka", "hotline-kafka")
+    assert kafka["spec"]["kafka"]["config"]["auto.create.topics.enable"] is False
+
+
+def _pod_specs(resources: tuple[dict[str, Any], ...]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for r in resources:
+        if r["kind"] in ("Deployment", "StatefulSet", "Job"):
+            yield _name(r), r["spec"]["template"]["spec"]
+
+
+def test_hotline_settings_in_the_manifests_exist_and_their_files_are_mounted() -> None:
+    fields = {f"HOTLINE_{name.upper()}" for name in Settings.model_fields}
+    for overlay in OVERLAYS:
+        resources = render(overlay)
+        env = _find(resources, "ConfigMap", "hotline-env")["data"]
+        unknown = sorted(k for k in env if k.startswith("HOTLINE_") and k not in fields)
+        assert not unknown, f"not Settings fields: {unknown}"
+        # The values parse as this code reads them (types, literals).
+        settings = Settings(**{k.removeprefix("HOTLINE_").lower(): v for k, v in env.items()
+                               if k.startswith("HOTLINE_")})
+        assert settings.kafka_security_protocol == "SASL_SSL"
+        for name, pod in _pod_specs(resources):
+            for container in pod["containers"]:
+                if not any(ref.get("configMapRef", {}).get("name") == "hotline-env"
+                           for ref in container.get("envFrom", [])):
+                    continue
+                mounts = [m["mountPath"] for m in container.get("volumeMounts", [])]
+                inline = {e["name"] for e in container.get("env", [])}
+                assert not sorted(k for k in inline if k.startswith("HOTLINE_")
+                                  and k not in fields), name
+                for key, value in env.items():
+                    if key.endswith(("_FILE", "_CAFILE", "_CERTFILE", "_KEYFILE")):
+                        assert any(value.startswith(m + "/") for m in mounts), (
+                            f"{name}: {key}={value} is not on a mounted volume")
+                assert any(m == env["HOTLINE_CONFIG_DIR"] for m in mounts), name
+
+
+def _produced_secrets(resources: tuple[dict[str, Any], ...]) -> set[str]:
+    """Secrets the rendered resources make: directly, or through their operators."""
+    made = set()
+    for r in resources:
+        kind, name = r["kind"], r["metadata"]["name"]
+        if kind == "Secret":
+            made.add(name)
+        elif kind == "Certificate":
+            made.add(r["spec"]["secretName"])
+        elif kind == "KafkaUser":
+            made.add(name)
+        elif kind == "Kafka":
+            made |= {f"{name}-cluster-ca-cert", f"{name}-clients-ca-cert"}
+        elif kind == "Cluster" and r["apiVersion"].startswith("postgresql.cnpg.io/"):
+            made |= {f"{name}-app", f"{name}-ca", f"{name}-superuser"}
+    return made
+
+
+def _secret_refs(pod: Mapping[str, Any]) -> Iterator[str]:
+    for volume in pod.get("volumes", []):
+        if "secret" in volume:
+            yield volume["secret"]["secretName"]
+    for container in [*pod.get("containers", []), *pod.get("initContainers", [])]:
+        for e in container.get("env", []):
+            ref = e.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                yield ref["name"]
+        for ref in container.get("envFrom", []):
+            if "secretRef" in ref:
+                yield ref["secretRef"]["name"]
+
+
+def test_every_secret_used_is_made_by_a_resource() -> None:
+    for overlay in OVERLAYS:
+        resources = render(overlay)
+        made = _produced_secrets(resources)
+        for name, pod in _pod_specs(resources):
+            missing = sorted(set(_secret_refs(pod)) - made)
+            assert not missing, f"{overlay} {name} uses secrets nothing makes: {missing}"
+        for r in resources:
+            if r["kind"] == "TriggerAuthentication":
+                for ref in r["spec"]["secretTargetRef"]:
+                    assert ref["name"] in made, ref
+    values = _temporal_values()
+    made = _produced_secrets(render("overlays/production"))
+    used = {v["secret"]["secretName"] for section in ("server", "admintools", "web")
+            for v in values[section].get("additionalVolumes", []) if "secret" in v}
+    for store in values["server"]["config"]["persistence"]["datastores"].values():
+        used.add(store["sql"]["existingSecret"])
+    assert not sorted(used - made), f"Temporal values use secrets nothing makes: {used - made}"
+
+
+def test_probes_and_scrape_jobs_use_the_metrics_ports() -> None:
+    resources = render("overlays/production")
+    env = _find(resources, "ConfigMap", "hotline-env")["data"]
+    expected = {"hotline-worker": int(env["HOTLINE_WORKER_METRICS_PORT"]),
+                "hotline-bridges": int(env["HOTLINE_BRIDGE_METRICS_PORT"])}
+    for deployment, port in expected.items():
+        pod = _find(resources, "Deployment", deployment)["spec"]["template"]["spec"]
+        [container] = pod["containers"]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports["metrics"] == port
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+            http = container[probe]["httpGet"]
+            assert (http["path"], ports[http["port"]]) == ("/metrics", port), probe
+        resources_ = container["resources"]
+        assert resources_["requests"]["cpu"] and resources_["limits"]["memory"]
+    # The job names the alerts and the dashboard select on (deploy/prometheus).
+    local = yaml.safe_load((REPO_ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    local_jobs = {j["job_name"] for j in local["scrape_configs"]}
+    jobs = set()
+    for monitor in (r for r in resources if r["kind"] == "PodMonitor"):
+        for endpoint in monitor["spec"]["podMetricsEndpoints"]:
+            jobs |= {rl["replacement"] for rl in endpoint.get("relabelings", [])
+                     if rl.get("targetLabel") == "job"}
+    assert jobs == {"hotline-worker", "hotline-worker-sdk", "hotline-bridges"}
+    assert jobs <= local_jobs
+    hpa = _find(resources, "HorizontalPodAutoscaler", "hotline-worker")
+    assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+
+
+def test_the_rules_and_the_dashboard_ship_as_config_maps() -> None:
+    resources = render("overlays/production")
+    config = next(r for r in resources if r["kind"] == "ConfigMap"
+                  and r["metadata"]["name"].startswith("hotline-config"))
+    shipped = set(config["data"])
+    present = {p.name for p in (REPO_ROOT / "deploy" / "config").iterdir() if p.is_file()}
+    assert shipped == present, f"deploy/config and the ConfigMap differ: {shipped ^ present}"
+    dashboard = _find(resources, "ConfigMap", "hotline-grafana-dashboard")
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(dashboard["data"]["hotline-dashboard.json"])["panels"]
+    rules = _find(resources, "ConfigMap", "hotline-prometheus-rules")
+    assert yaml.safe_load(rules["data"]["alerts.yml"])["groups"]
+
+
+def test_the_search_attribute_job_registers_the_workflow_attributes() -> None:
+    job = _find(render("platform/temporal-setup"), "Job", "hotline-search-attributes")
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    pairs = dict(p.split("=") for p in env["ATTRIBUTES"].split())
+    assert pairs == {key.name: cli_type(key) for key in SEARCH_ATTRIBUTES}
+    assert env["NAMESPACE"] == Settings().temporal_namespace
+
+
+# --- Temporal Helm values -----------------------------------------------------------------
+
+# Keys the chart's templates read that its values.yaml only mentions in comments:
+# server-dynamicconfigmap.yaml, server-configmap.yaml (config.tls), and the per-service
+# replica count of server-deployment.yaml ("default server.replicaCount").
+_TEMPLATE_KEYS = {"server.dynamicConfig", "server.config.tls",
+                  *(f"server.{s}.replicaCount" for s in ("frontend", "history", "matching",
+                                                         "worker"))}
+# The SQL datastore keys of the chart (values.yaml comments, _admintools-env.yaml).
+_SQL_KEYS = {"pluginName", "driverName", "databaseName", "connectAddr", "connectProtocol",
+             "host", "port", "user", "password", "existingSecret", "secretKey",
+             "passwordCommand", "maxConns", "maxIdleConns", "maxConnLifetime",
+             "connectAttributes", "tls", "createDatabase", "manageSchema"}
+_SQL_TLS_KEYS = {"enabled", "caFile", "certFile", "keyFile", "serverName",
+                 "enableHostVerification"}
+
+
+def _temporal_values() -> dict[str, Any]:
+    values: dict[str, Any] = yaml.safe_load((K8S / "temporal" / "values.yaml").read_text())
+    return values
+
+
+def _unknown_keys(ours: Any, defaults: Any, path: str) -> Iterator[str]:
+    if not isinstance(ours, dict):
+        return
+    for key, value in ours.items():
+        here = f"{path}.{key}" if path else str(key)
+        if here in _TEMPLATE_KEYS or here == "server.config.persistence.datastores":
+            continue
+        if not isinstance(defaults, dict) or key not in defaults:
+            yield here
+            continue
+        default = defaults[key]
+        # An empty map, list or null in the defaults is free-form (resources, env, ...).
+        if isinstance(default, dict) and default:
+            yield from _unknown_keys(value, default, here)
+
+
+def test_temporal_values_use_only_keys_the_chart_knows() -> None:
+    defaults = yaml.safe_load((K8S / "temporal" / "chart-values-1.6.0.yaml").read_text())
+    values = _temporal_values()
+    assert not sorted(_unknown_keys(values, defaults, ""))
+    persistence = values["server"]["config"]["persistence"]
+    stores = persistence["datastores"]
+    assert set(stores) == {persistence["defaultStore"], persistence["visibilityStore"]}
+    for name, store in stores.items():
+        assert set(store) == {"sql"}, name
+        sql = store["sql"]
+        assert set(sql) <= _SQL_KEYS, f"{name}: {set(sql) - _SQL_KEYS}"
+        assert set(sql["tls"]) <= _SQL_TLS_KEYS
+        assert sql["pluginName"].startswith("postgres"), "PostgreSQL persistence"
+    shards = persistence["numHistoryShards"]
+    assert shards >= 512 and shards & (shards - 1) == 0, "a power of two, fixed for life"
+    namespaces = [n["name"] for n in values["server"]["config"]["namespaces"]["namespace"]]
+    assert Settings().temporal_namespace in namespaces
+    tls = values["server"]["config"]["tls"]["frontend"]["server"]
+    assert tls["requireClientAuth"] is True
+    # The hotline's client certificate is issued for the name the frontend presents.
+    env = _find(render("base"), "ConfigMap", "hotline-env")["data"]
+    frontend = _find(render("platform/certificates"), "Certificate", "temporal-frontend-tls")
+    assert env["HOTLINE_TEMPORAL_TLS_SERVER_NAME"] in frontend["spec"]["dnsNames"]
+    assert values["server"]["config"]["tls"]["frontend"]["client"]["serverName"] in frontend[
+        "spec"]["dnsNames"]
