@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from workers.governance_cli import app as governance_app
 from workers.case_cli import register as register_case_commands
 from workers.dlq_cli import app as dlq_app
+from workers.governance_cli import app as governance_app
 from workers.routing_cli import app as routing_app
 from workers.stack import app as stack_app
 
