@@ -1359,6 +1359,11 @@ def run_demo(cases: int = 100, time_scale: float = 0.00002, *,
                     f"another time scale will stretch this demo's deadlines.[/]")
         console.print(f"worker and bridges ready (time scale {time_scale:g}); logs in "
                       f"{demo_dir}")
+        console.print(
+            "metrics: worker http://127.0.0.1:"
+            f"{settings.worker_metrics_port}/metrics · Temporal SDK http://127.0.0.1:"
+            f"{settings.temporal_sdk_metrics_port}/metrics · bridges http://127.0.0.1:"
+            f"{settings.bridge_metrics_port}/metrics")
 
         ok, board = _run_city(settings, cases, seed, demo_dir, status, console, timeout, procs)
         try:
