@@ -279,8 +279,11 @@ class CaseActivities:
             ) from err
         if messages:
             await asyncio.to_thread(self._publisher.publish, messages)
+        # The ledger gets the events as the topic carries them (milliseconds, defaults
+        # filled), so a ledger rebuilt from the topic is the same to the last digit.
+        on_topic = [codec.decode(codec.encode("LifecycleEvent", ev)).record for ev in events]
         async with self._pool.connection() as conn, conn.transaction():
-            for ev in events:
+            for ev in on_topic:
                 await apply_lifecycle(conn, ev)
         observe_step(step, units=self._config.registry)  # only once the step is durable
         return StepReceipt(step.complaint_id, step.step, len(messages))

@@ -60,6 +60,7 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 import typer
@@ -1368,6 +1369,12 @@ def run_demo(cases: int = 100, time_scale: float = 0.00002, *,
         ok, board = _run_city(settings, cases, seed, demo_dir, status, console, timeout, procs)
         try:
             print_summary(settings, list(board.cases), board.closed, console)
+            # The supervisors' monthly report for the simulated month (this month).
+            from workers.governance_cli import write_monthly_report
+
+            month = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
+            html_path, csv_path = write_monthly_report(settings, month)
+            console.print(f"monthly report for {month}: {html_path} (CSV: {csv_path})")
         except psycopg.Error as exc:
             raise DemoError(f"cannot read the ledger in PostgreSQL: {exc}") from exc
         if not ok:
