@@ -623,20 +623,29 @@ def _ensure_temporal(settings: Settings) -> ComponentStatus:
     )
 
 
+def _checked_status(
+    name: str, address: str, pid: int | None, port: int, log_path: Path | None,
+    check: Callable[[], str], *, external: bool = False,
+) -> ComponentStatus:
+    """A component's status: not running (and who holds its port), or its health check."""
+    if pid is None and not external:
+        detail = "not running"
+        if not _port_free(port):
+            detail += f"; port {port} is used by another process"
+        return ComponentStatus(name, address, None, False, detail, log_path)
+    try:
+        detail = check()
+    except Exception as exc:
+        return ComponentStatus(name, address, pid, False, _short(exc), log_path)
+    return ComponentStatus(name, address, pid, True, detail, log_path)
+
+
 def _temporal_status(settings: Settings) -> ComponentStatus:
     paths = _Paths(settings)
-    pid = _live_pid(paths.temporal_pid, str(paths.temporal_db))
-    address = settings.temporal_address
-    if pid is None:
-        detail = "not running"
-        if not _port_free(settings.temporal_port):
-            detail += f"; port {settings.temporal_port} is used by another process"
-        return ComponentStatus(TEMPORAL, address, None, False, detail, paths.temporal_log)
-    try:
-        detail = _temporal_check(settings, fix=False)
-    except Exception as exc:
-        return ComponentStatus(TEMPORAL, address, pid, False, _short(exc), paths.temporal_log)
-    return ComponentStatus(TEMPORAL, address, pid, True, detail, paths.temporal_log)
+    return _checked_status(
+        TEMPORAL, settings.temporal_address, _live_pid(paths.temporal_pid, str(paths.temporal_db)),
+        settings.temporal_port, paths.temporal_log, lambda: _temporal_check(settings, fix=False),
+    )
 
 
 def _stop_temporal(settings: Settings) -> str:
@@ -930,18 +939,10 @@ def _ensure_kafka(settings: Settings) -> ComponentStatus:
 
 def _kafka_status(settings: Settings) -> ComponentStatus:
     paths = _Paths(settings)
-    pid = _live_pid(paths.kafka_pid, str(paths.kafka_properties))
-    address = settings.kafka_bootstrap
-    if pid is None:
-        detail = "not running"
-        if not _port_free(settings.kafka_port):
-            detail += f"; port {settings.kafka_port} is used by another process"
-        return ComponentStatus(KAFKA, address, None, False, detail, paths.kafka_log)
-    try:
-        detail = _kafka_check(settings, topics=True)
-    except Exception as exc:
-        return ComponentStatus(KAFKA, address, pid, False, _short(exc), paths.kafka_log)
-    return ComponentStatus(KAFKA, address, pid, True, detail, paths.kafka_log)
+    return _checked_status(
+        KAFKA, settings.kafka_bootstrap, _live_pid(paths.kafka_pid, str(paths.kafka_properties)),
+        settings.kafka_port, paths.kafka_log, lambda: _kafka_check(settings, topics=True),
+    )
 
 
 def _stop_kafka(settings: Settings) -> str:
@@ -1144,20 +1145,17 @@ def _ensure_postgres(settings: Settings) -> ComponentStatus:
 
 def _postgres_status(settings: Settings) -> ComponentStatus:
     paths = _Paths(settings)
-    address = _postgres_address(settings)
-    log_path = None if settings.database_url else paths.pg_log
-    pid = None if settings.database_url else _pg_postmaster_pid(paths)
-    if pid is None and not settings.database_url:
-        detail = "not running"
-        if not _port_free(settings.postgres_port):
-            detail += f"; port {settings.postgres_port} is used by another process"
-        return ComponentStatus(POSTGRES, address, None, False, detail, log_path)
-    try:
+    external = bool(settings.database_url)
+
+    def check() -> str:
         _pg_ping(settings.dsn)
-        detail = _pg_detail(settings)
-    except Exception as exc:
-        return ComponentStatus(POSTGRES, address, pid, False, _short(exc), log_path)
-    return ComponentStatus(POSTGRES, address, pid, True, detail, log_path)
+        return _pg_detail(settings)
+
+    return _checked_status(
+        POSTGRES, _postgres_address(settings),
+        None if external else _pg_postmaster_pid(paths), settings.postgres_port,
+        None if external else paths.pg_log, check, external=external,
+    )
 
 
 def _stop_postgres(settings: Settings) -> str:
