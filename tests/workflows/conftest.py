@@ -6,6 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
+import pytest
 import pytest_asyncio
 from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus
@@ -41,3 +42,10 @@ async def harness(time_env: WorkflowEnvironment) -> AsyncIterator[Harness]:
             desc = await handle.describe()
             if desc.status == WorkflowExecutionStatus.RUNNING:
                 await handle.terminate("test over")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A workflow test that waits on the time-skipping clock fails in minutes, not ten."""
+    for item in items:
+        if "tests/workflows/" in str(item.path) and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(240))
