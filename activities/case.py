@@ -43,8 +43,8 @@ log = structlog.get_logger(__name__)
 class Publisher(Protocol):
     """What ``record_step`` needs from Kafka: send keyed records and wait for the acks."""
 
-    def publish(self, messages: Sequence[tuple[str, str, str, dict[str, Any]]]) -> None:
-        """Send ``(topic, key, record name, fields)`` tuples; return once all are acked."""
+    def publish_encoded(self, messages: Sequence[tuple[str, str, str, bytes]]) -> None:
+        """Send ``(topic, key, record name, Avro bytes)``; return once all are acked."""
 
 
 class DuplicateFinder(Protocol):
@@ -271,17 +271,18 @@ class CaseActivities:
         for out in step.outbound:
             messages.append((self._topic_dispatches, out.unit_id, out.record, dict(out.fields)))
         try:
-            for _, _, name, fields in messages:
-                codec.encode(name, fields)  # fail fast, before anything is sent
+            # Encoded once, before anything is sent: an invalid step fails fast.
+            encoded = [(topic, key, name, codec.encode(name, fields))
+                       for topic, key, name, fields in messages]
         except codec.EncodeError as err:
             raise ApplicationError(
                 f"step {step.step}: {err}", type="InvalidRecord", non_retryable=True
             ) from err
-        if messages:
-            await asyncio.to_thread(self._publisher.publish, messages)
+        if encoded:
+            await asyncio.to_thread(self._publisher.publish_encoded, encoded)
         # The ledger gets the events as the topic carries them (milliseconds, defaults
         # filled), so a ledger rebuilt from the topic is the same to the last digit.
-        on_topic = [codec.decode(codec.encode("LifecycleEvent", ev)).record for ev in events]
+        on_topic = [codec.decode(value).record for _, _, _, value in encoded[:len(events)]]
         async with self._pool.connection() as conn, conn.transaction():
             for ev in on_topic:
                 await apply_lifecycle(conn, ev)

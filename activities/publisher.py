@@ -25,12 +25,19 @@ class KafkaPublisher:
 
     def publish(self, messages: Sequence[tuple[str, str, str, dict[str, Any]]],
                 timeout: float = 30.0) -> None:
+        self.publish_encoded(
+            [(topic, key, name, codec.encode(name, fields))
+             for topic, key, name, fields in messages],
+            timeout,
+        )
+
+    def publish_encoded(self, messages: Sequence[tuple[str, str, str, bytes]],
+                        timeout: float = 30.0) -> None:
+        """Send ``(topic, key, record name, Avro bytes)`` already encoded by the caller."""
         futures = [
-            self._producer.send(
-                topic, key=key.encode(), value=codec.encode(name, fields),
-                headers=codec.headers_for(name),
-            )
-            for topic, key, name, fields in messages
+            self._producer.send(topic, key=key.encode(), value=value,
+                                headers=codec.headers_for(name))
+            for topic, key, name, value in messages
         ]
         self._producer.flush(timeout=timeout)
         for fut in futures:
