@@ -1,4 +1,4 @@
-"""The ``hotline`` command: stack, worker, bridges, demo."""
+"""The ``hotline`` command: stack, worker, bridges, open311, demo."""
 
 from __future__ import annotations
 
@@ -34,6 +34,26 @@ def bridges() -> None:
     from workers.bridges import main as run_bridges
 
     run_bridges()
+
+
+@app.command()
+def open311(
+    write_openapi: bool = typer.Option(
+        False, "--write-openapi",
+        help="Write the OpenAPI document to deploy/open311/openapi.json and exit."),
+) -> None:
+    """Run the Open311 GeoReport v2 service (HOTLINE_OPEN311_HOST / _PORT)."""
+    from workers.observability import configure_logging
+    from workers.open311 import main as run_open311
+    from workers.open311 import write_openapi as write_document
+    from workers.settings import get_settings
+
+    if write_openapi:
+        typer.echo(f"wrote {write_document()}")
+        return
+    settings = get_settings()
+    configure_logging(settings)
+    run_open311(settings)
 
 
 @app.command()

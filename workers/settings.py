@@ -82,6 +82,20 @@ class Settings(BaseSettings):
     temporal_tls_key_file: Path | None = None
     temporal_tls_server_name: str | None = None
 
+    # Open311 GeoReport v2 service (`hotline open311`, workers/open311.py).
+    open311_host: str = "127.0.0.1"
+    open311_port: int = 8311
+    # The service's public base URL, as discovery announces it; default from host and port.
+    open311_base_url: str | None = None
+    # API keys of the clients allowed to POST, as JSON ``{"client": "key", ...}`` (a
+    # secret in production), and/or a YAML file of ``clients: [{name, key, channel}]``.
+    open311_api_keys: dict[str, SecretStr] = {}
+    open311_api_keys_file: Path | None = None
+    # Requests per minute per client address (POST: per API client too); 0 = no limit.
+    open311_rate_per_minute: int = Field(default=120, ge=0)
+    # Largest request body accepted.
+    open311_max_body_bytes: int = Field(default=65_536, gt=0)
+
     # Multiplies every rule duration (tiers, ladder, callback windows). 1.0 in production;
     # the demo uses a small factor so a 7-day case takes seconds.
     time_scale: float = Field(default=1.0, gt=0)

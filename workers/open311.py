@@ -1,0 +1,722 @@
+"""``hotline open311``: an Open311 GeoReport v2 service in front of the hotline.
+
+Citizen apps that speak GeoReport v2 (311 apps, FixMyStreet) list our categories as
+services, file requests, and follow them:
+
+- ``GET discovery``, ``GET services``, ``GET services/{code}`` from the config folder;
+- ``POST requests`` (API key per client) becomes a ``ComplaintFiled`` on
+  ``hotline.intake``, acknowledged by Kafka before the answer; the request's own fields
+  (never the caller's contact details) go to ``open311_requests`` in the ledger;
+- ``GET requests``, ``GET requests/{id}``, ``GET tokens/{token}`` read the ledger.
+
+Every path ends in ``.json`` or ``.xml``; errors are the spec's
+``[{"code": ..., "description": ...}]`` (``<errors>`` in XML). The OpenAPI document is
+served at ``/openapi.json`` and kept in ``deploy/open311/openapi.json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import parse_qsl
+
+import structlog
+import uvicorn
+import yaml
+from fastapi import FastAPI, Header, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import Response
+from kafka import KafkaProducer
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from activities.config import HotlineConfig, load_config
+from schemas.codec import EncodeError, encode, headers_for
+from workers.kafka_io import make_producer
+from workers.migrate import apply_migrations
+from workers.open311_model import (
+    BEIJING,
+    CHANNELS,
+    SPECIFICATION,
+    TIER_NAMES,
+    ApiClient,
+    Open311Error,
+    complaint_id_for,
+    error_body,
+    filing_record,
+    parse_request,
+    request_view,
+    service_definition,
+    services,
+    to_xml,
+)
+from workers.settings import REPO_ROOT, Settings
+
+log = structlog.get_logger(__name__)
+
+OPENAPI_PATH = REPO_ROOT / "deploy" / "open311" / "openapi.json"
+DEFAULT_WINDOW = timedelta(days=90)  # the spec's default GET requests window
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000  # the spec's suggested cap on one answer
+MAX_IDS = 100
+SEND_TIMEOUT_S = 30.0
+FORM_TYPE = "application/x-www-form-urlencoded"
+# Statuses a case may have once it is finished (WITHDRAWN, REJECTED and MERGED are each
+# followed by CLOSED within the same run).
+CLOSED_STATUSES = ("REJECTED", "MERGED", "ANSWERED_DIRECTLY", "WITHDRAWN", "CLOSED")
+
+Fmt = Literal["json", "xml"]
+# Module level: FastAPI resolves the handlers' (string) annotations in this namespace.
+fmt_param = Annotated[Fmt, PathParam(description="response format")]
+
+
+# --- response models (the OpenAPI document is written from these) ---------------------------
+
+
+class Error(BaseModel):
+    code: int
+    description: str
+
+
+class Endpoint(BaseModel):
+    specification: str
+    url: str
+    changeset: str
+    type: str
+    formats: list[str]
+
+
+class Discovery(BaseModel):
+    changeset: str
+    contact: str
+    key_service: str
+    endpoints: list[Endpoint]
+
+
+class Service(BaseModel):
+    service_code: str
+    service_name: str
+    description: str
+    metadata: bool
+    type: Literal["realtime", "batch", "blackbox"]
+    keywords: str
+    group: str
+
+
+class AttributeValue(BaseModel):
+    key: str
+    name: str
+
+
+class Attribute(BaseModel):
+    variable: bool
+    code: str
+    datatype: Literal["string", "number", "datetime", "text", "singlevaluelist",
+                      "multivaluelist"]
+    required: bool
+    datatype_description: str | None
+    order: int
+    description: str
+    values: list[AttributeValue]
+
+
+class ServiceDefinition(BaseModel):
+    service_code: str
+    attributes: list[Attribute]
+
+
+class ServiceRequest(BaseModel):
+    service_request_id: str
+    status: Literal["open", "closed"]
+    extended_status: str = Field(description="FixMyStreet's extended status: OPEN, "
+                                 "ACTION_SCHEDULED, IN_PROGRESS, FIXED, DUPLICATE, "
+                                 "NOT_COUNCILS_RESPONSIBILITY, NO_FURTHER_ACTION, CLOSED")
+    status_notes: str | None
+    service_name: str | None
+    service_code: str | None
+    description: str | None
+    agency_responsible: str | None
+    service_notice: str | None
+    requested_datetime: str | None
+    updated_datetime: str | None
+    expected_datetime: str | None = Field(description="the deadline of the case's tier")
+    address: str | None
+    address_id: str | None
+    zipcode: str | None
+    lat: float | None
+    long: float | None
+    media_url: str | None
+
+
+class RequestCreated(BaseModel):
+    service_request_id: str
+    token: str
+    service_notice: str | None
+    account_id: str | None
+
+
+class TokenResult(BaseModel):
+    token: str
+    service_request_id: str | None = Field(
+        description="present once the case is in the ledger")
+
+
+def _responses(model: Any, ok: int = 200, *extra: int) -> dict[int | str, dict[str, Any]]:
+    xml = {"application/xml": {"schema": {"type": "string"}}}
+    out: dict[int | str, dict[str, Any]] = {ok: {"model": model, "content": xml}}
+    for code, why in ((400, "invalid request"), (404, "not found"),
+                      (429, "rate limit exceeded"), *((c, _WHY[c]) for c in extra)):
+        out[code] = {"model": list[Error], "content": xml, "description": why}
+    return out
+
+
+_WHY = {403: "missing or invalid api_key", 413: "request body too large",
+        503: "the intake is not reachable; retry with the same Idempotency-Key"}
+
+_POST_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {FORM_TYPE: {"schema": {
+            "type": "object",
+            "required": ["api_key", "service_code", "description"],
+            "properties": {
+                "api_key": {"type": "string", "description": "the client's API key"},
+                "service_code": {"type": "string", "minLength": 1, "maxLength": 128},
+                "lat": {"type": "number", "minimum": -90, "maximum": 90},
+                "long": {"type": "number", "minimum": -180, "maximum": 180},
+                "address_string": {"type": "string", "maxLength": 500},
+                "address_id": {"type": "string", "maxLength": 500},
+                "email": {"type": "string", "maxLength": 500,
+                          "description": "not used: the hotline calls citizens back"},
+                "device_id": {"type": "string", "maxLength": 500},
+                "account_id": {"type": "string", "maxLength": 500},
+                "first_name": {"type": "string", "maxLength": 100},
+                "last_name": {"type": "string", "maxLength": 100},
+                "phone": {"type": "string", "maxLength": 32,
+                          "description": "the callback number; never returned"},
+                "description": {"type": "string", "minLength": 1, "maxLength": 4000,
+                                "pattern": r"\S"},
+                "media_url": {"type": "string", "format": "uri", "maxLength": 2048},
+                "attribute[kind]": {"type": "string", "enum": [
+                    "CONSULTATION", "HELP", "COMPLAINT", "REPORT", "SUGGESTION", "PRAISE"]},
+                "attribute[district]": {"type": "string", "maxLength": 32},
+                "attribute[street]": {"type": "string", "maxLength": 64},
+            },
+        }}},
+    },
+}
+
+
+# --- clients, limits ------------------------------------------------------------------------
+
+
+def load_clients(settings: Settings) -> list[ApiClient]:
+    """API clients from ``open311_api_keys`` and ``open311_api_keys_file``.
+
+    Raises:
+        ValueError: naming the file and the bad entry.
+    """
+    clients = [ApiClient(name, key.get_secret_value())
+               for name, key in settings.open311_api_keys.items()]
+    path = settings.open311_api_keys_file
+    if path is not None:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        for i, entry in enumerate(data.get("clients") or []):
+            try:
+                client = ApiClient(str(entry["name"]), str(entry["key"]),
+                                   str(entry.get("channel", "APP")))
+            except (KeyError, TypeError):
+                raise ValueError(f"{path}: clients[{i}] needs a name and a key") from None
+            clients.append(client)
+    for c in clients:
+        if c.channel not in CHANNELS:
+            raise ValueError(f"Open311 client {c.name}: channel {c.channel!r} is not one of "
+                             f"{', '.join(CHANNELS)}")
+        if len(c.key) < 16:
+            raise ValueError(f"Open311 client {c.name}: API key shorter than 16 characters")
+    return clients
+
+
+def find_client(clients: Sequence[ApiClient], key: str | None) -> ApiClient | None:
+    """The client holding ``key``; every key is compared, in constant time each."""
+    found = None
+    for client in clients:
+        if key is not None and hmac.compare_digest(client.key.encode(), key.encode()):
+            found = client
+    return found
+
+
+class RateLimiter:
+    """At most ``per_minute`` hits per key in any fixed minute (0: no limit)."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._minute = 0
+        self._counts: dict[str, int] = {}
+
+    def hit(self, key: str, now: float | None = None) -> float | None:
+        """None when allowed, else the seconds until the next minute starts."""
+        if self.per_minute <= 0:
+            return None
+        now = time.time() if now is None else now
+        minute = int(now // 60)
+        if minute != self._minute:
+            self._minute, self._counts = minute, {}
+        count = self._counts.get(key, 0) + 1
+        self._counts[key] = count
+        if count > self.per_minute:
+            return 60 - now % 60
+        return None
+
+
+# --- the ledger ------------------------------------------------------------------------------
+
+_REQUESTS = """
+SELECT * FROM (
+    SELECT c.complaint_id, c.status, c.outcome, e.resolved,
+           EXISTS (SELECT 1 FROM case_events w WHERE w.complaint_id = c.complaint_id
+                      AND w.event_type = 'WITHDRAWN') AS withdrawn,
+           COALESCE(c.category, o.service_code) AS service_code, c.lead_unit_id, c.tier,
+           o.address, c.district, c.street, c.due_at, o.description,
+           c.filed_at AS requested_at, c.updated_at, o.latitude, o.longitude, o.media_url
+      FROM cases c
+      LEFT JOIN open311_requests o ON o.complaint_id = c.complaint_id
+      LEFT JOIN evaluations e ON e.complaint_id = c.complaint_id
+    UNION ALL
+    -- Filed through this API, not accepted by the worker yet.
+    SELECT o.complaint_id, 'FILED', NULL, NULL, false, o.service_code, NULL, NULL,
+           o.address, NULL, NULL, NULL, o.description, o.requested_at, o.published_at,
+           o.latitude, o.longitude, o.media_url
+      FROM open311_requests o
+     WHERE o.published_at IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM cases c WHERE c.complaint_id = o.complaint_id)
+) r
+"""
+
+
+@dataclass(frozen=True)
+class RequestQuery:
+    """The filters of ``GET requests``; ``ids`` overrides every other one (the spec)."""
+
+    ids: tuple[str, ...] = ()
+    service_codes: tuple[str, ...] = ()
+    start: datetime | None = None
+    end: datetime | None = None
+    statuses: tuple[str, ...] = ()
+    page: int = 1
+    page_size: int = DEFAULT_PAGE_SIZE
+
+    def sql(self) -> tuple[str, list[Any]]:
+        where: list[str] = []
+        args: list[Any] = []
+        if self.ids:
+            where.append("complaint_id = ANY(%s)")
+            args.append(list(self.ids))
+        else:
+            if self.service_codes:
+                where.append("service_code = ANY(%s)")
+                args.append(list(self.service_codes))
+            if self.start is not None:
+                where.append("requested_at >= %s")
+                args.append(self.start)
+            if self.end is not None:
+                where.append("requested_at <= %s")
+                args.append(self.end)
+            if set(self.statuses) == {"open"}:
+                where.append("status <> ALL(%s)")
+                args.append(list(CLOSED_STATUSES))
+            elif set(self.statuses) == {"closed"}:
+                where.append("status = ANY(%s)")
+                args.append(list(CLOSED_STATUSES))
+        sql = _REQUESTS + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY requested_at DESC, complaint_id LIMIT %s OFFSET %s"
+        args += [self.page_size, (self.page - 1) * self.page_size]
+        return sql, args
+
+
+class Ledger:
+    """The service's reads and its one table's writes."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    async def requests(self, query: RequestQuery) -> list[dict[str, Any]]:
+        sql, args = query.sql()
+        async with self.pool.connection() as conn:
+            cur = conn.cursor(row_factory=dict_row)
+            await cur.execute(sql, args)
+            return list(await cur.fetchall())
+
+    async def token(self, token: str) -> tuple[str, bool] | None:
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(
+                """SELECT o.complaint_id,
+                          EXISTS (SELECT 1 FROM cases c WHERE c.complaint_id = o.complaint_id)
+                     FROM open311_requests o
+                    WHERE o.token = %s AND o.published_at IS NOT NULL""", (token,))).fetchone()
+        return (row[0], bool(row[1])) if row else None
+
+    async def reserve(self, cid: str, client: str, req: Any,
+                      requested_at: datetime) -> tuple[str, datetime, str, str]:
+        """Insert the request (or find the one a retry made): token, time, code, text."""
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                """INSERT INTO open311_requests (complaint_id, token, client, service_code,
+                       description, address, latitude, longitude, media_url, requested_at)
+                   VALUES (%s, gen_random_uuid()::text, %s, %s, %s, %s, %s, %s, %s, %s)
+                   ON CONFLICT (complaint_id) DO NOTHING""",
+                (cid, client, req.service_code, req.description, req.address, req.latitude,
+                 req.longitude, req.media_url, requested_at))
+            row = await (await conn.execute(
+                """SELECT token, requested_at, service_code, description
+                     FROM open311_requests WHERE complaint_id = %s""", (cid,))).fetchone()
+        assert row is not None
+        return row[0], row[1], row[2], row[3]
+
+    async def published(self, cid: str) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                """UPDATE open311_requests SET published_at = now()
+                    WHERE complaint_id = %s AND published_at IS NULL""", (cid,))
+
+
+# --- the app ---------------------------------------------------------------------------------
+
+
+def _render(fmt: str, root: str, data: Any, status: int = 200,
+            headers: Mapping[str, str] | None = None) -> Response:
+    if fmt == "xml":
+        return Response(to_xml(root, data), status, headers, media_type="application/xml")
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    return Response(body, status, headers, media_type="application/json")
+
+
+def _fmt_of(request: Request) -> str:
+    return "xml" if request.url.path.endswith(".xml") else "json"
+
+
+def _error(request: Request, code: int, description: str,
+           headers: Mapping[str, str] | None = None) -> Response:
+    return _render(_fmt_of(request), "errors", error_body(code, description), code, headers)
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(v.strip() for v in (value or "").split(",") if v.strip())
+
+
+def _aware(at: datetime | None) -> datetime | None:
+    # The spec's W3C datetimes carry an offset; one without is read as Beijing time.
+    if at is None or at.tzinfo is not None:
+        return at
+    return at.replace(tzinfo=BEIJING)
+
+
+def create_app(settings: Settings, *, config: HotlineConfig | None = None,
+               clients: Sequence[ApiClient] | None = None,
+               producer: KafkaProducer | None = None) -> FastAPI:
+    """The ASGI app. The ledger pool and Kafka producer open with the app's lifespan.
+
+    ``producer``: a producer to share (the demo's); by default the app makes its own.
+    """
+    config = config or load_config(settings.config_dir)
+    clients = list(clients) if clients is not None else load_clients(settings)
+    limiter = RateLimiter(settings.open311_rate_per_minute)
+    base_url = (settings.open311_base_url
+                or f"http://{settings.open311_host}:{settings.open311_port}").rstrip("/")
+    state: dict[str, Any] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(apply_migrations, settings.dsn)
+        pool = AsyncConnectionPool(settings.dsn, min_size=1, max_size=4, open=False,
+                                   check=AsyncConnectionPool.check_connection)
+        await pool.open(wait=True, timeout=30)
+        own = producer is None
+        state["ledger"] = Ledger(pool)
+        state["producer"] = producer or await asyncio.to_thread(
+            make_producer, settings, client_id="hotline-open311")
+        log.info("open311 ready", url=base_url, clients=len(clients))
+        try:
+            yield
+        finally:
+            await pool.close()
+            if own:
+                await asyncio.to_thread(state["producer"].close, 10)
+
+    app = FastAPI(
+        title="hotline Open311 GeoReport v2",
+        version="2",
+        description="Open311 GeoReport v2 for the citizen hotline: file and follow requests. "
+                    "Statuses: open/closed, with FixMyStreet's extended statuses.",
+        lifespan=lifespan, docs_url=None, redoc_url=None,
+    )
+
+    @app.middleware("http")
+    async def limits(request: Request, call_next: Any) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit()
+                                   or int(length) > settings.open311_max_body_bytes):
+            return _error(request, 413, f"request body over "
+                          f"{settings.open311_max_body_bytes} bytes")
+        host = request.client.host if request.client else "unknown"
+        wait = limiter.hit(f"ip:{host}")
+        if wait is not None:
+            return _error(request, 429, "too many requests; slow down",
+                          {"Retry-After": str(int(wait) + 1)})
+        response: Response = await call_next(request)
+        return response
+
+    @app.exception_handler(Open311Error)
+    async def on_open311(request: Request, exc: Open311Error) -> Response:
+        return _error(request, exc.code, exc.description)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, exc: RequestValidationError) -> Response:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "path"))
+        return _error(request, 400, f"{where}: {first.get('msg', 'invalid')}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, exc: StarletteHTTPException) -> Response:
+        return _error(request, exc.status_code, str(exc.detail), exc.headers)
+
+    @app.get("/discovery.{fmt}", responses=_responses(Discovery), response_model=None,
+             summary="Service discovery")
+    async def discovery(fmt: fmt_param) -> Response:
+        return _render(fmt, "discovery", {
+            "changeset": "2026-11-22T00:00:00+08:00",
+            "contact": "12345 citizen hotline (call 12345)",
+            "key_service": "API keys are issued by the hotline centre to each client app",
+            "endpoints": [{"specification": SPECIFICATION, "url": base_url,
+                           "changeset": "2026-11-22T00:00:00+08:00", "type": "production",
+                           "formats": ["application/json", "text/xml"]}],
+        })
+
+    @app.get("/services.{fmt}", responses=_responses(list[Service]), response_model=None,
+             summary="Service list: the hotline's categories")
+    async def list_services(fmt: fmt_param) -> Response:
+        return _render(fmt, "services", services(config.lexicon))
+
+    @app.get("/services/{service_code}.{fmt}", responses=_responses(ServiceDefinition),
+             response_model=None, summary="Service definition: a category's attributes")
+    async def get_service(service_code: str, fmt: fmt_param) -> Response:
+        category = config.lexicon.category(service_code)
+        if category is None:
+            raise Open311Error(404, f"service_code {service_code!r} not found")
+        return _render(fmt, "service_definition",
+                       service_definition(category, config.lexicon, config.registry))
+
+    @app.post("/requests.{fmt}", status_code=201, response_model=None,
+              responses=_responses(list[RequestCreated], 201, 403, 413, 503),
+              openapi_extra=_POST_BODY, summary="Create a service request")
+    async def post_request(
+        request: Request, fmt: fmt_param,
+        idempotency_key: Annotated[str | None, Header(
+            max_length=128, pattern=r"^[\x21-\x7e]+$",
+            description="the same key from the same client files one request, however "
+                        "often sent")] = None,
+    ) -> Response:
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > settings.open311_max_body_bytes:
+                raise Open311Error(413, f"request body over "
+                                   f"{settings.open311_max_body_bytes} bytes")
+        if request.headers.get("content-type", "").split(";")[0].strip() != FORM_TYPE:
+            raise Open311Error(400, f"the body must be {FORM_TYPE}")
+        try:
+            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True,
+                              max_num_fields=64, strict_parsing=False)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise Open311Error(400, f"unreadable form: {exc}") from None
+        form: dict[str, str] = {}
+        for k, v in pairs:
+            form.setdefault(k, v)
+        client = find_client(clients, form.get("api_key"))
+        if client is None:
+            raise Open311Error(403, "api_key is missing or not valid")
+        if limiter.hit(f"client:{client.name}") is not None:
+            raise Open311Error(429, f"too many requests from {client.name}; slow down")
+        req = parse_request(form, config.lexicon, config.registry)
+        cid = complaint_id_for(client.name, idempotency_key)
+        now = datetime.now(UTC)
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)
+        ledger: Ledger = state["ledger"]
+        token, requested_at, code, text = await ledger.reserve(cid, client.name, req, now)
+        if (code, text) != (req.service_code, req.description):
+            raise Open311Error(400, "Idempotency-Key already used for another request")
+        try:
+            value = encode("ComplaintFiled", filing_record(req, cid, client, requested_at))
+        except EncodeError as exc:
+            raise Open311Error(400, f"cannot file this request: {exc}") from None
+        try:
+            future = state["producer"].send(settings.topic_intake, key=cid.encode(),
+                                            value=value, headers=headers_for("ComplaintFiled"))
+            await asyncio.to_thread(future.get, SEND_TIMEOUT_S)
+        except Exception as exc:  # any Kafka failure: the client retries
+            log.warning("open311 filing not sent", complaint_id=cid, error=str(exc))
+            raise Open311Error(503, "the intake is not reachable; retry with the same "
+                               "Idempotency-Key") from None
+        await ledger.published(cid)
+        log.info("open311 request filed", complaint_id=cid, client=client.name,
+                 service_code=req.service_code)
+        category = config.lexicon.category(req.service_code)
+        notice = (f"expected within {TIER_NAMES[category.tier]}, sooner when urgent"
+                  if category else None)
+        return _render(fmt, "service_requests", [{
+            "service_request_id": cid, "token": token, "service_notice": notice,
+            "account_id": None}], 201)
+
+    @app.get("/requests.{fmt}", responses=_responses(list[ServiceRequest]),
+             response_model=None, summary="Get service requests")
+    async def get_requests(
+        fmt: fmt_param,
+        service_request_id: Annotated[str | None, Query(
+            max_length=4000, description="comma-separated ids; all other filters are "
+                                         "then ignored")] = None,
+        service_code: Annotated[str | None, Query(
+            max_length=2000, description="comma-separated service codes")] = None,
+        start_date: Annotated[datetime | None, Query(
+            description="earliest requested_datetime (default: 90 days ago)")] = None,
+        end_date: Annotated[datetime | None, Query(
+            description="latest requested_datetime")] = None,
+        status: Annotated[str | None, Query(
+            pattern=r"^(open|closed)(,(open|closed))*$",
+            description="open, closed or both, comma-separated")] = None,
+        page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+        page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+    ) -> Response:
+        ids = _split(service_request_id)
+        if len(ids) > MAX_IDS:
+            raise Open311Error(400, f"at most {MAX_IDS} service_request_id values")
+        start, end = _aware(start_date), _aware(end_date)
+        if start is None and end is None and not ids:
+            start = datetime.now(UTC) - DEFAULT_WINDOW
+        if start is not None and end is not None and start > end:
+            raise Open311Error(400, "start_date is after end_date")
+        query = RequestQuery(ids=ids, service_codes=_split(service_code), start=start,
+                             end=end, statuses=_split(status), page=page,
+                             page_size=page_size)
+        rows = await state["ledger"].requests(query)
+        return _render(fmt, "service_requests",
+                       [request_view(r, config.lexicon, config.registry) for r in rows])
+
+    @app.get("/requests/{service_request_id}.{fmt}",
+             responses=_responses(list[ServiceRequest]), response_model=None,
+             summary="Get a service request")
+    async def get_request(service_request_id: Annotated[str, PathParam(max_length=128)],
+                          fmt: fmt_param) -> Response:
+        rows = await state["ledger"].requests(RequestQuery(ids=(service_request_id,)))
+        if not rows:
+            raise Open311Error(404, f"service_request_id {service_request_id!r} not found")
+        return _render(fmt, "service_requests",
+                       [request_view(rows[0], config.lexicon, config.registry)])
+
+    @app.get("/tokens/{token}.{fmt}", responses=_responses(list[TokenResult]),
+             response_model=None, summary="Get a service_request_id from a token")
+    async def get_token(token: Annotated[str, PathParam(max_length=64)],
+                        fmt: fmt_param) -> Response:
+        found = await state["ledger"].token(token)
+        if found is None:
+            raise Open311Error(404, f"token {token!r} not found")
+        cid, accepted = found
+        entry: dict[str, Any] = {"token": token}
+        if accepted:
+            entry["service_request_id"] = cid
+        return _render(fmt, "service_requests", [entry])
+
+    def openapi() -> dict[str, Any]:
+        # Invalid input answers 400 with the spec's body, never FastAPI's 422.
+        if app.openapi_schema is None:
+            doc = get_openapi(title=app.title, version=app.version,
+                              description=app.description, routes=app.routes)
+            for operations in doc["paths"].values():
+                for operation in operations.values():
+                    operation["responses"].pop("422", None)
+            for name in ("HTTPValidationError", "ValidationError"):
+                doc.get("components", {}).get("schemas", {}).pop(name, None)
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def openapi_document(settings: Settings | None = None) -> dict[str, Any]:
+    """The OpenAPI document of the service (what ``deploy/open311/openapi.json`` holds)."""
+    settings = settings or Settings()
+    app = create_app(settings, clients=[])
+    return app.openapi()
+
+
+def write_openapi(path: Path = OPENAPI_PATH) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(openapi_document(), ensure_ascii=False, indent=2) + "\n",
+                    encoding="utf-8")
+    return path
+
+
+# --- running ---------------------------------------------------------------------------------
+
+
+class Open311Server:
+    """The service on a uvicorn server in a thread of this process (tests, the demo).
+
+    ``port=0`` picks a free port; ``url`` is known once started.
+    """
+
+    def __init__(self, settings: Settings, *, port: int | None = None,
+                 clients: Sequence[ApiClient] | None = None,
+                 config: HotlineConfig | None = None,
+                 producer: KafkaProducer | None = None) -> None:
+        self.app = create_app(settings, config=config, clients=clients, producer=producer)
+        self.server = uvicorn.Server(uvicorn.Config(
+            self.app, host=settings.open311_host,
+            port=settings.open311_port if port is None else port,
+            log_level="warning", access_log=False, lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, name="open311", daemon=True)
+        self.url = ""
+
+    def start(self, timeout: float = 60.0) -> Open311Server:
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the Open311 server did not start")
+            time.sleep(0.05)
+        sock = self.server.servers[0].sockets[0]
+        host, port = sock.getsockname()[:2]
+        self.url = f"http://{host}:{port}"
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[Open311Server]:
+        self.start()
+        try:
+            yield self
+        finally:
+            self.stop()
+
+
+def main(settings: Settings) -> None:
+    """Entry point of ``hotline open311``: serve until SIGINT / SIGTERM."""
+    app = create_app(settings)
+    uvicorn.run(app, host=settings.open311_host, port=settings.open311_port,
+                log_level="warning", access_log=False)
