@@ -37,6 +37,7 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 from kafka import KafkaProducer
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -79,6 +80,8 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 CLOSED_STATUSES = ("REJECTED", "MERGED", "ANSWERED_DIRECTLY", "WITHDRAWN", "CLOSED")
 
 Fmt = Literal["json", "xml"]
+# A W3C datetime with a time (the spec's 2010-04-14T06:37:38-08:00), offset optional.
+W3C_DATETIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?$"
 # Module level: FastAPI resolves the handlers' (string) annotations in this namespace.
 fmt_param = Annotated[Fmt, PathParam(description="response format")]
 
@@ -417,11 +420,15 @@ def _split(value: str | None) -> tuple[str, ...]:
     return tuple(v.strip() for v in (value or "").split(",") if v.strip())
 
 
-def _aware(at: datetime | None) -> datetime | None:
+def _datetime(text: str | None, name: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise Open311Error(400, f"{name} is not a W3C datetime: {text!r}") from None
     # The spec's W3C datetimes carry an offset; one without is read as Beijing time.
-    if at is None or at.tzinfo is not None:
-        return at
-    return at.replace(tzinfo=BEIJING)
+    return at if at.tzinfo is not None else at.replace(tzinfo=BEIJING)
 
 
 def create_app(settings: Settings, *, config: HotlineConfig | None = None,
@@ -491,7 +498,14 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None,
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, exc: StarletteHTTPException) -> Response:
-        return _error(request, exc.status_code, str(exc.detail), exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405:
+            # Starlette names only the first route that matched the path; GET and POST
+            # requests.{fmt} are two routes, so list every method the path supports.
+            methods = {m for r in app.routes if isinstance(r, APIRoute)
+                       and r.path_regex.match(request.url.path) for m in r.methods}
+            headers = {"Allow": ", ".join(sorted(methods))}
+        return _error(request, exc.status_code, str(exc.detail), headers)
 
     @app.get("/discovery.{fmt}", responses=_responses(Discovery), response_model=None,
              summary="Service discovery")
@@ -589,9 +603,11 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None,
                                          "then ignored")] = None,
         service_code: Annotated[str | None, Query(
             max_length=2000, description="comma-separated service codes")] = None,
-        start_date: Annotated[datetime | None, Query(
+        start_date: Annotated[str | None, Query(
+            pattern=W3C_DATETIME, json_schema_extra={"format": "date-time"},
             description="earliest requested_datetime (default: 90 days ago)")] = None,
-        end_date: Annotated[datetime | None, Query(
+        end_date: Annotated[str | None, Query(
+            pattern=W3C_DATETIME, json_schema_extra={"format": "date-time"},
             description="latest requested_datetime")] = None,
         status: Annotated[str | None, Query(
             pattern=r"^(open|closed)(,(open|closed))*$",
@@ -602,7 +618,7 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None,
         ids = _split(service_request_id)
         if len(ids) > MAX_IDS:
             raise Open311Error(400, f"at most {MAX_IDS} service_request_id values")
-        start, end = _aware(start_date), _aware(end_date)
+        start, end = _datetime(start_date, "start_date"), _datetime(end_date, "end_date")
         if start is None and end is None and not ids:
             start = datetime.now(UTC) - DEFAULT_WINDOW
         if start is not None and end is not None and start > end:
