@@ -503,7 +503,7 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None,
             # Starlette names only the first route that matched the path; GET and POST
             # requests.{fmt} are two routes, so list every method the path supports.
             methods = {m for r in app.routes if isinstance(r, APIRoute)
-                       and r.path_regex.match(request.url.path) for m in r.methods}
+                       and r.path_regex.match(request.url.path) for m in r.methods or ()}
             headers = {"Allow": ", ".join(sorted(methods))}
         return _error(request, exc.status_code, str(exc.detail), headers)
 
