@@ -1,0 +1,322 @@
+"""Open311 mapping and the HTTP layer without the stack: services, parsing, statuses, formats.
+
+The HTTP tests use FastAPI's TestClient without the app's lifespan, so nothing here
+touches Kafka or PostgreSQL; the requests they make are answered before either is needed.
+"""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from activities.config import HotlineConfig, load_config
+from schemas import codec
+from workers.open311 import (
+    OPENAPI_PATH,
+    RateLimiter,
+    RequestQuery,
+    create_app,
+    find_client,
+    load_clients,
+    openapi_document,
+)
+from workers.open311_model import (
+    ApiClient,
+    Open311Error,
+    complaint_id_for,
+    filing_record,
+    parse_request,
+    request_view,
+    service_definition,
+    services,
+    status_of,
+    to_xml,
+)
+from workers.settings import Settings
+
+KEY = "unit-test-key-0123456789"
+
+
+@cache
+def config() -> HotlineConfig:
+    return load_config(Settings().config_dir)
+
+
+def _form(**fields: str) -> dict[str, str]:
+    return {"api_key": KEY, "service_code": "housing.lift",
+            "description": "3号楼电梯坏了三天", "address_string": "朝阳区望京街道阜通东大街6号院",
+            **fields}
+
+
+# --- services ------------------------------------------------------------------------------
+
+
+def test_every_category_is_a_service_with_its_group() -> None:
+    lexicon = config().lexicon
+    listed = services(lexicon)
+    assert [s["service_code"] for s in listed] == [c.code for c in lexicon.categories]
+    lift = next(s for s in listed if s["service_code"] == "housing.lift")
+    assert lift["service_name"] == "住房/电梯" and lift["group"] == "住房"
+    assert lift["metadata"] is True and "电梯" in lift["keywords"]
+    assert "24 hours" in lift["description"]
+
+
+def test_a_service_definition_lists_kinds_and_every_district() -> None:
+    cfg = config()
+    lift = cfg.lexicon.category("housing.lift")
+    assert lift is not None
+    definition = service_definition(lift, cfg.lexicon, cfg.registry)
+    attrs = {a["code"]: a for a in definition["attributes"]}
+    assert [v["key"] for v in attrs["kind"]["values"]][:3] == ["CONSULTATION", "HELP",
+                                                               "COMPLAINT"]
+    districts = {v["key"] for v in attrs["district"]["values"]}
+    assert len(districts) == 16 and "朝阳区" in districts
+    assert attrs["street"]["datatype"] == "string"
+
+
+# --- filing ----------------------------------------------------------------------------------
+
+
+def test_a_form_becomes_a_complaint_filed_record_that_encodes() -> None:
+    cfg = config()
+    req = parse_request(_form(phone="13800001111", first_name="伟", last_name="张",
+                              email="zhang@example.com", lat="39.99", long="116.47",
+                              media_url="https://files.example/a.jpg",
+                              **{"attribute[kind]": "HELP", "attribute[district]": "朝阳区"}),
+                        cfg.lexicon, cfg.registry)
+    client = ApiClient("civic-app", KEY, "MINI_PROGRAM")
+    at = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
+    record = filing_record(req, "311-abc", client, at)
+    assert record["channel"] == "MINI_PROGRAM" and record["category_hint"] == "housing.lift"
+    assert record["caller_phone"] == "13800001111" and record["caller_name"] == "伟 张"
+    assert record["anonymous"] is False and record["kind"] == "HELP"
+    assert record["attachments"] == ["https://files.example/a.jpg"]
+    assert "zhang@example.com" not in json.dumps(record, default=str)  # nowhere to put it
+    decoded = codec.decode(codec.encode("ComplaintFiled", record))
+    assert decoded.record["complaint_id"] == "311-abc"
+    assert decoded.record["latitude"] == 39.99
+
+
+def test_without_name_or_phone_the_case_is_anonymous() -> None:
+    cfg = config()
+    req = parse_request(_form(), cfg.lexicon, cfg.registry)
+    record = filing_record(req, "311-x", ApiClient("a", KEY), datetime.now(UTC))
+    assert record["anonymous"] is True and record["channel"] == "APP"
+
+
+@pytest.mark.parametrize(("fields", "code", "says"), [
+    ({"service_code": "nope.nope"}, 404, "not found"),
+    ({"service_code": ""}, 400, "service_code is required"),
+    ({"description": "   "}, 400, "description is required"),
+    ({"description": "长" * 4001}, 400, "longer than 4000"),
+    ({"lat": "north"}, 400, "lat is not a number"),
+    ({"lat": "91", "long": "116"}, 400, "within"),
+    ({"lat": "39.9"}, 400, "lat and long go together"),
+    ({"lat": "nan", "long": "116"}, 400, "within"),
+    ({"address_string": ""}, 400, "a location is required"),
+    ({"media_url": "file:///etc/passwd"}, 400, "http(s) URL"),
+    ({"attribute[kind]": "RANT"}, 400, "attribute[kind]"),
+    ({"attribute[district]": "火星区"}, 400, "is not a district"),
+    ({"description": "电梯\x00坏了"}, 400, "NUL"),
+])
+def test_bad_forms_are_refused_with_the_field_named(fields: dict[str, str], code: int,
+                                                    says: str) -> None:
+    cfg = config()
+    with pytest.raises(Open311Error) as err:
+        parse_request(_form(**fields), cfg.lexicon, cfg.registry)
+    assert err.value.code == code and says in err.value.description
+
+
+def test_coordinates_alone_are_a_location() -> None:
+    cfg = config()
+    req = parse_request(_form(address_string="", lat="39.9", long="116.4"),
+                        cfg.lexicon, cfg.registry)
+    assert (req.latitude, req.longitude, req.address) == (39.9, 116.4, None)
+
+
+def test_an_idempotency_key_fixes_the_complaint_id_per_client() -> None:
+    assert complaint_id_for("app", "k1") == complaint_id_for("app", "k1")
+    assert complaint_id_for("app", "k1") != complaint_id_for("other", "k1")
+    assert complaint_id_for("app") != complaint_id_for("app")
+    assert codec.encode("ComplaintFiled", {  # a valid workflow id and key
+        **filing_record(parse_request(_form(), config().lexicon, config().registry),
+                        complaint_id_for("app", "k1"), ApiClient("app", KEY),
+                        datetime.now(UTC))})
+
+
+# --- statuses --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("status", "outcome", "resolved", "withdrawn", "expected"), [
+    ("FILED", None, None, False, ("open", "OPEN")),
+    ("ACCEPTED", "DISPATCH", None, False, ("open", "OPEN")),
+    ("DISPATCHED", "DISPATCH", None, False, ("open", "ACTION_SCHEDULED")),
+    ("SIGNED", "DISPATCH", None, False, ("open", "IN_PROGRESS")),
+    ("REOPENED", "DISPATCH", None, False, ("open", "IN_PROGRESS")),
+    ("COMPLETED", "DISPATCH", None, False, ("open", "IN_PROGRESS")),
+    ("CLOSED", "DISPATCH", True, False, ("closed", "FIXED")),
+    ("CLOSED", "DISPATCH", False, False, ("closed", "NO_FURTHER_ACTION")),
+    ("CLOSED", "DISPATCH", None, True, ("closed", "CLOSED")),
+    ("WITHDRAWN", "DISPATCH", None, True, ("closed", "CLOSED")),
+    ("MERGED", "MERGED", None, False, ("closed", "DUPLICATE")),
+    ("CLOSED", "MERGED", None, False, ("closed", "DUPLICATE")),
+    ("REJECTED", "REDIRECTED", None, False, ("closed", "NOT_COUNCILS_RESPONSIBILITY")),
+    ("CLOSED", "REJECTED", None, False, ("closed", "NO_FURTHER_ACTION")),
+    ("CLOSED", "ANSWERED_DIRECTLY", None, False, ("closed", "CLOSED")),
+])
+def test_case_statuses_map_to_open311_and_fixmystreet_statuses(
+    status: str, outcome: str | None, resolved: bool | None, withdrawn: bool,
+    expected: tuple[str, str],
+) -> None:
+    state, extended, notes = status_of(status, outcome, resolved, withdrawn)
+    assert (state, extended) == expected and notes
+
+
+def _row(**fields: Any) -> dict[str, Any]:
+    due = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+    return {"complaint_id": "BJ20261122-000001", "status": "DISPATCHED", "outcome": "DISPATCH",
+            "resolved": None, "withdrawn": False, "service_code": "housing.lift",
+            "lead_unit_id": "110105026", "tier": "T24H", "address": None,
+            "district": "朝阳区", "street": "望京街道", "due_at": due, "description": None,
+            "requested_at": due - timedelta(hours=24), "updated_at": due - timedelta(hours=23),
+            "latitude": None, "longitude": None, "media_url": None, **fields}
+
+
+def test_a_ledger_row_becomes_a_service_request() -> None:
+    cfg = config()
+    view = request_view(_row(), cfg.lexicon, cfg.registry)
+    assert view["status"] == "open" and view["extended_status"] == "ACTION_SCHEDULED"
+    assert view["expected_datetime"] == "2026-11-23T10:00:00+08:00"  # the tier deadline
+    assert view["requested_datetime"] == "2026-11-22T10:00:00+08:00"
+    assert view["agency_responsible"] == "望京街道" and view["service_name"] == "住房/电梯"
+    assert view["address"] == "朝阳区望京街道"  # a case filed by phone: district and street
+    closed = request_view(_row(status="CLOSED", resolved=True), cfg.lexicon, cfg.registry)
+    assert closed["expected_datetime"] is None and closed["extended_status"] == "FIXED"
+
+
+def test_xml_follows_the_spec_element_names() -> None:
+    doc = ET.fromstring(to_xml("service_requests", [
+        {"service_request_id": "1", "status": "open", "lat": None, "flag": True}]))
+    assert doc.tag == "service_requests"
+    request = doc.find("request")
+    assert request is not None and request.findtext("status") == "open"
+    assert request.findtext("lat") == "" and request.findtext("flag") == "true"
+    errors = ET.fromstring(to_xml("errors", [{"code": 404, "description": "x"}]))
+    assert errors.findtext("error/code") == "404"
+
+
+def test_the_ids_filter_overrides_the_others() -> None:
+    sql, args = RequestQuery(ids=("a", "b"), service_codes=("x",), statuses=("open",)).sql()
+    assert "complaint_id = ANY" in sql and "service_code" not in sql.split(") r")[-1]
+    assert args[0] == ["a", "b"]
+    sql, args = RequestQuery(statuses=("open", "closed"), page=3, page_size=10).sql()
+    assert "status" not in sql.split(") r")[-1] and args[-2:] == [10, 20]
+
+
+# --- clients and limits ----------------------------------------------------------------------
+
+
+def test_clients_come_from_the_environment_and_a_keys_file(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.yaml"
+    keys.write_text("clients:\n  - {name: wechat-mp, key: wechat-key-0123456789, "
+                    "channel: MINI_PROGRAM}\n", encoding="utf-8")
+    settings = Settings(open311_api_keys={"civic": KEY}, open311_api_keys_file=keys)
+    clients = load_clients(settings)
+    assert [(c.name, c.channel) for c in clients] == [("civic", "APP"),
+                                                      ("wechat-mp", "MINI_PROGRAM")]
+    assert find_client(clients, "wechat-key-0123456789") == clients[1]
+    assert find_client(clients, "wrong") is None and find_client(clients, None) is None
+    keys.write_text("clients:\n  - {name: x, key: short}\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="shorter than 16"):
+        load_clients(Settings(open311_api_keys_file=keys))
+    keys.write_text("clients:\n  - {name: x, key: long-enough-key-123, channel: FAX}\n",
+                    encoding="utf-8")
+    with pytest.raises(ValueError, match="FAX"):
+        load_clients(Settings(open311_api_keys_file=keys))
+
+
+def test_the_rate_limiter_counts_per_key_and_minute() -> None:
+    limiter = RateLimiter(2)
+    assert limiter.hit("a", now=60.0) is None and limiter.hit("a", now=61.0) is None
+    assert limiter.hit("a", now=62.0) == pytest.approx(58.0)
+    assert limiter.hit("b", now=62.0) is None
+    assert limiter.hit("a", now=120.0) is None  # a new minute
+    assert RateLimiter(0).hit("a") is None
+
+
+# --- HTTP, without the stack -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def http() -> Iterator[TestClient]:
+    settings = Settings(open311_rate_per_minute=50, open311_max_body_bytes=2048)
+    app = create_app(settings, config=config(), clients=[ApiClient("civic", KEY)])
+    yield TestClient(app)  # no `with`: the lifespan (Kafka, PostgreSQL) never starts
+
+
+def test_services_in_json_and_xml(http: TestClient) -> None:
+    listed = http.get("/services.json")
+    assert listed.status_code == 200 and listed.headers["content-type"] == "application/json"
+    assert len(listed.json()) == len(config().lexicon.categories)
+    xml = ET.fromstring(http.get("/services.xml").content)
+    assert xml.tag == "services" and xml.find("service/service_code") is not None
+    definition = http.get("/services/housing.lift.xml")
+    assert ET.fromstring(definition.content).findtext("service_code") == "housing.lift"
+    discovery = http.get("/discovery.json").json()
+    assert discovery["endpoints"][0]["specification"] == "http://wiki.open311.org/GeoReport_v2"
+
+
+def test_errors_are_the_spec_error_bodies(http: TestClient) -> None:
+    missing = http.get("/services/nope.nope.json")
+    assert missing.status_code == 404
+    assert missing.json() == [{"code": 404, "description": "service_code 'nope.nope' not found"}]
+    xml = http.get("/services/nope.nope.xml")
+    assert xml.status_code == 404
+    assert ET.fromstring(xml.content).findtext("error/code") == "404"
+    assert http.get("/services.yaml").json()[0]["code"] == 400
+    assert http.get("/nowhere.json").json()[0]["code"] == 404
+    bad_page = http.get("/requests.json", params={"page": "0"})
+    assert bad_page.status_code == 400 and "page" in bad_page.json()[0]["description"]
+    bad_date = http.get("/requests.json", params={"start_date": "yesterday"})
+    assert bad_date.status_code == 400
+    wrong_method = http.delete("/requests.json")
+    assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "GET, POST"
+
+
+def test_posting_needs_a_valid_key_and_a_small_form(http: TestClient) -> None:
+    no_key = http.post("/requests.json", data={**_form(), "api_key": "guess"})
+    assert no_key.status_code == 403 and no_key.json()[0]["code"] == 403
+    not_form = http.post("/requests.json", json=_form())
+    assert not_form.status_code == 400 and "x-www-form-urlencoded" in not_form.text
+    bad = http.post("/requests.json", data=_form(lat="north", long="1"))
+    assert bad.status_code == 400 and "lat" in bad.json()[0]["description"]
+    big = http.post("/requests.json", data=_form(description="长" * 1000))
+    assert big.status_code == 413
+
+
+def test_too_many_requests_are_answered_429() -> None:
+    app = create_app(Settings(open311_rate_per_minute=3), config=config(), clients=[])
+    client = TestClient(app)
+    codes = [client.get("/services.json").status_code for _ in range(5)]
+    assert codes.count(200) in (3, 4)  # 4 when the minute turned during the loop
+    assert 429 in codes
+    limited = next(r for r in (client.get("/discovery.json"),) if r.status_code == 429)
+    assert int(limited.headers["retry-after"]) >= 1
+    assert limited.json()[0]["code"] == 429
+
+
+def test_the_committed_openapi_document_is_the_served_one() -> None:
+    committed = json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
+    assert committed == openapi_document(), (
+        "deploy/open311/openapi.json is stale: run `hotline open311 --write-openapi`")
+    post = committed["paths"]["/requests.{fmt}"]["post"]
+    assert set(post["responses"]) == {"201", "400", "403", "404", "413", "429", "503"}
+    assert "application/x-www-form-urlencoded" in post["requestBody"]["content"]
