@@ -105,11 +105,14 @@ def test_a_form_becomes_a_complaint_filed_record_that_encodes() -> None:
     assert decoded.record["latitude"] == 39.99
 
 
-def test_without_name_or_phone_the_case_is_anonymous() -> None:
+def test_anonymous_is_an_attribute_and_off_by_default() -> None:
     cfg = config()
-    req = parse_request(_form(), cfg.lexicon, cfg.registry)
-    record = filing_record(req, "311-x", ApiClient("a", KEY), datetime.now(UTC))
-    assert record["anonymous"] is True and record["channel"] == "APP"
+    plain = parse_request(_form(phone="13800001111"), cfg.lexicon, cfg.registry)
+    record = filing_record(plain, "311-x", ApiClient("a", KEY), datetime.now(UTC))
+    assert record["anonymous"] is False and record["channel"] == "APP"
+    hidden = parse_request(_form(phone="13800001111", **{"attribute[anonymous]": "true"}),
+                           cfg.lexicon, cfg.registry)
+    assert hidden.anonymous is True and hidden.caller_phone == "13800001111"
 
 
 @pytest.mark.parametrize(("fields", "code", "says"), [
@@ -125,6 +128,7 @@ def test_without_name_or_phone_the_case_is_anonymous() -> None:
     ({"media_url": "file:///etc/passwd"}, 400, "http(s) URL"),
     ({"attribute[kind]": "RANT"}, 400, "attribute[kind]"),
     ({"attribute[district]": "火星区"}, 400, "is not a district"),
+    ({"attribute[anonymous]": "maybe"}, 400, "true or false"),
     ({"description": "电梯\x00坏了"}, 400, "NUL"),
 ])
 def test_bad_forms_are_refused_with_the_field_named(fields: dict[str, str], code: int,

@@ -217,6 +217,7 @@ _POST_BODY: dict[str, Any] = {
                     "CONSULTATION", "HELP", "COMPLAINT", "REPORT", "SUGGESTION", "PRAISE"]},
                 "attribute[district]": {"type": "string", "maxLength": 32},
                 "attribute[street]": {"type": "string", "maxLength": 64},
+                "attribute[anonymous]": {"type": "string", "enum": ["true", "false"]},
             },
         }}},
     },

@@ -110,6 +110,13 @@ def service_definition(category: Category, lexicon: Lexicon,
                 "description": "Street (街道 / 乡镇); found from the address when not given",
                 "values": [],
             },
+            {
+                "variable": True, "code": "anonymous", "datatype": "singlevaluelist",
+                "required": False, "datatype_description": "true or false", "order": 4,
+                "description": "true: the handling unit is not given the caller's number "
+                               "(the hotline still calls back)",
+                "values": [{"key": "true", "name": "匿名"}, {"key": "false", "name": "实名"}],
+            },
         ],
     }
 
@@ -168,6 +175,7 @@ class NewRequest:
     street: str | None
     caller_phone: str | None
     caller_name: str | None
+    anonymous: bool = False
 
 
 def parse_request(form: Mapping[str, str], lexicon: Lexicon, registry: Registry) -> NewRequest:
@@ -200,13 +208,16 @@ def parse_request(form: Mapping[str, str], lexicon: Lexicon, registry: Registry)
     district = _text(form, "attribute[district]", 32)
     if district is not None and district not in registry.districts:
         raise Open311Error(400, f"attribute[district] {district!r} is not a district")
+    anonymous = _text(form, "attribute[anonymous]", 8)
+    if anonymous not in (None, "true", "false"):
+        raise Open311Error(400, "attribute[anonymous] must be true or false")
     name = " ".join(n for n in (_text(form, "first_name", 100), _text(form, "last_name", 100))
                     if n) or None
     return NewRequest(
         service_code=code, description=description, address=address, latitude=lat,
         longitude=lon, media_url=media_url, kind=kind, district=district,
         street=_text(form, "attribute[street]", 64), caller_phone=_text(form, "phone", 32),
-        caller_name=name,
+        caller_name=name, anonymous=anonymous == "true",
     )
 
 
@@ -222,8 +233,7 @@ def filing_record(req: NewRequest, complaint_id: str, client: ApiClient,
         "content": req.description,
         "caller_phone": req.caller_phone,
         "caller_name": req.caller_name,
-        # Nobody to call back: the case is filed without a named caller.
-        "anonymous": req.caller_phone is None and req.caller_name is None,
+        "anonymous": req.anonymous,
         "district": req.district,
         "street": req.street,
         "address": req.address,
