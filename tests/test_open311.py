@@ -324,3 +324,39 @@ def test_the_committed_openapi_document_is_the_served_one() -> None:
     post = committed["paths"]["/requests.{fmt}"]["post"]
     assert set(post["responses"]) == {"201", "400", "403", "404", "413", "429", "503"}
     assert "application/x-www-form-urlencoded" in post["requestBody"]["content"]
+
+
+# --- the demo's apps -------------------------------------------------------------------------
+
+
+def test_the_demo_files_a_fifth_of_its_city_through_open311() -> None:
+    from activities.classify import classify
+    from workers.demo import open311_form
+    from workers.demo_city import generate_city, open311_client, route_through_open311
+
+    city = generate_city(100, seed=7, config=config())
+    routed = route_through_open311(city)
+    assert route_through_open311(city) == routed  # deterministic
+    picked = [c for c in routed if c.open311_key is not None]
+    assert len(picked) == 20
+    repeated = {c.plan.duplicate_of for c in routed if c.plan.duplicate_of}
+    before = {c.plan.complaint_id: c for c in city}
+    for case in picked:
+        original = before[case.open311_key]
+        client = open311_client(case.filing["channel"])
+        assert case.plan.complaint_id == complaint_id_for(client.name, case.open311_key)
+        assert case.plan.complaint_id not in repeated and not case.plan.duplicate_of
+        # The form the app posts files what the call centre would have filed.
+        form = open311_form(case)
+        req = parse_request(form, config().lexicon, config().registry)
+        assert find_client([client], form["api_key"]) == client
+        record = filing_record(req, case.plan.complaint_id, client, datetime.now(UTC))
+        for name in ("channel", "kind", "content", "caller_phone", "caller_name", "anonymous",
+                     "district", "street", "address", "latitude", "longitude", "attachments"):
+            assert record[name] == original.filing[name], name
+        # The app's category (the service code) gives the tier the plan expects.
+        hinted = classify(config().lexicon, record["content"], kind_hint=record["kind"],
+                          category_hint=record["category_hint"])
+        assert hinted.tier == case.plan.tier
+    untouched = [c for c in routed if c.open311_key is None]
+    assert all(before[c.plan.complaint_id] == c for c in untouched)

@@ -13,6 +13,10 @@ What it does, in order:
    - the **call centre** files the cases of :mod:`workers.demo_city` on
      ``hotline.intake`` at a steady pace, and later the citizens' supplements, urges,
      withdrawals and repeat filings, timed from each case's ``DISPATCHED`` lifecycle event;
+     about 20 % of the filings (app, WeChat, mini-program and web ones) are instead posted
+     by the citizens' apps to an Open311 GeoReport v2 service (:mod:`workers.open311`)
+     the demo serves on a free port, and the apps' view of them (``GET requests``) is
+     printed at the end;
    - the **unit systems** read ``hotline.dispatches`` and sign for, return, report progress
      on, whistle departments in for, ask an extension of and complete each dispatch at
      wall-clock times derived from its ``sign_by`` / ``due_at`` (already time-scaled by the
@@ -52,6 +56,9 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -78,6 +85,7 @@ from activities.config import load_config
 from schemas.codec import DecodeError, decode, encode, headers_for
 from workers.demo_city import (
     BEIJING,
+    OPEN311_CHANNELS,
     SUPPLEMENT,
     URGE,
     WITHDRAW,
@@ -89,8 +97,12 @@ from workers.demo_city import (
     HandlingPlan,
     WhistlePlan,
     generate_city,
+    open311_client,
+    route_through_open311,
 )
 from workers.kafka_io import consumer_config, group_id, make_producer
+from workers.observability import configure_logging
+from workers.open311 import Open311Server
 from workers.security import temporal_connect_options
 from workers.settings import REPO_ROOT, Settings, get_settings
 from workers.stack import StackStatus, ensure_stack, ensure_topics
@@ -334,6 +346,7 @@ class _Ctx:
     plans: dict[str, CasePlan]
     stop: threading.Event
     ready: threading.Barrier
+    open311_url: str = ""  # the in-process Open311 service the apps file through
 
 
 # --- Kafka helpers -------------------------------------------------------------------------
@@ -496,9 +509,13 @@ class _CallCentre:
         if cid in self.filed or self.ctx.stop.is_set():
             return
         self.filed.add(cid)
-        record = dict(case.filing)
-        record["filed_at"] = _now()  # the call happens now
-        _send(self.ctx, self.ctx.settings.topic_intake, "ComplaintFiled", record)
+        if case.open311_key is not None:
+            open311_file(self.ctx.open311_url, case)
+            self.ctx.board.count_sent("Open311 POST requests")
+        else:
+            record = dict(case.filing)
+            record["filed_at"] = _now()  # the call happens now
+            _send(self.ctx, self.ctx.settings.topic_intake, "ComplaintFiled", record)
         self.ctx.board.filed(cid)
         if case.plan.duplicate_of:
             self.ctx.board.count_sent("repeat filing")
@@ -509,6 +526,57 @@ class _CallCentre:
         name, record = citizen_record(cid, call, _now(), str(uuid.uuid4()))
         _send(self.ctx, self.ctx.settings.topic_intake, name, record)
         self.ctx.board.count_sent(name)
+
+
+def open311_form(case: DemoCase) -> dict[str, str]:
+    """The GeoReport v2 form a citizen's app posts for a demo filing."""
+    f = case.filing
+    client = open311_client(f["channel"])
+    form = {"api_key": client.key, "service_code": case.plan.category,
+            "description": f["content"], "attribute[kind]": f["kind"]}
+    optional = {
+        "address_string": f["address"], "lat": f["latitude"], "long": f["longitude"],
+        "phone": f["caller_phone"], "first_name": f["caller_name"],
+        "media_url": f["attachments"][0] if f["attachments"] else None,
+        "attribute[district]": f["district"], "attribute[street]": f["street"],
+        "attribute[anonymous]": "true" if f["anonymous"] else None,
+    }
+    form.update({k: str(v) for k, v in optional.items() if v is not None})
+    return form
+
+
+def open311_file(url: str, case: DemoCase) -> None:
+    """POST the case through the Open311 API; it must come back with the planned id.
+
+    Raises:
+        DemoError: the service refused it or answered another id.
+    """
+    request = urllib.request.Request(
+        f"{url}/requests.json", data=urllib.parse.urlencode(open311_form(case)).encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded",
+                 "Idempotency-Key": str(case.open311_key)}, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=SEND_TIMEOUT_S) as resp:
+            answer = json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        raise DemoError(f"Open311 refused {case.open311_key}: {exc.code} "
+                        f"{exc.read().decode(errors='replace')}") from None
+    if answer[0]["service_request_id"] != case.plan.complaint_id:
+        raise DemoError(f"Open311 filed {case.open311_key} as "
+                        f"{answer[0]['service_request_id']}, not {case.plan.complaint_id}")
+
+
+def _open311_report(url: str, ids: list[str], console: Console) -> None:
+    """What the apps see: their requests' statuses through ``GET requests``."""
+    statuses: Counter[str] = Counter()
+    for i in range(0, len(ids), 100):  # the service's cap on ids per query
+        query = urllib.parse.urlencode({"service_request_id": ",".join(ids[i:i + 100])})
+        with urllib.request.urlopen(f"{url}/requests.json?{query}",
+                                    timeout=SEND_TIMEOUT_S) as resp:
+            for req in json.loads(resp.read()):
+                statuses[f"{req['status']} {req['extended_status']}"] += 1
+    console.print(f"Open311: {len(ids)} requests filed through GeoReport v2; GET requests "
+                  "says " + ", ".join(f"{n} {s}" for s, n in statuses.most_common()))
 
 
 def _call_centre(city: list[DemoCase]) -> Callable[[_Ctx], None]:
@@ -1404,8 +1472,21 @@ def _run_city(settings: Settings, cases: int, seed: int | None, demo_dir: Path,
     start = _now()
     serial = _serial_base(demo_dir, start, cases)
     seed = serial if seed is None else seed
+    config = load_config(settings.config_dir)
     city = generate_city(cases, seed=seed, start=start.astimezone(BEIJING), serial_base=serial,
-                         config=load_config(settings.config_dir))
+                         config=config)
+    # Part of the city's apps file through the Open311 API, served here on a free port.
+    city = route_through_open311(city)
+    via_open311 = [c.plan.complaint_id for c in city if c.open311_key is not None]
+    # The service logs in this process: to a file beside the worker's, not over the board.
+    configure_logging(settings, stream=(demo_dir / "open311.log").open("a", encoding="utf-8"))
+    open311 = Open311Server(settings.model_copy(update={"open311_rate_per_minute": 0}),
+                            port=0, config=config,
+                            clients=[open311_client(ch) for ch in OPEN311_CHANNELS])
+    open311.start()
+    console.print(f"Open311 GeoReport v2 at {open311.url} (e.g. {open311.url}/services.json); "
+                  f"{len(via_open311)} of the complaints are filed through it; log "
+                  f"{demo_dir}/open311.log")
     plans = {c.plan.complaint_id: c.plan for c in city}
     ids = list(plans)
     board = Board(ids)
@@ -1422,7 +1503,7 @@ def _run_city(settings: Settings, cases: int, seed: int | None, demo_dir: Path,
     # The actors' consumers and the follower's, all at the end of their topics, before the
     # first filing.
     ready = threading.Barrier(len(threads_of) + 1)
-    ctx = _Ctx(settings, producer, board, plans, stop, ready)
+    ctx = _Ctx(settings, producer, board, plans, stop, ready, open311.url)
     threads = [_actor(name, body, ctx) for name, body in threads_of]
     follower = _tail_consumer(settings, settings.topic_lifecycle, "demo-monitor")
     try:
@@ -1438,8 +1519,11 @@ def _run_city(settings: Settings, cases: int, seed: int | None, demo_dir: Path,
                           f"{time.monotonic() - board.started:.0f} s.")
         else:
             _print_stuck(board, status, settings, console, timeout)
+        if via_open311:
+            _open311_report(open311.url, via_open311, console)
         return ok, board
     finally:
+        open311.stop()
         stop.set()
         with contextlib.suppress(threading.BrokenBarrierError):
             ready.abort()

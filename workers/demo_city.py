@@ -36,6 +36,7 @@ from typing import Any
 
 from activities.classify import classify
 from activities.config import HotlineConfig, load_config
+from workers.open311_model import ApiClient, complaint_id_for
 from workers.settings import REPO_ROOT, get_settings
 
 UNITS_CSV = REPO_ROOT / "deploy" / "config" / "beijing_units.csv"
@@ -592,11 +593,16 @@ class CasePlan:
 
 @dataclass(frozen=True)
 class DemoCase:
-    """One filing, when to send it (seconds after the start) and its plan."""
+    """One filing, when to send it (seconds after the start) and its plan.
+
+    ``open311_key``: set when the citizen's app files it through the Open311 API (the
+    app's own reference, sent as the Idempotency-Key) instead of the call centre.
+    """
 
     filing: dict[str, Any]
     offset_seconds: float
     plan: CasePlan
+    open311_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -708,6 +714,47 @@ def generate_city(
     for j, index in enumerate(originals_of_repeats):
         cid = complaint_id(start, serial_base + originals + j)
         out.append(_repeat_filing(cid, out[index], out[-1], events))
+    return out
+
+
+# Share of the filings that citizens' apps send through the Open311 API.
+OPEN311_SHARE = 0.2
+OPEN311_CHANNELS = ("APP", "WECHAT", "MINI_PROGRAM", "WEB")
+
+
+def open311_client(channel: str) -> ApiClient:
+    """The demo's Open311 client app of a channel (its key is for the local demo only)."""
+    name = f"demo-{channel.lower().replace('_', '-')}"
+    return ApiClient(name, f"{name}-local-demo-key", channel)
+
+
+def route_through_open311(city: list[DemoCase], share: float = OPEN311_SHARE
+                          ) -> list[DemoCase]:
+    """The city with about ``share`` of its filings sent by apps through Open311.
+
+    Picked evenly among the app, WeChat, mini-program and web filings that no repeat filing
+    refers to (a repeat names its first case's id). Each picked case takes the id the
+    Open311 service gives it (its app's reference is the Idempotency-Key), so the plan is
+    known under that id before it is filed.
+    """
+    repeated = {c.plan.duplicate_of for c in city if c.plan.duplicate_of}
+    eligible = [i for i, c in enumerate(city)
+                if c.filing["channel"] in OPEN311_CHANNELS and not c.plan.duplicate_of
+                and c.plan.complaint_id not in repeated]
+    wanted = min(len(eligible), round(share * len(city)))
+    if not wanted:
+        return list(city)
+    step = len(eligible) / wanted
+    picked = {eligible[int(k * step)] for k in range(wanted)}
+    out = []
+    for i, case in enumerate(city):
+        if i not in picked:
+            out.append(case)
+            continue
+        key = case.plan.complaint_id
+        cid = complaint_id_for(open311_client(case.filing["channel"]).name, key)
+        out.append(replace(case, filing={**case.filing, "complaint_id": cid},
+                           plan=replace(case.plan, complaint_id=cid), open311_key=key))
     return out
 
 
