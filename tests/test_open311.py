@@ -202,6 +202,10 @@ def test_a_ledger_row_becomes_a_service_request() -> None:
     assert view["requested_datetime"] == "2026-11-22T10:00:00+08:00"
     assert view["agency_responsible"] == "望京街道" and view["service_name"] == "住房/电梯"
     assert view["address"] == "朝阳区望京街道"  # a case filed by phone: district and street
+    merged = request_view(_row(status="CLOSED", outcome="MERGED", referral="311-abc"),
+                          cfg.lexicon, cfg.registry)
+    assert merged["extended_status"] == "DUPLICATE" and merged["status_notes"].endswith(
+        ": 311-abc")
     closed = request_view(_row(status="CLOSED", resolved=True), cfg.lexicon, cfg.registry)
     assert closed["expected_datetime"] is None and closed["extended_status"] == "FIXED"
 

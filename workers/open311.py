@@ -293,6 +293,9 @@ SELECT * FROM (
     SELECT c.complaint_id, c.status, c.outcome, e.resolved,
            EXISTS (SELECT 1 FROM case_events w WHERE w.complaint_id = c.complaint_id
                       AND w.event_type = 'WITHDRAWN') AS withdrawn,
+           (SELECT coalesce(a.attributes ->> 'merged_into', a.attributes ->> 'redirect_to')
+              FROM case_events a WHERE a.complaint_id = c.complaint_id
+               AND a.event_type IN ('MERGED', 'REDIRECTED') LIMIT 1) AS referral,
            COALESCE(c.category, o.service_code) AS service_code, c.lead_unit_id, c.tier,
            o.address, c.district, c.street, c.due_at, o.description,
            c.filed_at AS requested_at, c.updated_at, o.latitude, o.longitude, o.media_url
@@ -301,7 +304,7 @@ SELECT * FROM (
       LEFT JOIN evaluations e ON e.complaint_id = c.complaint_id
     UNION ALL
     -- Filed through this API, not accepted by the worker yet.
-    SELECT o.complaint_id, 'FILED', NULL, NULL, false, o.service_code, NULL, NULL,
+    SELECT o.complaint_id, 'FILED', NULL, NULL, false, NULL, o.service_code, NULL, NULL,
            o.address, NULL, NULL, NULL, o.description, o.requested_at, o.published_at,
            o.latitude, o.longitude, o.media_url
       FROM open311_requests o

@@ -302,12 +302,15 @@ def w3c(at: datetime | None) -> str | None:
 
 def request_view(row: Mapping[str, Any], lexicon: Lexicon,
                  registry: Registry) -> dict[str, Any]:
-    """One service request from a ledger row (``workers.open311.REQUEST_COLUMNS``).
+    """One service request from a row of ``workers.open311.Ledger.requests``.
 
     No caller contact detail is in the row, so none can reach the answer.
     """
     state, extended, notes = status_of(row["status"], row["outcome"], row["resolved"],
                                        row["withdrawn"])
+    if row.get("referral") and extended in ("DUPLICATE", "NOT_COUNCILS_RESPONSIBILITY"):
+        # The request it was merged into, or the emergency number to call.
+        notes = f"{notes}: {row['referral']}"
     code = row["service_code"]
     category = lexicon.category(code) if code else None
     unit = registry.get(row["lead_unit_id"]) if row["lead_unit_id"] else None
