@@ -310,6 +310,15 @@ def test_posting_needs_a_valid_key_and_a_small_form(http: TestClient) -> None:
     assert big.status_code == 413
 
 
+def test_answers_are_counted_by_route_template_and_code(http: TestClient) -> None:
+    http.get("/services/nope.again.json")
+    text = http.get("/metrics").text
+    assert ('hotline_open311_responses_total{code="404",'
+            'operation="GET /services/{service_code}.{fmt}"}') in text
+    assert "nope.again" not in text
+    assert "hotline_open311_response_seconds_bucket" in text
+
+
 def test_too_many_requests_are_answered_429() -> None:
     app = create_app(Settings(open311_rate_per_minute=3), config=config(), clients=[])
     client = TestClient(app)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl
 
+import psycopg
 import structlog
 import uvicorn
 import yaml
@@ -39,6 +40,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from kafka import KafkaProducer
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
@@ -67,6 +69,24 @@ from workers.open311_model import (
 from workers.settings import REPO_ROOT, Settings
 
 log = structlog.get_logger(__name__)
+
+RESPONSES = Counter(
+    "hotline_open311_responses_total",
+    "Open311 answers by operation (route template) and HTTP status code.",
+    ["operation", "code"],
+)
+RESPONSE_TIME = Histogram(
+    "hotline_open311_response_seconds",
+    "Time to answer an Open311 request, by operation.",
+    ["operation"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+_METHODS = frozenset({"GET", "POST", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"})
+FILED = Counter(
+    "hotline_open311_requests_filed_total",
+    "Service requests filed on hotline.intake through Open311, by client.",
+    ["client"],
+)
 
 OPENAPI_PATH = REPO_ROOT / "deploy" / "open311" / "openapi.json"
 DEFAULT_WINDOW = timedelta(days=90)  # the spec's default GET requests window
@@ -181,13 +201,15 @@ def _responses(model: Any, ok: int = 200, *extra: int) -> dict[int | str, dict[s
     xml = {"application/xml": {"schema": {"type": "string"}}}
     out: dict[int | str, dict[str, Any]] = {ok: {"model": model, "content": xml}}
     for code, why in ((400, "invalid request"), (404, "not found"),
-                      (429, "rate limit exceeded"), *((c, _WHY[c]) for c in extra)):
+                      (429, "rate limit exceeded"), *((c, _WHY[c]) for c in extra),
+                      (503, _WHY[503])):
         out[code] = {"model": list[Error], "content": xml, "description": why}
     return out
 
 
 _WHY = {403: "missing or invalid api_key", 413: "request body too large",
-        503: "the intake is not reachable; retry with the same Idempotency-Key"}
+        503: "the intake (Kafka) or the ledger is not reachable; retry (a POST with the same "
+             "Idempotency-Key)"}
 
 _POST_BODY: dict[str, Any] = {
     "requestBody": {
@@ -490,9 +512,27 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None,
         response: Response = await call_next(request)
         return response
 
+    @app.middleware("http")
+    async def measure(request: Request, call_next: Any) -> Response:
+        # Added last, so outermost: the limits' refusals are counted too.
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        # The route template, not the path: ids must not become label values.
+        route = request.scope.get("route")
+        method = request.method if request.method in _METHODS else "OTHER"
+        operation = f"{method} {getattr(route, 'path', 'unmatched')}"
+        RESPONSES.labels(operation, str(response.status_code)).inc()
+        RESPONSE_TIME.labels(operation).observe(time.perf_counter() - started)
+        return response
+
     @app.exception_handler(Open311Error)
     async def on_open311(request: Request, exc: Open311Error) -> Response:
         return _error(request, exc.code, exc.description)
+
+    @app.exception_handler(psycopg.Error)
+    async def on_ledger(request: Request, exc: psycopg.Error) -> Response:
+        log.warning("open311 ledger error", error=str(exc))
+        return _error(request, 503, "the ledger is not reachable; retry later")
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -510,6 +550,10 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None,
                        and r.path_regex.match(request.url.path) for m in r.methods or ()}
             headers = {"Allow": ", ".join(sorted(methods))}
         return _error(request, exc.status_code, str(exc.detail), headers)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/discovery.{fmt}", responses=_responses(Discovery), response_model=None,
              summary="Service discovery")
@@ -538,7 +582,7 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None,
                        service_definition(category, config.lexicon, config.registry))
 
     @app.post("/requests.{fmt}", status_code=201, response_model=None,
-              responses=_responses(list[RequestCreated], 201, 403, 413, 503),
+              responses=_responses(list[RequestCreated], 201, 403, 413),
               openapi_extra=_POST_BODY, summary="Create a service request")
     async def post_request(
         request: Request, fmt: fmt_param,
@@ -589,6 +633,7 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None,
             raise Open311Error(503, "the intake is not reachable; retry with the same "
                                "Idempotency-Key") from None
         await ledger.published(cid)
+        FILED.labels(client.name).inc()
         log.info("open311 request filed", complaint_id=cid, client=client.name,
                  service_code=req.service_code)
         category = config.lexicon.category(req.service_code)
