@@ -127,8 +127,12 @@ def test_anonymous_is_an_attribute_and_off_by_default() -> None:
     ({"address_string": ""}, 400, "a location is required"),
     ({"media_url": "file:///etc/passwd"}, 400, "http(s) URL"),
     ({"attribute[kind]": "RANT"}, 400, "attribute[kind]"),
-    ({"attribute[district]": "火星区"}, 400, "is not a district"),
-    ({"attribute[anonymous]": "maybe"}, 400, "true or false"),
+    ({"attribute[district]": "火星区"}, 400, "attribute[district] must be one of"),
+    ({"attribute[anonymous]": "maybe"}, 400, "must be one of false, true"),
+    ({"attribute[kind]": ""}, 400, "attribute[kind]"),
+    ({"lat": "", "long": ""}, 400, "lat is not a number"),
+    ({"address_id": "x" * 501}, 400, "address_id is longer than 500"),
+    ({"email": "a\x00b@example.com"}, 400, "email contains a NUL"),
     ({"description": "电梯\x00坏了"}, 400, "NUL"),
 ])
 def test_bad_forms_are_refused_with_the_field_named(fields: dict[str, str], code: int,
@@ -335,7 +339,7 @@ def test_the_committed_openapi_document_is_the_served_one() -> None:
     assert committed == openapi_document(), (
         "deploy/open311/openapi.json is stale: run `hotline open311 --write-openapi`")
     post = committed["paths"]["/requests.{fmt}"]["post"]
-    assert set(post["responses"]) == {"201", "400", "403", "404", "413", "429", "503"}
+    assert set(post["responses"]) == {"201", "400", "403", "404", "409", "413", "429", "503"}
     assert "application/x-www-form-urlencoded" in post["requestBody"]["content"]
 
 
@@ -373,3 +377,38 @@ def test_the_demo_files_a_fifth_of_its_city_through_open311() -> None:
         assert hinted.tier == case.plan.tier
     untouched = [c for c in routed if c.open311_key is None]
     assert all(before[c.plan.complaint_id] == c for c in untouched)
+
+
+def test_the_form_schema_says_what_the_parser_accepts() -> None:
+    import jsonschema
+
+    cfg = config()
+    schema = openapi_document()["paths"]["/requests.{fmt}"]["post"]["requestBody"][
+        "content"]["application/x-www-form-urlencoded"]["schema"]
+    validator = jsonschema.Draft202012Validator(schema)
+
+    def numbers(form: dict[str, str]) -> dict[str, Any]:  # the schema types lat and long
+        return {k: float(v) if k in ("lat", "long") else v for k, v in form.items()}
+
+    good = [_form(), _form(address_string="", lat="39.9", long="116.4"),
+            _form(media_url="", phone="", **{"attribute[district]": "朝阳区"})]
+    bad = [_form(service_code="housing"), _form(description=" \n"), _form(address_string=""),
+           _form(lat="39.9"), _form(media_url="ftp://x"), _form(**{"attribute[kind]": "x"})]
+    for form in good:
+        assert validator.is_valid(numbers(form)), form
+        parse_request(form, cfg.lexicon, cfg.registry)
+    for form in bad:
+        assert not validator.is_valid(numbers(form)), form
+        with pytest.raises(Open311Error):
+            parse_request(form, cfg.lexicon, cfg.registry)
+
+
+def test_a_day_past_the_months_end_is_its_last_day(http: TestClient) -> None:
+    from workers.open311 import _datetime
+
+    assert _datetime("2026-02-30T08:00:00+08:00", "start_date") == datetime.fromisoformat(
+        "2026-02-28T08:00:00+08:00")
+    assert _datetime("2026-11-22", "end_date") == datetime.fromisoformat(
+        "2026-11-22T00:00+08:00")  # a day alone: Beijing time
+    assert http.get("/requests.json", params={"start_date": "2026-11-22T08:00"}
+                    ).status_code == 400  # a time needs its offset

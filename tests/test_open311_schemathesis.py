@@ -25,7 +25,7 @@ from workers.stack import ensure_database, ensure_stack, ensure_topics
 pytestmark = pytest.mark.stack
 
 KEY = "schemathesis-key-0123456789"
-MAX_EXAMPLES = 15  # per operation and phase: the run stays well under a minute
+MAX_EXAMPLES = 40  # per operation and phase: the run stays well under a minute
 
 
 @pytest.fixture(scope="module")

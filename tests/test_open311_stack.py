@@ -168,7 +168,7 @@ async def test_a_retried_post_with_its_idempotency_key_files_one_request(
         assert first.status_code == again.status_code == 201
         assert first.json() == again.json()
         reused = await _post(client, key, description="另一件事：路灯不亮")
-        assert reused.status_code == 400
+        assert reused.status_code == 409
         assert "Idempotency-Key" in reused.json()[0]["description"]
         [created] = first.json()
         listed = await _get_until(

@@ -17,6 +17,7 @@ served at ``/openapi.json`` and kept in ``deploy/open311/openapi.json``.
 from __future__ import annotations
 
 import asyncio
+import calendar
 import contextlib
 import hmac
 import json
@@ -61,6 +62,7 @@ from workers.open311_model import (
     error_body,
     filing_record,
     parse_request,
+    post_form_schema,
     request_view,
     service_definition,
     services,
@@ -100,8 +102,10 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 CLOSED_STATUSES = ("REJECTED", "MERGED", "ANSWERED_DIRECTLY", "WITHDRAWN", "CLOSED")
 
 Fmt = Literal["json", "xml"]
-# A W3C datetime with a time (the spec's 2010-04-14T06:37:38-08:00), offset optional.
-W3C_DATETIME = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?$"
+# A W3C datetime: a day, or a day and a time with its offset (the spec's
+# 2010-04-14T06:37:38-08:00); seconds optional. A day alone starts at 00:00 Beijing time.
+W3C_DATETIME = (r"^[1-9]\d{3}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])(T([01]\d|2[0-3]):[0-5]\d"
+                r"(:[0-5]\d(\.\d{1,6})?)?(Z|[+-]([01]\d|2[0-3]):[0-5]\d))?$")
 # Module level: FastAPI resolves the handlers' (string) annotations in this namespace.
 fmt_param = Annotated[Fmt, PathParam(description="response format")]
 
@@ -208,43 +212,9 @@ def _responses(model: Any, ok: int = 200, *extra: int) -> dict[int | str, dict[s
 
 
 _WHY = {403: "missing or invalid api_key", 413: "request body too large",
+        409: "the Idempotency-Key was used for another request",
         503: "the intake (Kafka) or the ledger is not reachable; retry (a POST with the same "
              "Idempotency-Key)"}
-
-_POST_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {FORM_TYPE: {"schema": {
-            "type": "object",
-            "required": ["api_key", "service_code", "description"],
-            "properties": {
-                "api_key": {"type": "string", "description": "the client's API key"},
-                "service_code": {"type": "string", "minLength": 1, "maxLength": 128},
-                "lat": {"type": "number", "minimum": -90, "maximum": 90},
-                "long": {"type": "number", "minimum": -180, "maximum": 180},
-                "address_string": {"type": "string", "maxLength": 500},
-                "address_id": {"type": "string", "maxLength": 500},
-                "email": {"type": "string", "maxLength": 500,
-                          "description": "not used: the hotline calls citizens back"},
-                "device_id": {"type": "string", "maxLength": 500},
-                "account_id": {"type": "string", "maxLength": 500},
-                "first_name": {"type": "string", "maxLength": 100},
-                "last_name": {"type": "string", "maxLength": 100},
-                "phone": {"type": "string", "maxLength": 32,
-                          "description": "the callback number; never returned"},
-                "description": {"type": "string", "minLength": 1, "maxLength": 4000,
-                                "pattern": r"\S"},
-                "media_url": {"type": "string", "format": "uri", "maxLength": 2048},
-                "attribute[kind]": {"type": "string", "enum": [
-                    "CONSULTATION", "HELP", "COMPLAINT", "REPORT", "SUGGESTION", "PRAISE"]},
-                "attribute[district]": {"type": "string", "maxLength": 32},
-                "attribute[street]": {"type": "string", "maxLength": 64},
-                "attribute[anonymous]": {"type": "string", "enum": ["true", "false"]},
-            },
-        }}},
-    },
-}
-
 
 # --- clients, limits ------------------------------------------------------------------------
 
@@ -452,8 +422,14 @@ def _datetime(text: str | None, name: str) -> datetime | None:
     try:
         at = datetime.fromisoformat(text)
     except ValueError:
-        raise Open311Error(400, f"{name} is not a W3C datetime: {text!r}") from None
-    # The spec's W3C datetimes carry an offset; one without is read as Beijing time.
+        # The pattern admits 2026-02-30: a day past the month's end is its last day.
+        year, month, rest = int(text[:4]), int(text[5:7]), text[10:]
+        last = calendar.monthrange(year, month)[1]
+        try:
+            at = datetime.fromisoformat(f"{year:04d}-{month:02d}-{last:02d}{rest}")
+        except ValueError:
+            raise Open311Error(400, f"{name} is not a W3C datetime: {text!r}") from None
+    # A day alone (no time, no offset) is read in Beijing time.
     return at if at.tzinfo is not None else at.replace(tzinfo=BEIJING)
 
 
@@ -582,8 +558,10 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None,
                        service_definition(category, config.lexicon, config.registry))
 
     @app.post("/requests.{fmt}", status_code=201, response_model=None,
-              responses=_responses(list[RequestCreated], 201, 403, 413),
-              openapi_extra=_POST_BODY, summary="Create a service request")
+              responses=_responses(list[RequestCreated], 201, 403, 409, 413),
+              openapi_extra={"requestBody": {"required": True, "content": {FORM_TYPE: {
+                  "schema": post_form_schema(config.lexicon, config.registry)}}}},
+              summary="Create a service request")
     async def post_request(
         request: Request, fmt: fmt_param,
         idempotency_key: Annotated[str | None, Header(
@@ -619,7 +597,7 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None,
         ledger: Ledger = state["ledger"]
         token, requested_at, code, text = await ledger.reserve(cid, client.name, req, now)
         if (code, text) != (req.service_code, req.description):
-            raise Open311Error(400, "Idempotency-Key already used for another request")
+            raise Open311Error(409, "Idempotency-Key already used for another request")
         try:
             value = encode("ComplaintFiled", filing_record(req, cid, client, requested_at))
         except EncodeError as exc:
@@ -648,15 +626,16 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None,
     async def get_requests(
         fmt: fmt_param,
         service_request_id: Annotated[str | None, Query(
-            max_length=4000, description="comma-separated ids; all other filters are "
-                                         "then ignored")] = None,
+            max_length=4000, pattern=rf"^[^,]*(,[^,]*){{0,{MAX_IDS - 1}}}$",
+            description=f"comma-separated ids (at most {MAX_IDS}); all other filters are "
+                        "then ignored")] = None,
         service_code: Annotated[str | None, Query(
             max_length=2000, description="comma-separated service codes")] = None,
         start_date: Annotated[str | None, Query(
-            pattern=W3C_DATETIME, json_schema_extra={"format": "date-time"},
+            pattern=W3C_DATETIME,
             description="earliest requested_datetime (default: 90 days ago)")] = None,
         end_date: Annotated[str | None, Query(
-            pattern=W3C_DATETIME, json_schema_extra={"format": "date-time"},
+            pattern=W3C_DATETIME,
             description="latest requested_datetime")] = None,
         status: Annotated[str | None, Query(
             pattern=r"^(open|closed)(,(open|closed))*$",
@@ -665,13 +644,9 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None,
         page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     ) -> Response:
         ids = _split(service_request_id)
-        if len(ids) > MAX_IDS:
-            raise Open311Error(400, f"at most {MAX_IDS} service_request_id values")
         start, end = _datetime(start_date, "start_date"), _datetime(end_date, "end_date")
         if start is None and end is None and not ids:
             start = datetime.now(UTC) - DEFAULT_WINDOW
-        if start is not None and end is not None and start > end:
-            raise Open311Error(400, "start_date is after end_date")
         query = RequestQuery(ids=ids, service_codes=_split(service_code), start=start,
                              end=end, statuses=_split(status), page=page,
                              page_size=page_size)

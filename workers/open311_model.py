@@ -11,7 +11,7 @@ import hashlib
 import math
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -136,28 +136,82 @@ def complaint_id_for(client: str, idempotency_key: str | None = None) -> str:
     return ID_PREFIX + digest[:20]
 
 
-def _text(form: Mapping[str, str], name: str, limit: int = MAX_FIELD) -> str | None:
+# The form of POST requests, field by field: the parser below and the OpenAPI schema
+# (``post_form_schema``) both come from these limits, so what the document allows is
+# exactly what the service accepts. An empty optional text counts as not given (apps send
+# empty fields); numbers and list values must be valid when present.
+TEXT_LIMITS: dict[str, int] = {
+    "service_code": 128, "description": MAX_DESCRIPTION, "address_string": MAX_FIELD,
+    "address_id": MAX_FIELD, "first_name": 100, "last_name": 100, "phone": 32,
+    "media_url": 2048, "attribute[street]": 64,
+    # read by nobody: the hotline calls citizens back by phone
+    "email": MAX_FIELD, "device_id": MAX_FIELD, "account_id": MAX_FIELD,
+}
+NO_NUL = r"^[^\u0000]*$"
+NOT_BLANK = r"^[^\u0000]*[^\u0000\s][^\u0000]*$"
+MEDIA_URL = r"^(https?://[^\u0000]*)?$"
+
+
+def _text(form: Mapping[str, str], name: str) -> str | None:
     value = form.get(name)
-    if value is None or not value.strip():
+    if not value:
         return None
+    limit = TEXT_LIMITS[name]
     if len(value) > limit:
         raise Open311Error(400, f"{name} is longer than {limit} characters")
     if "\x00" in value:
         raise Open311Error(400, f"{name} contains a NUL character")
-    return value.strip()
+    return value
+
+
+def _choice(form: Mapping[str, str], name: str, allowed: Collection[str]) -> str | None:
+    value = form.get(name)
+    if value is not None and value not in allowed:
+        raise Open311Error(400, f"{name} must be one of {', '.join(sorted(allowed))}")
+    return value
 
 
 def _coordinate(form: Mapping[str, str], name: str, low: float, high: float) -> float | None:
-    raw = _text(form, name, 64)
+    raw = form.get(name)
     if raw is None:
         return None
     try:
         value = float(raw)
     except ValueError:
-        raise Open311Error(400, f"{name} is not a number: {raw!r}") from None
+        raise Open311Error(400, f"{name} is not a number: {raw[:40]!r}") from None
     if not math.isfinite(value) or not low <= value <= high:
         raise Open311Error(400, f"{name} must be within [{low:g}, {high:g}]")
     return value
+
+
+def post_form_schema(lexicon: Lexicon, registry: Registry) -> dict[str, Any]:
+    """The JSON schema of the POST requests form, as ``parse_request`` checks it."""
+    props: dict[str, Any] = {
+        name: {"type": "string", "maxLength": limit, "pattern": NO_NUL}
+        for name, limit in TEXT_LIMITS.items()
+    }
+    props["api_key"] = {"type": "string", "description": "the client's API key"}
+    props["service_code"] = {"type": "string", "enum": [c.code for c in lexicon.categories]}
+    props["description"].update(minLength=1, pattern=NOT_BLANK,
+                                description="the request in the citizen's words")
+    props["media_url"].update(pattern=MEDIA_URL, description="a link to a photo")
+    props["phone"]["description"] = "the callback number; never returned"
+    props["lat"] = {"type": "number", "minimum": -90, "maximum": 90}
+    props["long"] = {"type": "number", "minimum": -180, "maximum": 180}
+    props["attribute[kind]"] = {"type": "string", "enum": list(KINDS)}
+    props["attribute[district]"] = {"type": "string", "enum": sorted(registry.districts)}
+    props["attribute[anonymous]"] = {"type": "string", "enum": ["true", "false"]}
+    given = {"type": "string", "minLength": 1}
+    return {
+        "type": "object",
+        "required": ["api_key", "service_code", "description"],
+        "properties": dict(sorted(props.items())),
+        "dependentRequired": {"lat": ["long"], "long": ["lat"]},
+        # A location: lat and long, or an address (the spec's rule).
+        "anyOf": [{"required": ["lat"]},
+                  {"required": ["address_string"], "properties": {"address_string": given}},
+                  {"required": ["address_id"], "properties": {"address_id": given}}],
+    }
 
 
 @dataclass(frozen=True)
@@ -184,39 +238,36 @@ def parse_request(form: Mapping[str, str], lexicon: Lexicon, registry: Registry)
     Raises:
         Open311Error: 400 naming the field; 404 for an unknown service code.
     """
-    code = _text(form, "service_code", 128)
-    if code is None:
+    code = form.get("service_code")
+    if not code:
         raise Open311Error(400, "service_code is required")
     if lexicon.category(code) is None:
-        raise Open311Error(404, f"service_code {code!r} not found")
-    description = _text(form, "description", MAX_DESCRIPTION)
-    if description is None:
+        raise Open311Error(404, f"service_code {code[:128]!r} not found")
+    description = _text(form, "description")
+    if description is None or not description.strip():
         raise Open311Error(400, "description is required: the request in the citizen's words")
     lat = _coordinate(form, "lat", -90, 90)
     lon = _coordinate(form, "long", -180, 180)
     if (lat is None) != (lon is None):
         raise Open311Error(400, "lat and long go together")
-    address = _text(form, "address_string") or _text(form, "address_id")
+    address_string, address_id = _text(form, "address_string"), _text(form, "address_id")
+    address = address_string or address_id
     if address is None and lat is None:
         raise Open311Error(400, "a location is required: lat and long, or address_string")
-    media_url = _text(form, "media_url", 2048)
+    media_url = _text(form, "media_url")
     if media_url is not None and not media_url.startswith(("https://", "http://")):
         raise Open311Error(400, "media_url must be an http(s) URL")
-    kind = _text(form, "attribute[kind]", 32)
-    if kind is not None and kind not in KINDS:
-        raise Open311Error(400, f"attribute[kind] must be one of {', '.join(KINDS)}")
-    district = _text(form, "attribute[district]", 32)
-    if district is not None and district not in registry.districts:
-        raise Open311Error(400, f"attribute[district] {district!r} is not a district")
-    anonymous = _text(form, "attribute[anonymous]", 8)
-    if anonymous not in (None, "true", "false"):
-        raise Open311Error(400, "attribute[anonymous] must be true or false")
-    name = " ".join(n for n in (_text(form, "first_name", 100), _text(form, "last_name", 100))
+    kind = _choice(form, "attribute[kind]", KINDS)
+    district = _choice(form, "attribute[district]", registry.districts)
+    anonymous = _choice(form, "attribute[anonymous]", ("true", "false"))
+    for unused in ("email", "device_id", "account_id"):
+        _text(form, unused)
+    name = " ".join(n for n in (_text(form, "first_name"), _text(form, "last_name"))
                     if n) or None
     return NewRequest(
         service_code=code, description=description, address=address, latitude=lat,
         longitude=lon, media_url=media_url, kind=kind, district=district,
-        street=_text(form, "attribute[street]", 64), caller_phone=_text(form, "phone", 32),
+        street=_text(form, "attribute[street]"), caller_phone=_text(form, "phone"),
         caller_name=name, anonymous=anonymous == "true",
     )
 

@@ -94,7 +94,8 @@ class Settings(BaseSettings):
     # Requests per minute per client address (POST: per API client too); 0 = no limit.
     open311_rate_per_minute: int = Field(default=120, ge=0)
     # Largest request body accepted.
-    open311_max_body_bytes: int = Field(default=65_536, gt=0)
+    # 256 KiB: room for every field at its longest, percent-encoded.
+    open311_max_body_bytes: int = Field(default=262_144, gt=0)
 
     # Multiplies every rule duration (tiers, ladder, callback windows). 1.0 in production;
     # the demo uses a small factor so a 7-day case takes seconds.
