@@ -412,3 +412,15 @@ def test_a_day_past_the_months_end_is_its_last_day(http: TestClient) -> None:
         "2026-11-22T00:00+08:00")  # a day alone: Beijing time
     assert http.get("/requests.json", params={"start_date": "2026-11-22T08:00"}
                     ).status_code == 400  # a time needs its offset
+
+
+@pytest.mark.parametrize("blank", ["\x1f", "\ufeff", " \u3000\n", "\x85"])
+def test_blank_descriptions_are_blank_to_the_schema_too(blank: str) -> None:
+    import re
+
+    from workers.open311_model import NOT_BLANK
+
+    cfg = config()
+    assert re.match(NOT_BLANK, blank) is None
+    with pytest.raises(Open311Error, match="description is required"):
+        parse_request(_form(description=blank), cfg.lexicon, cfg.registry)

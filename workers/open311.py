@@ -54,6 +54,7 @@ from workers.migrate import apply_migrations
 from workers.open311_model import (
     BEIJING,
     CHANNELS,
+    NO_NUL,
     SPECIFICATION,
     TIER_NAMES,
     ApiClient,
@@ -507,6 +508,8 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None,
 
     @app.exception_handler(psycopg.Error)
     async def on_ledger(request: Request, exc: psycopg.Error) -> Response:
+        if isinstance(exc, psycopg.DataError):  # a value PostgreSQL cannot take
+            return _error(request, 400, f"invalid value: {exc}")
         log.warning("open311 ledger error", error=str(exc))
         return _error(request, 503, "the ledger is not reachable; retry later")
 
@@ -550,7 +553,8 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None,
 
     @app.get("/services/{service_code}.{fmt}", responses=_responses(ServiceDefinition),
              response_model=None, summary="Service definition: a category's attributes")
-    async def get_service(service_code: str, fmt: fmt_param) -> Response:
+    async def get_service(service_code: Annotated[str, PathParam(pattern=NO_NUL)],
+                          fmt: fmt_param) -> Response:
         category = config.lexicon.category(service_code)
         if category is None:
             raise Open311Error(404, f"service_code {service_code!r} not found")
@@ -626,11 +630,12 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None,
     async def get_requests(
         fmt: fmt_param,
         service_request_id: Annotated[str | None, Query(
-            max_length=4000, pattern=rf"^[^,]*(,[^,]*){{0,{MAX_IDS - 1}}}$",
+            max_length=4000, pattern=rf"^[^,\u0000]*(,[^,\u0000]*){{0,{MAX_IDS - 1}}}$",
             description=f"comma-separated ids (at most {MAX_IDS}); all other filters are "
                         "then ignored")] = None,
         service_code: Annotated[str | None, Query(
-            max_length=2000, description="comma-separated service codes")] = None,
+            max_length=2000, pattern=NO_NUL, description="comma-separated service codes")
+        ] = None,
         start_date: Annotated[str | None, Query(
             pattern=W3C_DATETIME,
             description="earliest requested_datetime (default: 90 days ago)")] = None,
@@ -657,7 +662,8 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None,
     @app.get("/requests/{service_request_id}.{fmt}",
              responses=_responses(list[ServiceRequest]), response_model=None,
              summary="Get a service request")
-    async def get_request(service_request_id: Annotated[str, PathParam(max_length=128)],
+    async def get_request(service_request_id: Annotated[str, PathParam(max_length=128,
+                                                                        pattern=NO_NUL)],
                           fmt: fmt_param) -> Response:
         rows = await state["ledger"].requests(RequestQuery(ids=(service_request_id,)))
         if not rows:
@@ -667,7 +673,7 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None,
 
     @app.get("/tokens/{token}.{fmt}", responses=_responses(list[TokenResult]),
              response_model=None, summary="Get a service_request_id from a token")
-    async def get_token(token: Annotated[str, PathParam(max_length=64)],
+    async def get_token(token: Annotated[str, PathParam(max_length=64, pattern=NO_NUL)],
                         fmt: fmt_param) -> Response:
         found = await state["ledger"].token(token)
         if found is None:

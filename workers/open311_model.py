@@ -148,8 +148,15 @@ TEXT_LIMITS: dict[str, int] = {
     "email": MAX_FIELD, "device_id": MAX_FIELD, "account_id": MAX_FIELD,
 }
 NO_NUL = r"^[^\u0000]*$"
-NOT_BLANK = r"^[^\u0000]*[^\u0000\s][^\u0000]*$"
+# Some character that is neither NUL nor blank, blank as Python's str.isspace or as
+# ECMAScript's \s says (validators differ: \x1c-\x1f and \x85 are blank to Python only,
+# \ufeff to ECMAScript only), so every engine agrees with ``_blank``.
+NOT_BLANK = r"^[^\u0000]*[^\u0000\s\u001c-\u001f\u0085\ufeff][^\u0000]*$"
 MEDIA_URL = r"^(https?://[^\u0000]*)?$"
+
+
+def _blank(text: str) -> bool:
+    return all(ch.isspace() or ch == "\ufeff" for ch in text)
 
 
 def _text(form: Mapping[str, str], name: str) -> str | None:
@@ -244,7 +251,7 @@ def parse_request(form: Mapping[str, str], lexicon: Lexicon, registry: Registry)
     if lexicon.category(code) is None:
         raise Open311Error(404, f"service_code {code[:128]!r} not found")
     description = _text(form, "description")
-    if description is None or not description.strip():
+    if description is None or _blank(description):
         raise Open311Error(400, "description is required: the request in the citizen's words")
     lat = _coordinate(form, "lat", -90, 90)
     lon = _coordinate(form, "long", -180, 180)
