@@ -40,7 +40,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
-from kafka import KafkaProducer
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -435,11 +434,10 @@ def _datetime(text: str | None, name: str) -> datetime | None:
 
 
 def create_app(settings: Settings, *, config: HotlineConfig | None = None,
-               clients: Sequence[ApiClient] | None = None,
-               producer: KafkaProducer | None = None) -> FastAPI:
+               clients: Sequence[ApiClient] | None = None) -> FastAPI:
     """The ASGI app. The ledger pool and Kafka producer open with the app's lifespan.
 
-    ``producer``: a producer to share (the demo's); by default the app makes its own.
+    ``config`` and ``clients`` default to those of ``settings`` (config folder, keys).
     """
     config = config or load_config(settings.config_dir)
     clients = list(clients) if clients is not None else load_clients(settings)
@@ -454,17 +452,15 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None,
         pool = AsyncConnectionPool(settings.dsn, min_size=1, max_size=4, open=False,
                                    check=AsyncConnectionPool.check_connection)
         await pool.open(wait=True, timeout=30)
-        own = producer is None
         state["ledger"] = Ledger(pool)
-        state["producer"] = producer or await asyncio.to_thread(
+        state["producer"] = await asyncio.to_thread(
             make_producer, settings, client_id="hotline-open311")
-        log.info("open311 ready", url=base_url, clients=len(clients))
+        log.info("open311 ready", base_url=base_url, clients=len(clients))
         try:
             yield
         finally:
             await pool.close()
-            if own:
-                await asyncio.to_thread(state["producer"].close, 10)
+            await asyncio.to_thread(state["producer"].close, 10)
 
     app = FastAPI(
         title="hotline Open311 GeoReport v2",
@@ -726,9 +722,8 @@ class Open311Server:
 
     def __init__(self, settings: Settings, *, port: int | None = None,
                  clients: Sequence[ApiClient] | None = None,
-                 config: HotlineConfig | None = None,
-                 producer: KafkaProducer | None = None) -> None:
-        self.app = create_app(settings, config=config, clients=clients, producer=producer)
+                 config: HotlineConfig | None = None) -> None:
+        self.app = create_app(settings, config=config, clients=clients)
         self.server = uvicorn.Server(uvicorn.Config(
             self.app, host=settings.open311_host,
             port=settings.open311_port if port is None else port,
