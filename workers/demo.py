@@ -1483,7 +1483,10 @@ def _run_city(settings: Settings, cases: int, seed: int | None, demo_dir: Path,
     open311 = Open311Server(settings.model_copy(update={"open311_rate_per_minute": 0}),
                             port=0, config=config,
                             clients=[open311_client(ch) for ch in OPEN311_CHANNELS])
-    open311.start()
+    try:
+        open311.start()
+    except RuntimeError as exc:
+        raise DemoError(f"{exc}; see {demo_dir}/open311.log") from None
     console.print(f"Open311 GeoReport v2 at {open311.url} (e.g. {open311.url}/services.json); "
                   f"{len(via_open311)} of the complaints are filed through it; log "
                   f"{demo_dir}/open311.log")
