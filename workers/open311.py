@@ -280,29 +280,36 @@ class RateLimiter:
 
 # --- the ledger ------------------------------------------------------------------------------
 
-_REQUESTS = """
-SELECT * FROM (
-    SELECT c.complaint_id, c.status, c.outcome, e.resolved,
-           EXISTS (SELECT 1 FROM case_events w WHERE w.complaint_id = c.complaint_id
-                      AND w.event_type = 'WITHDRAWN') AS withdrawn,
-           (SELECT coalesce(a.attributes ->> 'merged_into', a.attributes ->> 'redirect_to')
-              FROM case_events a WHERE a.complaint_id = c.complaint_id
-               AND a.event_type IN ('MERGED', 'REDIRECTED') LIMIT 1) AS referral,
-           COALESCE(c.category, o.service_code) AS service_code, c.lead_unit_id, c.tier,
-           o.address, c.district, c.street, c.due_at, o.description,
-           c.filed_at AS requested_at, c.updated_at, o.latitude, o.longitude, o.media_url
+# One page in two steps: the page's ids from a narrow union of the ledger's cases and the
+# requests filed here that the worker has not accepted yet (filtered, newest first: each
+# branch reads its (time, id) index backwards), then the details of those rows only.
+_PAGE = """
+SELECT complaint_id, requested_at FROM (
+    SELECT c.complaint_id, c.filed_at AS requested_at, c.status, c.category AS service_code
       FROM cases c
-      LEFT JOIN open311_requests o ON o.complaint_id = c.complaint_id
-      LEFT JOIN evaluations e ON e.complaint_id = c.complaint_id
     UNION ALL
-    -- Filed through this API, not accepted by the worker yet.
-    SELECT o.complaint_id, 'FILED', NULL, NULL, false, NULL, o.service_code, NULL, NULL,
-           o.address, NULL, NULL, NULL, o.description, o.requested_at, o.published_at,
-           o.latitude, o.longitude, o.media_url
+    SELECT o.complaint_id, o.requested_at, 'FILED', o.service_code
       FROM open311_requests o
      WHERE o.published_at IS NOT NULL
        AND NOT EXISTS (SELECT 1 FROM cases c WHERE c.complaint_id = o.complaint_id)
 ) r
+"""
+_DETAILS = """
+SELECT p.complaint_id, COALESCE(c.status, 'FILED') AS status, c.outcome, e.resolved,
+       EXISTS (SELECT 1 FROM case_events w WHERE w.complaint_id = p.complaint_id
+                  AND w.event_type = 'WITHDRAWN') AS withdrawn,
+       (SELECT coalesce(a.attributes ->> 'merged_into', a.attributes ->> 'redirect_to')
+          FROM case_events a WHERE a.complaint_id = p.complaint_id
+           AND a.event_type IN ('MERGED', 'REDIRECTED') LIMIT 1) AS referral,
+       COALESCE(c.category, o.service_code) AS service_code, c.lead_unit_id, c.tier,
+       o.address, c.district, c.street, c.due_at, o.description, p.requested_at,
+       COALESCE(c.updated_at, o.published_at) AS updated_at, o.latitude, o.longitude,
+       o.media_url
+  FROM page p
+  LEFT JOIN cases c ON c.complaint_id = p.complaint_id
+  LEFT JOIN open311_requests o ON o.complaint_id = p.complaint_id
+  LEFT JOIN evaluations e ON e.complaint_id = p.complaint_id
+ ORDER BY p.requested_at DESC, p.complaint_id DESC
 """
 
 
@@ -340,10 +347,10 @@ class RequestQuery:
             elif set(self.statuses) == {"closed"}:
                 where.append("status = ANY(%s)")
                 args.append(list(CLOSED_STATUSES))
-        sql = _REQUESTS + (" WHERE " + " AND ".join(where) if where else "")
-        sql += " ORDER BY requested_at DESC, complaint_id LIMIT %s OFFSET %s"
+        page = _PAGE + (" WHERE " + " AND ".join(where) if where else "")
+        page += " ORDER BY requested_at DESC, complaint_id DESC LIMIT %s OFFSET %s"
         args += [self.page_size, (self.page - 1) * self.page_size]
-        return sql, args
+        return f"WITH page AS ({page}) {_DETAILS}", args
 
 
 class Ledger:

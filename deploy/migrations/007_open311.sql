@@ -18,8 +18,9 @@ CREATE TABLE IF NOT EXISTS open311_requests (
     requested_at      timestamptz NOT NULL,
     published_at      timestamptz
 );
-CREATE INDEX IF NOT EXISTS open311_requests_at_idx ON open311_requests (requested_at);
+CREATE INDEX IF NOT EXISTS open311_requests_at_idx
+    ON open311_requests (requested_at, complaint_id);
 
--- GET requests lists cases newest first (a 90-day window by default); with this index the
--- newest page is read off the index instead of sorting the window.
-CREATE INDEX IF NOT EXISTS cases_filed_at_idx ON cases (filed_at);
+-- GET requests lists cases newest first (a 90-day window by default); with this index a
+-- page is read off the index backwards instead of sorting the window.
+CREATE INDEX IF NOT EXISTS cases_filed_at_idx ON cases (filed_at, complaint_id);
