@@ -118,7 +118,8 @@ async def test_complaint_travels_kafka_temporal_kafka_postgres(live: Settings) -
     lifecycle = Topic(s, s.topic_lifecycle)
 
     _send(s, s.topic_intake, cid, "ComplaintFiled",
-          _filing(cid, "望京街道阜通东大街6号院3号楼电梯坏了三天，老人下不了楼"))
+          {**_filing(cid, "望京街道阜通东大街6号院3号楼电梯坏了三天，老人下不了楼"),
+           "channel": "APP", "latitude": 39.99612, "longitude": 116.47385})
     issued = await asyncio.to_thread(
         dispatches.wait_for,
         lambda n, r: n == "DispatchIssued" and r["complaint_id"] == cid)
@@ -148,9 +149,10 @@ async def test_complaint_travels_kafka_temporal_kafka_postgres(live: Settings) -
            "WHERE complaint_id = %s", (cid,))
     assert row == (True, True, True, True, 100.0)
     case = await _ledger_row(
-        s, "SELECT status, tier, lead_unit_id FROM cases WHERE complaint_id = %s "
-           "AND status = 'CLOSED'", (cid,))
-    assert case == ("CLOSED", "T24H", "110105026")
+        s, "SELECT status, tier, lead_unit_id, latitude, longitude FROM cases "
+           "WHERE complaint_id = %s AND status = 'CLOSED'", (cid,))
+    # The app's location reaches the ledger (hotspots near one point use it).
+    assert case == ("CLOSED", "T24H", "110105026", 39.99612, 116.47385)
     dispatch = await _ledger_row(
         s, "SELECT signed_at IS NOT NULL, completed_at IS NOT NULL, result FROM dispatches "
            "WHERE complaint_id = %s", (cid,))
