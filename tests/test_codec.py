@@ -813,3 +813,15 @@ def test_lifecycle_events_written_before_the_location_columns_still_decode() -> 
     row = decoded.record["case_row"]
     assert row["latitude"] is None and row["longitude"] is None
     assert row["filed_at"] == AT and row["status"] == "ACCEPTED"
+
+
+def test_every_lifecycle_schema_ever_written_is_known() -> None:
+    """The ledger is rebuilt from hotline.lifecycle at offset 0, so each LifecycleEvent
+    writer schema this project ever shipped must stay readable (schemas/history)."""
+    from schemas.codec import _WRITERS
+
+    shipped = {"631f3558038aaabd",   # before the ledger rows rode on the event
+               "53857a400bd58308",   # with case/dispatch/evaluation rows
+               fingerprint("LifecycleEvent").hex()}  # with the case's location
+    known = {fp.hex() for fp, w in _WRITERS.items() if w.reader.name == "LifecycleEvent"}
+    assert shipped <= known
