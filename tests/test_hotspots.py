@@ -22,6 +22,7 @@ import psycopg
 import pytest
 
 from activities.governance import (
+    HotspotRule,
     governance_filing,
     load_governance_config,
     poisson_tail,
@@ -89,6 +90,15 @@ def generate(seed: int = 2026) -> tuple[list[tuple[str, str, str, datetime, str]
     return [(f"BG-{i:06d}", *r) for i, r in enumerate(rows)], plants
 
 
+async def _scan_hourly(conn: psycopg.AsyncConnection[Any], rule: HotspotRule) -> None:
+    """The production scan every hour over the scanned period, as the Schedule runs it."""
+    now = SCAN_FROM
+    while now < SCAN_TO:
+        await scan_and_record(conn, now, rule)
+        await conn.commit()
+        now += timedelta(hours=1)
+
+
 def test_poisson_tail() -> None:
     assert poisson_tail(0, 3.0) == 1.0
     assert poisson_tail(1, 2.0) == pytest.approx(1 - 2.718281828 ** -2)
@@ -110,11 +120,7 @@ async def test_planted_hotspots_are_found_with_high_precision_and_recall() -> No
                 await copy.write_row((cid, 1, "CLOSED", outcome, "PHONE", street, "测试区",
                                       cat, at))
         await conn.commit()
-        now = SCAN_FROM
-        while now < SCAN_TO:
-            await scan_and_record(conn, now, rule)
-            await conn.commit()
-            now += timedelta(hours=1)
+        await _scan_hourly(conn, rule)
         warnings = await (await conn.execute(
             """SELECT warning_id, street, category, detected_at, count, baseline, score
                  FROM hotspot_warnings ORDER BY detected_at""")).fetchall()
@@ -330,11 +336,7 @@ async def test_hotspots_near_one_point_across_street_lines() -> None:
                 await copy.write_row((cid, 1, "CLOSED", "DISPATCH", "APP", street, "测试区",
                                       cat, at, lat, lon))
         await conn.commit()
-        now = SCAN_FROM
-        while now < SCAN_TO:
-            await scan_and_record(conn, now, rule)
-            await conn.commit()
-            now += timedelta(hours=1)
+        await _scan_hourly(conn, rule)
         warnings = await (await conn.execute(
             """SELECT street, category, detected_at, count, latitude, longitude
                  FROM hotspot_warnings ORDER BY detected_at""")).fetchall()

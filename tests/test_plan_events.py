@@ -23,11 +23,9 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from activities.config import load_config
 from schemas import codec
-from workers.bridges import run_bridges
+from tests.live import live_services
 from workers.plan_cli import PlanFileError, load_plan, plan_status, start_plan
 from workers.settings import REPO_ROOT, Settings
-from workers.stack import ensure_database, ensure_stack, ensure_topics
-from workers.worker import run_worker
 from workflows.governance import PlanStatus
 
 CONFIG = load_config(REPO_ROOT / "deploy" / "config")
@@ -78,21 +76,8 @@ def test_plan_file_is_checked_against_the_registry(tmp_path: Path) -> None:
 
 @pytest_asyncio.fixture(scope="module")
 async def live() -> AsyncIterator[Settings]:
-    run = uuid.uuid4().hex[:8]
-    settings = Settings(
-        topic_prefix=f"plan{run}.", task_queue=f"plan-{run}", postgres_db=f"plan_{run}",
-        consumer_group_prefix=f"plan-{run}", worker_metrics_port=0, bridge_metrics_port=0)
-    await asyncio.to_thread(ensure_stack, Settings())
-    await asyncio.to_thread(ensure_topics, settings)
-    await asyncio.to_thread(ensure_database, settings, settings.postgres_db)
-    stop = asyncio.Event()
-    tasks = [asyncio.create_task(run_worker(settings, stop)),
-             asyncio.create_task(run_bridges(settings, stop))]
-    try:
+    async with live_services("plan") as settings:
         yield settings
-    finally:
-        stop.set()
-        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
 
 
 def _report(plan_id: str, task_id: str, unit_id: str, event_id: str | None = None
