@@ -46,11 +46,11 @@ async def _upsert_case(conn: AsyncConnection[Any], row: Mapping[str, Any]) -> No
     await conn.execute(
         """INSERT INTO cases AS c (complaint_id, version, status, outcome, channel, kind,
                category, tier, district, street, lead_unit_id, filed_at, due_at, closed_at,
-               overdue, escalation_level, caller_hash, updated_at)
+               overdue, escalation_level, caller_hash, latitude, longitude, updated_at)
            VALUES (%(complaint_id)s, %(version)s, %(status)s, %(outcome)s, %(channel)s,
                %(kind)s, %(category)s, %(tier)s, %(district)s, %(street)s, %(lead_unit_id)s,
                %(filed_at)s, %(due_at)s, %(closed_at)s, %(overdue)s, %(escalation_level)s,
-               %(caller_hash)s, now())
+               %(caller_hash)s, %(latitude)s, %(longitude)s, now())
            ON CONFLICT (complaint_id) DO UPDATE SET
                version = EXCLUDED.version, status = EXCLUDED.status,
                outcome = EXCLUDED.outcome, kind = EXCLUDED.kind,
@@ -59,9 +59,10 @@ async def _upsert_case(conn: AsyncConnection[Any], row: Mapping[str, Any]) -> No
                lead_unit_id = EXCLUDED.lead_unit_id, due_at = EXCLUDED.due_at,
                closed_at = EXCLUDED.closed_at, overdue = EXCLUDED.overdue,
                escalation_level = EXCLUDED.escalation_level,
-               caller_hash = EXCLUDED.caller_hash, updated_at = now()
+               caller_hash = EXCLUDED.caller_hash, latitude = EXCLUDED.latitude,
+               longitude = EXCLUDED.longitude, updated_at = now()
            WHERE c.version < EXCLUDED.version""",
-        dict(row),
+        {"latitude": None, "longitude": None, **row},  # rows written before 007 lack them
     )
 
 

@@ -5,7 +5,7 @@ Fills a scratch database on the local stack's PostgreSQL with ``--cases`` ledger
 service's page query (:class:`workers.open311.RequestQuery`) for the default page (the
 last 90 days, newest first), a deep page of closed cases, a service-code filter and an id
 list, and prints the median of ``--repeat`` runs of each, then the same without the
-``cases (filed_at, complaint_id)`` index of migration 007 (dropped for the second half).
+``cases (filed_at, complaint_id)`` index of migration 008 (dropped for the second half).
 The database is dropped after.
 
     source /work/briefs/env-<name>.sh   # or the default ports

@@ -61,6 +61,7 @@ from workers.kafka_io import DeadLetterPublisher, dead_letter_record, group_id
 from workers.observability import redact_personal_data
 from workers.settings import Settings
 from workflows import model
+from workflows.governance import UPDATE_REPORT_TASK, PlanStatus, TaskReport
 from workflows.model import (
     Ack,
     CallbackAnswer,
@@ -79,6 +80,7 @@ from workflows.model import (
 SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 AT = datetime(2025, 6, 1, 8, 30, tzinfo=UTC)
 CID = "BJ20250601-0001"
+PLAN = "2025-06-order.vendors"
 
 # --- sample records, as the codec hands them over (datetimes aware, enums as str) -------
 
@@ -108,6 +110,8 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "CallbackResult": {"event_id": "e-1", "complaint_id": CID, "at": AT, "reached": True,
                        "responded": True, "resolved": False, "satisfaction": "UNSATISFIED",
                        "comment": "问题还在"},
+    "PlanTaskReported": {"event_id": "e-1", "plan_id": PLAN, "task_id": "t1",
+                         "unit_id": "110105026", "at": AT, "note": "夜市疏导点已设"},
 }
 
 EXPECTED: dict[str, tuple[str, str, object]] = {
@@ -142,7 +146,12 @@ EXPECTED: dict[str, tuple[str, str, object]] = {
     "CallbackResult": (CALLBACKS, model.UPDATE_CALLBACK, CallbackAnswer(
         event_id="e-1", at=AT, reached=True, responded=True, resolved=False,
         satisfaction="UNSATISFIED", comment="问题还在")),
+    "PlanTaskReported": (UNIT_REPLIES, UPDATE_REPORT_TASK, TaskReport(
+        event_id="e-1", task_id="t1", unit_id="110105026", note="夜市疏导点已设", at=AT)),
 }
+
+# Records addressed to a governance plan rather than to a case.
+PLAN_RECORDS = {"PlanTaskReported"}
 
 
 def _schema_fields(name: str) -> set[str]:
@@ -164,9 +173,15 @@ def test_the_table_covers_exactly_the_inbound_contract() -> None:
 def test_each_record_becomes_the_right_command(name: str) -> None:
     topic, action, arg = EXPECTED[name]
     command = route(topic, name, SAMPLES[name])
-    assert command == Command(record=name, complaint_id=CID, event_id="e-1", action=action,
-                              arg=arg)
-    assert command.workflow_id == f"complaint-{CID}"
+    if name in PLAN_RECORDS:
+        assert command == Command(record=name, complaint_id=PLAN, event_id="e-1",
+                                  action=action, arg=arg,
+                                  workflow_id=f"governance-plan-{PLAN}",
+                                  result_type=PlanStatus)
+    else:
+        assert command == Command(record=name, complaint_id=CID, event_id="e-1",
+                                  action=action, arg=arg)
+        assert command.workflow_id == f"complaint-{CID}"
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

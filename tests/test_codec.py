@@ -784,3 +784,44 @@ def test_seeded_corruption_sweep() -> None:
         except DecodeError:
             refused += 1
     assert refused > 1000  # truncation, trailing bytes and random bodies always fail
+
+
+# --- events already on the topics, written with an older schema ----------------------------
+
+
+def test_lifecycle_events_written_before_the_location_columns_still_decode() -> None:
+    """``hotline.lifecycle`` is replayed from offset 0 to rebuild the ledger, so events
+    written before LedgerCase gained latitude/longitude must decode, with those unset."""
+    old = json.loads((SCHEMA_DIR / "history" / "hotline.events.LifecycleEvent.v1.avsc")
+                     .read_text(encoding="utf-8"))
+    hex_v1 = (DATA / "golden_history" / "LifecycleEvent.v1.hex").read_text(encoding="ascii")
+    pinned = decode(bytes.fromhex(hex_v1.strip()))
+    assert pinned.name == "LifecycleEvent"
+    # And one with a case row, written by plain fastavro with the old schema.
+    parsed = fastavro.parse_schema(old)
+    record = dict(pinned.record)
+    record["case_row"] = {
+        "complaint_id": record["complaint_id"], "version": 1, "status": "ACCEPTED",
+        "filed_at": AT, "channel": "PHONE", "kind": None, "category": None, "tier": None,
+        "district": None, "street": None, "lead_unit_id": None, "due_at": None,
+        "overdue": False, "escalation_level": "UNIT", "closed_at": None, "outcome": None,
+        "caller_hash": None}
+    body = BytesIO()
+    fastavro.schemaless_writer(body, parsed, record)
+    fp = _crc64_avro(to_parsing_canonical_form(parsed).encode()).to_bytes(8, "little")
+    decoded = decode(MARKER + fp + body.getvalue())
+    row = decoded.record["case_row"]
+    assert row["latitude"] is None and row["longitude"] is None
+    assert row["filed_at"] == AT and row["status"] == "ACCEPTED"
+
+
+def test_every_lifecycle_schema_ever_written_is_known() -> None:
+    """The ledger is rebuilt from hotline.lifecycle at offset 0, so each LifecycleEvent
+    writer schema this project ever shipped must stay readable (schemas/history)."""
+    from schemas.codec import _WRITERS
+
+    shipped = {"631f3558038aaabd",   # before the ledger rows rode on the event
+               "53857a400bd58308",   # with case/dispatch/evaluation rows
+               fingerprint("LifecycleEvent").hex()}  # with the case's location
+    known = {fp.hex() for fp, w in _WRITERS.items() if w.reader.name == "LifecycleEvent"}
+    assert shipped <= known

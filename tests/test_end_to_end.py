@@ -21,10 +21,8 @@ import pytest_asyncio
 from kafka import KafkaConsumer, KafkaProducer
 
 from schemas import codec
-from workers.bridges import run_bridges
+from tests.live import live_services
 from workers.settings import Settings
-from workers.stack import ensure_database, ensure_stack, ensure_topics
-from workers.worker import run_worker
 
 pytestmark = pytest.mark.stack
 
@@ -32,23 +30,9 @@ pytestmark = pytest.mark.stack
 @pytest_asyncio.fixture(scope="module")
 async def live() -> AsyncIterator[Settings]:
     """The stack up, fresh topics/database, and a worker and bridges running."""
-    run = uuid.uuid4().hex[:8]
-    settings = Settings(
-        topic_prefix=f"e2e{run}.", task_queue=f"e2e-{run}", postgres_db=f"e2e_{run}",
-        consumer_group_prefix=f"e2e-{run}", worker_metrics_port=0, bridge_metrics_port=0,
-        time_scale=0.0005,  # T24H: due in 43 s, sign-for in 1.8 s
-    )
-    await asyncio.to_thread(ensure_stack, Settings())
-    await asyncio.to_thread(ensure_topics, settings)
-    await asyncio.to_thread(ensure_database, settings, settings.postgres_db)
-    stop = asyncio.Event()
-    tasks = [asyncio.create_task(run_worker(settings, stop)),
-             asyncio.create_task(run_bridges(settings, stop))]
-    try:
+    # T24H: due in 43 s, sign-for in 1.8 s
+    async with live_services("e2e", time_scale=0.0005) as settings:
         yield settings
-    finally:
-        stop.set()
-        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
 
 
 class Topic:
@@ -118,7 +102,8 @@ async def test_complaint_travels_kafka_temporal_kafka_postgres(live: Settings) -
     lifecycle = Topic(s, s.topic_lifecycle)
 
     _send(s, s.topic_intake, cid, "ComplaintFiled",
-          _filing(cid, "望京街道阜通东大街6号院3号楼电梯坏了三天，老人下不了楼"))
+          {**_filing(cid, "望京街道阜通东大街6号院3号楼电梯坏了三天，老人下不了楼"),
+           "channel": "APP", "latitude": 39.99612, "longitude": 116.47385})
     issued = await asyncio.to_thread(
         dispatches.wait_for,
         lambda n, r: n == "DispatchIssued" and r["complaint_id"] == cid)
@@ -148,9 +133,10 @@ async def test_complaint_travels_kafka_temporal_kafka_postgres(live: Settings) -
            "WHERE complaint_id = %s", (cid,))
     assert row == (True, True, True, True, 100.0)
     case = await _ledger_row(
-        s, "SELECT status, tier, lead_unit_id FROM cases WHERE complaint_id = %s "
-           "AND status = 'CLOSED'", (cid,))
-    assert case == ("CLOSED", "T24H", "110105026")
+        s, "SELECT status, tier, lead_unit_id, latitude, longitude FROM cases "
+           "WHERE complaint_id = %s AND status = 'CLOSED'", (cid,))
+    # The app's location reaches the ledger (hotspots near one point use it).
+    assert case == ("CLOSED", "T24H", "110105026", 39.99612, 116.47385)
     dispatch = await _ledger_row(
         s, "SELECT signed_at IS NOT NULL, completed_at IS NOT NULL, result FROM dispatches "
            "WHERE complaint_id = %s", (cid,))

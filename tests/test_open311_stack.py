@@ -19,13 +19,11 @@ import httpx
 import pytest
 import pytest_asyncio
 
+from tests.live import live_services
 from tests.test_end_to_end import Topic, _reply, _send
-from workers.bridges import run_bridges
 from workers.open311 import Open311Server
 from workers.open311_model import BEIJING, ApiClient
 from workers.settings import Settings
-from workers.stack import ensure_database, ensure_stack, ensure_topics
-from workers.worker import run_worker
 
 pytestmark = pytest.mark.stack
 
@@ -37,27 +35,14 @@ EMAIL = "zhang.wei@example.com"
 @pytest_asyncio.fixture(scope="module")
 async def live() -> AsyncIterator[tuple[Settings, str]]:
     """The stack up, fresh topics/database, a worker, the bridges and the Open311 service."""
-    run = uuid.uuid4().hex[:8]
-    settings = Settings(
-        topic_prefix=f"o311{run}.", task_queue=f"o311-{run}", postgres_db=f"o311_{run}",
-        consumer_group_prefix=f"o311-{run}", worker_metrics_port=0, bridge_metrics_port=0,
-        time_scale=0.0005,  # T24H: due in 43 s
-    )
-    await asyncio.to_thread(ensure_stack, Settings())
-    await asyncio.to_thread(ensure_topics, settings)
-    await asyncio.to_thread(ensure_database, settings, settings.postgres_db)
-    server = Open311Server(settings, port=0,
-                           clients=[ApiClient("civic-app", KEY, "WECHAT")])
-    await asyncio.to_thread(server.start)
-    stop = asyncio.Event()
-    tasks = [asyncio.create_task(run_worker(settings, stop)),
-             asyncio.create_task(run_bridges(settings, stop))]
-    try:
-        yield settings, server.url
-    finally:
-        stop.set()
-        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
-        await asyncio.to_thread(server.stop)
+    async with live_services("o311", time_scale=0.0005) as settings:  # T24H: due in 43 s
+        server = Open311Server(settings, port=0,
+                               clients=[ApiClient("civic-app", KEY, "WECHAT")])
+        await asyncio.to_thread(server.start)
+        try:
+            yield settings, server.url
+        finally:
+            await asyncio.to_thread(server.stop)
 
 
 async def _get_until(client: httpx.AsyncClient, path: str,

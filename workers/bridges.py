@@ -75,6 +75,12 @@ from workers.metrics_exporter import ConsumerLagReporter
 from workers.observability import configure_logging, start_metrics_server, temporal_runtime
 from workers.security import temporal_connect_options
 from workers.settings import Settings, get_settings
+from workflows.governance import (
+    UPDATE_REPORT_TASK,
+    PlanStatus,
+    TaskReport,
+    plan_workflow_id,
+)
 from workflows.model import (
     UPDATE_CALLBACK,
     UPDATE_COMPLETE,
@@ -183,10 +189,18 @@ def _from_record(cls: type[_D]) -> Callable[[Mapping[str, Any]], _D]:
 
 @dataclass(frozen=True)
 class Route:
-    """What a record becomes: ``action`` (``START`` or an update name) and its argument."""
+    """What a record becomes: ``action`` (``START`` or an update name) and its argument.
+
+    Case records name their case by ``complaint_id``; a governance plan's task report
+    names its plan by ``plan_id`` (``id_field``) and reaches the plan's workflow, whose
+    update answers with a status rather than an :class:`Ack` (``result_type``).
+    """
 
     action: str
     build: Callable[[Mapping[str, Any]], object]
+    id_field: str = "complaint_id"
+    workflow_id: Callable[[str], str] = lambda complaint_id: workflow_id_for(complaint_id)
+    result_type: type = Ack
 
 
 # Record name (short) → action and builder. The only place an Avro record meets the
@@ -203,6 +217,9 @@ ROUTES: dict[str, Route] = {
     "HandlingCompleted": Route(UPDATE_COMPLETE, _from_record(Complete)),
     "UnitsWhistled": Route(UPDATE_WHISTLE, _from_record(Whistle)),
     "CallbackResult": Route(UPDATE_CALLBACK, _from_record(CallbackAnswer)),
+    "PlanTaskReported": Route(UPDATE_REPORT_TASK, _from_record(TaskReport),
+                              id_field="plan_id", workflow_id=plan_workflow_id,
+                              result_type=PlanStatus),
 }
 
 # Which records each inbound topic may carry (DESIGN.md, "The event contract").
@@ -218,6 +235,7 @@ TOPIC_RECORDS: dict[str, frozenset[str]] = {
             "ExtensionRequested",
             "HandlingCompleted",
             "UnitsWhistled",
+            "PlanTaskReported",
         }
     ),
     CALLBACKS: frozenset({"CallbackResult"}),
@@ -238,17 +256,23 @@ def workflow_id_for(complaint_id: str) -> str:
 
 @dataclass(frozen=True)
 class Command:
-    """One routed inbound event: what to do to which case."""
+    """One routed inbound event: what to do to which case (or governance plan).
+
+    ``complaint_id`` is the id the record is keyed by: the complaint's, or for a plan's
+    task report the plan's (``workflow_id`` then names the plan's workflow).
+    """
 
     record: str
     complaint_id: str
     event_id: str
     action: str
     arg: object
+    workflow_id: str = ""
+    result_type: type = Ack
 
-    @property
-    def workflow_id(self) -> str:
-        return workflow_id_for(self.complaint_id)
+    def __post_init__(self) -> None:
+        if not self.workflow_id:
+            object.__setattr__(self, "workflow_id", workflow_id_for(self.complaint_id))
 
 
 class Unroutable(Exception):
@@ -273,13 +297,13 @@ def route(topic: str, record_name: str, record: Mapping[str, Any]) -> Command:
             UNEXPECTED_TYPE,
             f"{record_name} is not accepted on {topic} (expected one of {sorted(allowed)})",
         )
-    complaint_id = record.get("complaint_id")
+    entry = ROUTES[record_name]
+    complaint_id = record.get(entry.id_field)
     event_id = record.get("event_id")
     if not isinstance(complaint_id, str) or not complaint_id.strip():
-        raise Unroutable(INVALID_RECORD, f"{record_name} has no complaint_id")
+        raise Unroutable(INVALID_RECORD, f"{record_name} has no {entry.id_field}")
     if not isinstance(event_id, str) or not event_id.strip():
         raise Unroutable(INVALID_RECORD, f"{record_name} has no event_id")
-    entry = ROUTES[record_name]
     try:
         arg = entry.build(record)
     except (TypeError, ValueError, KeyError) as exc:
@@ -290,6 +314,8 @@ def route(topic: str, record_name: str, record: Mapping[str, Any]) -> Command:
         event_id=event_id,
         action=entry.action,
         arg=arg,
+        workflow_id=entry.workflow_id(complaint_id),
+        result_type=entry.result_type,
     )
 
 
@@ -473,7 +499,7 @@ async def apply_command(
                 command.action,
                 command.arg,
                 id=update_id,
-                result_type=Ack,
+                result_type=command.result_type,
                 rpc_timeout=UPDATE_RPC_TIMEOUT,
             ),
             ATTEMPT_TIMEOUT_S,
@@ -485,9 +511,10 @@ async def apply_command(
             # takes the update on retry (it de-duplicates by event id).
             return Verdict(TRANSIENT, detail=f"continued as new: {verdict.detail}")
         return verdict
-    if not isinstance(ack, Ack):
+    if not isinstance(ack, command.result_type):
         return Verdict(TRANSIENT, detail=f"unexpected update result {type(ack).__name__}")
-    return verdict_for_ack(ack)
+    # Only case updates answer with an Ack; a plan refuses by failing the update instead.
+    return verdict_for_ack(ack) if isinstance(ack, Ack) else Verdict(APPLIED)
 
 
 # --- the consumer loop ------------------------------------------------------------------
@@ -765,7 +792,8 @@ class TopicBridge:
             return Verdict(DEAD_LETTERED, MALFORMED, _describe(exc)), "unknown", mlog
         name = decoded.name
         complaint_id = decoded.record.get("complaint_id")
-        mlog = mlog.bind(record=name, complaint_id=complaint_id)
+        mlog = mlog.bind(record=name, complaint_id=complaint_id,
+                         plan_id=decoded.record.get("plan_id"))
         try:
             command = route(self.contract_topic, name, decoded.record)
         except Unroutable as exc:
@@ -773,8 +801,9 @@ class TopicBridge:
             return Verdict(DEAD_LETTERED, exc.reason, exc.detail), name, mlog
         mlog = mlog.bind(event_id=command.event_id, workflow_id=command.workflow_id)
         if message.key is not None and _key_text(message.key) != command.complaint_id:
-            # Per-case order relies on key = complaint_id; apply anyway, but say so.
-            mlog.warning("message key differs from complaint_id")
+            # Per-case order relies on key = complaint_id (plan_id for a plan's reports);
+            # apply anyway, but say so.
+            mlog.warning("message key differs from the record's id")
         verdict = await apply_command(
             self._client, self._settings, command, update_id=update_id_for(command, message)
         )

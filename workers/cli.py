@@ -7,6 +7,7 @@ import typer
 from workers.case_cli import register as register_case_commands
 from workers.dlq_cli import app as dlq_app
 from workers.governance_cli import app as governance_app
+from workers.plan_cli import app as plan_app
 from workers.routing_cli import app as routing_app
 from workers.stack import app as stack_app
 
@@ -18,6 +19,7 @@ app.add_typer(dlq_app, name="dlq", help="Dead letters: list, show, re-drive once
 register_case_commands(app)  # `hotline case ...` and `hotline overdue`
 # Governance: report, rankings, priority-streets, hotspots, schedules, projector.
 app.add_typer(governance_app)
+app.add_typer(plan_app, name="plan")
 
 
 @app.command()

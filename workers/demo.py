@@ -133,7 +133,10 @@ REFRESH_S = 0.25
 STALL_HINT_S = 30.0
 
 # The processes the demo runs, and the line each logs once it serves.
-PROCESSES: dict[str, str] = {"worker": "worker ready", "bridges": "bridges ready"}
+# The projector rebuilds the same ledger rows from hotline.lifecycle that record_step
+# writes (order-free, idempotent): running it shows the ledger is a projection of the topic.
+PROCESSES: dict[str, str] = {"worker": "worker ready", "bridges": "bridges ready",
+                             "projector": "projector ready"}
 
 # Lifecycle events the board counts, once per case, in lifecycle order.
 STAGES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -1416,7 +1419,8 @@ def run_demo(cases: int = 100, time_scale: float = 0.00002, *,
                       + f" · Temporal UI {status.temporal_ui_url}")
 
         _stop_previous(demo_dir, console)
-        with console.status("starting `hotline worker` and `hotline bridges`..."):
+        with console.status("starting `hotline worker`, `hotline bridges` and "
+                            "`hotline projector`..."):
             procs = [_start(name, settings, demo_dir) for name in PROCESSES]
             _wait_ready(procs)
         for name in PROCESSES:
@@ -1426,7 +1430,7 @@ def run_demo(cases: int = 100, time_scale: float = 0.00002, *,
                     f"[yellow]warning: other `hotline {name}` processes are running (pids "
                     f"{', '.join(map(str, others))}); they share the work, and a worker with "
                     f"another time scale will stretch this demo's deadlines.[/]")
-        console.print(f"worker and bridges ready (time scale {time_scale:g}); logs in "
+        console.print(f"worker, bridges and projector ready (time scale {time_scale:g}); logs in "
                       f"{demo_dir}")
         console.print(
             "metrics: worker http://127.0.0.1:"

@@ -64,6 +64,13 @@ def _default_month(gov: GovernanceConfig) -> str:
     return previous_month(datetime.now(UTC), gov.tz)
 
 
+def _near(latitude: float | None, longitude: float | None) -> str:
+    """A hotspot near one point names the point after its main street."""
+    if latitude is None or longitude is None:
+        return ""
+    return f" near {latitude:.5f},{longitude:.5f}"
+
+
 def _pct(x: float) -> str:
     return f"{x:.1%}"
 
@@ -118,7 +125,7 @@ async def collect_monthly(settings: Settings, month: str) -> MonthlyData:
         topic_trend = await half_month_trend(conn, tracked, month, TREND_MONTHS, tz)
         hotspots = await (await conn.execute(
             """SELECT detected_at, district, street, category, count, baseline, score,
-                      complaint_id, status
+                      complaint_id, status, latitude, longitude
                  FROM hotspot_warnings WHERE detected_at >= %s AND detected_at < %s
                 ORDER BY detected_at""", (start, end))).fetchall()
     names = {}
@@ -281,7 +288,7 @@ def render_html(d: MonthlyData) -> str:
         "<h2 id='hotspots'>6. Hotspot warnings (未诉先办)</h2>",
         _table(["detected (UTC)", "district", "street", "category", "count", "expected",
                 "× baseline", "governance case", "status"],
-               [[f"{h[0]:%Y-%m-%d %H:%M}", h[1] or "", h[2],
+               [[f"{h[0]:%Y-%m-%d %H:%M}", h[1] or "", h[2] + _near(h[9], h[10]),
                  d.category_names.get(h[3], h[3]), h[4], f"{h[5]:.1f}", f"{h[6]:.1f}",
                  h[7] or "", h[8]] for h in d.hotspots]),
     ]
@@ -424,7 +431,8 @@ def hotspots(days: int = typer.Option(30, help="Warnings detected in the last N 
     with psycopg.connect(settings.dsn) as conn:
         rows = conn.execute(
             """SELECT w.detected_at, w.district, w.street, w.category, w.count, w.baseline,
-                      w.score, w.complaint_id, coalesce(c.status, w.status)
+                      w.score, w.complaint_id, coalesce(c.status, w.status), w.latitude,
+                      w.longitude
                  FROM hotspot_warnings w LEFT JOIN cases c USING (complaint_id)
                 WHERE w.detected_at >= %s ORDER BY w.detected_at DESC""",
             (since,)).fetchall()
@@ -435,7 +443,8 @@ def hotspots(days: int = typer.Option(30, help="Warnings detected in the last N 
     for r in rows:
         if open_only and r[8] == "CLOSED":
             continue
-        table.add_row(f"{r[0]:%Y-%m-%d %H:%M}", r[1] or "", r[2], r[3], str(r[4]),
+        table.add_row(f"{r[0]:%Y-%m-%d %H:%M}", r[1] or "", r[2] + _near(r[9], r[10]),
+                      r[3], str(r[4]),
                       f"{r[5]:.1f}", f"{r[6]:.1f}", r[7] or "", r[8])
     _console.print(table)
 

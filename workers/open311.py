@@ -303,8 +303,9 @@ SELECT p.complaint_id, COALESCE(c.status, 'FILED') AS status, c.outcome, e.resol
            AND a.event_type IN ('MERGED', 'REDIRECTED') LIMIT 1) AS referral,
        COALESCE(c.category, o.service_code) AS service_code, c.lead_unit_id, c.tier,
        o.address, c.district, c.street, c.due_at, o.description, p.requested_at,
-       COALESCE(c.updated_at, o.published_at) AS updated_at, o.latitude, o.longitude,
-       o.media_url
+       COALESCE(c.updated_at, o.published_at) AS updated_at,
+       COALESCE(o.latitude, c.latitude) AS latitude,
+       COALESCE(o.longitude, c.longitude) AS longitude, o.media_url
   FROM page p
   LEFT JOIN cases c ON c.complaint_id = p.complaint_id
   LEFT JOIN open311_requests o ON o.complaint_id = p.complaint_id

@@ -1036,6 +1036,7 @@ class ComplaintWorkflow:
                 overdue=self._overdue, escalation_level=self._level,
                 closed_at=self._closed_at, outcome=acc.outcome if acc else None,
                 caller_hash=acc.caller_hash if acc else None,
+                latitude=filing.latitude, longitude=filing.longitude,
             )
             step = StepRecord(
                 complaint_id=cid, step=f"{seq}-{event_type}", lifecycle=[event],

@@ -98,6 +98,15 @@ class HotspotScanWorkflow:
 
 # --- governance plans (一方案三清单) ------------------------------------------------------
 
+UPDATE_REPORT_TASK = "report_task"
+PLAN_WORKFLOW_PREFIX = "governance-plan-"
+
+
+def plan_workflow_id(plan_id: str) -> str:
+    """The plan's workflow id; unit systems address their task reports by ``plan_id``."""
+    return f"{PLAN_WORKFLOW_PREFIX}{plan_id}"
+
+
 # Half a month between reviews of the topic's volume (DESIGN.md: "every half month").
 HALF_MONTH = timedelta(days=15)
 
@@ -133,12 +142,13 @@ class PlanInput:
 
 @dataclass(frozen=True)
 class TaskReport:
-    """A unit reports a task done (from its unit system, through an event)."""
+    """A unit reports a task done (``PlanTaskReported`` on ``hotline.unit-replies``)."""
 
     event_id: str
     task_id: str
     unit_id: str
     note: str = ""
+    at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -205,7 +215,7 @@ class GovernancePlanWorkflow:
         return PlanStatus(self._input.plan_id, self._input.category, n, len(self._done),
                           len(self._done) / n if n else 1.0, list(self._trend), closed)
 
-    @workflow.update
+    @workflow.update(name=UPDATE_REPORT_TASK)
     def report_task(self, report: TaskReport) -> PlanStatus:
         """A unit reports a task done; a repeated event id changes nothing."""
         if report.event_id not in self._seen:

@@ -390,6 +390,8 @@ class CaseRow:
     closed_at: datetime | None = None
     outcome: str | None = None
     caller_hash: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,41 @@
+"""Worker and bridges in the test's event loop, on fresh topics and a fresh database."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from workers.bridges import run_bridges
+from workers.settings import Settings
+from workers.stack import ensure_database, ensure_stack, ensure_topics
+from workers.worker import run_worker
+
+
+@asynccontextmanager
+async def live_services(tag: str, **overrides: Any) -> AsyncIterator[Settings]:
+    """The local stack up; topics, database, task queue and consumer groups named after
+    ``tag`` and a fresh run id (a running demo is not disturbed); a worker and the bridges
+    running until exit.
+
+    Blocking clients in a test (Kafka) must run on threads (``asyncio.to_thread``): a
+    blocked loop stalls this worker and these bridges too.
+    """
+    run = uuid.uuid4().hex[:8]
+    settings = Settings(
+        topic_prefix=f"{tag}{run}.", task_queue=f"{tag}-{run}", postgres_db=f"{tag}_{run}",
+        consumer_group_prefix=f"{tag}-{run}", worker_metrics_port=0, bridge_metrics_port=0,
+        **overrides)
+    await asyncio.to_thread(ensure_stack, Settings())
+    await asyncio.to_thread(ensure_topics, settings)
+    await asyncio.to_thread(ensure_database, settings, settings.postgres_db)
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(run_worker(settings, stop)),
+             asyncio.create_task(run_bridges(settings, stop))]
+    try:
+        yield settings
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)

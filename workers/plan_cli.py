@@ -1,0 +1,202 @@
+"""Governance plans (一方案三清单) on the command line: ``hotline plan start|show|close``.
+
+A supervisor picks a monthly topic (``hotline report monthly`` lists the candidates) and
+writes its plan as YAML: the plan, its task list (owner unit, due month), responsibility
+list and policy list. ``start`` validates the file against the unit registry and starts
+the plan's workflow ``governance-plan-<plan_id>``. Units report their tasks done with
+``PlanTaskReported`` events on ``hotline.unit-replies``; ``show`` prints the completion
+rate and the topic's half-monthly volume, and the final report once the plan closed.
+
+Example plan file::
+
+    plan_id: 2026-09-order.vendors
+    category: order.vendors
+    title: 夜间占道经营治理
+    tasks:
+      - {task_id: t1, owner_unit_id: "110105026", description: 设夜市疏导点, due_month: 2026-10}
+    responsibilities: ["街道: 属地巡查"]
+    policies: ["临时疏导点管理办法"]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from rich.console import Console
+from rich.table import Table
+
+from activities.config import HotlineConfig, load_config
+from workers.security import temporal_connect_options
+from workers.settings import Settings, get_settings
+from workflows.governance import (
+    GovernancePlanWorkflow,
+    PlanInput,
+    PlanStatus,
+    PlanTask,
+    plan_workflow_id,
+)
+
+app = typer.Typer(help="Governance plans for monthly topics (一方案三清单).",
+                  no_args_is_help=True)
+_console = Console()
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TaskSpec(_Strict):
+    task_id: str
+    owner_unit_id: str
+    description: str
+    due_month: str
+
+    @field_validator("due_month")
+    @classmethod
+    def _month(cls, value: str) -> str:
+        if not _MONTH.match(value):
+            raise ValueError(f"due_month must be YYYY-MM, got {value!r}")
+        return value
+
+
+class PlanSpec(_Strict):
+    plan_id: str
+    category: str
+    title: str
+    tasks: list[TaskSpec]
+    responsibilities: list[str] = []
+    policies: list[str] = []
+    review_days: float = 15.0
+    max_reviews: int = 12
+
+    @field_validator("plan_id")
+    @classmethod
+    def _plan_id(cls, value: str) -> str:
+        if not _ID.match(value):
+            raise ValueError(f"plan_id must be letters, digits and . _ : - (got {value!r})")
+        return value
+
+
+class PlanFileError(ValueError):
+    """A plan file that cannot start a plan; the message says what to fix."""
+
+
+def load_plan(path: Path, config: HotlineConfig) -> PlanInput:
+    """Read and check a plan file: known category, known owner units, unique task ids.
+
+    Raises:
+        PlanFileError: With every problem found, so the supervisor fixes them at once.
+    """
+    try:
+        raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+        spec = PlanSpec.model_validate(raw)
+    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        raise PlanFileError(f"{path}: {exc}") from exc
+    problems = []
+    if spec.category not in {c.code for c in config.lexicon.categories}:
+        problems.append(f"unknown category {spec.category!r}")
+    if not spec.tasks:
+        problems.append("the task list is empty")
+    seen: set[str] = set()
+    for task in spec.tasks:
+        if task.task_id in seen:
+            problems.append(f"task id {task.task_id!r} appears twice")
+        seen.add(task.task_id)
+        if config.registry.get(task.owner_unit_id) is None:
+            problems.append(f"task {task.task_id}: unknown owner unit {task.owner_unit_id!r}")
+    if problems:
+        raise PlanFileError(f"{path}: " + "; ".join(problems))
+    return PlanInput(
+        plan_id=spec.plan_id, category=spec.category, title=spec.title,
+        tasks=[PlanTask(t.task_id, t.owner_unit_id, t.description, t.due_month)
+               for t in spec.tasks],
+        responsibilities=list(spec.responsibilities), policies=list(spec.policies),
+        review_seconds=spec.review_days * 86400, max_reviews=spec.max_reviews)
+
+
+async def _client(settings: Settings) -> Any:
+    from temporalio.client import Client
+
+    return await Client.connect(settings.temporal_address,
+                                namespace=settings.temporal_namespace,
+                                **temporal_connect_options(settings))
+
+
+async def start_plan(settings: Settings, plan: PlanInput) -> str:
+    """Start the plan's workflow; a plan id is used once (a second start is refused)."""
+    from temporalio.common import WorkflowIDReusePolicy
+
+    client = await _client(settings)
+    handle = await client.start_workflow(
+        GovernancePlanWorkflow.run, plan, id=plan_workflow_id(plan.plan_id),
+        task_queue=settings.task_queue,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
+    return handle.id
+
+
+async def plan_status(settings: Settings, plan_id: str) -> PlanStatus:
+    """The running plan's status, or its final report once it closed."""
+    from temporalio.client import WorkflowExecutionStatus
+
+    handle = (await _client(settings)).get_workflow_handle(
+        plan_workflow_id(plan_id), result_type=PlanStatus)
+    described = await handle.describe()
+    if described.status == WorkflowExecutionStatus.RUNNING:
+        status: PlanStatus = await handle.query(GovernancePlanWorkflow.status)
+        return status
+    result: PlanStatus = await handle.result()
+    return result
+
+
+def _print_status(status: PlanStatus) -> None:
+    state = "closed (final report)" if status.closed else "open"
+    _console.print(f"plan {status.plan_id} — topic {status.category}: {state}; tasks done "
+                   f"{status.done}/{status.tasks} ({status.completion_rate:.0%})")
+    table = Table(title="topic volume per half month")
+    table.add_column("half month ending")
+    table.add_column("complaints", justify="right")
+    for day, n in status.trend:
+        table.add_row(day, str(n))
+    _console.print(table)
+
+
+@app.command("start")
+def start_cmd(plan_file: Path = typer.Argument(..., help="The plan as YAML.")) -> None:
+    """Start a plan for a chosen monthly topic."""
+    settings = get_settings()
+    try:
+        plan = load_plan(plan_file, load_config(settings.config_dir))
+    except PlanFileError as exc:
+        _console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    workflow_id = asyncio.run(start_plan(settings, plan))
+    _console.print(f"started {workflow_id}: {len(plan.tasks)} tasks; units report them "
+                   "with PlanTaskReported on hotline.unit-replies (key: plan_id)")
+
+
+@app.command("show")
+def show_cmd(plan_id: str) -> None:
+    """Completion rate and half-monthly topic volume (the final report once closed)."""
+    _print_status(asyncio.run(plan_status(get_settings(), plan_id)))
+
+
+@app.command("close")
+def close_cmd(plan_id: str) -> None:
+    """Close a plan early (a supervisor decision); it ends with its report."""
+    async def _close() -> PlanStatus:
+        settings = get_settings()
+        handle = (await _client(settings)).get_workflow_handle(
+            plan_workflow_id(plan_id), result_type=PlanStatus)
+        await handle.signal(GovernancePlanWorkflow.close)
+        result: PlanStatus = await handle.result()
+        return result
+
+    _print_status(asyncio.run(_close()))
