@@ -569,15 +569,25 @@ def open311_file(url: str, case: DemoCase) -> None:
                         f"{answer[0]['service_request_id']}, not {case.plan.complaint_id}")
 
 
-def _open311_report(url: str, ids: list[str], console: Console) -> None:
-    """What the apps see: their requests' statuses through ``GET requests``."""
-    statuses: Counter[str] = Counter()
-    for i in range(0, len(ids), 100):  # the service's cap on ids per query
-        query = urllib.parse.urlencode({"service_request_id": ",".join(ids[i:i + 100])})
-        with urllib.request.urlopen(f"{url}/requests.json?{query}",
-                                    timeout=SEND_TIMEOUT_S) as resp:
-            for req in json.loads(resp.read()):
-                statuses[f"{req['status']} {req['extended_status']}"] += 1
+def _open311_report(url: str, ids: list[str], console: Console, all_closed: bool) -> None:
+    """What the apps see: their requests' statuses through ``GET requests``.
+
+    The ledger row follows the lifecycle event by a moment: when every case was seen
+    closed, wait (a little) for the ledger to say so too.
+    """
+    deadline = time.monotonic() + 15
+    while True:
+        statuses: Counter[str] = Counter()
+        for i in range(0, len(ids), 100):  # the service's cap on ids per query
+            query = urllib.parse.urlencode({"service_request_id": ",".join(ids[i:i + 100])})
+            with urllib.request.urlopen(f"{url}/requests.json?{query}",
+                                        timeout=SEND_TIMEOUT_S) as resp:
+                for req in json.loads(resp.read()):
+                    statuses[f"{req['status']} {req['extended_status']}"] += 1
+        closed = sum(n for s, n in statuses.items() if s.startswith("closed"))
+        if not all_closed or closed == len(ids) or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
     console.print(f"Open311: {len(ids)} requests filed through GeoReport v2; GET requests "
                   "says " + ", ".join(f"{n} {s}" for s, n in statuses.most_common()))
 
@@ -1527,7 +1537,7 @@ def _run_city(settings: Settings, cases: int, seed: int | None, demo_dir: Path,
         else:
             _print_stuck(board, status, settings, console, timeout)
         if via_open311:
-            _open311_report(open311.url, via_open311, console)
+            _open311_report(open311.url, via_open311, console, ok)
         return ok, board
     finally:
         open311.stop()
