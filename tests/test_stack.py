@@ -176,3 +176,11 @@ def test_ports_held_by_another_process_are_named_with_their_setting(
     assert "HOTLINE_POSTGRES_PORT" in message
     assert not stale.exists(), "a pid file of a process that is gone is removed"
     assert stack_status(Settings()).pids == stack.pids  # the real stack is untouched
+
+
+def test_kafka_cluster_ids_never_look_like_an_option() -> None:
+    from workers.stack import _kafka_cluster_id
+
+    ids = [_kafka_cluster_id() for _ in range(5000)]
+    assert not [i for i in ids if i.startswith("-")]
+    assert all(len(i) == 22 for i in ids) and len(set(ids)) == len(ids)

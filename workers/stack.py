@@ -775,8 +775,13 @@ def _kafka_jvm(paths: _Paths, jars: Path, *options: str) -> list[str]:
 
 
 def _kafka_cluster_id() -> str:
-    # Kafka's Uuid text form: 16 random bytes, URL-safe base64 without padding.
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    # Kafka's Uuid text form: 16 random bytes, URL-safe base64 without padding. Like
+    # Kafka's own Uuid.randomUuid, never one starting with "-": the storage tool would
+    # read it as an option (1 start in 64 failed with "expected one argument").
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not text.startswith("-"):
+            return text
 
 
 def _kafka_format(settings: Settings, paths: _Paths, jars: Path) -> None:
