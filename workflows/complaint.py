@@ -841,7 +841,10 @@ class ComplaintWorkflow:
         await self._record(event_type, self._status, unit_id=lead.unit_id,
                            dispatch_id=lead.dispatch_id, outbound=outbound,
                            attributes={"urges": str(self._urges)})
-        if escalate:
+        # Re-read the level: concurrent urges may have raised it while this one recorded.
+        # (Before, a case already at CITY here failed its task for ever; a history that
+        # completed never saw CITY here, so old histories replay unchanged.)
+        if escalate and self._level != LEVELS[-1]:
             level = LEVELS[LEVELS.index(self._level) + 1]
             await self._notice("URGED", self._raise_level(level),
                                f"urged {self._urges} times by the citizen: {level} supervision")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from activities.case import caller_hash
@@ -92,6 +93,21 @@ async def test_two_urges_raise_the_case_one_level_at_once(harness: Harness) -> N
     assert notice.attributes == {"notice_type": "URGED", "level": "DISTRICT"}
     assert view.escalation_level == "DISTRICT" and view.urges == 2
     assert len(harness.recorder.outbound(view.complaint_id, "SupplementForwarded")) == 2
+
+
+async def test_concurrent_urges_escalate_at_most_to_the_city(harness: Harness) -> None:
+    """Urges that arrive together each decide to escalate before the others recorded;
+    the level stops at CITY instead of failing the workflow task."""
+    h = await harness.file(T7D_CASE)
+    await harness.until(h, "DISPATCHED")
+    acks = await asyncio.wait_for(asyncio.gather(*(
+        update(h, UPDATE_URGE, Urge(event_id=event_id(), at=datetime.now(UTC)))
+        for _ in range(8))), 60)
+    assert all(a.accepted for a in acks)
+    view = await harness.view(h)
+    assert view.escalation_level == "CITY" and view.urges == 8
+    notices = [e.attributes["level"] for e in view.timeline if e.event_type == "NOTICE"]
+    assert notices == ["DISTRICT", "CITY"]
 
 
 async def test_supervisor_escalation_raises_one_level(harness: Harness) -> None:
