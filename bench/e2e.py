@@ -100,18 +100,44 @@ def wait_ready(procs: Sequence[tuple[Proc, str]], timeout: float = 120.0) -> Non
             time.sleep(0.2)
 
 
-def stop_procs(procs: Iterable[Proc]) -> None:
+def stop_procs(procs: Iterable[Proc], sig: int = signal.SIGTERM) -> None:
     procs = list(procs)
     for p in procs:
         if p.popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                p.popen.send_signal(signal.SIGTERM)
+                p.popen.send_signal(sig)
     for p in procs:
         try:
             p.popen.wait(timeout=30)
         except subprocess.TimeoutExpired:
             p.popen.kill()
             p.popen.wait(timeout=10)
+
+
+@dataclass
+class Hotline:
+    """The worker and bridges processes, restartable with extra environment (variants)."""
+
+    env: dict[str, str]
+    log_dir: Path
+    procs: dict[str, Proc] = field(default_factory=dict)
+    variant: str = ""
+
+    def start(self, extra: dict[str, str] | None = None, label: str = "") -> None:
+        self.stop()
+        env = self.env | (extra or {})
+        suffix = f"-{label}" if label else ""
+        py = sys.executable
+        for name in ("worker", "bridges"):
+            self.procs[name] = start_proc(f"{name}{suffix}", [py, "-m", "workers.cli", name],
+                                          env, self.log_dir)
+        wait_ready([(self.procs["worker"], "worker ready"),
+                    (self.procs["bridges"], "bridges ready")])
+        self.variant = label
+
+    def stop(self) -> None:
+        stop_procs(self.procs.values())
+        self.procs.clear()
 
 
 class Sampler:
@@ -149,6 +175,14 @@ class Sampler:
             out[name] = total
         return out
 
+    def set_pid(self, name: str, pid: int) -> None:
+        with self._lock:
+            self._procs[name] = psutil.Process(pid)
+            self.peak_rss.setdefault(name, 0)
+
+    def pid(self, name: str) -> int:
+        return int(self._procs[name].pid)
+
     def rss(self, name: str) -> int:
         total = 0
         for p in self._tree(name):
@@ -158,7 +192,7 @@ class Sampler:
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
-            for name in self._procs:
+            for name in list(self._procs):
                 r = self.rss(name)
                 with self._lock:
                     self.peak_rss[name] = max(self.peak_rss[name], r)
@@ -321,9 +355,12 @@ def pct(values: Sequence[float], q: float) -> float | None:
     return ordered[k]
 
 
+ABORT = threading.Event()  # set when the run ends: waits in threads give up
+
+
 def wait_until(pred: Any, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not ABORT.is_set():
         if pred():
             return True
         time.sleep(0.1)
@@ -529,12 +566,17 @@ def markdown(result: dict[str, Any]) -> str:
              "figures are noisy, the ratio is measured in one run)", ""]
     r = result.get("ratio")
     if r:
-        lines += ["| burst round | bare cases/s | hotline cases/s | ratio |",
-                  "|---|---|---|---|"]
-        for i, (b, o) in enumerate(zip(r["bare_rates"], r["ours_rates"], strict=True), 1):
-            lines.append(f"| {i} | {b:.2f} | {o:.2f} | {o / b:.2f} |")
-        lines += [f"| **median** | {r['bare_median']:.2f} | {r['ours_median']:.2f} | "
-                  f"**{r['ratio']:.2f}** |", ""]
+        names = list(r["variants"])
+        lines += ["| burst round | bare cases/s | " + " | ".join(
+                      f"{n} cases/s (ratio)" for n in names) + " |",
+                  "|---|---|" + "---|" * len(names)]
+        for i, b in enumerate(r["bare_rates"]):
+            cells = [f"{r['variants'][n]['rates'][i]:.2f} "
+                     f"({r['variants'][n]['rates'][i] / b:.2f})" for n in names]
+            lines.append(f"| {i + 1} | {b:.2f} | " + " | ".join(cells) + " |")
+        cells = [f"{r['variants'][n]['median']:.2f} (**{r['variants'][n]['ratio']:.2f}**)"
+                 for n in names]
+        lines += [f"| **median** | {r['bare_median']:.2f} | " + " | ".join(cells) + " |", ""]
     if result.get("sustained"):
         s = result["sustained"]
         lines += ["| sustained | value |", "|---|---|",
@@ -556,15 +598,16 @@ def markdown(result: dict[str, Any]) -> str:
             lines.append(f"| {key} | {_fmt(h['hotline'].get(key), 1)} | "
                          f"{_fmt(h['bare'].get(key), 1)} |")
         lines.append("")
-    c = result.get("cpu_s_per_case", {"hotline": {}, "bare": {}})
+    c = result.get("cpu_s_per_case", {})
     rss = result["peak_rss_mib"]
-    lines += ["| process | CPU s / case (hotline burst) | CPU s / case (bare burst) | "
-              "peak RSS MiB (whole run) |", "|---|---|---|---|"]
+    cols = list(c)
+    lines += ["| process | " + " | ".join(f"CPU s / case ({k} burst)" for k in cols)
+              + " | peak RSS MiB (whole run) |", "|---|" + "---|" * (len(cols) + 1)]
     for name in rss:
-        lines.append(f"| {name} | {_fmt(c['hotline'].get(name), 4)} | "
-                     f"{_fmt(c['bare'].get(name), 4)} | {rss[name]:.0f} |")
-    lines.append(f"| **total** | {_fmt(sum(c['hotline'].values()), 4)} | "
-                 f"{_fmt(sum(c['bare'].values()), 4)} | |")
+        lines.append(f"| {name} | " + " | ".join(_fmt(c[k].get(name), 4) for k in cols)
+                     + f" | {rss[name]:.0f} |")
+    lines.append("| **total** | " + " | ".join(_fmt(sum(c[k].values()), 4) for k in cols)
+                 + " | |")
     if result.get("open_cases"):
         o = result["open_cases"]
         lines += ["", "| open cases | value |", "|---|---|",
@@ -585,41 +628,118 @@ def markdown(result: dict[str, Any]) -> str:
 # --- main ---------------------------------------------------------------------------------
 
 
+def profile(args: argparse.Namespace, sampler: Sampler, label: str) -> list[Proc]:
+    """py-spy on the worker and the bridges for one hotline burst (``--profile DIR``)."""
+    if not args.profile:
+        return []
+    args.profile.mkdir(parents=True, exist_ok=True)
+    spy = str(Path(sys.executable).parent / "py-spy")
+    procs = []
+    for name in ("worker", "bridges"):
+        pid = sampler.pid(name)
+        out = args.profile / f"{name}-{label}.txt"
+        procs.append(start_proc(f"py-spy-{name}", [
+            spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "50",
+            "--output", str(out), "--nonblocking", "--full-filenames"],
+            dict(os.environ), args.profile))
+    time.sleep(1.0)  # attached before the burst starts
+    print(f"  profiling worker and bridges into {args.profile}")
+    return procs
+
+
+def summarise_profile(path: Path, top: int = 12) -> str:
+    """The hottest frames of a py-spy raw (collapsed) profile: self and inclusive share."""
+    if not path.exists():
+        return f"  (no profile at {path})"
+    own: Counter[str] = Counter()
+    incl: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not n.isdigit():
+            continue
+        frames = [f.strip() for f in stack.split(";") if f.strip()]
+        count = int(n)
+        total += count
+        if frames:
+            own[frames[-1]] += count
+        for f in set(frames):
+            incl[f] += count
+    lines = [f"  {path.name}: {total} samples; hottest frames (self %):"]
+    lines += [f"    {100 * c / max(total, 1):5.1f}%  {f[:150]}" for f, c in own.most_common(top)]
+    ours = [(f, c) for f, c in incl.most_common() if "/work/" in f and "/site-packages/"
+            not in f][:top]
+    lines.append("  our code, inclusive %:")
+    lines += [f"    {100 * c / max(total, 1):5.1f}%  {f[:150]}" for f, c in ours]
+    return "\n".join(lines)
+
+
+def variants(args: argparse.Namespace) -> list[tuple[str, dict[str, str]]]:
+    """``--variant NAME:KEY=VAL,KEY=VAL``: hotline bursts with other settings, same run."""
+    out: list[tuple[str, dict[str, str]]] = [("hotline", {})]
+    for spec in args.variant or []:
+        name, _, pairs = spec.partition(":")
+        env = dict(pair.split("=", 1) for pair in pairs.split(",") if pair)
+        out.append((name, env))
+    return out
+
+
 async def ratio_phase(args: argparse.Namespace, city: City, sampler: Sampler, client: Client,
-                      bare_queue: str, tag: str, result: dict[str, Any]) -> None:
-    print(f"warm-up: {args.warmup} cases of each kind")
+                      bare_queue: str, tag: str, result: dict[str, Any],
+                      hotline: Hotline) -> None:
+    print(f"warm-up: {args.warmup} cases of each kind", flush=True)
     await asyncio.to_thread(ours_burst, city, sampler, args.warmup, f"{tag}w", 120)
     await bare_burst(client, sampler, bare_queue, args.warmup, f"{tag}w", 120)
-    ours_w: list[Window] = []
+    kinds = variants(args)
+    windows: dict[str, list[Window]] = {name: [] for name, _ in kinds}
     bare_w: list[Window] = []
     for r in range(args.rounds):
         b = await bare_burst(client, sampler, bare_queue, args.burst, f"{tag}{r}", 600)
         bare_w.append(b)
-        o = await asyncio.to_thread(ours_burst, city, sampler, args.burst, f"{tag}{r}",
-                                    args.burst_timeout)
-        ours_w.append(o)
-        print(f"round {r + 1}: bare {b.rate:.2f}/s, hotline {o.rate:.2f}/s, "
-              f"ratio {o.rate / b.rate:.2f}")
-    ours_rates = [w.rate for w in ours_w]
+        line = f"round {r + 1}: bare {b.rate:.2f}/s"
+        for name, env in kinds:
+            if len(kinds) > 1 and hotline.variant != name:
+                await asyncio.to_thread(hotline.start, env, name)
+                for pname, proc in hotline.procs.items():
+                    sampler.set_pid(pname, proc.popen.pid)
+                # Warm the restarted processes up outside the measured window.
+                await asyncio.to_thread(ours_burst, city, sampler, args.warmup,
+                                        f"{tag}w{r}{name}", 120)
+            spies = profile(args, sampler, f"{name}-round{r + 1}") if r == 0 else []
+            o = await asyncio.to_thread(ours_burst, city, sampler, args.burst,
+                                        f"{tag}{r}{name}", args.burst_timeout)
+            stop_procs(spies, signal.SIGINT)  # py-spy writes its output on SIGINT
+            for spy in spies:
+                print(summarise_profile(
+                    args.profile / f"{spy.name[7:]}-{name}-round{r + 1}.txt"))
+            windows[name].append(o)
+            line += f", {name} {o.rate:.2f}/s (ratio {o.rate / b.rate:.2f})"
+        print(line, flush=True)
     bare_rates = [w.rate for w in bare_w]
-    result["ratio"] = {
-        "burst": args.burst, "ours_rates": ours_rates, "bare_rates": bare_rates,
-        "ours_median": statistics.median(ours_rates),
-        "bare_median": statistics.median(bare_rates),
-        "ratio": statistics.median(o / b for o, b in zip(ours_rates, bare_rates, strict=True)),
-    }
 
     def per_case(ws: list[Window]) -> dict[str, float]:
         cases = sum(w.cases for w in ws) or 1
-        return {k: sum(w.cpu[k] for w in ws) / cases for k in ws[0].cpu}
+        return {k: sum(w.cpu.get(k, 0.0) for w in ws) / cases for k in ws[0].cpu}
 
-    result["cpu_s_per_case"] = {"hotline": per_case(ours_w), "bare": per_case(bare_w)}
+    result["ratio"] = {"burst": args.burst, "bare_rates": bare_rates,
+                       "bare_median": statistics.median(bare_rates), "variants": {}}
+    result["cpu_s_per_case"] = {"bare": per_case(bare_w)}
+    for name, env in kinds:
+        rates = [w.rate for w in windows[name]]
+        result["ratio"]["variants"][name] = {
+            "env": env, "rates": rates, "median": statistics.median(rates),
+            "ratio": statistics.median(o / b for o, b in zip(rates, bare_rates, strict=True)),
+        }
+        result["cpu_s_per_case"][name] = per_case(windows[name])
+    if len(kinds) > 1 and hotline.variant != "hotline":
+        await asyncio.to_thread(hotline.start, {}, "hotline")
+        for pname, proc in hotline.procs.items():
+            sampler.set_pid(pname, proc.popen.pid)
     closed_ids = [f"complaint-{cid}" for cid, c in city.cases.items()
                   if c.closed and cid.startswith("B")][: args.history_sample]
     bare_ids = [f"bare-{tag}0-{i:05d}" for i in range(min(args.burst, args.history_sample))]
     result["histories"] = {"hotline": await history_stats(client, closed_ids),
                            "bare": await history_stats(client, bare_ids)}
-
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -648,23 +768,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "PYTHONUNBUFFERED": "1",
     })
     bare_queue = f"bench-bare-{tag}"
-    py = sys.executable
-    procs = [
-        start_proc("worker", [py, "-m", "workers.cli", "worker"], env, log_dir),
-        start_proc("bridges", [py, "-m", "workers.cli", "bridges"], env, log_dir),
-        start_proc("bare-worker", [py, "-m", "bench.bare", "--task-queue", bare_queue], env,
-                   log_dir),
-    ]
+    hotline = Hotline(env, log_dir)
+    bare = start_proc("bare-worker", [sys.executable, "-m", "bench.bare", "--task-queue",
+                                      bare_queue], env, log_dir)
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all",
                              linger_ms=5)
     city = City(settings, producer)
     try:
-        wait_ready([(procs[0], "worker ready"), (procs[1], "bridges ready"),
-                    (procs[2], "bare worker ready")])
+        hotline.start()
+        wait_ready([(bare, "bare worker ready")])
         status = stack_status(base)
         pids = {"temporal": status["temporal"].pid, "kafka": status["kafka"].pid,
                 "postgres": status["postgres"].pid}
-        pids |= {p.name: p.popen.pid for p in procs} | {"bench": os.getpid()}
+        pids |= {name: p.popen.pid for name, p in hotline.procs.items()}
+        pids |= {"bare-worker": bare.popen.pid, "bench": os.getpid()}
         sampler = Sampler({k: v for k, v in pids.items() if v},
                           trees=("temporal", "kafka", "postgres")).start()
         city.start()
@@ -677,7 +794,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "cpus": os.cpu_count(), "args": vars(args),
         }
         if args.rounds > 0:
-            await ratio_phase(args, city, sampler, client, bare_queue, tag, result)
+            await ratio_phase(args, city, sampler, client, bare_queue, tag, result, hotline)
 
         if args.duration > 0 and args.rate > 0:
             print(f"sustained: {args.rate} cases/s for {args.duration:.0f} s")
@@ -696,10 +813,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         result["peak_rss_mib"] = {k: v / 2**20 for k, v in sampler.peak_rss.items()}
         return result
     finally:
+        ABORT.set()
         city.stop.set()
         with contextlib.suppress(Exception):
             producer.close(timeout=5)
-        stop_procs(procs)
+        hotline.stop()
+        stop_procs([bare])
 
 
 def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -719,6 +838,12 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    "the system takes them)")
     p.add_argument("--open-settle", type=float, default=30,
                    help="seconds to keep watching notices after the last filing")
+    p.add_argument("--variant", action="append", metavar="NAME:KEY=VAL,...",
+                   help="also burst hotline with these env settings in every round, e.g. "
+                        "lockstep:HOTLINE_BRIDGE_PIPELINES=false (worker and bridges restart)")
+    p.add_argument("--profile", type=Path, default=None,
+                   help="py-spy the worker and bridges during the first hotline burst into "
+                        "this folder (collapsed stacks; not for figures: sampling costs CPU)")
     p.add_argument("--history-sample", type=int, default=20)
     p.add_argument("--out", type=Path, default=None, help="JSON file (default .state/bench/)")
     return p.parse_args(argv)

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     # Seconds between refreshes of the ledger gauges (open and overdue cases); 0 = off.
     ledger_metrics_interval: float = Field(default=30.0, ge=0)
     log_level: str = "INFO"
+    # Bridges apply each partition as its own pipeline; false = the earlier lockstep
+    # (a whole poll batch applied before the next poll), kept for benchmarks (bench/).
+    bridge_pipelines: bool = True
 
     # Key of the caller-number hash that finds repeat callers; set a secret in production.
     caller_hash_key: str = "hotline-local-development-key"
