@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     task_queue: str = "hotline-cases"
     # Sticky cache size; STYLE.md: smaller than the cases in flight halves throughput.
     max_cached_workflows: int = 2000
+    # Run workflows in the SDK's sandbox (re-imports the workflow module for every new
+    # case, ~15 % of the worker's CPU under load: bench/e2e.py). False trades that guard
+    # against non-determinism for speed; the replay tests still check determinism.
+    workflow_sandbox: bool = True
 
     # Kafka
     kafka_bootstrap: str = "127.0.0.1:19092"

@@ -9,7 +9,7 @@ import structlog
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
 from temporalio.runtime import Runtime
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.case import CaseActivities, LedgerDuplicates
 from activities.config import load_config
@@ -69,6 +69,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event, *,
                         *gov_acts.all()],
             max_cached_workflows=settings.max_cached_workflows,
             interceptors=[ActivityFailureInterceptor()],
+            **({} if settings.workflow_sandbox
+               else {"workflow_runner": UnsandboxedWorkflowRunner()}),
         )
         async with worker:
             log.info("worker ready", task_queue=settings.task_queue,
