@@ -61,7 +61,7 @@ demo: $(STAMP)
 # Figures, not pass/fail: see README "Performance". BENCH_ARGS passes flags to bench/e2e.py.
 bench: $(STAMP)
 	$(BIN)/hotline stack up
-	$(BIN)/python -m bench.bench_codec
+	$(BIN)/python -m bench.bench_codec --compare
 	$(BIN)/python -m bench.e2e $(BENCH_ARGS)
 
 up: $(STAMP)
