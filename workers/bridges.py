@@ -10,11 +10,13 @@ Concurrency: one asyncio task per topic, and each task owns its ``KafkaConsumer`
 a private single-thread executor. kafka-python's consumer is blocking and not thread-safe,
 so every call on a consumer (poll, commit, seek, close) runs on that one thread and never
 blocks the event loop; ``asyncio.to_thread`` would hop between pool threads and share the
-pool with other blocking work. The Temporal client is async and shared by all tasks.
-Partitions are independent pipelines: each polled partition's messages are applied in
-order by a task of its own while that partition is paused, and the loop keeps polling
-the others, so one slow update holds only its own partition (= one set of complaint
-ids, keyed); see :meth:`TopicBridge.run`.
+pool with other blocking work. The Temporal client is async and shared by all tasks, so
+the partitions of a poll batch are applied concurrently (``asyncio.gather``) while the
+messages of one partition (= one set of complaint ids, keyed) are applied in order; the
+next poll waits for the whole batch. With ``HOTLINE_BRIDGE_PIPELINES=true`` partitions
+are independent pipelines instead (see :meth:`TopicBridge.run`): one slow update holds
+only its own partition. It is off by default: in one benchmark run a partition was never
+fetched again after its resume.
 
 Failure cases (what happens to the message, and whether its offset is committed):
 
@@ -585,12 +587,14 @@ class TopicBridge:
     async def run(self) -> None:
         """Consume until ``stop`` is set, then finish the chunks in flight, commit, close.
 
-        Partitions are independent pipelines: the chunk of a poll for one partition is
-        applied by its own task while that partition is paused, and the loop goes on
-        polling the others. A finished chunk's offsets are committed on the loop's next
-        turn (one commit for every chunk that finished meanwhile), then its partition is
-        resumed, fetching again from its first unapplied message if it stalled. So one
-        slow update holds its own partition only, each partition keeps its order, and an
+        By default each poll batch is applied whole before the next poll. With
+        ``bridge_pipelines`` partitions are independent pipelines: the chunk of a poll
+        for one partition is applied by its own task while that partition is paused,
+        and the loop goes on polling the others. A finished chunk's offsets are
+        committed on the loop's next turn (one commit for every chunk that finished
+        meanwhile), then its partition is resumed, fetching again from its first
+        unapplied message if it stalled. So one slow update holds its own partition
+        only, each partition keeps its order, and an
         offset is committed only after its message's effect.
         """
         try:
