@@ -11,11 +11,14 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 .PHONY: help install lint typecheck unit test demo up down status worker bridges clean \
-	prometheus-tools deploy-tools
+	prometheus-tools deploy-tools bench
 
 help:
 	@echo "make test    - install, lint, type-check, run every test (brings the local stack up)"
 	@echo "make demo    - bring the stack up and run the simulated city (~100 complaints)"
+	@echo "make bench   - end-to-end benchmark against a bare workflow + codec (~3 min);"
+	@echo "               long modes: make bench BENCH_ARGS='--duration 600 --rate 5'"
+	@echo "               or BENCH_ARGS='--rounds 0 --duration 0 --open-cases 100000'"
 	@echo "make up | down | status - the local stack (Temporal, Kafka, PostgreSQL)"
 
 $(STAMP): pyproject.toml
@@ -54,6 +57,12 @@ test: $(STAMP) lint typecheck prometheus-tools deploy-tools
 
 demo: $(STAMP)
 	$(BIN)/hotline demo
+
+# Figures, not pass/fail: see README "Performance". BENCH_ARGS passes flags to bench/e2e.py.
+bench: $(STAMP)
+	$(BIN)/hotline stack up
+	$(BIN)/python -m bench.bench_codec --compare
+	$(BIN)/python -m bench.e2e $(BENCH_ARGS)
 
 up: $(STAMP)
 	$(BIN)/hotline stack up

@@ -353,6 +353,39 @@ def _compile_plan(schema: Mapping[str, Any], named: _Named, seen: frozenset[str]
     return tuple(plan)
 
 
+def _has_plain_integer(avro_type: Any, named: _Named, seen: frozenset[str]) -> bool:
+    """True when a value of this type may hold an ``int`` or a plain ``long``.
+
+    Read strictly with the writer schema, every value already has its schema's Python
+    type (str, float, bool, bytes, datetime, a symbol of the enum, a branch of the
+    union); what the reader does not check is the range of a varint, so an ``int``
+    field can decode beyond 32 bits (and a ``long`` beyond 64). Only records with such
+    fields need fastavro's validation after decoding; skipping it elsewhere saves a
+    third of the decode time of a ``ComplaintFiled``.
+    """
+    if isinstance(avro_type, list):
+        return any(_has_plain_integer(t, named, seen) for t in avro_type)
+    if isinstance(avro_type, str):
+        if avro_type in ("int", "long"):
+            return True
+        if avro_type in named and avro_type not in seen:
+            return _has_plain_integer(named[avro_type], named, seen | {avro_type})
+        return False
+    if not isinstance(avro_type, dict):
+        return False
+    kind = avro_type.get("type")
+    if kind in ("int", "long"):
+        return avro_type.get("logicalType") != _TIMESTAMP_MILLIS
+    if kind == "record":
+        inner = seen | {avro_type["name"]}
+        return any(_has_plain_integer(f["type"], named, inner) for f in avro_type["fields"])
+    if kind == "array":
+        return _has_plain_integer(avro_type["items"], named, seen)
+    if kind == "map":
+        return _has_plain_integer(avro_type["values"], named, seen)
+    return False
+
+
 def _min_encoded_size(avro_type: Any, named: _Named, seen: frozenset[str]) -> int:
     """Fewest bytes a value of this type can take in the binary encoding."""
     if isinstance(avro_type, list):
@@ -422,6 +455,8 @@ class _Reader:
     event_type: bytes
     plan: _Plan
     field_names: frozenset[str]
+    # Whether decode must run fastavro's validation: see _has_plain_integer.
+    check_ranges: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -462,6 +497,7 @@ def _load_readers() -> dict[str, _Reader]:
             event_type=full_name.encode(),
             plan=_compile_plan(parsed, named, frozenset({full_name})),
             field_names=frozenset(field["name"] for field in parsed["fields"]),
+            check_ranges=_has_plain_integer(parsed, named, frozenset()),
         )
         readers[name] = reader
     return readers
@@ -779,7 +815,8 @@ def decode(data: bytes, expected: Collection[str] | None = None) -> Decoded:
 
     record = _read_body(data, writer)
 
-    problem = _schema_problem(record, reader)
+    # The strict read typed every value; only varint ranges are left to check.
+    problem = _schema_problem(record, reader) if reader.check_ranges else None
     if problem is not None:
         # e.g. an "int" field whose varint decoded beyond 32 bits.
         raise DecodeError("INVALID_RECORD", problem)

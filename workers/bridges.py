@@ -12,7 +12,11 @@ so every call on a consumer (poll, commit, seek, close) runs on that one thread 
 blocks the event loop; ``asyncio.to_thread`` would hop between pool threads and share the
 pool with other blocking work. The Temporal client is async and shared by all tasks, so
 the partitions of a poll batch are applied concurrently (``asyncio.gather``) while the
-messages of one partition (= one set of complaint ids, keyed) are applied in order.
+messages of one partition (= one set of complaint ids, keyed) are applied in order; the
+next poll waits for the whole batch. With ``HOTLINE_BRIDGE_PIPELINES=true`` partitions
+are independent pipelines instead (see :meth:`TopicBridge.run`): one slow update holds
+only its own partition. It is off by default: in one benchmark run a partition was never
+fetched again after its resume.
 
 Failure cases (what happens to the message, and whether its offset is committed):
 
@@ -590,6 +594,8 @@ class TopicBridge:
         self._lag = ConsumerLagReporter(self.contract_topic)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"kafka-{name}")
         self._consumer: KafkaConsumer | None = None
+        # Partition → the task applying its current chunk (the partition is paused).
+        self._chunks: dict[TopicPartition, asyncio.Task[tuple[int | None, int | None]]] = {}
         # Consecutive transient failures per partition; survives a re-poll so the backoff
         # keeps growing while Temporal is down.
         self._attempts: dict[TopicPartition, int] = {}
@@ -606,7 +612,18 @@ class TopicBridge:
             await asyncio.wait_for(self._stop.wait(), timeout=seconds)
 
     async def run(self) -> None:
-        """Consume until ``stop`` is set, then commit the last batch and close."""
+        """Consume until ``stop`` is set, then finish the chunks in flight, commit, close.
+
+        By default each poll batch is applied whole before the next poll. With
+        ``bridge_pipelines`` partitions are independent pipelines: the chunk of a poll
+        for one partition is applied by its own task while that partition is paused,
+        and the loop goes on polling the others. A finished chunk's offsets are
+        committed on the loop's next turn (one commit for every chunk that finished
+        meanwhile), then its partition is resumed, fetching again from its first
+        unapplied message if it stalled. So one slow update holds its own partition
+        only, each partition keeps its order, and an
+        offset is committed only after its message's effect.
+        """
         try:
             consumer = await self._connect()
             if consumer is None:
@@ -616,11 +633,20 @@ class TopicBridge:
                 batch = await self._poll(consumer)
                 if self._listener.assigned.is_set() and not self.ready.is_set():
                     self.ready.set()
-                if batch:
-                    await self._process_batch(consumer, batch)
+                if not self._settings.bridge_pipelines:
+                    if batch:
+                        await self._process_batch(consumer, batch)
+                elif batch:
+                    await self._start_chunks(consumer, batch)
+                await self._finish_chunks(consumer)
                 # After processing: the position is the next message to apply.
                 await self._on_thread(self._lag.report, consumer)
+            if self._chunks:
+                await asyncio.gather(*self._chunks.values(), return_exceptions=True)
+                await self._finish_chunks(consumer)
         finally:
+            for task in self._chunks.values():
+                task.cancel()
             if self._consumer is not None:
                 try:
                     await self._on_thread(self._consumer.close, autocommit=False)
@@ -628,6 +654,57 @@ class TopicBridge:
                     self._log.warning("consumer close failed", error=_describe(exc))
             self._executor.shutdown(wait=True)
             self._log.info("bridge stopped")
+
+    async def _start_chunks(
+        self, consumer: KafkaConsumer, batch: Mapping[TopicPartition, Sequence[Any]]
+    ) -> None:
+        """Pause each polled partition and apply its messages in a task of its own."""
+        tps = list(batch)
+        await self._on_thread(consumer.pause, *tps)
+        deadline = time.monotonic() + self._batch_budget_s
+        for tp in tps:
+            # A partition revoked and assigned back while a chunk of it still runs:
+            # the new chunk waits for the old one, so the partition stays in order.
+            previous = self._chunks.get(tp)
+            self._chunks[tp] = asyncio.create_task(
+                self._chained(previous, tp, batch[tp], deadline),
+                name=f"bridge-{self.name}-{tp.partition}",
+            )
+
+    async def _chained(
+        self, previous: asyncio.Task[tuple[int | None, int | None]] | None,
+        tp: TopicPartition, messages: Sequence[Any], deadline: float,
+    ) -> tuple[int | None, int | None]:
+        if previous is not None:
+            with contextlib.suppress(Exception):
+                await previous
+        return await self._process_partition(tp, messages, deadline)
+
+    async def _finish_chunks(self, consumer: KafkaConsumer) -> None:
+        """Commit the chunks that finished, then resume (and rewind) their partitions."""
+        done = {tp: task for tp, task in self._chunks.items() if task.done()}
+        if not done:
+            return
+        for tp in done:
+            del self._chunks[tp]
+        results: dict[TopicPartition, tuple[int | None, int | None]] = {}
+        for tp, task in done.items():
+            if task.cancelled():
+                continue
+            exc = task.exception()
+            if exc is not None:
+                raise exc  # a bug in a bridge: run_bridges stops the others
+            results[tp] = task.result()
+        await self._commit_and_rewind(consumer, results)
+        if not self._stop.is_set():
+            await self._on_thread(self._resume, consumer, list(done))
+
+    def _resume(self, consumer: KafkaConsumer, tps: list[TopicPartition]) -> None:
+        assigned = consumer.assignment()
+        # A partition lost in a rebalance meanwhile is no longer ours to resume.
+        mine = [tp for tp in tps if tp in assigned]
+        if mine:
+            consumer.resume(*mine)
 
     async def _connect(self) -> KafkaConsumer | None:
         attempt = 0
@@ -654,8 +731,12 @@ class TopicBridge:
 
     async def _poll(self, consumer: KafkaConsumer) -> dict[TopicPartition, list[Any]]:
         try:
+            # While chunks run, poll briefly: their commits and their partitions' next
+            # messages wait for this loop's next turn. 100 ms, not less: at 20 ms the
+            # idle polling tripled the bridges' CPU per case (bench/e2e.py).
+            timeout = min(self._poll_timeout_ms, 100) if self._chunks else self._poll_timeout_ms
             batch: dict[TopicPartition, list[Any]] = await self._on_thread(
-                consumer.poll, timeout_ms=self._poll_timeout_ms
+                consumer.poll, timeout_ms=timeout
             )
             return batch
         except Exception as exc:  # broker away, corrupt batch: log, wait, poll again
@@ -666,23 +747,30 @@ class TopicBridge:
     async def _process_batch(
         self, consumer: KafkaConsumer, batch: Mapping[TopicPartition, Sequence[Any]]
     ) -> None:
+        """Apply a whole batch and commit it (the pipelines' steps, waited for at once)."""
         tps = list(batch)
-        # A batch must end well inside max_poll_interval_ms (300 s), or the group drops
-        # this member and the commit fails: past the budget no new message is started.
         deadline = time.monotonic() + self._batch_budget_s
         results = await asyncio.gather(
             *(self._process_partition(tp, batch[tp], deadline) for tp in tps)
         )
+        await self._commit_and_rewind(consumer, dict(zip(tps, results, strict=True)))
+
+    async def _commit_and_rewind(
+        self, consumer: KafkaConsumer,
+        results: Mapping[TopicPartition, tuple[int | None, int | None]],
+    ) -> None:
+        # A chunk must end well inside max_poll_interval_ms (300 s) no longer: the loop
+        # polls on. The budget still bounds how long one chunk holds its partition.
         offsets = {
             tp: OffsetAndMetadata(next_offset, "", -1)
-            for tp, (next_offset, _) in zip(tps, results, strict=True)
+            for tp, (next_offset, _) in results.items()
             if next_offset is not None
         }
         if offsets:
             await self._commit(consumer, offsets)
         if self._stop.is_set():
             return
-        for tp, (_, stalled_at) in zip(tps, results, strict=True):
+        for tp, (_, stalled_at) in results.items():
             if stalled_at is None:
                 continue
             # Fetch again from the message that could not be applied: nothing after it

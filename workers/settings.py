@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     task_queue: str = "hotline-cases"
     # Sticky cache size; STYLE.md: smaller than the cases in flight halves throughput.
     max_cached_workflows: int = 2000
+    # Run workflows in the SDK's sandbox (re-imports the workflow module for every new
+    # case, ~15 % of the worker's CPU under load: bench/e2e.py). False trades that guard
+    # against non-determinism for speed; the replay tests still check determinism.
+    workflow_sandbox: bool = True
 
     # Kafka
     kafka_bootstrap: str = "127.0.0.1:19092"
@@ -57,6 +61,10 @@ class Settings(BaseSettings):
     # Seconds between refreshes of the ledger gauges (open and overdue cases); 0 = off.
     ledger_metrics_interval: float = Field(default=30.0, ge=0)
     log_level: str = "INFO"
+    # True: bridges apply each partition as its own pipeline (paused while its chunk
+    # runs). Off by default: in a 2,000-case run one intake partition was never fetched
+    # again after a resume (kafka-python 3), so the lockstep batch stays the default.
+    bridge_pipelines: bool = False
 
     # Key of the caller-number hash that finds repeat callers; set a secret in production.
     caller_hash_key: str = "hotline-local-development-key"

@@ -9,7 +9,8 @@ import structlog
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
 from temporalio.runtime import Runtime
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from activities.case import CaseActivities, LedgerDuplicates
 from activities.config import load_config
@@ -69,6 +70,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event, *,
                         *gov_acts.all()],
             max_cached_workflows=settings.max_cached_workflows,
             interceptors=[ActivityFailureInterceptor()],
+            workflow_runner=(SandboxedWorkflowRunner() if settings.workflow_sandbox
+                             else UnsandboxedWorkflowRunner()),
         )
         async with worker:
             log.info("worker ready", task_queue=settings.task_queue,
