@@ -10,12 +10,13 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: help install lint typecheck unit test demo up down status worker bridges clean \
+.PHONY: help install lint typecheck unit test reliability demo up down status worker bridges clean \
 	prometheus-tools deploy-tools
 
 help:
 	@echo "make test    - install, lint, type-check, run every test (brings the local stack up)"
 	@echo "make demo    - bring the stack up and run the simulated city (~100 complaints)"
+	@echo "make reliability - the fault suite at full scale; prints the reliability table"
 	@echo "make up | down | status - the local stack (Temporal, Kafka, PostgreSQL)"
 
 $(STAMP): pyproject.toml
@@ -33,7 +34,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/pytest -q -m "not stack"
+	$(BIN)/pytest -q -m "not stack and not reliability"
 
 # promtool (alert rule unit tests) and prometheus (scrape test): Debian's package.
 prometheus-tools:
@@ -51,6 +52,12 @@ deploy-tools:
 test: $(STAMP) lint typecheck prometheus-tools deploy-tools
 	$(BIN)/hotline stack up
 	$(BIN)/pytest -q
+
+# The fault suite (tests/reliability): every fault at full scale, then the table
+# (also written to .state/reliability.md). Takes about an hour.
+reliability: $(STAMP)
+	$(BIN)/hotline stack up
+	$(BIN)/pytest -q tests/reliability -m "reliability or reliability_quick"
 
 demo: $(STAMP)
 	$(BIN)/hotline demo
