@@ -53,6 +53,11 @@ TEXTS = (
 )
 
 
+def scaled(n: int) -> int:
+    """``n`` times ``HOTLINE_RELIABILITY_SCALE`` (default 1: the issue's figures)."""
+    return max(1, round(n * float(os.environ.get("HOTLINE_RELIABILITY_SCALE", "1"))))
+
+
 def filing(cid: str, text: str = TEXTS[0], event_id: str | None = None) -> dict[str, Any]:
     """A ``ComplaintFiled`` record that dispatches (no caller number: never merged)."""
     return {
@@ -181,12 +186,17 @@ class Responder(threading.Thread):
     """
 
     def __init__(self, settings: Settings, *, reopen: Iterable[str] = (),
-                 duplicate_callbacks: Iterable[str] = ()) -> None:
+                 duplicate_callbacks: Iterable[str] = (), hold: bool = False) -> None:
         super().__init__(daemon=True, name="responder")
         self.s = settings
         self.reopen = set(reopen)
         self.duplicate_callbacks = set(duplicate_callbacks)
         self.stop = threading.Event()
+        # While not released the units stay silent (cases wait in handling).
+        self.released = threading.Event()
+        if not hold:
+            self.released.set()
+        self._backlog: list[bytes] = []
         self.sender = Sender(settings.kafka_bootstrap)
         self.sent_callbacks: dict[str, list[str]] = defaultdict(list)  # cid -> event ids
         self.duplicates_sent = 0
@@ -228,8 +238,12 @@ class Responder(threading.Thread):
                 continue
             out: list[Out] = []
             for batch in polled.values():
-                for m in batch:
-                    out.extend(self._react(m.value))
+                self._backlog.extend(m.value for m in batch)
+            if not self.released.is_set():
+                continue
+            for value in self._backlog:
+                out.extend(self._react(value))
+            self._backlog.clear()
             if out:
                 self.sender.send(out)
                 self.sent.extend(out)
@@ -427,6 +441,17 @@ class Harness:
         self.sender.close()
 
     # --- waiting ----------------------------------------------------------------------
+
+    async def wait_count(self, cids: Sequence[str], states: set[str], at_least: int,
+                         timeout: float = 300) -> None:
+        """Wait until ``at_least`` of ``cids`` are in one of ``states`` in the ledger."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = await self.ledger_statuses(cids)
+            if sum(st in states for st in got.values()) >= at_least:
+                return
+            await asyncio.sleep(0.3)
+        raise AssertionError(f"fewer than {at_least} cases reached {states}")
 
     async def ledger_statuses(self, cids: Iterable[str]) -> dict[str, str]:
         async with await psycopg.AsyncConnection.connect(self.settings.dsn,

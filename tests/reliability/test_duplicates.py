@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.reliability.conftest import record
-from tests.reliability.harness import Harness, encoded
+from tests.reliability.harness import Harness, scaled
 
 pytestmark = pytest.mark.stack
 
@@ -38,7 +38,7 @@ async def test_duplicate_storm_quick(harness: Harness) -> None:
 
 @pytest.mark.reliability
 async def test_duplicate_storm(harness: Harness) -> None:
-    await duplicate_storm(harness, filings=1000, dup_callbacks=500)
+    await duplicate_storm(harness, filings=scaled(1000), dup_callbacks=scaled(500))
 
 
 async def late_duplicates(h: Harness, cases: int) -> None:
@@ -71,4 +71,4 @@ async def test_late_duplicates_quick(harness: Harness) -> None:
 
 @pytest.mark.reliability
 async def test_late_duplicates(harness: Harness) -> None:
-    await late_duplicates(harness, cases=300)
+    await late_duplicates(harness, cases=scaled(300))
