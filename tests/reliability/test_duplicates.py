@@ -33,7 +33,7 @@ async def duplicate_storm(h: Harness, filings: int, dup_callbacks: int) -> None:
 
 @pytest.mark.reliability_quick
 async def test_duplicate_storm_quick(harness: Harness) -> None:
-    await duplicate_storm(harness, filings=60, dup_callbacks=30)
+    await duplicate_storm(harness, filings=40, dup_callbacks=20)
 
 
 @pytest.mark.reliability
@@ -66,7 +66,7 @@ async def late_duplicates(h: Harness, cases: int) -> None:
 
 @pytest.mark.reliability_quick
 async def test_late_duplicates_quick(harness: Harness) -> None:
-    await late_duplicates(harness, cases=30)
+    await late_duplicates(harness, cases=20)
 
 
 @pytest.mark.reliability

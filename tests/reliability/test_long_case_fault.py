@@ -11,12 +11,9 @@ import time
 
 import pytest
 
+from tests import test_long_case as long_case
 from tests.reliability.conftest import record
 from tests.reliability.harness import Figures
-from tests.test_long_case import (
-    SUPPLEMENTS,
-    test_a_case_with_5000_supplements_continues_as_new_and_loses_none,
-)
 
 pytestmark = pytest.mark.stack
 
@@ -24,9 +21,10 @@ pytestmark = pytest.mark.stack
 @pytest.mark.reliability
 async def test_one_case_with_5000_supplements(capsys: pytest.CaptureFixture[str]) -> None:
     started = time.monotonic()
-    await test_a_case_with_5000_supplements_continues_as_new_and_loses_none()
+    # Imported as a module, so pytest does not collect (and run) that test here again.
+    await long_case.test_a_case_with_5000_supplements_continues_as_new_and_loses_none()
     printed = capsys.readouterr().out.strip()
-    fig = Figures(f"11. one case with {SUPPLEMENTS} supplements", cases=1,
+    fig = Figures(f"11. one case with {long_case.SUPPLEMENTS} supplements", cases=1,
                   recovery_s=time.monotonic() - started)
     fig.notes.append(f"{printed.splitlines()[-1] if printed else ''}; time is the whole "
                      "run; every supplement recorded once, seqs contiguous")

@@ -130,7 +130,7 @@ async def wait_supplements(h: Harness, total: int, timeout: float = 1200) -> Non
 
 @pytest.mark.reliability_quick
 async def test_malformed_mix_quick(harness: Harness) -> None:
-    await malformed_mix(harness, good_total=150, bad_total=30)
+    await malformed_mix(harness, good_total=100, bad_total=24)
 
 
 @pytest.mark.reliability
