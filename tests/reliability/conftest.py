@@ -46,6 +46,10 @@ async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
 def record(fig: Figures) -> Figures:
     """Keep a checked row for the table (call with what ``Harness.check`` returned)."""
     RESULTS.append(fig)
+    # Row by row as well, so an interrupted run keeps the rows it finished.
+    partial = Settings().state_dir / "reliability.partial.md"
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    partial.write_text(table(RESULTS) + "\n", encoding="utf-8")
     return fig
 
 
