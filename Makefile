@@ -10,7 +10,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: help install lint typecheck unit test demo up down status worker bridges clean \
+.PHONY: help install lint typecheck unit test reliability demo up down status worker bridges clean \
 	prometheus-tools deploy-tools bench
 
 help:
@@ -19,6 +19,7 @@ help:
 	@echo "make bench   - end-to-end benchmark against a bare workflow + codec (~3 min);"
 	@echo "               long modes: make bench BENCH_ARGS='--duration 600 --rate 5'"
 	@echo "               or BENCH_ARGS='--rounds 0 --duration 0 --open-cases 100000'"
+	@echo "make reliability - the fault suite at full scale; prints the reliability table"
 	@echo "make up | down | status - the local stack (Temporal, Kafka, PostgreSQL)"
 
 $(STAMP): pyproject.toml
@@ -36,7 +37,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/pytest -q -m "not stack"
+	$(BIN)/pytest -q -m "not stack and not reliability"
 
 # promtool (alert rule unit tests) and prometheus (scrape test): Debian's package.
 prometheus-tools:
@@ -54,6 +55,12 @@ deploy-tools:
 test: $(STAMP) lint typecheck prometheus-tools deploy-tools
 	$(BIN)/hotline stack up
 	$(BIN)/pytest -q
+
+# The fault suite (tests/reliability): every fault at full scale, then the table
+# (also written to .state/reliability.md). Takes about an hour.
+reliability: $(STAMP)
+	$(BIN)/hotline stack up
+	$(BIN)/pytest -q tests/reliability -m "reliability or reliability_quick"
 
 demo: $(STAMP)
 	$(BIN)/hotline demo

@@ -1311,6 +1311,32 @@ def stop_stack(settings: Settings | None = None) -> None:
     _stop_all(settings or get_settings())
 
 
+
+_COMPONENT_START: dict[str, Callable[[Settings], ComponentStatus]] = {
+    TEMPORAL: _ensure_temporal, KAFKA: _ensure_kafka, POSTGRES: _ensure_postgres,
+}
+_COMPONENT_STOP: dict[str, Callable[[Settings], str]] = {
+    TEMPORAL: _stop_temporal, KAFKA: _stop_kafka, POSTGRES: _stop_postgres,
+}
+
+
+def stop_component(name: str, settings: Settings | None = None) -> str:
+    """Stop one server of the local stack (``temporal``, ``kafka`` or ``postgres``).
+
+    For fault injection: the others keep running and the data stays, so
+    :func:`start_component` brings the same state back.
+    """
+    settings = settings or get_settings()
+    with _file_lock(_Paths(settings).stack_lock):
+        return _COMPONENT_STOP[name](settings)
+
+
+def start_component(name: str, settings: Settings | None = None) -> ComponentStatus:
+    """Start (or reuse) one server of the local stack and wait until it is healthy."""
+    settings = settings or get_settings()
+    with _file_lock(_Paths(settings).stack_lock):
+        return _COMPONENT_START[name](settings)
+
 # --------------------------------------------------------------------------------------
 # CLI
 

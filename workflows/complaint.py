@@ -118,6 +118,10 @@ PATCH_REOPEN = "reopen-once"
 # ACCEPTED rides with DISPATCHED and EVALUATED with CLOSED in one record_step: two
 # activities (and their search-attribute upserts) fewer per happy-path case.
 PATCH_FEWER_STEPS = "fewer-steps"
+# Supplements and urges that reach a case still being accepted wait for its dispatch;
+# before, they failed the workflow task (FILED) or were refused (ACCEPTED).
+PATCH_EARLY_CITIZEN = "early-citizen-waits"
+ACCEPTING_STATES = {Status.FILED, Status.ACCEPTED}
 
 
 def _ms(at: datetime) -> int:
@@ -826,9 +830,15 @@ class ComplaintWorkflow:
         self, event_id: str, event_type: str, content: str, attachments: list[str], urge: bool
     ) -> Ack:
         """Supplements and urges go to every unit holding the case; urges may escalate."""
-        acc, filing = self._require()
         if event_id in self._seen:
             return replace(self._seen[event_id], duplicate=True)
+        if self._status in ACCEPTING_STATES and workflow.patched(PATCH_EARLY_CITIZEN):
+            # The call centre sends a supplement right behind its filing: it is the
+            # citizen's, and must reach the unit, not fail or be refused for being early.
+            await workflow.wait_condition(lambda: self._status not in ACCEPTING_STATES)
+            if event_id in self._seen:
+                return replace(self._seen[event_id], duplicate=True)
+        acc, filing = self._require()
         if self._status not in HANDLING_STATES:
             return await self._refuse(event_id, RejectReason.STATE_NOT_ALLOWED,
                                       f"{event_type} not allowed in state {self._status}")

@@ -298,6 +298,20 @@ async def test_supplement_is_forwarded_to_every_unit_holding_the_case(harness: H
     assert all(f["attachments"] == ["https://files.example/photo1.jpg"] for f in forwarded)
 
 
+async def test_a_supplement_right_behind_its_filing_waits_for_the_dispatch(
+    harness: Harness,
+) -> None:
+    # Found by the reliability suite: the bridge delivers a supplement as soon as the
+    # case exists; it reached the case before acceptance and failed its workflow task.
+    h = await harness.file(STREET_CASE)
+    ack = await update(h, UPDATE_SUPPLEMENT, Supplement(
+        event_id=event_id(), at=datetime.now(UTC), content="门口还堆了建筑垃圾"))
+    assert ack.accepted and not ack.duplicate, ack
+    cid = (await harness.view(h)).complaint_id
+    assert harness.recorder.events(cid)[:3] == ["ACCEPTED", "DISPATCHED", "SUPPLEMENTED"]
+    assert len(harness.recorder.outbound(cid, "SupplementForwarded")) == 1
+
+
 # --- progress, callback and reopen ---------------------------------------------------------
 
 
