@@ -9,7 +9,14 @@ import pytest
 
 from tests.reliability.conftest import record
 from tests.reliability.harness import Harness, scaled
-from workers.stack import KAFKA, POSTGRES, TEMPORAL, start_component, stop_component
+from workers.stack import (
+    KAFKA,
+    POSTGRES,
+    TEMPORAL,
+    StackError,
+    start_component,
+    stop_component,
+)
 
 pytestmark = pytest.mark.stack
 
@@ -27,7 +34,7 @@ async def server_outage(h: Harness, fault: str, component: str, *, cases: int,
         await asyncio.sleep(3)  # the cases are under way when the server goes
         await asyncio.to_thread(stop_component, component, h.settings)
         await asyncio.sleep(down_s)
-        await asyncio.to_thread(start_component, component, h.settings)
+        await restart(component, h)
         if n < times - 1:
             await asyncio.sleep(up_s)
     h.mark_fault_end()
@@ -35,6 +42,18 @@ async def server_outage(h: Harness, fault: str, component: str, *, cases: int,
         await h.file(rest)
     fig = record(await h.check(fault, dict.fromkeys(cids, "CLOSED"), timeout=900))
     assert (fig.lost, fig.duplicated, fig.dlq) == (0, 0, 0), fig.line()
+
+
+async def restart(component: str, h: Harness, attempts: int = 6) -> None:
+    """Start ``component`` again; the old process may still hold its port for a while."""
+    for attempt in range(attempts):
+        try:
+            await asyncio.to_thread(start_component, component, h.settings)
+            return
+        except StackError:
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(10)
 
 
 @pytest.mark.reliability
