@@ -1010,7 +1010,13 @@ class ComplaintWorkflow:
         return ack
 
     def _require(self) -> tuple[Acceptance, Filing]:
-        assert self._acc is not None
+        if self._acc is None:
+            # Only an update can get here (run calls this after accept): a reply or a
+            # supervisor's decision before the case was accepted. Failing the update,
+            # not the workflow task (an AssertionError would retry the task for ever).
+            raise ApplicationError("the case is still being accepted",
+                                   type=RejectReason.STATE_NOT_ALLOWED.value,
+                                   non_retryable=True)
         return self._acc, self._filing
 
     def _require_plan(self) -> TierPlan:

@@ -312,6 +312,26 @@ async def test_a_supplement_right_behind_its_filing_waits_for_the_dispatch(
     assert len(harness.recorder.outbound(cid, "SupplementForwarded")) == 1
 
 
+async def test_a_reply_before_acceptance_is_refused_and_the_case_goes_on(
+    harness: Harness,
+) -> None:
+    # A unit reply or a supervisor's decision that reaches a case still being accepted
+    # (no dispatch exists yet) used to fail the workflow task for ever.
+    from temporalio.client import WorkflowUpdateFailedError
+
+    h = await harness.file(STREET_CASE)
+    early = ReturnDispatch(event_id=event_id(), dispatch_id="d-none", unit_id="110102001",
+                           at=datetime.now(UTC), reason="不归我管")
+    try:
+        ack = await update(h, UPDATE_RETURN_DISPATCH, early)
+    except WorkflowUpdateFailedError as err:
+        assert "still being accepted" in str(err.cause)
+    else:  # acceptance won the race: an unknown dispatch is refused as usual
+        assert not ack.accepted
+    view = await harness.until(h, "DISPATCHED")
+    assert view.status == "DISPATCHED"
+
+
 # --- progress, callback and reopen ---------------------------------------------------------
 
 
