@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import sys
 import traceback
@@ -450,8 +451,10 @@ def overdue(
     if as_json:
         print_json({
             "as_of": now.isoformat(), "total": len(rows), "by_district_tier": groups,
-            "cases": [{**redact(r), "overdue_seconds": int((now - r["due_at"])
-                                                           .total_seconds())}
+            # Rounded up: a case listed is past its deadline, so never "0 s overdue"
+            # (listing it within a second of its deadline printed 0).
+            "cases": [{**redact(r), "overdue_seconds": math.ceil((now - r["due_at"])
+                                                                 .total_seconds())}
                       for r in shown],
         })
         return
