@@ -126,7 +126,8 @@ class CaseReport:
     notes: list[str] = field(default_factory=list)
 
 
-async def _connect(settings: Settings) -> Client:
+async def connect_temporal(settings: Settings) -> Client:
+    """The Temporal client of the CLI commands: TLS from settings, a bounded connect."""
     return await asyncio.wait_for(
         Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
                        **temporal_connect_options(settings)),
@@ -248,7 +249,7 @@ async def load_case(settings: Settings, complaint_id: str) -> CaseReport | None:
     view: CaseView | None = None
     client: Client | None = None
     try:
-        client = await _connect(settings)
+        client = await connect_temporal(settings)
         handle = client.get_workflow_handle(workflow_id_for(complaint_id))
         description = await handle.describe(rpc_timeout=QUERY_TIMEOUT)
         status = description.status
@@ -309,7 +310,7 @@ async def send_decision(
     """
     client: Client | None = None
     try:
-        client = await _connect(settings)
+        client = await connect_temporal(settings)
         handle = client.get_workflow_handle(workflow_id_for(complaint_id))
         ack = await handle.execute_update(
             update, arg, id=event_id, result_type=Ack, rpc_timeout=UPDATE_TIMEOUT)

@@ -462,7 +462,6 @@ async def install_schedules(settings: Settings, gov: GovernanceConfig, *,
         One line per schedule: ``<id>: created|updated (<cron>)``.
     """
     from temporalio.client import (
-        Client,
         Schedule,
         ScheduleActionStartWorkflow,
         ScheduleAlreadyRunningError,
@@ -473,10 +472,11 @@ async def install_schedules(settings: Settings, gov: GovernanceConfig, *,
         ScheduleUpdateInput,
     )
 
+    from workers.case_cli import connect_temporal
     from workflows.governance import HotspotScanInput, MonthlyEvaluationInput
 
-    client = await Client.connect(settings.temporal_address,
-                                  namespace=settings.temporal_namespace)
+    # The same connection as every CLI command (honours the Temporal TLS settings).
+    client = await connect_temporal(settings)
     wanted = {
         id_prefix + MONTHLY_SCHEDULE_ID: ("MonthlyEvaluationWorkflow",
                                           MonthlyEvaluationInput(),

@@ -32,7 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 from activities.config import HotlineConfig, load_config
-from workers.security import temporal_connect_options
+from workers.case_cli import connect_temporal
 from workers.settings import Settings, get_settings
 from workflows.governance import (
     GovernancePlanWorkflow,
@@ -122,19 +122,11 @@ def load_plan(path: Path, config: HotlineConfig) -> PlanInput:
         review_seconds=spec.review_days * 86400, max_reviews=spec.max_reviews)
 
 
-async def _client(settings: Settings) -> Any:
-    from temporalio.client import Client
-
-    return await Client.connect(settings.temporal_address,
-                                namespace=settings.temporal_namespace,
-                                **temporal_connect_options(settings))
-
-
 async def start_plan(settings: Settings, plan: PlanInput) -> str:
     """Start the plan's workflow; a plan id is used once (a second start is refused)."""
     from temporalio.common import WorkflowIDReusePolicy
 
-    client = await _client(settings)
+    client = await connect_temporal(settings)
     handle = await client.start_workflow(
         GovernancePlanWorkflow.run, plan, id=plan_workflow_id(plan.plan_id),
         task_queue=settings.task_queue,
@@ -146,7 +138,7 @@ async def plan_status(settings: Settings, plan_id: str) -> PlanStatus:
     """The running plan's status, or its final report once it closed."""
     from temporalio.client import WorkflowExecutionStatus
 
-    handle = (await _client(settings)).get_workflow_handle(
+    handle = (await connect_temporal(settings)).get_workflow_handle(
         plan_workflow_id(plan_id), result_type=PlanStatus)
     described = await handle.describe()
     if described.status == WorkflowExecutionStatus.RUNNING:
@@ -193,7 +185,7 @@ def close_cmd(plan_id: str) -> None:
     """Close a plan early (a supervisor decision); it ends with its report."""
     async def _close() -> PlanStatus:
         settings = get_settings()
-        handle = (await _client(settings)).get_workflow_handle(
+        handle = (await connect_temporal(settings)).get_workflow_handle(
             plan_workflow_id(plan_id), result_type=PlanStatus)
         await handle.signal(GovernancePlanWorkflow.close)
         result: PlanStatus = await handle.result()
