@@ -522,6 +522,7 @@ class Harness:
             fig.lost += len(missing)
             fig.notes.append(f"no workflow for {sorted(missing)[:5]}")
         self._runs = runs
+        self._no_workflow = {wid.removeprefix("complaint-") for wid in missing}
 
     async def _views(self, cids: Sequence[str]) -> dict[str, CaseView | None]:
         assert self.client is not None
@@ -596,6 +597,8 @@ class Harness:
         lost_cases: set[str] = set()
         problems: list[str] = []
         for cid in cids:
+            if cid in self._no_workflow:
+                continue  # counted lost once already, by _check_workflows
             view = views[cid]
             if view is None:
                 lost_cases.add(cid)
@@ -641,7 +644,7 @@ class Harness:
                 problems.append(f"{cid}: issued {sorted(issued[cid])} vs {sorted(made)}")
         fig.lost += len(lost_cases)
         if problems:
-            fig.notes.append(f"{len(problems)} problems, first: {problems[:3]}")
+            fig.notes.append(f"{len(problems)} problems, first: {problems[:6]}")
 
     async def _dlq_count(self) -> int:
         s = self.settings

@@ -23,7 +23,7 @@ async def duplicate_storm(h: Harness, filings: int, dup_callbacks: int) -> None:
     h.mark_fault_end()
     fig = await h.check(f"3. duplicate storm: {filings} filings x3, "
                         f"{dup_callbacks} duplicate callbacks",
-                        dict.fromkeys(cids, "CLOSED"), injected=0, timeout=900)
+                        dict.fromkeys(cids, "CLOSED"), injected=0, timeout=1800)
     assert h.responder is not None
     fig.notes.append(f"{h.responder.duplicates_sent} duplicate callbacks sent")
     record(fig)

@@ -29,7 +29,7 @@ async def worker_killed(h: Harness, cases: int) -> None:
     h.mark_fault_end()
     closed_before = sum(st == "CLOSED" for st in (await h.ledger_statuses(cids)).values())
     fig = await h.check(f"1. worker SIGKILLed with {cases} cases in flight",
-                        dict.fromkeys(cids, "CLOSED"), timeout=900)
+                        dict.fromkeys(cids, "CLOSED"), timeout=1800)
     fig.notes.append(f"{closed_before} closed when killed")
     record(fig)
     assert (fig.lost, fig.duplicated, fig.dlq) == (0, 0, 0), fig.line()
@@ -64,7 +64,7 @@ async def bridges_killed(h: Harness, kills: int, cases: int) -> None:
     h.start("bridges", wait=False)
     h.mark_fault_end()
     fig = record(await h.check(f"5. bridges SIGKILLed {kills} times at random points",
-                               dict.fromkeys(cids, "CLOSED"), timeout=900))
+                               dict.fromkeys(cids, "CLOSED"), timeout=1800))
     assert (fig.lost, fig.duplicated, fig.dlq) == (0, 0, 0), fig.line()
 
 
@@ -92,7 +92,7 @@ async def rolling_restarts(h: Harness, minutes: float, every_s: float) -> None:
     await load
     h.mark_fault_end()
     fig = await h.check(f"2. rolling restarts every {every_s:.0f} s for {minutes:.0f} min",
-                        dict.fromkeys(cids, "CLOSED"), timeout=900)
+                        dict.fromkeys(cids, "CLOSED"), timeout=1800)
     fig.notes.append(f"{restarts} restarts of each")
     record(fig)
     assert (fig.lost, fig.duplicated, fig.dlq) == (0, 0, 0), fig.line()
@@ -123,7 +123,7 @@ async def rebalance_storm(h: Harness, minutes: float, every_s: float) -> None:
     await load
     h.mark_fault_end()
     fig = await h.check(f"12. rebalance storm: a bridge joins or leaves every {every_s:.0f} s",
-                        dict.fromkeys(cids, "CLOSED"), timeout=900)
+                        dict.fromkeys(cids, "CLOSED"), timeout=1800)
     fig.notes.append(f"{changes} membership changes")
     record(fig)
     assert (fig.lost, fig.duplicated, fig.dlq) == (0, 0, 0), fig.line()

@@ -9,11 +9,13 @@ import pytest
 
 from tests.reliability.conftest import record
 from tests.reliability.harness import Harness, scaled
+from workers.settings import Settings
 from workers.stack import (
     KAFKA,
     POSTGRES,
     TEMPORAL,
     StackError,
+    ensure_stack,
     start_component,
     stop_component,
 )
@@ -29,18 +31,22 @@ async def server_outage(h: Harness, fault: str, component: str, *, cases: int,
     h.start_responder()
     per_round = max(1, cases // (times + 1))
     rounds = [cids[i:i + per_round] for i in range(0, cases, per_round)]
-    for n in range(times):
-        await h.file(rounds[n] if n < len(rounds) else [])
-        await asyncio.sleep(3)  # the cases are under way when the server goes
-        await asyncio.to_thread(stop_component, component, h.settings)
-        await asyncio.sleep(down_s)
-        await restart(component, h)
-        if n < times - 1:
-            await asyncio.sleep(up_s)
+    try:
+        for n in range(times):
+            await h.file(rounds[n] if n < len(rounds) else [])
+            await asyncio.sleep(3)  # the cases are under way when the server goes
+            await asyncio.to_thread(stop_component, component, h.settings)
+            await asyncio.sleep(down_s)
+            await restart(component, h)
+            if n < times - 1:
+                await asyncio.sleep(up_s)
+    finally:
+        # Whatever failed above, the tests after this one get the whole stack back.
+        await asyncio.to_thread(ensure_stack, Settings())
     h.mark_fault_end()
     for rest in rounds[times:]:
         await h.file(rest)
-    fig = record(await h.check(fault, dict.fromkeys(cids, "CLOSED"), timeout=900))
+    fig = record(await h.check(fault, dict.fromkeys(cids, "CLOSED"), timeout=1800))
     assert (fig.lost, fig.duplicated, fig.dlq) == (0, 0, 0), fig.line()
 
 
