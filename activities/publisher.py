@@ -39,7 +39,8 @@ class KafkaPublisher:
                                 headers=codec.headers_for(name))
             for topic, key, name, value in messages
         ]
-        self._producer.flush(timeout=timeout)
+        # Waiting on this call's own records only: flush() would also wait for every
+        # other activity thread's records, so one slow batch held up unrelated steps.
         for fut in futures:
             fut.get(timeout=timeout)  # raises the send error, so the activity retries
 
