@@ -16,6 +16,16 @@ pytestmark = pytest.mark.stack
 UNDER_WAY = {"ACCEPTED", "DISPATCHED", "SIGNED", "IN_PROGRESS", "COMPLETED", "CALLBACK"}
 
 
+async def all_closed(h: Harness, fault: str, cids: list[str], note: str = "") -> None:
+    """The fault is over: wait for every case to close, check, record and assert the row."""
+    h.mark_fault_end()
+    fig = await h.check(fault, dict.fromkeys(cids, "CLOSED"), timeout=1800)
+    if note:
+        fig.notes.append(note)
+    record(fig)
+    assert (fig.lost, fig.duplicated, fig.dlq) == (0, 0, 0), fig.line()
+
+
 async def worker_killed(h: Harness, cases: int) -> None:
     cids = [f"WK{h.run_id}-{i:04d}" for i in range(cases)]
     first = h.start("worker")
@@ -26,13 +36,9 @@ async def worker_killed(h: Harness, cases: int) -> None:
     await h.wait_count(cids, UNDER_WAY | {"CLOSED"}, cases // 4)
     first.kill()
     h.start("worker", wait=False)
-    h.mark_fault_end()
     closed_before = sum(st == "CLOSED" for st in (await h.ledger_statuses(cids)).values())
-    fig = await h.check(f"1. worker SIGKILLed with {cases} cases in flight",
-                        dict.fromkeys(cids, "CLOSED"), timeout=1800)
-    fig.notes.append(f"{closed_before} closed when killed")
-    record(fig)
-    assert (fig.lost, fig.duplicated, fig.dlq) == (0, 0, 0), fig.line()
+    await all_closed(h, f"1. worker SIGKILLed with {cases} cases in flight", cids,
+                     f"{closed_before} closed when killed")
 
 
 @pytest.mark.reliability
@@ -62,10 +68,7 @@ async def bridges_killed(h: Harness, kills: int, cases: int) -> None:
         proc.kill()
     await load
     h.start("bridges", wait=False)
-    h.mark_fault_end()
-    fig = record(await h.check(f"5. bridges SIGKILLed {kills} times at random points",
-                               dict.fromkeys(cids, "CLOSED"), timeout=1800))
-    assert (fig.lost, fig.duplicated, fig.dlq) == (0, 0, 0), fig.line()
+    await all_closed(h, f"5. bridges SIGKILLed {kills} times at random points", cids)
 
 
 @pytest.mark.reliability
@@ -90,12 +93,8 @@ async def rolling_restarts(h: Harness, minutes: float, every_s: float) -> None:
         bridges = h.start("bridges", wait=False)
         restarts += 1
     await load
-    h.mark_fault_end()
-    fig = await h.check(f"2. rolling restarts every {every_s:.0f} s for {minutes:.0f} min",
-                        dict.fromkeys(cids, "CLOSED"), timeout=1800)
-    fig.notes.append(f"{restarts} restarts of each")
-    record(fig)
-    assert (fig.lost, fig.duplicated, fig.dlq) == (0, 0, 0), fig.line()
+    await all_closed(h, f"2. rolling restarts every {every_s:.0f} s for {minutes:.0f} min",
+                     cids, f"{restarts} restarts of each")
 
 
 @pytest.mark.reliability
@@ -121,12 +120,8 @@ async def rebalance_storm(h: Harness, minutes: float, every_s: float) -> None:
             extra.append(h.start("bridges", wait=False))
         changes += 1
     await load
-    h.mark_fault_end()
-    fig = await h.check(f"12. rebalance storm: a bridge joins or leaves every {every_s:.0f} s",
-                        dict.fromkeys(cids, "CLOSED"), timeout=1800)
-    fig.notes.append(f"{changes} membership changes")
-    record(fig)
-    assert (fig.lost, fig.duplicated, fig.dlq) == (0, 0, 0), fig.line()
+    await all_closed(h, f"12. rebalance storm: a bridge joins or leaves every {every_s:.0f} s",
+                     cids, f"{changes} membership changes")
 
 
 @pytest.mark.reliability
