@@ -61,7 +61,7 @@ test: $(STAMP) lint typecheck prometheus-tools deploy-tools
 # A fault at full scale runs longer than the 600 s the fast suite allows a test.
 reliability: $(STAMP)
 	$(BIN)/hotline stack up
-	$(BIN)/pytest -q tests/reliability -m "reliability or reliability_quick" --timeout=3600
+	$(BIN)/pytest -q tests/reliability -m "reliability or reliability_quick" --timeout=5400
 
 demo: $(STAMP)
 	$(BIN)/hotline demo

@@ -97,10 +97,11 @@ async def malformed_mix(h: Harness, good_total: int, bad_total: int) -> None:
     # Units answer only once every supplement is in, so none meets a closed case.
     await h.send(mixed)
     h.mark_fault_end()
-    await wait_supplements(h, cases * SUPPLEMENTS_PER_CASE)
+    # At the scale 8,000 supplements take about half an hour on 2 cores.
+    await wait_supplements(h, cases * SUPPLEMENTS_PER_CASE, timeout=3000)
     h.start_responder()
     fig = await h.check(f"6. malformed: {bad_total} bad among {len(good)} good",
-                        dict.fromkeys(cids, "CLOSED"), injected=bad_total, timeout=1200)
+                        dict.fromkeys(cids, "CLOSED"), injected=bad_total, timeout=1800)
     async with await psycopg.AsyncConnection.connect(s.dsn, autocommit=True) as conn:
         rows = await (await conn.execute(
             "SELECT complaint_id, count(*) FROM case_events WHERE event_type = 'SUPPLEMENTED' "
@@ -116,7 +117,7 @@ async def malformed_mix(h: Harness, good_total: int, bad_total: int) -> None:
     assert (fig.lost, fig.duplicated, fig.dlq) == (0, 0, bad_total), fig.line()
 
 
-async def wait_supplements(h: Harness, total: int, timeout: float = 1200) -> None:
+async def wait_supplements(h: Harness, total: int, timeout: float) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     async with await psycopg.AsyncConnection.connect(h.settings.dsn, autocommit=True) as conn:
