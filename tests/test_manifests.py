@@ -177,6 +177,10 @@ def _pod_specs(resources: tuple[dict[str, Any], ...]) -> Iterator[tuple[str, dic
             yield _name(r), r["spec"]["template"]["spec"]
 
 
+# Pods that never connect to Temporal, so they are not given its client certificate.
+NO_TEMPORAL = {"Deployment/hotline-open311"}
+
+
 def test_hotline_settings_in_the_manifests_exist_and_their_files_are_mounted() -> None:
     fields = {f"HOTLINE_{name.upper()}" for name in Settings.model_fields}
     for overlay in OVERLAYS:
@@ -198,6 +202,8 @@ def test_hotline_settings_in_the_manifests_exist_and_their_files_are_mounted() -
                 assert not sorted(k for k in inline if k.startswith("HOTLINE_")
                                   and k not in fields), name
                 for key, value in env.items():
+                    if name in NO_TEMPORAL and key.startswith("HOTLINE_TEMPORAL_"):
+                        continue
                     if key.endswith(("_FILE", "_CAFILE", "_CERTFILE", "_KEYFILE")):
                         assert any(value.startswith(m + "/") for m in mounts), (
                             f"{name}: {key}={value} is not on a mounted volume")
@@ -279,10 +285,26 @@ def test_probes_and_scrape_jobs_use_the_metrics_ports() -> None:
         for endpoint in monitor["spec"]["podMetricsEndpoints"]:
             jobs |= {rl["replacement"] for rl in endpoint.get("relabelings", [])
                      if rl.get("targetLabel") == "job"}
-    assert jobs == {"hotline-worker", "hotline-worker-sdk", "hotline-bridges"}
+    assert jobs == {"hotline-worker", "hotline-worker-sdk", "hotline-bridges", "hotline-open311"}
     assert jobs <= local_jobs
+    # Open311 serves its API and /metrics on one port, the one its Service targets.
+    open311 = _find(resources, "Deployment", "hotline-open311")["spec"]["template"]["spec"]
+    [container] = open311["containers"]
+    assert container["ports"] == [{"name": "http",
+                                   "containerPort": int(env["HOTLINE_OPEN311_PORT"])}]
+    assert env["HOTLINE_OPEN311_HOST"] == "0.0.0.0"
+    assert {container[p]["httpGet"]["port"] for p in ("startupProbe", "readinessProbe",
+                                                      "livenessProbe")} == {"http"}
+    service = _find(resources, "Service", "hotline-open311")
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    assert service["spec"]["selector"] == open311_labels(resources)
     hpa = _find(resources, "HorizontalPodAutoscaler", "hotline-worker")
     assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+
+
+def open311_labels(resources: tuple[dict[str, Any], ...]) -> dict[str, str]:
+    deployment = _find(resources, "Deployment", "hotline-open311")
+    return dict(deployment["spec"]["selector"]["matchLabels"])
 
 
 def test_the_rules_and_the_dashboard_ship_as_config_maps() -> None:

@@ -7,6 +7,7 @@ touches Kafka or PostgreSQL; the requests they make are answered before either i
 from __future__ import annotations
 
 import json
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -21,6 +23,7 @@ from activities.config import HotlineConfig, load_config
 from schemas import codec
 from workers.open311 import (
     OPENAPI_PATH,
+    Open311Server,
     RateLimiter,
     RequestQuery,
     create_app,
@@ -335,6 +338,26 @@ def test_too_many_requests_are_answered_429() -> None:
     limited = next(r for r in (client.get("/discovery.json"),) if r.status_code == 429)
     assert int(limited.headers["retry-after"]) >= 1
     assert limited.json()[0]["code"] == 429
+
+
+@pytest.mark.parametrize(("trusted", "limited_per_client"), [("*", True),
+                                                             ("10.9.9.9", False)])
+def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit(
+        trusted: str, limited_per_client: bool) -> None:
+    # A real uvicorn (its proxy-headers handling is what is tested), no Kafka or ledger.
+    settings = Settings(open311_rate_per_minute=2, open311_forwarded_allow_ips=trusted)
+    server = Open311Server(settings, port=0, config=config(), clients=[], lifespan="off")
+    if time.time() % 60 > 55:  # the limiter's minute would turn during the requests
+        time.sleep(61 - time.time() % 60)
+    with server.running():
+        def get(client: str) -> int:
+            return httpx.get(f"{server.url}/services.json",
+                             headers={"X-Forwarded-For": client}).status_code
+        first = [get("203.0.113.1") for _ in range(3)]
+        other = get("203.0.113.2")
+    assert first[:2] == [200, 200] and first[2] == 429
+    # Trusted: the second citizen is someone else; untrusted: everyone is the proxy.
+    assert other == (200 if limited_per_client else 429)
 
 
 def test_the_committed_openapi_document_is_the_served_one() -> None:

@@ -722,6 +722,22 @@ def write_openapi(path: Path = OPENAPI_PATH) -> Path:
 # --- running ---------------------------------------------------------------------------------
 
 
+def server_config(app: FastAPI, settings: Settings, *, port: int | None = None,
+                  lifespan: Literal["on", "off"] = "on") -> uvicorn.Config:
+    """How uvicorn serves the app, for ``hotline open311`` and in-process servers alike.
+
+    ``lifespan="off"`` serves without opening Kafka and the ledger (tests of the HTTP layer
+    only).
+    """
+    return uvicorn.Config(
+        app, host=settings.open311_host,
+        port=settings.open311_port if port is None else port,
+        log_level="warning", access_log=False, lifespan=lifespan,
+        # The rate limits key on the client's address: behind an ingress that is the one
+        # in X-Forwarded-For, believed only from the peers named here.
+        proxy_headers=True, forwarded_allow_ips=settings.open311_forwarded_allow_ips)
+
+
 class Open311Server:
     """The service on a uvicorn server in a thread of this process (tests, the demo).
 
@@ -730,12 +746,11 @@ class Open311Server:
 
     def __init__(self, settings: Settings, *, port: int | None = None,
                  clients: Sequence[ApiClient] | None = None,
-                 config: HotlineConfig | None = None) -> None:
+                 config: HotlineConfig | None = None,
+                 lifespan: Literal["on", "off"] = "on") -> None:
         self.app = create_app(settings, config=config, clients=clients)
-        self.server = uvicorn.Server(uvicorn.Config(
-            self.app, host=settings.open311_host,
-            port=settings.open311_port if port is None else port,
-            log_level="warning", access_log=False, lifespan="on"))
+        self.server = uvicorn.Server(server_config(self.app, settings, port=port,
+                                                   lifespan=lifespan))
         self.thread = threading.Thread(target=self.server.run, name="open311", daemon=True)
         self.url = ""
 
@@ -766,6 +781,4 @@ class Open311Server:
 
 def main(settings: Settings) -> None:
     """Entry point of ``hotline open311``: serve until SIGINT / SIGTERM."""
-    app = create_app(settings)
-    uvicorn.run(app, host=settings.open311_host, port=settings.open311_port,
-                log_level="warning", access_log=False)
+    uvicorn.Server(server_config(create_app(settings), settings)).run()

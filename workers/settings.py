@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     # secret in production), and/or a YAML file of ``clients: [{name, key, channel}]``.
     open311_api_keys: dict[str, SecretStr] = {}
     open311_api_keys_file: Path | None = None
+    # Peers whose X-Forwarded-For names the client (uvicorn's forwarded_allow_ips): behind
+    # an ingress, its address (or "*"); otherwise every client shares the proxy's limit.
+    open311_forwarded_allow_ips: str = "127.0.0.1"
     # Requests per minute per client address (POST: per API client too); 0 = no limit.
     open311_rate_per_minute: int = Field(default=120, ge=0)
     # Largest request body accepted.
