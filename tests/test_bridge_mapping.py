@@ -50,6 +50,7 @@ from workers.bridges import (
     TransientError,
     Unroutable,
     Verdict,
+    _until_connected,
     apply_command,
     backoff_delay,
     classify_error,
@@ -331,6 +332,29 @@ def test_backoff_grows_and_is_capped() -> None:
     assert 0.4 <= backoff_delay(1) <= 0.6
     assert 3.2 <= backoff_delay(4) <= 4.8
     assert all(backoff_delay(n) <= 30.0 for n in range(1, 80))
+
+
+async def test_a_connection_is_retried_until_it_succeeds_or_the_bridges_stop() -> None:
+    calls = 0
+
+    async def flaky() -> str:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise ConnectionError("refused")
+        return "connected"
+
+    stop = asyncio.Event()
+    assert await _until_connected(flaky, stop, "test") == "connected"
+    assert calls == 3  # two failures, backed off 0.5 s then 1 s, third attempt lands
+
+    async def never() -> str:
+        raise ConnectionError("refused")
+
+    waiting = asyncio.create_task(_until_connected(never, stop, "test"))
+    await asyncio.sleep(0.2)
+    stop.set()  # SIGTERM while the broker is down: no connection, no hang
+    assert await asyncio.wait_for(waiting, timeout=5) is None
 
 
 # --- applying commands, against a fake client -------------------------------------------

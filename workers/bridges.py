@@ -44,7 +44,7 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import timedelta
@@ -915,48 +915,39 @@ class TopicBridge:
 # --- process ----------------------------------------------------------------------------
 
 
-async def _connect_temporal(settings: Settings, stop: asyncio.Event) -> Client | None:
+_C = TypeVar("_C")
+
+
+async def _until_connected(connect: Callable[[], Awaitable[_C]], stop: asyncio.Event,
+                           what: str, **where: str) -> _C | None:
+    """``connect()`` again with backoff until it succeeds; None once ``stop`` is set."""
     attempt = 0
-    tls = temporal_connect_options(settings)  # outside the retry: a bad setting stops here
     while not stop.is_set():
         try:
-            return await Client.connect(
-                settings.temporal_address,
-                namespace=settings.temporal_namespace,
-                runtime=temporal_runtime(),
-                **tls,
-            )
+            return await connect()
         except Exception as exc:
             attempt += 1
             delay = backoff_delay(attempt, cap=10.0)
-            log.warning(
-                "temporal not reachable, retrying",
-                address=settings.temporal_address,
-                error=_describe(exc),
-                retry_in_s=round(delay, 2),
-            )
+            log.warning(f"{what} not connected, retrying", **where, error=_describe(exc),
+                        retry_in_s=round(delay, 2))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
     return None
+
+
+async def _connect_temporal(settings: Settings, stop: asyncio.Event) -> Client | None:
+    tls = temporal_connect_options(settings)  # outside the retry: a bad setting stops here
+    return await _until_connected(
+        lambda: Client.connect(settings.temporal_address,
+                               namespace=settings.temporal_namespace,
+                               runtime=temporal_runtime(), **tls),
+        stop, "temporal", address=settings.temporal_address)
 
 
 async def _connect_producer(settings: Settings, stop: asyncio.Event) -> KafkaProducer | None:
-    attempt = 0
-    while not stop.is_set():
-        try:
-            return await asyncio.to_thread(make_producer, settings, client_id="hotline-bridges")
-        except Exception as exc:
-            attempt += 1
-            delay = backoff_delay(attempt, cap=10.0)
-            log.warning(
-                "kafka producer not connected, retrying",
-                bootstrap=settings.kafka_bootstrap,
-                error=_describe(exc),
-                retry_in_s=round(delay, 2),
-            )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=delay)
-    return None
+    return await _until_connected(
+        lambda: asyncio.to_thread(make_producer, settings, client_id="hotline-bridges"),
+        stop, "kafka producer", bootstrap=settings.kafka_bootstrap)
 
 
 async def _announce_ready(
