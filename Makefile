@@ -57,7 +57,7 @@ test: $(STAMP) lint typecheck prometheus-tools deploy-tools
 	$(BIN)/pytest -q
 
 # The fault suite (tests/reliability): every fault at full scale, then the table
-# (also written to .state/reliability.md). Takes about an hour.
+# (also written to .state/reliability.md). Takes about 1.5 hours on 2 cores.
 # A fault at full scale runs longer than the 600 s the fast suite allows a test.
 reliability: $(STAMP)
 	$(BIN)/hotline stack up
