@@ -376,6 +376,7 @@ class Harness:
         self.checked = False
         self.fault_end: float | None = None
         self.dlq_reasons: Counter[str] = Counter()
+        self._no_workflow: set[str] = set()  # filed complaints without a workflow
 
     # --- set-up ---------------------------------------------------------------------
 
