@@ -288,8 +288,8 @@ def test_probes_and_scrape_jobs_use_the_metrics_ports() -> None:
     assert jobs == {"hotline-worker", "hotline-worker-sdk", "hotline-bridges", "hotline-open311"}
     assert jobs <= local_jobs
     # Open311 serves its API and /metrics on one port, the one its Service targets.
-    open311 = _find(resources, "Deployment", "hotline-open311")["spec"]["template"]["spec"]
-    [container] = open311["containers"]
+    open311 = _find(resources, "Deployment", "hotline-open311")
+    [container] = open311["spec"]["template"]["spec"]["containers"]
     assert container["ports"] == [{"name": "http",
                                    "containerPort": int(env["HOTLINE_OPEN311_PORT"])}]
     assert env["HOTLINE_OPEN311_HOST"] == "0.0.0.0"
@@ -297,14 +297,9 @@ def test_probes_and_scrape_jobs_use_the_metrics_ports() -> None:
                                                       "livenessProbe")} == {"http"}
     service = _find(resources, "Service", "hotline-open311")
     assert service["spec"]["ports"][0]["targetPort"] == "http"
-    assert service["spec"]["selector"] == open311_labels(resources)
+    assert service["spec"]["selector"] == open311["spec"]["selector"]["matchLabels"]
     hpa = _find(resources, "HorizontalPodAutoscaler", "hotline-worker")
     assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
-
-
-def open311_labels(resources: tuple[dict[str, Any], ...]) -> dict[str, str]:
-    deployment = _find(resources, "Deployment", "hotline-open311")
-    return dict(deployment["spec"]["selector"]["matchLabels"])
 
 
 def test_the_rules_and_the_dashboard_ship_as_config_maps() -> None:

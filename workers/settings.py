@@ -100,7 +100,8 @@ class Settings(BaseSettings):
     open311_api_keys: dict[str, SecretStr] = {}
     open311_api_keys_file: Path | None = None
     # Peers whose X-Forwarded-For names the client (uvicorn's forwarded_allow_ips): behind
-    # an ingress, its address (or "*"); otherwise every client shares the proxy's limit.
+    # an ingress, its pods' addresses or CIDR; otherwise every client shares the proxy's
+    # limit. Not "*" where anything but the ingress can reach the service.
     open311_forwarded_allow_ips: str = "127.0.0.1"
     # Requests per minute per client address (POST: per API client too); 0 = no limit.
     open311_rate_per_minute: int = Field(default=120, ge=0)

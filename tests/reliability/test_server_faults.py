@@ -40,9 +40,10 @@ async def server_outage(h: Harness, fault: str, component: str, *, cases: int,
             await restart(component, h)
             if n < times - 1:
                 await asyncio.sleep(up_s)
-    finally:
-        # Whatever failed above, the tests after this one get the whole stack back.
+    except BaseException:
+        # A restart failed: the tests after this one still get the whole stack back.
         await asyncio.to_thread(ensure_stack, Settings())
+        raise
     h.mark_fault_end()
     for rest in rounds[times:]:
         await h.file(rest)
