@@ -69,7 +69,7 @@ from workers.stack import ensure_database, ensure_stack, ensure_topics, stack_st
 
 HAPPY_CONTENT = "望京街道阜通东大街6号院3号楼电梯坏了三天，老人下不了楼"  # T24H
 PARKED_CONTENT = "望京街道某装修公司拖欠工资三个月，包工头不给钱"  # labour.wages: T15D
-OPEN_MARKS = (1_000, 10_000, 100_000)
+OPEN_MARKS = (1_000, 10_000, 25_000, 50_000, 100_000)
 
 
 # --- processes ------------------------------------------------------------------------------
@@ -228,6 +228,7 @@ class City:
     producer: KafkaProducer
     cases: dict[str, Case] = field(default_factory=dict)
     parked: set[str] = field(default_factory=set)
+    parked_dispatched: int = 0  # written by the units thread only
     notices: list[dict[str, Any]] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -313,6 +314,8 @@ class City:
             if name == "DispatchIssued" and rec["role"] == "LEAD" and case.issued is None:
                 case.dispatched = now
                 case.issued = rec
+                if cid in self.parked:
+                    self.parked_dispatched += 1
                 self._reply(rec, "DispatchSigned", signer="王师傅")
                 if cid not in self.parked:
                     self._reply(rec, "ProgressReported", text="已联系市民，维修中",
@@ -513,39 +516,73 @@ def sustained(city: City, rate: float, duration: float, tag: str,
 
 
 def open_cases(city: City, sampler: Sampler, n: int, rate: float | None, tag: str,
-               settle_s: float) -> dict[str, Any]:
-    """Park ``n`` T15D cases; worker RSS at each mark once that many are open."""
+               settle_s: float, max_s: float = 0, progress: Path | None = None
+               ) -> dict[str, Any]:
+    """Park up to ``n`` T15D cases; worker RSS as each mark is passed.
+
+    RSS is read the moment the ``m``-th parked case is dispatched, while filing goes on,
+    so each mark sees that many open cases. ``max_s`` (0 = none) stops filing after that
+    many seconds: the marks reached are reported, the rest are not. After each mark the
+    figures so far are written to ``progress`` so a run cut short still leaves them.
+    """
     ids = [f"O{tag}-{i:06d}" for i in range(n)]
-    marks = [m for m in OPEN_MARKS if m <= n] or [n]
-    if n not in marks and n < OPEN_MARKS[-1]:
-        marks.append(n)
-    rss: dict[str, int] = {}
+    marks = sorted({m for m in OPEN_MARKS if m <= n} | {n})
+    rss: dict[str, dict[str, float]] = {}
+    mine = set(ids)
+
+    def lateness() -> dict[str, Any]:
+        late = [x["late_s"] for x in list(city.notices) if x["complaint_id"] in mine]
+        return {"notices": len(late),
+                "notice_late_s": {f"p{q}": pct(late, q) for q in (50, 95, 99)}
+                | {"max": max(late) if late else None}}
+
+    def dispatched() -> int:
+        return sum(1 for c in ids[:filed] if city.cases[c].dispatched)
+
+    def take_marks() -> None:
+        while marks and len(rss) < len(marks):
+            m = marks[len(rss)]
+            if city.parked_dispatched < m:
+                return
+            time.sleep(2)  # let the sign-for updates of the last few land
+            rss[str(m)] = {"worker_bytes": sampler.rss("worker"),
+                           "temporal_bytes": sampler.rss("temporal"),
+                           "elapsed_s": round(time.time() - t0, 1)}
+            so_far = lateness()
+            print(f"  {m:>7} open after {rss[str(m)]['elapsed_s']:.0f} s: worker RSS "
+                  f"{rss[str(m)]['worker_bytes'] / 2**20:.0f} MiB, Temporal RSS "
+                  f"{rss[str(m)]['temporal_bytes'] / 2**20:.0f} MiB, notices "
+                  f"{so_far['notices']}, late p99 {_fmt(so_far['notice_late_s']['p99'])} s",
+                  flush=True)
+            if progress:
+                progress.write_text(json.dumps({"open": n, "worker_rss_bytes": rss,
+                                                **so_far}, indent=2))
+
     t0 = time.time()
+    filed = 0
     for i, cid in enumerate(ids):
+        if max_s and time.time() - t0 > max_s:
+            print(f"  --open-max-s {max_s:.0f} reached: stopped filing at {filed} cases",
+                  flush=True)
+            break
         if rate:
             delay = t0 + i / rate - time.time()
             if delay > 0:
                 time.sleep(delay)
         city.file(cid, park=True)
-        if (i + 1) % 500 == 0:
+        filed += 1
+        if filed % 500 == 0:
             # Do not run far ahead of the system: keep the backlog bounded.
-            wait_until(lambda k=i: sum(1 for c in ids[: k - 499]
-                                       if city.cases[c].dispatched) >= k - 999, 600)
+            wait_until(lambda k=filed: city.parked_dispatched >= k - 1000, 600)
+            take_marks()
     city.producer.flush()
-    for m in marks:
-        wait_until(lambda m=m: sum(1 for c in ids if city.cases[c].dispatched) >= m, 1800)
-        time.sleep(2)  # let the sign-for updates land
-        rss[str(m)] = sampler.rss("worker")
+    wait_until(lambda: city.parked_dispatched >= filed, 1800)
+    take_marks()
     filed_s = time.time() - t0
     time.sleep(settle_s)
-    mine = set(ids)
-    late = [x["late_s"] for x in city.notices if x["complaint_id"] in mine]
     return {
-        "open": n, "filing_s": round(filed_s, 1), "worker_rss_bytes": rss,
-        "dispatched": sum(1 for c in ids if city.cases[c].dispatched),
-        "notices": len(late),
-        "notice_late_s": {f"p{q}": pct(late, q) for q in (50, 95, 99)} | {
-            "max": max(late) if late else None},
+        "open": n, "filed": filed, "filing_s": round(filed_s, 1), "worker_rss_bytes": rss,
+        "dispatched": dispatched(), **lateness(),
     }
 
 
@@ -611,10 +648,14 @@ def markdown(result: dict[str, Any]) -> str:
     if result.get("open_cases"):
         o = result["open_cases"]
         lines += ["", "| open cases | value |", "|---|---|",
-                  f"| parked T15D cases dispatched | {o['dispatched']}/{o['open']} "
-                  f"in {o['filing_s']:.0f} s |"]
-        for m, b in o["worker_rss_bytes"].items():
-            lines.append(f"| worker RSS at {m} open | {b / 2**20:.0f} MiB |")
+                  f"| parked T15D cases dispatched | {o['dispatched']}/{o['filed']} filed "
+                  f"({o['open']} asked) in {o['filing_s']:.0f} s |"]
+        first = next(iter(o["worker_rss_bytes"].values()), None)
+        for m, r in o["worker_rss_bytes"].items():
+            ratio = r["worker_bytes"] / first["worker_bytes"] if first else 0
+            lines.append(f"| worker RSS at {int(m):,} open (after {r['elapsed_s']:.0f} s) | "
+                         f"{r['worker_bytes'] / 2**20:.0f} MiB ({ratio:.2f}× first mark); "
+                         f"Temporal {r['temporal_bytes'] / 2**20:.0f} MiB |")
         if o.get("history"):
             lines.append(f"| history of a parked case | {o['history'].get('events', 0):.0f} "
                          f"events, {o['history'].get('bytes', 0):.0f} bytes |")
@@ -805,7 +846,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             print(f"open cases: parking {args.open_cases} T15D cases")
             result["open_cases"] = await asyncio.to_thread(
                 open_cases, city, sampler, args.open_cases, args.open_rate or None, tag,
-                args.open_settle)
+                args.open_settle, args.open_max_s,
+                out_dir / f"open-{tag}-progress.json")
             parked = [f"complaint-{c}" for c in list(city.parked)[: args.history_sample]]
             result["open_cases"]["history"] = await history_stats(client, parked)
 
@@ -836,6 +878,9 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--open-cases", type=int, default=0, help="park N open T15D cases")
     p.add_argument("--open-rate", type=float, default=0, help="filing rate (0 = as fast as "
                    "the system takes them)")
+    p.add_argument("--open-max-s", type=float, default=0,
+                   help="stop filing parked cases after this many seconds (0 = never); the "
+                        "marks reached are reported")
     p.add_argument("--open-settle", type=float, default=30,
                    help="seconds to keep watching notices after the last filing")
     p.add_argument("--variant", action="append", metavar="NAME:KEY=VAL,...",
