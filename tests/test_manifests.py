@@ -30,6 +30,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from workers.open311 import SEND_TIMEOUT_S
 from workers.settings import REPO_ROOT, TOPIC_PARTITIONS, Settings
 from workflows.search_attributes import ALL as SEARCH_ATTRIBUTES
 from workflows.search_attributes import cli_type
@@ -287,17 +288,36 @@ def test_probes_and_scrape_jobs_use_the_metrics_ports() -> None:
                      if rl.get("targetLabel") == "job"}
     assert jobs == {"hotline-worker", "hotline-worker-sdk", "hotline-bridges", "hotline-open311"}
     assert jobs <= local_jobs
-    # Open311 serves its API and /metrics on one port, the one its Service targets.
+    # Open311: the API on one port (the Service's target, open to the ingress only), its
+    # /metrics on another (scraped and probed there, open to Prometheus only).
     open311 = _find(resources, "Deployment", "hotline-open311")
-    [container] = open311["spec"]["template"]["spec"]["containers"]
-    assert container["ports"] == [{"name": "http",
-                                   "containerPort": int(env["HOTLINE_OPEN311_PORT"])}]
+    pod = open311["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": int(env["HOTLINE_OPEN311_PORT"]),
+                     "metrics": int(env["HOTLINE_OPEN311_METRICS_PORT"])}
     assert env["HOTLINE_OPEN311_HOST"] == "0.0.0.0"
-    assert {container[p]["httpGet"]["port"] for p in ("startupProbe", "readinessProbe",
-                                                      "livenessProbe")} == {"http"}
+    probes = {p: (container[p]["httpGet"]["path"], container[p]["httpGet"]["port"])
+              for p in ("startupProbe", "readinessProbe", "livenessProbe")}
+    assert probes == {"startupProbe": ("/metrics", "metrics"),
+                      "readinessProbe": ("/services.json", "http"),
+                      "livenessProbe": ("/metrics", "metrics")}
     service = _find(resources, "Service", "hotline-open311")
-    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
     assert service["spec"]["selector"] == open311["spec"]["selector"]["matchLabels"]
+    [endpoint] = _find(resources, "PodMonitor", "hotline-open311")["spec"]["podMetricsEndpoints"]
+    assert endpoint["port"] == "metrics"
+    policy = _find(resources, "NetworkPolicy", "hotline-open311")["spec"]
+    assert policy["podSelector"]["matchLabels"] == open311["spec"]["selector"]["matchLabels"]
+    allowed = {rule["from"][0]["namespaceSelector"]["matchLabels"][
+                   "kubernetes.io/metadata.name"]: [p["port"] for p in rule["ports"]]
+               for rule in policy["ingress"]}
+    assert allowed == {"ingress-nginx": ["http"], "monitoring": ["metrics"]}
+    # The ingress stops sending (preStop) before SIGTERM, and an in-flight POST (waiting
+    # up to its Kafka send timeout) finishes within the grace period.
+    pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert pre_stop > 0
+    assert pod["terminationGracePeriodSeconds"] > pre_stop + SEND_TIMEOUT_S
     hpa = _find(resources, "HorizontalPodAutoscaler", "hotline-worker")
     assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
 

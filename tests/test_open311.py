@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from prometheus_client import generate_latest
 
 from activities.config import HotlineConfig, load_config
 from schemas import codec
@@ -322,7 +323,8 @@ def test_posting_needs_a_valid_key_and_a_small_form(http: TestClient) -> None:
 
 def test_answers_are_counted_by_route_template_and_code(http: TestClient) -> None:
     http.get("/services/nope.again.json")
-    text = http.get("/metrics").text
+    assert http.get("/metrics").status_code == 404  # served on their own port only
+    text = generate_latest().decode()
     assert ('hotline_open311_responses_total{code="404",'
             'operation="GET /services/{service_code}.{fmt}"}') in text
     assert "nope.again" not in text

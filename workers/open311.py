@@ -40,7 +40,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import Counter, Histogram
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
@@ -50,6 +50,7 @@ from activities.config import HotlineConfig, load_config
 from schemas.codec import EncodeError, encode, headers_for
 from workers.kafka_io import make_producer
 from workers.migrate import apply_migrations
+from workers.observability import start_metrics_server
 from workers.open311_model import (
     BEIJING,
     CHANNELS,
@@ -534,10 +535,6 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None,
             headers = {"Allow": ", ".join(sorted(methods))}
         return _error(request, exc.status_code, str(exc.detail), headers)
 
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
     @app.get("/discovery.{fmt}", responses=_responses(Discovery), response_model=None,
              summary="Service discovery")
     async def discovery(fmt: fmt_param) -> Response:
@@ -781,4 +778,9 @@ class Open311Server:
 
 def main(settings: Settings) -> None:
     """Entry point of ``hotline open311``: serve until SIGINT / SIGTERM."""
-    uvicorn.Server(server_config(create_app(settings), settings)).run()
+    metrics = start_metrics_server(settings.open311_metrics_port)
+    try:
+        uvicorn.Server(server_config(create_app(settings), settings)).run()
+    finally:
+        if metrics:
+            metrics.close()

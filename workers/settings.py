@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     # Open311 GeoReport v2 service (`hotline open311`, workers/open311.py).
     open311_host: str = "127.0.0.1"
     open311_port: int = 8311
+    # Its /metrics, on a port of their own so the public API (behind the ingress) does not
+    # expose them and scrapes and probes are not counted by the rate limiter; 0 = off.
+    open311_metrics_port: int = 9467
     # The service's public base URL, as discovery announces it; default from host and port.
     open311_base_url: str | None = None
     # API keys of the clients allowed to POST, as JSON ``{"client": "key", ...}`` (a
