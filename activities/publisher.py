@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,7 +34,13 @@ class KafkaPublisher:
 
     def publish_encoded(self, messages: Sequence[tuple[str, str, str, bytes]],
                         timeout: float = 30.0) -> None:
-        """Send ``(topic, key, record name, Avro bytes)`` already encoded by the caller."""
+        """Send ``(topic, key, record name, Avro bytes)`` already encoded by the caller.
+
+        Returns once every record is acknowledged; raises the first send error, or
+        ``KafkaTimeoutError`` when they are not all acknowledged ``timeout`` seconds after
+        the call (one deadline for the batch, not ``timeout`` per record).
+        """
+        deadline = time.monotonic() + timeout
         futures = [
             self._producer.send(topic, key=key.encode(), value=value,
                                 headers=codec.headers_for(name))
@@ -42,7 +49,8 @@ class KafkaPublisher:
         # Waiting on this call's own records only: flush() would also wait for every
         # other activity thread's records, so one slow batch held up unrelated steps.
         for fut in futures:
-            fut.get(timeout=timeout)  # raises the send error, so the activity retries
+            # Raises the send error or KafkaTimeoutError, so the activity retries.
+            fut.get(timeout=max(deadline - time.monotonic(), 0.0))
 
     def close(self) -> None:
         self._producer.close(timeout=10)
