@@ -7,13 +7,21 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 import pytest_asyncio
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
+from workers.bytecode import ensure_bytecode
 from workflows import search_attributes
 
 VENV_BIN = Path(sys.executable).parent
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # The tests' in-process workers sandbox their workflows as the worker does: without
+    # byte-code every workflow instance would compile workflows/complaint.py again.
+    ensure_bytecode()
 
 
 def _binary(name: str) -> str:

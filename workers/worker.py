@@ -17,6 +17,7 @@ from activities.config import load_config
 from activities.governance import GovernanceActivities, load_governance_config
 from activities.metrics import ActivityFailureInterceptor
 from activities.publisher import KafkaPublisher
+from workers.bytecode import ensure_bytecode
 from workers.metrics_exporter import LedgerGauges
 from workers.migrate import apply_migrations
 from workers.observability import configure_logging, start_metrics_server, temporal_runtime
@@ -40,6 +41,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event, *,
     by default one that only forwards Core's logs.
     """
     config = load_config(settings.config_dir)  # bad rules stop the process here, named
+    if settings.workflow_sandbox:
+        await asyncio.to_thread(ensure_bytecode)
     governance = load_governance_config(settings.config_dir / "governance.yaml")
     # Idempotent and serialised by an advisory lock, so every worker may run it at start.
     await asyncio.to_thread(apply_migrations, settings.dsn)
