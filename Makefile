@@ -70,6 +70,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/hotline stack up
 	$(BIN)/python -m bench.bench_codec --compare
+	$(BIN)/python -m bench.bench_sandbox
 	$(BIN)/python -m bench.e2e $(BENCH_ARGS)
 
 up: $(STAMP)
