@@ -23,7 +23,7 @@ import hmac
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -259,8 +259,9 @@ def find_client(clients: Sequence[ApiClient], key: str | None) -> ApiClient | No
 class RateLimiter:
     """At most ``per_minute`` hits per key in any fixed minute (0: no limit)."""
 
-    def __init__(self, per_minute: int) -> None:
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.time) -> None:
         self.per_minute = per_minute
+        self._clock = clock
         self._minute = 0
         self._counts: dict[str, int] = {}
 
@@ -268,7 +269,7 @@ class RateLimiter:
         """None when allowed, else the seconds until the next minute starts."""
         if self.per_minute <= 0:
             return None
-        now = time.time() if now is None else now
+        now = self._clock() if now is None else now
         minute = int(now // 60)
         if minute != self._minute:
             self._minute, self._counts = minute, {}
@@ -443,14 +444,16 @@ def _datetime(text: str | None, name: str) -> datetime | None:
 
 
 def create_app(settings: Settings, *, config: HotlineConfig | None = None,
-               clients: Sequence[ApiClient] | None = None) -> FastAPI:
+               clients: Sequence[ApiClient] | None = None,
+               clock: Callable[[], float] = time.time) -> FastAPI:
     """The ASGI app. The ledger pool and Kafka producer open with the app's lifespan.
 
-    ``config`` and ``clients`` default to those of ``settings`` (config folder, keys).
+    ``config`` and ``clients`` default to those of ``settings`` (config folder, keys);
+    ``clock`` is the rate limiter's (tests fix it inside one minute).
     """
     config = config or load_config(settings.config_dir)
     clients = list(clients) if clients is not None else load_clients(settings)
-    limiter = RateLimiter(settings.open311_rate_per_minute)
+    limiter = RateLimiter(settings.open311_rate_per_minute, clock)
     base_url = (settings.open311_base_url
                 or f"http://{settings.open311_host}:{settings.open311_port}").rstrip("/")
     state: dict[str, Any] = {}
@@ -744,8 +747,9 @@ class Open311Server:
     def __init__(self, settings: Settings, *, port: int | None = None,
                  clients: Sequence[ApiClient] | None = None,
                  config: HotlineConfig | None = None,
-                 lifespan: Literal["on", "off"] = "on") -> None:
-        self.app = create_app(settings, config=config, clients=clients)
+                 lifespan: Literal["on", "off"] = "on",
+                 clock: Callable[[], float] = time.time) -> None:
+        self.app = create_app(settings, config=config, clients=clients, clock=clock)
         self.server = uvicorn.Server(server_config(self.app, settings, port=port,
                                                    lifespan=lifespan))
         self.thread = threading.Thread(target=self.server.run, name="open311", daemon=True)
