@@ -263,6 +263,30 @@ def test_every_secret_used_is_made_by_a_resource() -> None:
     assert not sorted(used - made), f"Temporal values use secrets nothing makes: {used - made}"
 
 
+# Worker memory, measured by `make bench` open-cases mode (README Performance): the
+# process without cached cases, and what each case in the sticky cache adds.
+WORKER_BASE_MIB = 150
+CACHED_CASE_KIB = 340
+
+
+def _mib(quantity: str) -> float:
+    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024}
+    return float(quantity[:-2]) * units[quantity[-2:]]
+
+
+def test_the_sticky_cache_fits_in_the_worker_memory_request() -> None:
+    resources = render("overlays/production")
+    env = _find(resources, "ConfigMap", "hotline-env")["data"]
+    [container] = _find(resources, "Deployment", "hotline-worker")["spec"]["template"][
+        "spec"]["containers"]
+    cached = int(env["HOTLINE_MAX_CACHED_WORKFLOWS"])
+    needed = WORKER_BASE_MIB + cached * CACHED_CASE_KIB / 1024
+    request = _mib(container["resources"]["requests"]["memory"])
+    limit = _mib(container["resources"]["limits"]["memory"])
+    assert needed <= request <= limit, (
+        f"{cached} cached cases need ~{needed:.0f} MiB; the worker requests {request:.0f}")
+
+
 def test_probes_and_scrape_jobs_use_the_metrics_ports() -> None:
     resources = render("overlays/production")
     env = _find(resources, "ConfigMap", "hotline-env")["data"]

@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     temporal_ui_port: int = 8233
     task_queue: str = "hotline-cases"
     # Sticky cache size; STYLE.md: smaller than the cases in flight halves throughput.
+    # Each cached case costs the worker ~340 KB (measured, README Performance).
     max_cached_workflows: int = 2000
     # Run workflows in the SDK's sandbox (re-imports the workflow module for every new
     # case, ~15 % of the worker's CPU under load: bench/e2e.py). False trades that guard
