@@ -536,11 +536,8 @@ def open_cases(city: City, sampler: Sampler, n: int, rate: float | None, tag: st
                 "notice_late_s": {f"p{q}": pct(late, q) for q in (50, 95, 99)}
                 | {"max": max(late) if late else None}}
 
-    def dispatched() -> int:
-        return sum(1 for c in ids[:filed] if city.cases[c].dispatched)
-
     def take_marks() -> None:
-        while marks and len(rss) < len(marks):
+        while len(rss) < len(marks):
             m = marks[len(rss)]
             if city.parked_dispatched < m:
                 return
@@ -582,7 +579,7 @@ def open_cases(city: City, sampler: Sampler, n: int, rate: float | None, tag: st
     time.sleep(settle_s)
     return {
         "open": n, "filed": filed, "filing_s": round(filed_s, 1), "worker_rss_bytes": rss,
-        "dispatched": dispatched(), **lateness(),
+        "dispatched": city.parked_dispatched, **lateness(),
     }
 
 
