@@ -69,7 +69,7 @@ from workers.stack import ensure_database, ensure_stack, ensure_topics, stack_st
 
 HAPPY_CONTENT = "望京街道阜通东大街6号院3号楼电梯坏了三天，老人下不了楼"  # T24H
 PARKED_CONTENT = "望京街道某装修公司拖欠工资三个月，包工头不给钱"  # labour.wages: T15D
-OPEN_MARKS = (1_000, 10_000, 25_000, 50_000, 100_000)
+OPEN_MARKS = (1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000)
 
 
 # --- processes ------------------------------------------------------------------------------
