@@ -544,7 +544,8 @@ def open_cases(city: City, sampler: Sampler, n: int, rate: float | None, tag: st
             time.sleep(2)  # let the sign-for updates of the last few land
             rss[str(m)] = {"worker_bytes": sampler.rss("worker"),
                            "temporal_bytes": sampler.rss("temporal"),
-                           "elapsed_s": round(time.time() - t0, 1)}
+                           "elapsed_s": round(time.time() - t0, 1),
+                           "open_at_read": city.parked_dispatched}
             so_far = lateness()
             print(f"  {m:>7} open after {rss[str(m)]['elapsed_s']:.0f} s: worker RSS "
                   f"{rss[str(m)]['worker_bytes'] / 2**20:.0f} MiB, Temporal RSS "
@@ -571,7 +572,9 @@ def open_cases(city: City, sampler: Sampler, n: int, rate: float | None, tag: st
         if filed % 500 == 0:
             # Do not run far ahead of the system: keep the backlog bounded.
             wait_until(lambda k=filed: city.parked_dispatched >= k - 1000, 600)
-            take_marks()
+        # Every filing, not every 500th: a mark read late would count up to 500 more
+        # open cases than it says.
+        take_marks()
     city.producer.flush()
     wait_until(lambda: city.parked_dispatched >= filed, 1800)
     take_marks()
@@ -650,7 +653,9 @@ def markdown(result: dict[str, Any]) -> str:
         first = next(iter(o["worker_rss_bytes"].values()), None)
         for m, r in o["worker_rss_bytes"].items():
             ratio = r["worker_bytes"] / first["worker_bytes"] if first else 0
-            lines.append(f"| worker RSS at {int(m):,} open (after {r['elapsed_s']:.0f} s) | "
+            at = r.get("open_at_read", int(m))
+            lines.append(f"| worker RSS at {int(m):,} open ({at:,} when read, after "
+                         f"{r['elapsed_s']:.0f} s) | "
                          f"{r['worker_bytes'] / 2**20:.0f} MiB ({ratio:.2f}× first mark); "
                          f"Temporal {r['temporal_bytes'] / 2**20:.0f} MiB |")
         if o.get("history"):
