@@ -614,6 +614,8 @@ def markdown(result: dict[str, Any]) -> str:
         cells = [f"{r['variants'][n]['median']:.2f} (**{r['variants'][n]['ratio']:.2f}**)"
                  for n in names]
         lines += [f"| **median** | {r['bare_median']:.2f} | " + " | ".join(cells) + " |", ""]
+        if result.get("shape_mismatch"):
+            lines += [f"**Warning**: {result['shape_mismatch']}.", ""]
     if result.get("sustained"):
         s = result["sustained"]
         lines += ["| sustained | value |", "|---|---|",
@@ -783,6 +785,12 @@ async def ratio_phase(args: argparse.Namespace, city: City, sampler: Sampler, cl
     bare_ids = [f"bare-{tag}0-{i:05d}" for i in range(min(args.burst, args.history_sample))]
     result["histories"] = {"hotline": await history_stats(client, closed_ids),
                            "bare": await history_stats(client, bare_ids)}
+    ours, theirs = (result["histories"][k].get("activities") for k in ("hotline", "bare"))
+    if ours is not None and theirs is not None and abs(ours - theirs) >= 0.5:
+        # The ratio only means something when both do the same orchestration work.
+        result["shape_mismatch"] = (f"the bare workflow ran {theirs:.1f} activities per case, "
+                                    f"hotline {ours:.1f}: fix BareCase in bench/bare.py")
+        print(f"  warning: {result['shape_mismatch']}", flush=True)
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
