@@ -712,8 +712,9 @@ def summarise_profile(path: Path, top: int = 12) -> str:
             incl[f] += count
     lines = [f"  {path.name}: {total} samples; hottest frames (self %):"]
     lines += [f"    {100 * c / max(total, 1):5.1f}%  {f[:150]}" for f, c in own.most_common(top)]
-    ours = [(f, c) for f, c in incl.most_common() if "/work/" in f and "/site-packages/"
-            not in f][:top]
+    root = str(REPO_ROOT)  # a clone anywhere, not only under /work
+    ours = [(f, c) for f, c in incl.most_common() if root in f and "/site-packages/"
+            not in f and "/.venv/" not in f][:top]
     lines.append("  our code, inclusive %:")
     lines += [f"    {100 * c / max(total, 1):5.1f}%  {f[:150]}" for f, c in ours]
     return "\n".join(lines)
