@@ -332,7 +332,7 @@ class City:
                 due = rec["due_at"].timestamp()
                 deadline = start + (due - start) * frac
                 self.notices.append({"complaint_id": cid, "type": rec["notice_type"],
-                                     "late_s": now - deadline,
+                                     "deadline": deadline, "late_s": now - deadline,
                                      "recorded_late_s": rec["at"].timestamp() - deadline})
 
     def _callbacks(self, consumer: KafkaConsumer) -> None:
@@ -348,6 +348,18 @@ class City:
                     "resolved": True, "satisfaction": "SATISFIED", "comment": "修好了"})
             elif rec["event_type"] == "CLOSED":
                 case.closed = now
+
+
+def by_minute(notices: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Notice lateness per minute of deadlines: a stall shows as the minutes it hit."""
+    if not notices:
+        return []
+    first = min(x["deadline"] for x in notices)
+    minutes: dict[int, list[float]] = {}
+    for x in notices:
+        minutes.setdefault(int((x["deadline"] - first) // 60), []).append(x["late_s"])
+    return [{"minute": m, "notices": len(v), "p50": pct(v, 50), "p99": pct(v, 99),
+             "max": max(v)} for m, v in sorted(minutes.items())]
 
 
 def pct(values: Sequence[float], q: float) -> float | None:
@@ -531,10 +543,12 @@ def open_cases(city: City, sampler: Sampler, n: int, rate: float | None, tag: st
     mine = set(ids)
 
     def lateness() -> dict[str, Any]:
-        late = [x["late_s"] for x in list(city.notices) if x["complaint_id"] in mine]
+        notices = [x for x in list(city.notices) if x["complaint_id"] in mine]
+        late = [x["late_s"] for x in notices]
         return {"notices": len(late),
                 "notice_late_s": {f"p{q}": pct(late, q) for q in (50, 95, 99)}
-                | {"max": max(late) if late else None}}
+                | {"max": max(late) if late else None},
+                "notice_late_by_minute": by_minute(notices)}
 
     def take_marks() -> None:
         while len(rss) < len(marks):
@@ -667,6 +681,13 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(f"| escalation notices (deadline → on Kafka) | {o['notices']}, late "
                      f"p50 / p99 / max {_fmt(nl['p50'])} / {_fmt(nl['p99'])} / "
                      f"{_fmt(nl['max'])} s |")
+        minutes = o.get("notice_late_by_minute") or []
+        if minutes:
+            over = [m for m in minutes if (m["p99"] or 0) > 2]
+            lines.append(f"| minutes of deadlines with notice p99 > 2 s | {len(over)} of "
+                         f"{len(minutes)}" + (" (minutes " + ", ".join(
+                             f"{m['minute']}: p99 {m['p99']:.1f} s" for m in over[:5])
+                             + ")" if over else "") + " |")
     return "\n".join(lines)
 
 
