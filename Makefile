@@ -16,9 +16,9 @@ SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 help:
 	@echo "make test    - install, lint, type-check, run every test (brings the local stack up)"
 	@echo "make demo    - bring the stack up and run the simulated city (~100 complaints)"
-	@echo "make bench   - end-to-end benchmark against a bare workflow + codec (~3 min);"
+	@echo "make bench   - end-to-end benchmark against a bare workflow + codec (~6 min);"
 	@echo "               long modes: make bench BENCH_ARGS='--duration 600 --rate 5'"
-	@echo "               or BENCH_ARGS='--rounds 0 --duration 0 --open-cases 100000'"
+	@echo "               or BENCH_ARGS='--rounds 0 --duration 0 --open-cases 100000 --open-rate 5 --time-scale 0.001'"
 	@echo "make reliability - the fault suite at full scale; prints the reliability table"
 	@echo "make up | down | status - the local stack (Temporal, Kafka, PostgreSQL)"
 
