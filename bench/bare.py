@@ -22,9 +22,13 @@ from datetime import timedelta
 
 from temporalio import activity, workflow
 from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
 from temporalio.worker import Worker
 
 UPDATES = ("sign_for", "report_progress", "complete", "callback")
+# Registered on the namespace by the stack (workflows/search_attributes.py); named here so
+# the baseline imports nothing of hotline's.
+STAGE = SearchAttributeKey.for_keyword("HotlineStatus")
 
 
 @dataclass
@@ -47,6 +51,9 @@ class BareCase:
     activities_after: int = 1
     # Long enough never to fire in a run: a happy path cancels its timers.
     timer_seconds: float = 3600.0
+    # Search-attribute upserts, one after each of the first N steps (the happy path has
+    # 7): only for ``bench.e2e --bare-upserts``, to price them apart from the rest.
+    upserts: int = 0
 
 
 @dataclass
@@ -67,6 +74,7 @@ class BareWorkflow:
         self._done: set[str] = set()
         self._stage = "new"
         self._lock = asyncio.Lock()
+        self._steps = 0
 
     async def _step(self, name: str) -> None:
         async with self._lock:
@@ -74,6 +82,9 @@ class BareWorkflow:
                 bare_step, BareStep(self._case.case_id, name, "x" * 200),
                 start_to_close_timeout=timedelta(seconds=30),
             )
+            self._steps += 1
+            if self._steps <= self._case.upserts:
+                workflow.upsert_search_attributes([STAGE.value_set(name)])
 
     async def _wait(self, done: str) -> None:
         """Wait for an update with a timer armed, as the escalation ladder does."""

@@ -477,14 +477,15 @@ def ours_burst(city: City, sampler: Sampler, n: int, tag: str, timeout: float) -
 
 
 async def bare_burst(client: Client, sampler: Sampler, task_queue: str, n: int, tag: str,
-                     timeout: float) -> Window:
+                     timeout: float, upserts: int = 0) -> Window:
     cpu0 = sampler.cpu()
     t0 = time.time()
     done: list[float] = []
 
     async def one(i: int) -> None:
         wid = f"bare-{tag}-{i:05d}"
-        handle = await client.start_workflow("BareWorkflow", BareCase(wid), id=wid,
+        handle = await client.start_workflow("BareWorkflow", BareCase(wid, upserts=upserts),
+                                             id=wid,
                                              task_queue=task_queue)
         for name in UPDATES:
             await handle.execute_update(name, BareStep(wid, name))
@@ -628,6 +629,12 @@ def markdown(result: dict[str, Any]) -> str:
         cells = [f"{r['variants'][n]['median']:.2f} (**{r['variants'][n]['ratio']:.2f}**)"
                  for n in names]
         lines += [f"| **median** | {r['bare_median']:.2f} | " + " | ".join(cells) + " |", ""]
+        bu = r.get("bare_upserts")
+        if bu:
+            lines += [f"Bare workflow with {bu['upserts']} search-attribute upserts per case: "
+                      + ", ".join(f"{x:.2f}" for x in bu["rates"])
+                      + f" cases/s, median {bu['median']:.2f} "
+                      f"({bu['median'] / r['bare_median']:.2f}× the bare median).", ""]
         if result.get("shape_mismatch"):
             lines += [f"**Warning**: {result['shape_mismatch']}.", ""]
     if result.get("sustained"):
@@ -760,10 +767,16 @@ async def ratio_phase(args: argparse.Namespace, city: City, sampler: Sampler, cl
     kinds = variants(args)
     windows: dict[str, list[Window]] = {name: [] for name, _ in kinds}
     bare_w: list[Window] = []
+    upsert_w: list[Window] = []
     for r in range(args.rounds):
         b = await bare_burst(client, sampler, bare_queue, args.burst, f"{tag}{r}", 600)
         bare_w.append(b)
         line = f"round {r + 1}: bare {b.rate:.2f}/s"
+        if args.bare_upserts:
+            u = await bare_burst(client, sampler, bare_queue, args.burst, f"{tag}u{r}", 600,
+                                 upserts=args.bare_upserts)
+            upsert_w.append(u)
+            line += f", bare+upserts {u.rate:.2f}/s"
         for name, env in kinds:
             if len(kinds) > 1 and hotline.variant != name:
                 await asyncio.to_thread(hotline.start, env, name)
@@ -791,6 +804,11 @@ async def ratio_phase(args: argparse.Namespace, city: City, sampler: Sampler, cl
     result["ratio"] = {"burst": args.burst, "bare_rates": bare_rates,
                        "bare_median": statistics.median(bare_rates), "variants": {}}
     result["cpu_s_per_case"] = {"bare": per_case(bare_w)}
+    if upsert_w:
+        rates = [w.rate for w in upsert_w]
+        result["ratio"]["bare_upserts"] = {"upserts": args.bare_upserts, "rates": rates,
+                                           "median": statistics.median(rates)}
+        result["cpu_s_per_case"]["bare+upserts"] = per_case(upsert_w)
     for name, env in kinds:
         rates = [w.rate for w in windows[name]]
         result["ratio"]["variants"][name] = {
@@ -900,6 +918,8 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--burst", type=int, default=120, help="cases per burst (ratio)")
     p.add_argument("--rounds", type=int, default=2, help="bare/hotline burst pairs")
+    p.add_argument("--bare-upserts", type=int, default=0, metavar="N",
+                   help="each round also runs a bare burst with N upserts per case")
     p.add_argument("--burst-timeout", type=float, default=600)
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--rate", type=float, default=2.0, help="sustained cases per second")
