@@ -22,13 +22,11 @@ from datetime import timedelta
 
 from temporalio import activity, workflow
 from temporalio.client import Client
-from temporalio.common import SearchAttributeKey
 from temporalio.worker import Worker
 
+from workflows.search_attributes import STATUS
+
 UPDATES = ("sign_for", "report_progress", "complete", "callback")
-# Registered on the namespace by the stack (workflows/search_attributes.py); named here so
-# the baseline imports nothing of hotline's.
-STAGE = SearchAttributeKey.for_keyword("HotlineStatus")
 
 
 @dataclass
@@ -84,7 +82,7 @@ class BareWorkflow:
             )
             self._steps += 1
             if self._steps <= self._case.upserts:
-                workflow.upsert_search_attributes([STAGE.value_set(name)])
+                workflow.upsert_search_attributes([STATUS.value_set(name)])
 
     async def _wait(self, done: str) -> None:
         """Wait for an update with a timer armed, as the escalation ladder does."""

@@ -485,8 +485,7 @@ async def bare_burst(client: Client, sampler: Sampler, task_queue: str, n: int, 
     async def one(i: int) -> None:
         wid = f"bare-{tag}-{i:05d}"
         handle = await client.start_workflow("BareWorkflow", BareCase(wid, upserts=upserts),
-                                             id=wid,
-                                             task_queue=task_queue)
+                                             id=wid, task_queue=task_queue)
         for name in UPDATES:
             await handle.execute_update(name, BareStep(wid, name))
         await handle.result()
@@ -691,10 +690,9 @@ def markdown(result: dict[str, Any]) -> str:
         minutes = o.get("notice_late_by_minute") or []
         if minutes:
             over = [m for m in minutes if (m["p99"] or 0) > 2]
+            worst = ", ".join(f"{m['minute']}: p99 {m['p99']:.1f} s" for m in over[:5])
             lines.append(f"| minutes of deadlines with notice p99 > 2 s | {len(over)} of "
-                         f"{len(minutes)}" + (" (minutes " + ", ".join(
-                             f"{m['minute']}: p99 {m['p99']:.1f} s" for m in over[:5])
-                             + ")" if over else "") + " |")
+                         f"{len(minutes)}{f' (minutes {worst})' if over else ''} |")
     return "\n".join(lines)
 
 
