@@ -9,13 +9,17 @@ step is durable once and repeatable without effect.
 Versioning: histories recorded by earlier versions are replayed in tests
 (``tests/histories``). Paths that did not exist then are either reachable only through
 events older versions refused, or guarded by ``workflow.patched``.
-"""
 
-from __future__ import annotations
+The sandbox runs this module afresh for every workflow instance (each new case, each case
+back from outside the sticky cache), so it holds the workflow class and little else: no
+dataclasses (``workflows.model`` is passed through), and no ``from __future__ import
+annotations``, whose string annotations the SDK's handler decorators compile again on
+every run of the module.
+"""
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -50,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
         CaseRow,
         CaseSnapshot,
         CaseView,
+        Checkpoint,
         Complete,
         DispatchState,
         Escalate,
@@ -127,16 +132,6 @@ ACCEPTING_STATES = {Status.FILED, Status.ACCEPTED}
 def _ms(at: datetime) -> int:
     """Avro timestamp-millis: outbound fields travel to the activity as JSON."""
     return int(at.timestamp() * 1000)
-
-
-@dataclass(frozen=True)
-class _Checkpoint:
-    """One pending rung of the escalation ladder."""
-
-    at: datetime
-    kind: str  # SIGN_FOR | WARNING | OVERDUE | CITY
-    fraction: float = 0.0
-    dispatch_id: str = ""
 
 
 class _ContinueAsNew(Exception):
@@ -399,27 +394,27 @@ class ComplaintWorkflow:
 
     # --- the escalation ladder: every timer of a handled case ---------------------------
 
-    def _next_checkpoint(self) -> _Checkpoint | None:
+    def _next_checkpoint(self) -> Checkpoint | None:
         acc, _ = self._require()
         lead = self._lead()
         span = lead.due_at - lead.issued_at
-        pending: list[_Checkpoint] = []
+        pending: list[Checkpoint] = []
         # Sign-for limits: the lead first, then assisting units, each re-notified once.
         for d in self._active_dispatches():
             if d.signed_at is None and d.sign_misses < acc.ladder.sign_for_misses_to_district:
-                pending.append(_Checkpoint(d.sign_by, "SIGN_FOR", dispatch_id=d.dispatch_id))
+                pending.append(Checkpoint(d.sign_by, "SIGN_FOR", dispatch_id=d.dispatch_id))
         fractions = acc.ladder.warning_fractions
         if self._warnings_sent < len(fractions):
             f = fractions[self._warnings_sent]
-            pending.append(_Checkpoint(lead.issued_at + span * f, "WARNING", f))
+            pending.append(Checkpoint(lead.issued_at + span * f, "WARNING", f))
         if not self._round_overdue:
-            pending.append(_Checkpoint(lead.due_at, "OVERDUE", 1.0))
+            pending.append(Checkpoint(lead.due_at, "OVERDUE", 1.0))
         if not self._city_sent:
             f = 1.0 + acc.ladder.city_after_overdue_fraction
-            pending.append(_Checkpoint(lead.issued_at + span * f, "CITY", f))
+            pending.append(Checkpoint(lead.issued_at + span * f, "CITY", f))
         return min(pending, key=lambda c: c.at) if pending else None
 
-    async def _escalate(self, cp: _Checkpoint) -> None:
+    async def _escalate(self, cp: Checkpoint) -> None:
         acc, _ = self._require()
         plan = self._require_plan()
         if cp.kind == "SIGN_FOR":

