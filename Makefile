@@ -71,6 +71,7 @@ bench: $(STAMP)
 	$(BIN)/hotline stack up
 	$(BIN)/python -m bench.bench_codec --compare
 	$(BIN)/python -m bench.bench_sandbox
+	$(BIN)/python -m bench.bench_payloads
 	$(BIN)/python -m bench.e2e $(BENCH_ARGS)
 
 up: $(STAMP)

@@ -1,0 +1,119 @@
+"""What decoding a workflow payload costs, with real and with string annotations.
+
+Temporal's payload converter resolves a dataclass's type hints (``typing.get_type_hints``)
+on every decode. Under ``from __future__ import annotations`` every hint is a string that
+is compiled again each time. ``workflows/model.py`` therefore does without that import.
+This decodes every payload of the stored histories (``tests/histories``) that has a type
+in ``workflows.model``: the workflow input, activity inputs and results, update inputs.
+It decodes each one into two sets of the same classes, interleaved in one process:
+
+- **real**: ``workflows.model`` as it is;
+- **strings**: the same source run again with ``from __future__ import annotations``.
+
+Printed: CPU µs per decode each way and their ratio.
+
+    .venv/bin/python -m bench.bench_payloads [--rounds 5] [--passes 20]
+"""
+
+import argparse
+import base64
+import json
+import statistics
+import sys
+import time
+import types
+from collections.abc import Sequence
+from typing import Any
+
+from temporalio.api.common.v1 import Payload
+from temporalio.converter import default
+
+import workflows.model as real_model
+from workers.settings import REPO_ROOT
+
+HISTORIES = REPO_ROOT / "tests" / "histories"
+# Activity name -> (input class, result class), by name in workflows.model.
+ACTIVITIES = {"accept": ("AcceptRequest", "Acceptance"), "record_step": ("StepRecord",
+              "StepReceipt"), "plan": ("PlanRequest", "TierPlan"),
+              "route": ("RouteRequest", "RouteResult")}
+UPDATES = {"sign_for": "SignFor", "report_progress": "ReportProgress", "complete": "Complete",
+           "callback": "CallbackAnswer", "return_dispatch": "ReturnDispatch",
+           "request_extension": "RequestExtension", "urge": "Urge",
+           "supplement": "Supplement", "withdraw": "Withdraw"}
+
+
+def _payload(p: dict[str, Any]) -> Payload:
+    return Payload(metadata={k: base64.b64decode(v) for k, v in p["metadata"].items()},
+                   data=base64.b64decode(p.get("data", "")))
+
+
+def payloads() -> list[tuple[Payload, str]]:
+    """Every typed payload in the stored histories, with its class name."""
+    found: list[tuple[Payload, str]] = []
+    for f in sorted(HISTORIES.glob("*.json")):
+        scheduled: dict[str, str] = {}
+        for e in json.loads(f.read_text())["events"]:
+            if a := e.get("workflowExecutionStartedEventAttributes"):
+                found.append((_payload(a["input"]["payloads"][0]), "Filing"))
+            elif a := e.get("activityTaskScheduledEventAttributes"):
+                name = a["activityType"]["name"]
+                scheduled[e["eventId"]] = name
+                if name in ACTIVITIES:
+                    found.append((_payload(a["input"]["payloads"][0]), ACTIVITIES[name][0]))
+            elif a := e.get("activityTaskCompletedEventAttributes"):
+                name = scheduled.get(a["scheduledEventId"], "")
+                if name in ACTIVITIES and a.get("result"):
+                    found.append((_payload(a["result"]["payloads"][0]), ACTIVITIES[name][1]))
+            elif a := e.get("workflowExecutionUpdateAcceptedEventAttributes"):
+                req = a["acceptedRequest"]["input"]
+                if req["name"] in UPDATES:
+                    found.append((_payload(req["args"]["payloads"][0]), UPDATES[req["name"]]))
+    return found
+
+
+def string_model() -> types.ModuleType:
+    """``workflows.model`` run again with string annotations, as it was written before."""
+    source = (REPO_ROOT / "workflows" / "model.py").read_text()
+    mod = types.ModuleType("bench_model_strings")
+    sys.modules[mod.__name__] = mod  # get_type_hints looks the module's globals up here
+    exec(compile("from __future__ import annotations\n" + source, "model_strings.py", "exec"),
+         mod.__dict__)
+    return mod
+
+
+def decode_all(found: list[tuple[Payload, str]], model: types.ModuleType, passes: int) -> float:
+    """CPU seconds per decode."""
+    converter = default().payload_converter
+    typed = [(p, getattr(model, name)) for p, name in found]
+    started = time.process_time()
+    for _ in range(passes):
+        for p, cls in typed:
+            converter.from_payloads([p], [cls])
+    return (time.process_time() - started) / (passes * len(typed))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--passes", type=int, default=20, help="passes over the payloads per round")
+    args = p.parse_args(argv)
+    found = payloads()
+    ways = {"real": real_model, "strings": string_model()}
+    for model in ways.values():
+        decode_all(found, model, 1)  # warm-up; also proves every payload decodes both ways
+    times: dict[str, list[float]] = {way: [] for way in ways}
+    for r in range(args.rounds):
+        for way, model in ways.items():
+            times[way].append(decode_all(found, model, args.passes))
+        print(f"round {r + 1}: " + ", ".join(
+            f"{way} {t[-1] * 1e6:.0f} µs" for way, t in times.items()), flush=True)
+    med = {way: statistics.median(t) for way, t in times.items()}
+    print(f"\nCPU per payload decode ({len(found)} payloads from {HISTORIES.name}, median of "
+          f"{args.rounds} rounds x {args.passes}): real annotations {med['real'] * 1e6:.0f} µs, "
+          f"string annotations {med['strings'] * 1e6:.0f} µs; ratio "
+          f"{med['real'] / med['strings']:.2f} ({med['strings'] / med['real']:.1f}x faster)")
+
+
+if __name__ == "__main__":
+    main()
