@@ -74,6 +74,7 @@ from workers.kafka_io import (
     group_id,
     make_consumer,
     make_producer,
+    resume_partitions,
 )
 from workers.metrics_exporter import ConsumerLagReporter
 from workers.observability import configure_logging, start_metrics_server, temporal_runtime
@@ -704,7 +705,7 @@ class TopicBridge:
         # A partition lost in a rebalance meanwhile is no longer ours to resume.
         mine = [tp for tp in tps if tp in assigned]
         if mine:
-            consumer.resume(*mine)
+            resume_partitions(consumer, mine)
 
     async def _connect(self) -> KafkaConsumer | None:
         attempt = 0

@@ -111,6 +111,30 @@ def make_consumer(
     return consumer
 
 
+def resume_partitions(consumer: KafkaConsumer, partitions: Sequence[Any]) -> None:
+    """``consumer.resume(*partitions)``, and make sure they are fetched again.
+
+    kafka-python (3.0.12) keeps the records it had already fetched for a partition that
+    is paused, to hand them out after ``resume`` (KAFKA-7548). Records it had parsed are
+    handed back only if its one in-line slot is ``None``, but that slot keeps the last
+    drained batch instead of clearing it, so they are never handed back. The partition is
+    also never fetched again while they are kept: it stalls for good. Dropping them is
+    safe: they were never returned, so the partition's position is still that of the
+    first of them, and the next fetch starts there.
+    """
+    consumer.resume(*partitions)
+    fetcher = getattr(consumer, "_fetcher", None)
+    for name in ("_paused_partition_records", "_paused_completed_fetches"):
+        parked = getattr(fetcher, name, None)
+        if not isinstance(parked, dict):
+            continue  # a kafka-python without the parking: nothing to undo
+        for tp in partitions:
+            kept = parked.pop(tp, None)
+            drain = getattr(kept, "drain", None)
+            if drain is not None:
+                drain()
+
+
 def header_value(headers: Sequence[tuple[str, bytes | None]] | None, name: str) -> str | None:
     """The last value of header ``name`` as text, or ``None`` if it is absent or empty."""
     found: str | None = None
