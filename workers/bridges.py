@@ -16,7 +16,8 @@ messages of one partition (= one set of complaint ids, keyed) are applied in ord
 next poll waits for the whole batch. With ``HOTLINE_BRIDGE_PIPELINES=true`` partitions
 are independent pipelines instead (see :meth:`TopicBridge.run`): one slow update holds
 only its own partition. It is off by default: in one benchmark run a partition was never
-fetched again after its resume.
+fetched again after its resume. That was kafka-python's doing and is worked around
+(``workers.kafka_io.resume_partitions``), but pipelines have not been benchmarked since.
 
 Failure cases (what happens to the message, and whether its offset is committed):
 

@@ -63,8 +63,8 @@ class Settings(BaseSettings):
     ledger_metrics_interval: float = Field(default=30.0, ge=0)
     log_level: str = "INFO"
     # True: bridges apply each partition as its own pipeline (paused while its chunk
-    # runs). Off by default: in a 2,000-case run one intake partition was never fetched
-    # again after a resume (kafka-python 3), so the lockstep batch stays the default.
+    # runs). Off by default: not benchmarked since the fix for the partition that was
+    # never fetched again after a resume (kafka-python's, see resume_partitions).
     bridge_pipelines: bool = False
 
     # Key of the caller-number hash that finds repeat callers; set a secret in production.
