@@ -18,17 +18,18 @@ Printed: CPU µs per decode each way and their ratio.
 import argparse
 import base64
 import json
-import statistics
 import sys
 import time
 import types
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import default
 
 import workflows.model as real_model
+from bench._ab import interleaved
 from workers.settings import REPO_ROOT
 
 HISTORIES = REPO_ROOT / "tests" / "histories"
@@ -102,13 +103,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     ways = {"real": real_model, "strings": string_model()}
     for model in ways.values():
         decode_all(found, model, 1)  # warm-up; also proves every payload decodes both ways
-    times: dict[str, list[float]] = {way: [] for way in ways}
-    for r in range(args.rounds):
-        for way, model in ways.items():
-            times[way].append(decode_all(found, model, args.passes))
-        print(f"round {r + 1}: " + ", ".join(
-            f"{way} {t[-1] * 1e6:.0f} µs" for way, t in times.items()), flush=True)
-    med = {way: statistics.median(t) for way, t in times.items()}
+    med = interleaved({way: partial(decode_all, found, model, args.passes)
+                       for way, model in ways.items()},
+                      args.rounds, lambda t: f"{t * 1e6:.0f} µs")
     print(f"\nCPU per payload decode ({len(found)} payloads from {HISTORIES.name}, median of "
           f"{args.rounds} rounds x {args.passes}): real annotations {med['real'] * 1e6:.0f} µs, "
           f"string annotations {med['strings'] * 1e6:.0f} µs; ratio "

@@ -21,16 +21,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from bench._ab import interleaved
 from workers.bytecode import ensure_bytecode
 from workers.settings import REPO_ROOT
 from workflows.complaint import ComplaintWorkflow
@@ -47,7 +48,7 @@ async def replay_all(histories: list[WorkflowHistory], replays: int) -> float:
     return (time.process_time() - started) / replays
 
 
-async def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=5)
@@ -60,16 +61,15 @@ async def main(argv: Sequence[str] | None = None) -> None:
         sys.pycache_prefix = compiled
         ensure_bytecode()
         ways = {"no byte-code": bare, "byte-code": compiled}
-        times: dict[str, list[float]] = {way: [] for way in ways}
-        await replay_all(histories, 4)  # warm-up
-        for r in range(args.rounds):
-            for way, prefix in ways.items():
-                sys.pycache_prefix = prefix
-                times[way].append(await replay_all(histories, args.replays))
-            print(f"round {r + 1}: " + ", ".join(
-                f"{way} {t[-1] * 1000:.1f} ms" for way, t in times.items()), flush=True)
+        asyncio.run(replay_all(histories, 4))  # warm-up
+
+        def measure(prefix: str) -> float:
+            sys.pycache_prefix = prefix
+            return asyncio.run(replay_all(histories, args.replays))
+
+        med = interleaved({way: partial(measure, prefix) for way, prefix in ways.items()},
+                          args.rounds, lambda t: f"{t * 1000:.1f} ms")
         assert not any(Path(bare).iterdir()), "byte-code was written in the bare prefix"
-    med = {way: statistics.median(t) for way, t in times.items()}
     print(f"\nCPU per replayed history (median of {args.rounds} rounds x {args.replays}): "
           f"no byte-code {med['no byte-code'] * 1000:.1f} ms, byte-code "
           f"{med['byte-code'] * 1000:.1f} ms; ratio {med['byte-code'] / med['no byte-code']:.2f}"
@@ -77,4 +77,4 @@ async def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()
