@@ -15,9 +15,9 @@ the partitions of a poll batch are applied concurrently (``asyncio.gather``) whi
 messages of one partition (= one set of complaint ids, keyed) are applied in order; the
 next poll waits for the whole batch. With ``HOTLINE_BRIDGE_PIPELINES=true`` partitions
 are independent pipelines instead (see :meth:`TopicBridge.run`): one slow update holds
-only its own partition. It is off by default: in one benchmark run a partition was never
-fetched again after its resume. That was kafka-python's doing and is worked around
-(``workers.kafka_io.resume_partitions``), but pipelines have not been benchmarked since.
+only its own partition. A partition once stopped being fetched after its resume; that was
+kafka-python's doing and is worked around (``workers.kafka_io.resume_partitions``). It is
+off by default because the benchmark shows no throughput gain for more CPU per case.
 
 Failure cases (what happens to the message, and whether its offset is committed):
 
