@@ -126,6 +126,10 @@ PATCH_FEWER_STEPS = "fewer-steps"
 # Supplements and urges that reach a case still being accepted wait for its dispatch;
 # before, they failed the workflow task (FILED) or were refused (ACCEPTED).
 PATCH_EARLY_CITIZEN = "early-citizen-waits"
+# The lead's COMPLETED rides with CALLBACK_DUE and the callback answer with the step after
+# it (CLOSED, REOPENED or the next CALLBACK_DUE): two activities and the COMPLETED upsert
+# fewer per happy-path case.
+PATCH_REPLIES_RIDE_ALONG = "replies-ride-along"
 ACCEPTING_STATES = {Status.FILED, Status.ACCEPTED}
 
 
@@ -208,6 +212,7 @@ class ComplaintWorkflow:
                         self._stage = "handle"
         except _ContinueAsNew:
             await workflow.wait_condition(workflow.all_handlers_finished)
+            await self._flush_deferred()
             workflow.continue_as_new(replace(filing, carried=self._snapshot()))
         result = await self.evaluate()
         # Updates still recording their step must finish before the run closes.
@@ -553,12 +558,15 @@ class ComplaintWorkflow:
         for a in self._dispatches.values():
             if a.role == "ASSISTING" and a.reply_text:
                 attrs[f"assist:{a.unit_id}"] = a.reply_text[:200]
+        lead = d is not None and d.role == "LEAD"
         ack = await self._unit_reply(
             event.event_id, event.dispatch_id, event.unit_id,
-            "COMPLETED" if d is not None and d.role == "LEAD" else "ASSIST_REPLIED",
+            "COMPLETED" if lead else "ASSIST_REPLIED",
             lead_states=WORKING_STATES, assisting_ok=lambda x: x.signed_at is not None,
             apply=apply, attributes=attrs, reason=event.reply_text[:500],
             also_revoke=closing, revoke_reason="the lead unit completed the case",
+            # The run asks for the callback at once: CALLBACK_DUE carries this step.
+            defer=lead and workflow.patched(PATCH_REPLIES_RIDE_ALONG),
         )
         del filing
         return ack
@@ -753,7 +761,10 @@ class ComplaintWorkflow:
                  "responded": str(event.responded).lower(),
                  "resolved": str(event.resolved).lower(),
                  "satisfaction": event.satisfaction or ""}
-        await self._record("CALLBACK", Status.CALLBACK, attributes=attrs)
+        # The run acts on the answer at once (close, reopen or call again): that step
+        # carries this one.
+        await self._record("CALLBACK", Status.CALLBACK, attributes=attrs,
+                           defer=workflow.patched(PATCH_REPLIES_RIDE_ALONG))
         return self._accepted(event.event_id)
 
     @workflow.query(name=QUERY_VIEW)
@@ -794,7 +805,7 @@ class ComplaintWorkflow:
         lead_states: set[Status], assisting_ok: Callable[[DispatchState], bool],
         apply: Callable[[DispatchState], Status], attributes: dict[str, str] | None = None,
         reason: str | None = None, also_revoke: list[DispatchState] | None = None,
-        revoke_reason: str = "",
+        revoke_reason: str = "", defer: bool = False,
     ) -> Ack:
         """Guard a unit's reply (holder, state), apply it and record the step."""
         if event_id in self._seen:
@@ -818,7 +829,7 @@ class ComplaintWorkflow:
             outbound.append(self._revoked(other, workflow.now(), revoke_reason))
         await self._record(event_type, status, unit_id=unit_id, dispatch_id=dispatch_id,
                            dispatch_rows=[d, *(also_revoke or [])], attributes=attributes,
-                           reason=reason, outbound=outbound)
+                           reason=reason, outbound=outbound, defer=defer)
         return self._accepted(event_id)
 
     async def _citizen_forward(
@@ -1029,7 +1040,8 @@ class ComplaintWorkflow:
         """Make one lifecycle step durable: its lifecycle event, records and ledger rows.
 
         ``defer``: only when the next step follows at once, with no wait between: this
-        step then goes out with that one, in one activity (records in seq order).
+        step then goes out with that one, in one activity (records in seq order). A
+        continue-as-new in between sends it alone first (``_flush_deferred``).
         """
         # The state changes now, so guards of updates arriving meanwhile see it.
         self._status = status
@@ -1087,12 +1099,23 @@ class ComplaintWorkflow:
             if defer:
                 self._deferred = step
                 return
-            try:
-                await workflow.execute_activity("record_step", step, **RECORD_OPTIONS)
-            except ActivityError as err:
-                # Retries ran out or the step is invalid: a bug or a long outage, not a
-                # business outcome. Failing the task (not the case) lets a fix resume it.
-                raise RuntimeError(f"record_step {step.step} failed: {err.cause or err}") from err
+            await self._send(step)
+
+    async def _flush_deferred(self) -> None:
+        """A held step goes out alone when the run ends before the step meant to carry it."""
+        async with self._record_lock:
+            held, self._deferred = self._deferred, None
+            if held is not None:
+                self._upsert_search_attributes()
+                await self._send(held)
+
+    async def _send(self, step: StepRecord) -> None:
+        try:
+            await workflow.execute_activity("record_step", step, **RECORD_OPTIONS)
+        except ActivityError as err:
+            # Retries ran out or the step is invalid: a bug or a long outage, not a
+            # business outcome. Failing the task (not the case) lets a fix resume it.
+            raise RuntimeError(f"record_step {step.step} failed: {err.cause or err}") from err
 
     def _upsert_search_attributes(self) -> None:
         """Index what supervisors filter on; only changed values, to keep history short."""

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from temporalio.client import WorkflowExecutionStatus
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import UnsandboxedWorkflowRunner
 
-from tests.workflows.harness import Harness, reply, update
+from tests.workflows.harness import Harness, reply, running_harness, update
+from workflows.complaint import ComplaintWorkflow
 from workflows.model import (
     QUERY_VIEW,
     UPDATE_CALLBACK,
@@ -51,6 +56,11 @@ async def test_happy_path_goes_through_all_five_stages(harness: Harness) -> None
     seqs = [ev.seq for s in harness.recorder.steps if s.complaint_id == cid
             for ev in s.lifecycle]
     assert seqs == list(range(1, len(seqs) + 1))
+    # A step the run follows at once rides with that step: five record_step activities.
+    assert harness.recorder.groups(cid) == [
+        ["ACCEPTED", "DISPATCHED"], ["SIGNED"], ["PROGRESS"], ["COMPLETED", "CALLBACK_DUE"],
+        ["CALLBACK", "EVALUATED", "CLOSED"],
+    ]
     issued = [i for i in harness.recorder.outbound(cid, "DispatchIssued") if i["role"] == "LEAD"]
     assert len(issued) == 1 and issued[0]["unit_id"] == "110105026"
     evaluation = next(s.evaluation for s in harness.recorder.steps if s.evaluation)
@@ -153,6 +163,11 @@ async def test_unreached_citizen_is_called_three_times_then_evaluated_on_the_uni
         assert ack.accepted
     result = await h.result()
     assert result.counted and result.resolved and not result.satisfied
+    # Each unreached answer goes out with the next call's request, the last with the close.
+    assert harness.recorder.groups(view.complaint_id)[-4:] == [
+        ["COMPLETED", "CALLBACK_DUE"], ["CALLBACK", "CALLBACK_DUE"],
+        ["CALLBACK", "CALLBACK_DUE"], ["CALLBACK", "EVALUATED", "CLOSED"],
+    ]
 
 
 async def test_withdrawn_case_revokes_the_dispatch_and_is_not_counted(
@@ -177,3 +192,46 @@ async def test_emergencies_get_the_two_hour_tier(harness: Harness, content: str)
     accepted = next(e.at for e in view.timeline if e.event_type == "ACCEPTED")
     assert lead.sign_by - lead.issued_at == timedelta(minutes=15)
     assert timedelta(hours=2) - timedelta(seconds=1) < lead.due_at - accepted <= timedelta(hours=2)
+
+
+async def test_a_held_step_goes_out_alone_when_the_run_continues_as_new(
+    time_env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """COMPLETED waits for CALLBACK_DUE; a continue-as-new between them must not lose it."""
+    armed = False
+    real_full = ComplaintWorkflow._history_full
+
+    def full_once_completed(self: ComplaintWorkflow) -> bool:
+        nonlocal armed
+        if armed and self._completion is not None:
+            armed = False
+            return True
+        return real_full(self)
+
+    # Unsandboxed, so the worker runs this module's patched class: the history is "full"
+    # exactly once, right after the lead's completion.
+    monkeypatch.setattr(ComplaintWorkflow, "_history_full", full_once_completed)
+    async with running_harness(time_env, workflow_runner=UnsandboxedWorkflowRunner()) as hs:
+        h = await hs.file("朝阳区望京街道阜通东大街6号院3号楼电梯又坏了，老人上下楼很困难")
+        view = await hs.until(h, "DISPATCHED")
+        await update(h, UPDATE_SIGN_FOR, reply(view, SignFor))
+        armed = True
+        assert (await update(h, UPDATE_COMPLETE, reply(
+            view, Complete, result="RESOLVED", reply_text="电梯已修复"))).accepted
+        latest = time_env.client.get_workflow_handle(h.id)
+        while (await latest.query(QUERY_VIEW, result_type=CaseView)).status != "CALLBACK":
+            await asyncio.sleep(0.02)
+        await update(latest, UPDATE_CALLBACK, CallbackAnswer(
+            event_id="cb-1", at=datetime.now(UTC), reached=True, responded=True,
+            resolved=True, satisfaction="SATISFIED"))
+        result = await h.result()
+    first = await time_env.client.get_workflow_handle(h.id, run_id=h.result_run_id).describe()
+    assert first.status == WorkflowExecutionStatus.CONTINUED_AS_NEW
+    assert not armed and result.counted and result.satisfied
+    cid = view.complaint_id
+    assert hs.recorder.groups(cid) == [
+        ["ACCEPTED", "DISPATCHED"], ["SIGNED"], ["COMPLETED"], ["CALLBACK_DUE"],
+        ["CALLBACK", "EVALUATED", "CLOSED"],
+    ]
+    seqs = [ev.seq for s in hs.recorder.steps if s.complaint_id == cid for ev in s.lifecycle]
+    assert seqs == list(range(1, len(seqs) + 1))
