@@ -211,8 +211,13 @@ class ComplaintWorkflow:
                         await self.reopen()
                         self._stage = "handle"
         except _ContinueAsNew:
-            await workflow.wait_condition(workflow.all_handlers_finished)
-            await self._flush_deferred()
+            # A handler finishing during the flush may hold a step of its own; the loop
+            # ends with nothing held and no await between that check and the new run.
+            while True:
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if self._deferred is None:
+                    break
+                await self._flush_deferred()
             workflow.continue_as_new(replace(filing, carried=self._snapshot()))
         result = await self.evaluate()
         # Updates still recording their step must finish before the run closes.
