@@ -184,15 +184,21 @@ async def _clock_is_free(env: WorkflowEnvironment) -> None:
                              "still in flight when its case ended") from None
 
 
+_SCHEDULED = {"activity_task_scheduled_event_attributes",
+              "workflow_task_scheduled_event_attributes"}
+# Events that close a scheduled task; each names it by ``scheduled_event_id``.
+_CLOSED = {f"{task}_task_{end}_event_attributes" for task in ("activity", "workflow")
+           for end in ("completed", "failed", "timed_out")} | {
+    "activity_task_canceled_event_attributes"}
+
+
 async def _in_flight(handle: WorkflowHandle[Any, Any]) -> set[int]:
     """Event ids of the activities and workflow task scheduled and not yet closed."""
     open_ids: set[int] = set()
     async for event in handle.fetch_history_events():
         kind = event.WhichOneof("attributes") or ""
-        if kind in ("activity_task_scheduled_event_attributes",
-                    "workflow_task_scheduled_event_attributes"):
+        if kind in _SCHEDULED:
             open_ids.add(event.event_id)
-        elif kind.startswith(("activity_task_", "workflow_task_")) and (
-                kind.split("_")[2] in ("completed", "failed", "timed", "canceled")):
+        elif kind in _CLOSED:
             open_ids.discard(getattr(event, kind).scheduled_event_id)
     return open_ids

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -219,8 +218,7 @@ async def test_a_held_step_goes_out_alone_when_the_run_continues_as_new(
         assert (await update(h, UPDATE_COMPLETE, reply(
             view, Complete, result="RESOLVED", reply_text="电梯已修复"))).accepted
         latest = time_env.client.get_workflow_handle(h.id)
-        while (await latest.query(QUERY_VIEW, result_type=CaseView)).status != "CALLBACK":
-            await asyncio.sleep(0.02)
+        await hs.until(latest, "CALLBACK_DUE")
         await update(latest, UPDATE_CALLBACK, CallbackAnswer(
             event_id="cb-1", at=datetime.now(UTC), reached=True, responded=True,
             resolved=True, satisfaction="SATISFIED"))
