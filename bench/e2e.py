@@ -215,6 +215,7 @@ class Case:
     dispatched: float | None = None
     closed: float | None = None
     issued: dict[str, Any] | None = None
+    signed: float | None = None
 
 
 @dataclass
@@ -229,6 +230,7 @@ class City:
     cases: dict[str, Case] = field(default_factory=dict)
     parked: set[str] = field(default_factory=set)
     parked_dispatched: int = 0  # written by the units thread only
+    parked_signed: int = 0  # written by the callbacks thread only
     notices: list[dict[str, Any]] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -341,7 +343,11 @@ class City:
             case = self.cases.get(cid)
             if case is None or name != "LifecycleEvent":
                 continue
-            if rec["event_type"] == "CALLBACK_DUE":
+            if rec["event_type"] == "SIGNED" and case.signed is None:
+                case.signed = now
+                if cid in self.parked:
+                    self.parked_signed += 1
+            elif rec["event_type"] == "CALLBACK_DUE":
                 self._send(self.settings.topic_callbacks, cid, "CallbackResult", {
                     "event_id": f"cb-{cid}-{rec['seq']}", "complaint_id": cid,
                     "at": datetime.now(UTC), "reached": True, "responded": True,
@@ -528,14 +534,20 @@ def sustained(city: City, rate: float, duration: float, tag: str,
 
 
 def open_cases(city: City, sampler: Sampler, n: int, rate: float | None, tag: str,
-               settle_s: float, max_s: float = 0, progress: Path | None = None
-               ) -> dict[str, Any]:
+               settle_s: float, max_s: float = 0, progress: Path | None = None,
+               backlog: int = 200) -> dict[str, Any]:
     """Park up to ``n`` T15D cases; worker RSS as each mark is passed.
 
-    RSS is read the moment the ``m``-th parked case is dispatched, while filing goes on,
-    so each mark sees that many open cases. ``max_s`` (0 = none) stops filing after that
-    many seconds: the marks reached are reported, the rest are not. After each mark the
-    figures so far are written to ``progress`` so a run cut short still leaves them.
+    A parked case counts as open once its unit has signed for it (its SIGNED lifecycle
+    event is on Kafka): from then on only the escalation ladder's timers wake it. RSS is
+    read the moment the ``m``-th parked case is signed for, while filing goes on, so each
+    mark sees that many open cases. At most ``backlog`` cases are filed and not yet
+    signed for: filing faster than the stack parks them only queues work, and a case
+    queued past its scaled sign-for deadline (2 h, 72 s at time scale 0.01) escalates,
+    which adds work and slows the parking further. ``max_s`` (0 = none) stops filing
+    after that many seconds: the marks reached are reported, the rest are not. After
+    each mark the figures so far are written to ``progress`` so a run cut short still
+    leaves them.
     """
     ids = [f"O{tag}-{i:06d}" for i in range(n)]
     marks = sorted({m for m in OPEN_MARKS if m <= n} | {n})
@@ -553,13 +565,13 @@ def open_cases(city: City, sampler: Sampler, n: int, rate: float | None, tag: st
     def take_marks() -> None:
         while len(rss) < len(marks):
             m = marks[len(rss)]
-            if city.parked_dispatched < m:
+            if city.parked_signed < m:
                 return
             time.sleep(2)  # let the sign-for updates of the last few land
             rss[str(m)] = {"worker_bytes": sampler.rss("worker"),
                            "temporal_bytes": sampler.rss("temporal"),
                            "elapsed_s": round(time.time() - t0, 1),
-                           "open_at_read": city.parked_dispatched}
+                           "open_at_read": city.parked_signed}
             so_far = lateness()
             print(f"  {m:>7} open after {rss[str(m)]['elapsed_s']:.0f} s: worker RSS "
                   f"{rss[str(m)]['worker_bytes'] / 2**20:.0f} MiB, Temporal RSS "
@@ -581,22 +593,22 @@ def open_cases(city: City, sampler: Sampler, n: int, rate: float | None, tag: st
             delay = t0 + i / rate - time.time()
             if delay > 0:
                 time.sleep(delay)
+        if filed - city.parked_signed >= backlog:
+            city.producer.flush()
+            wait_until(lambda k=filed: k - city.parked_signed < backlog, 600)
         city.file(cid, park=True)
         filed += 1
-        if filed % 500 == 0:
-            # Do not run far ahead of the system: keep the backlog bounded.
-            wait_until(lambda k=filed: city.parked_dispatched >= k - 1000, 600)
-        # Every filing, not every 500th: a mark read late would count up to 500 more
-        # open cases than it says.
+        # Every filing: a mark read late would count more open cases than it says.
         take_marks()
     city.producer.flush()
-    wait_until(lambda: city.parked_dispatched >= filed, 1800)
+    wait_until(lambda: city.parked_signed >= filed, 1800)
     take_marks()
     filed_s = time.time() - t0
     time.sleep(settle_s)
     return {
         "open": n, "filed": filed, "filing_s": round(filed_s, 1), "worker_rss_bytes": rss,
-        "dispatched": city.parked_dispatched, **lateness(),
+        "dispatched": city.parked_dispatched, "signed": city.parked_signed, "backlog": backlog,
+        **lateness(),
     }
 
 
@@ -660,18 +672,23 @@ def markdown(result: dict[str, Any]) -> str:
     c = result.get("cpu_s_per_case", {})
     rss = result["peak_rss_mib"]
     cols = list(c)
-    lines += ["| process | " + " | ".join(f"CPU s / case ({k} burst)" for k in cols)
-              + " | peak RSS MiB (whole run) |", "|---|" + "---|" * (len(cols) + 1)]
+    # Without bursts (--rounds 0) there is no CPU per case: only the RSS column.
+    lines += ["| process | " + "".join(f"CPU s / case ({k} burst) | " for k in cols)
+              + "peak RSS MiB (whole run) |", "|---|" + "---|" * (len(cols) + 1)]
     for name in rss:
-        lines.append(f"| {name} | " + " | ".join(_fmt(c[k].get(name), 4) for k in cols)
-                     + f" | {rss[name]:.0f} |")
-    lines.append("| **total** | " + " | ".join(_fmt(sum(c[k].values()), 4) for k in cols)
-                 + " | |")
+        lines.append(f"| {name} | " + "".join(f"{_fmt(c[k].get(name), 4)} | " for k in cols)
+                     + f"{rss[name]:.0f} |")
+    if cols:
+        lines.append("| **total** | " + "".join(f"{_fmt(sum(c[k].values()), 4)} | "
+                                                for k in cols) + " |")
     if result.get("open_cases"):
         o = result["open_cases"]
         lines += ["", "| open cases | value |", "|---|---|",
-                  f"| parked T15D cases dispatched | {o['dispatched']}/{o['filed']} filed "
-                  f"({o['open']} asked) in {o['filing_s']:.0f} s |"]
+                  # Runs before the backlog bound counted dispatched cases as open.
+                  (f"| parked T15D cases signed for | {o['signed']}/{o['filed']} filed "
+                   f"({o['open']} asked, at most {o['backlog']} waiting)" if "signed" in o
+                   else f"| parked T15D cases dispatched | {o['dispatched']}/{o['filed']} "
+                   f"filed ({o['open']} asked)") + f" in {o['filing_s']:.0f} s |"]
         first = next(iter(o["worker_rss_bytes"].values()), None)
         for m, r in o["worker_rss_bytes"].items():
             ratio = r["worker_bytes"] / first["worker_bytes"] if first else 0
@@ -895,7 +912,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             result["open_cases"] = await asyncio.to_thread(
                 open_cases, city, sampler, args.open_cases, args.open_rate or None, tag,
                 args.open_settle, args.open_max_s,
-                out_dir / f"open-{tag}-progress.json")
+                out_dir / f"open-{tag}-progress.json", args.open_backlog)
             parked = [f"complaint-{c}" for c in list(city.parked)[: args.history_sample]]
             result["open_cases"]["history"] = await history_stats(client, parked)
 
@@ -931,6 +948,8 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--open-max-s", type=float, default=0,
                    help="stop filing parked cases after this many seconds (0 = never); the "
                         "marks reached are reported")
+    p.add_argument("--open-backlog", type=int, default=200,
+                   help="at most this many parked cases filed and not yet signed for")
     p.add_argument("--open-settle", type=float, default=30,
                    help="seconds to keep watching notices after the last filing")
     p.add_argument("--variant", action="append", metavar="NAME:KEY=VAL,...",
