@@ -1,0 +1,87 @@
+"""The end-to-end bench's open-cases pacing and its report (pure logic, no stack)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench import e2e
+
+
+@dataclass
+class _SlowCity:
+    """Signs for each parked case a little after it is filed, on a thread of its own."""
+
+    sign_after_s: float
+    parked_dispatched: int = 0
+    parked_signed: int = 0
+    notices: list[dict[str, Any]] = field(default_factory=list)
+    max_waiting: int = 0
+    _filed: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def producer(self) -> _SlowCity:
+        return self
+
+    def flush(self) -> None:
+        pass
+
+    def file(self, cid: str, *, park: bool = False) -> None:
+        assert park
+        with self._lock:
+            self._filed += 1
+            self.max_waiting = max(self.max_waiting, self._filed - self.parked_signed)
+        self.parked_dispatched += 1
+        threading.Timer(self.sign_after_s, self._sign).start()
+
+    def _sign(self) -> None:
+        with self._lock:
+            self.parked_signed += 1
+
+
+class _Sampler:
+    def rss(self, name: str) -> int:
+        return 100 * 2**20
+
+
+def test_open_cases_never_has_more_than_the_backlog_waiting_to_be_signed_for() -> None:
+    city = _SlowCity(sign_after_s=0.05)
+    started = time.monotonic()
+    out = e2e.open_cases(city, _Sampler(), 60, None, "t", settle_s=0,  # type: ignore[arg-type]
+                         backlog=5)
+    assert out["filed"] == out["signed"] == 60
+    assert city.max_waiting == 5
+    # 60 cases, 5 at a time, each signed 50 ms after filing: at least 12 rounds of waiting.
+    assert time.monotonic() - started >= 12 * 0.05
+
+
+def _open_result(**open_cases: Any) -> dict[str, Any]:
+    return {
+        "started": "2026-12-02T00:00:00+00:00", "time_scale": 0.01, "cpus": 2,
+        "peak_rss_mib": {"worker": 731.0, "temporal": 431.0},
+        "open_cases": {
+            "open": 3000, "filed": 3000, "filing_s": 235.0, "dispatched": 3000,
+            "worker_rss_bytes": {"1000": {"worker_bytes": 441 * 2**20,
+                                          "temporal_bytes": 332 * 2**20,
+                                          "elapsed_s": 84.0, "open_at_read": 1061}},
+            "notices": 0, "notice_late_s": {"p50": None, "p95": None, "p99": None,
+                                            "max": None},
+            **open_cases,
+        },
+    }
+
+
+def test_a_run_without_bursts_reports_peak_rss_alone_and_counts_signed_cases() -> None:
+    text = e2e.markdown(_open_result(signed=3000, backlog=200))
+    assert "| process | peak RSS MiB (whole run) |\n|---|---|\n| worker | 731 |" in text
+    assert "CPU s / case" not in text and "**total**" not in text
+    assert ("| parked T15D cases signed for | 3000/3000 filed (3000 asked, at most 200 "
+            "waiting) in 235 s |") in text
+
+
+def test_a_stored_run_from_before_the_backlog_bound_still_reports_dispatched() -> None:
+    text = e2e.markdown(_open_result())
+    assert "| parked T15D cases dispatched | 3000/3000 filed (3000 asked) in 235 s |" in text
