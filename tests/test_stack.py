@@ -5,6 +5,8 @@ The stack is left running at the end: the other stack tests reuse it.
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import subprocess
 import sys
 import time
@@ -15,7 +17,10 @@ from pathlib import Path
 import psycopg
 import pytest
 from kafka import KafkaAdminClient
+from temporalio.client import Client
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
+from workers import stack as stack_module
 from workers.migrate import MigrationError, apply_migrations, discover, ensure_database
 from workers.settings import REPO_ROOT, TOPIC_PARTITIONS, Settings
 from workers.stack import (
@@ -28,6 +33,7 @@ from workers.stack import (
     ensure_topics,
     stack_status,
 )
+from workflows import search_attributes
 
 pytestmark = pytest.mark.stack
 
@@ -184,3 +190,60 @@ def test_kafka_cluster_ids_never_look_like_an_option() -> None:
     ids = [_kafka_cluster_id() for _ in range(5000)]
     assert not [i for i in ids if i.startswith("-")]
     assert all(len(i) == 22 for i in ids) and len(set(ids)) == len(ids)
+
+
+def _temporal_ports_free() -> int:
+    """A port p with p, p+10, p+20 and p+30 free: Temporal's gRPC, HTTP, metrics, UI."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        if base + 30 > 65535:
+            continue
+        free = True
+        for port in (base + 10, base + 20, base + 30):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    free = False
+        if free:
+            return base
+    raise RuntimeError("no free block of ports for a second Temporal")
+
+
+async def _start_indexed(settings: Settings, key: SearchAttributeKey[str], value: str) -> str:
+    """Start a workflow (no worker needed) indexed under ``key``; what the server stored."""
+    client = await Client.connect(settings.temporal_address,
+                                  namespace=settings.temporal_namespace)
+    handle = await client.start_workflow(
+        "Nobody", id=f"sa-{uuid.uuid4().hex[:8]}", task_queue="nobody-polls",
+        search_attributes=TypedSearchAttributes([SearchAttributePair(key, value)]),
+    )
+    stored = (await handle.describe()).typed_search_attributes.get(key)
+    await handle.terminate()
+    return str(stored)
+
+
+def test_search_attributes_missing_from_an_older_database_are_usable_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The dev server caches search attributes (it no longer re-reads them from SQLite on
+    # every use), so one registered while it runs must not wait for the cache to expire.
+    base = _temporal_ports_free()
+    settings = Settings(state_dir=tmp_path / "state", temporal_address=f"127.0.0.1:{base}",
+                        temporal_ui_port=base + 30)
+    late = search_attributes.ESCALATION_LEVEL
+    monkeypatch.setattr(search_attributes, "ALL",
+                        [k for k in search_attributes.ALL if k.name != late.name])
+    try:
+        stack_module._ensure_temporal(settings)  # a database from before `late` existed
+        stack_module._stop_temporal(settings)
+        monkeypatch.undo()
+
+        status = stack_module._ensure_temporal(settings)
+
+        assert status.healthy, status
+        assert asyncio.run(_start_indexed(settings, late, "DISTRICT")) == "DISTRICT"
+    finally:
+        stack_module._stop_temporal(settings)

@@ -88,6 +88,14 @@ KAFKA = "kafka"
 POSTGRES = "postgres"
 
 
+class _SearchAttributesRegistered(RuntimeError):
+    """Search attributes were just registered on a running dev server, which must restart.
+
+    The server caches its search attributes (see ``_temporal_command``), so ones added
+    while it runs would be refused as unknown until its cache expires.
+    """
+
+
 class StackError(RuntimeError):
     """A component could not be downloaded, started, checked or stopped."""
 
@@ -470,7 +478,7 @@ def _wait_until(
     while True:
         try:
             return check()
-        except StackError:
+        except (StackError, _SearchAttributesRegistered):
             raise
         except Exception as exc:
             last_error = exc
@@ -527,6 +535,12 @@ def _temporal_command(settings: Settings, paths: _Paths) -> list[str]:
         "journal_mode=WAL",
         "--sqlite-pragma",
         "synchronous=NORMAL",
+        # The CLI turns this on so that search attributes added at run time are seen at
+        # once; then every start, upsert and visibility write reads the cluster metadata
+        # from SQLite again (~40 reads per case). Ours are registered before the server
+        # serves (--search-attribute below), so the server's cache is always right.
+        "--dynamic-config-value",
+        "system.forceSearchAttributesCacheRefreshOnRead=false",
         "--log-level",
         "warn",
     ]
@@ -581,7 +595,7 @@ async def _temporal_check_async(settings: Settings, fix: bool) -> str:
             AddSearchAttributesRequest(search_attributes=missing, namespace=namespace),
             timeout=rpc_timeout,
         )
-        missing = {}
+        raise _SearchAttributesRegistered(", ".join(sorted(missing)))
     if missing:
         raise StackError(
             f"search attributes missing in namespace {namespace}: {', '.join(sorted(missing))} "
@@ -611,13 +625,31 @@ def _ensure_temporal(settings: Settings) -> ComponentStatus:
             cwd=paths.temporal_dir,
         )
     running = pid
-    detail = _wait_until(
-        lambda: _temporal_check(settings, fix=True),
-        alive=lambda: _process_alive(running, marker),
-        spawned=spawned,
-        what=f"Temporal dev server (pid {pid})",
-        logs=(paths.temporal_log,),
-    )
+    try:
+        detail = _wait_until(
+            lambda: _temporal_check(settings, fix=True),
+            alive=lambda: _process_alive(running, marker),
+            spawned=spawned,
+            what=f"Temporal dev server (pid {pid})",
+            logs=(paths.temporal_log,),
+        )
+    except _SearchAttributesRegistered as registered:
+        log.info("registered search attributes %s; restarting Temporal to use them", registered)
+        _stop_temporal(settings)
+        pid = _spawn(
+            _temporal_command(settings, paths),
+            paths.temporal_log,
+            paths.temporal_pid,
+            cwd=paths.temporal_dir,
+        )
+        restarted = pid
+        detail = _wait_until(
+            lambda: _temporal_check(settings, fix=False),
+            alive=lambda: _process_alive(restarted, marker),
+            spawned=True,
+            what=f"Temporal dev server (pid {pid}, restarted)",
+            logs=(paths.temporal_log,),
+        )
     return ComponentStatus(
         TEMPORAL, settings.temporal_address, pid, True, detail, paths.temporal_log
     )
