@@ -6,6 +6,7 @@ The stack is left running at the end: the other stack tests reuse it.
 from __future__ import annotations
 
 import asyncio
+import random
 import socket
 import subprocess
 import sys
@@ -193,22 +194,22 @@ def test_kafka_cluster_ids_never_look_like_an_option() -> None:
 
 
 def _temporal_ports_free() -> int:
-    """A port p with p, p+10, p+20 and p+30 free: Temporal's gRPC, HTTP, metrics, UI."""
+    """A port p with p, p+10, p+20 and p+30 free: Temporal's gRPC, HTTP, metrics, UI.
+
+    Below the kernel's ephemeral range, where the servers' own internal ports (the dev
+    server binds its history and matching services to free ephemeral ports) cannot take
+    one of them between this check and the start.
+    """
+    low, _ = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
     for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + 30 > 65535:
-            continue
-        free = True
-        for port in (base + 10, base + 20, base + 30):
-            with socket.socket() as s:
-                try:
+        base = random.randrange(20_000, low - 40)
+        try:
+            for port in (base, base + 10, base + 20, base + 30):
+                with socket.socket() as s:
                     s.bind(("127.0.0.1", port))
-                except OSError:
-                    free = False
-        if free:
-            return base
+        except OSError:
+            continue
+        return base
     raise RuntimeError("no free block of ports for a second Temporal")
 
 
@@ -230,14 +231,23 @@ def test_search_attributes_missing_from_an_older_database_are_usable_at_once(
 ) -> None:
     # The dev server caches search attributes (it no longer re-reads them from SQLite on
     # every use), so one registered while it runs must not wait for the cache to expire.
-    base = _temporal_ports_free()
-    settings = Settings(state_dir=tmp_path / "state", temporal_address=f"127.0.0.1:{base}",
-                        temporal_ui_port=base + 30)
     late = search_attributes.ESCALATION_LEVEL
     monkeypatch.setattr(search_attributes, "ALL",
                         [k for k in search_attributes.ALL if k.name != late.name])
+    settings = Settings(state_dir=tmp_path / "unused")
     try:
-        stack_module._ensure_temporal(settings)  # a database from before `late` existed
+        for attempt in range(3):
+            base = _temporal_ports_free()
+            settings = Settings(state_dir=tmp_path / f"state{attempt}",
+                                temporal_address=f"127.0.0.1:{base}",
+                                temporal_ui_port=base + 30)
+            try:
+                stack_module._ensure_temporal(settings)  # a database from before `late`
+                break
+            except StackError as exc:
+                # Ports found free a moment ago can be taken before the server binds them.
+                if "already in use" not in str(exc) or attempt == 2:
+                    raise
         stack_module._stop_temporal(settings)
         monkeypatch.undo()
 

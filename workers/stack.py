@@ -614,42 +614,37 @@ def _ensure_temporal(settings: Settings) -> ComponentStatus:
     paths = _Paths(settings)
     paths.temporal_dir.mkdir(parents=True, exist_ok=True)
     marker = str(paths.temporal_db)
-    pid = _live_pid(paths.temporal_pid, marker)
-    spawned = pid is None
-    if pid is None:
-        _require_ports_free(TEMPORAL, _temporal_ports(settings))
-        pid = _spawn(
+
+    def spawn() -> int:
+        return _spawn(
             _temporal_command(settings, paths),
             paths.temporal_log,
             paths.temporal_pid,
             cwd=paths.temporal_dir,
         )
-    running = pid
-    try:
-        detail = _wait_until(
-            lambda: _temporal_check(settings, fix=True),
-            alive=lambda: _process_alive(running, marker),
+
+    def wait(pid: int, *, fix: bool, spawned: bool, what: str) -> str:
+        return _wait_until(
+            lambda: _temporal_check(settings, fix=fix),
+            alive=lambda: _process_alive(pid, marker),
             spawned=spawned,
-            what=f"Temporal dev server (pid {pid})",
+            what=what,
             logs=(paths.temporal_log,),
         )
+
+    found = _live_pid(paths.temporal_pid, marker)
+    if found is None:
+        _require_ports_free(TEMPORAL, _temporal_ports(settings))
+    pid = found if found is not None else spawn()
+    try:
+        detail = wait(pid, fix=True, spawned=found is None,
+                      what=f"Temporal dev server (pid {pid})")
     except _SearchAttributesRegistered as registered:
         log.info("registered search attributes %s; restarting Temporal to use them", registered)
         _stop_temporal(settings)
-        pid = _spawn(
-            _temporal_command(settings, paths),
-            paths.temporal_log,
-            paths.temporal_pid,
-            cwd=paths.temporal_dir,
-        )
-        restarted = pid
-        detail = _wait_until(
-            lambda: _temporal_check(settings, fix=False),
-            alive=lambda: _process_alive(restarted, marker),
-            spawned=True,
-            what=f"Temporal dev server (pid {pid}, restarted)",
-            logs=(paths.temporal_log,),
-        )
+        pid = spawn()
+        detail = wait(pid, fix=False, spawned=True,
+                      what=f"Temporal dev server (pid {pid}, restarted)")
     return ComponentStatus(
         TEMPORAL, settings.temporal_address, pid, True, detail, paths.temporal_log
     )
