@@ -55,6 +55,9 @@ class BareCase:
     # Search-attribute upserts, one after each of the first N steps (the happy path has
     # 7): only for ``bench.e2e --bare-upserts``, to price them apart from the rest.
     upserts: int = 0
+    # Characters each step carries, in and (echoed) out. 200 by default; more only for
+    # ``bench.e2e --bare-payload-bytes``, to price history bytes apart from the rest.
+    payload_bytes: int = 200
 
 
 @dataclass
@@ -80,7 +83,7 @@ class BareWorkflow:
     async def _step(self, name: str) -> None:
         async with self._lock:
             await workflow.execute_activity(
-                bare_step, BareStep(self._case.case_id, name, "x" * 200),
+                bare_step, BareStep(self._case.case_id, name, "x" * self._case.payload_bytes),
                 start_to_close_timeout=timedelta(seconds=30),
             )
             self._steps += 1

@@ -483,15 +483,16 @@ def ours_burst(city: City, sampler: Sampler, n: int, tag: str, timeout: float) -
 
 
 async def bare_burst(client: Client, sampler: Sampler, task_queue: str, n: int, tag: str,
-                     timeout: float, upserts: int = 0) -> Window:
+                     timeout: float, upserts: int = 0, payload_bytes: int = 200) -> Window:
     cpu0 = sampler.cpu()
     t0 = time.time()
     done: list[float] = []
 
     async def one(i: int) -> None:
         wid = f"bare-{tag}-{i:05d}"
-        handle = await client.start_workflow("BareWorkflow", BareCase(wid, upserts=upserts),
-                                             id=wid, task_queue=task_queue)
+        case = BareCase(wid, upserts=upserts, payload_bytes=payload_bytes)
+        handle = await client.start_workflow("BareWorkflow", case, id=wid,
+                                             task_queue=task_queue)
         for name in UPDATES:
             await handle.execute_update(name, BareStep(wid, name))
         await handle.result()
@@ -646,6 +647,12 @@ def markdown(result: dict[str, Any]) -> str:
                       + ", ".join(f"{x:.2f}" for x in bu["rates"])
                       + f" cases/s, median {bu['median']:.2f} "
                       f"({bu['median'] / r['bare_median']:.2f}× the bare median).", ""]
+        by = r.get("bare_bytes")
+        if by:
+            lines += [f"Bare workflow with {by['payload_bytes']:,}-character steps (200 by "
+                      "default): " + ", ".join(f"{x:.2f}" for x in by["rates"])
+                      + f" cases/s, median {by['median']:.2f} "
+                      f"({by['median'] / r['bare_median']:.2f}× the bare median).", ""]
         if result.get("shape_mismatch"):
             lines += [f"**Warning**: {result['shape_mismatch']}.", ""]
     if result.get("sustained"):
@@ -783,6 +790,7 @@ async def ratio_phase(args: argparse.Namespace, city: City, sampler: Sampler, cl
     windows: dict[str, list[Window]] = {name: [] for name, _ in kinds}
     bare_w: list[Window] = []
     upsert_w: list[Window] = []
+    bytes_w: list[Window] = []
     for r in range(args.rounds):
         b = await bare_burst(client, sampler, bare_queue, args.burst, f"{tag}{r}", 600)
         bare_w.append(b)
@@ -792,6 +800,11 @@ async def ratio_phase(args: argparse.Namespace, city: City, sampler: Sampler, cl
                                  upserts=args.bare_upserts)
             upsert_w.append(u)
             line += f", bare+upserts {u.rate:.2f}/s"
+        if args.bare_payload_bytes:
+            y = await bare_burst(client, sampler, bare_queue, args.burst, f"{tag}y{r}", 600,
+                                 payload_bytes=args.bare_payload_bytes)
+            bytes_w.append(y)
+            line += f", bare+bytes {y.rate:.2f}/s"
         for name, env in kinds:
             if len(kinds) > 1 and hotline.variant != name:
                 await asyncio.to_thread(hotline.start, env, name)
@@ -824,6 +837,11 @@ async def ratio_phase(args: argparse.Namespace, city: City, sampler: Sampler, cl
         result["ratio"]["bare_upserts"] = {"upserts": args.bare_upserts, "rates": rates,
                                            "median": statistics.median(rates)}
         result["cpu_s_per_case"]["bare+upserts"] = per_case(upsert_w)
+    if bytes_w:
+        rates = [w.rate for w in bytes_w]
+        result["ratio"]["bare_bytes"] = {"payload_bytes": args.bare_payload_bytes,
+                                         "rates": rates, "median": statistics.median(rates)}
+        result["cpu_s_per_case"]["bare+bytes"] = per_case(bytes_w)
     for name, env in kinds:
         rates = [w.rate for w in windows[name]]
         result["ratio"]["variants"][name] = {
@@ -935,6 +953,9 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=2, help="bare/hotline burst pairs")
     p.add_argument("--bare-upserts", type=int, default=0, metavar="N",
                    help="each round also runs a bare burst with N upserts per case")
+    p.add_argument("--bare-payload-bytes", type=int, default=0, metavar="N",
+                   help="also a bare burst whose steps carry N characters each way (to price "
+                        "history bytes)")
     p.add_argument("--burst-timeout", type=float, default=600)
     p.add_argument("--warmup", type=int, default=20)
     p.add_argument("--rate", type=float, default=2.0, help="sustained cases per second")
