@@ -641,18 +641,14 @@ def markdown(result: dict[str, Any]) -> str:
         cells = [f"{r['variants'][n]['median']:.2f} (**{r['variants'][n]['ratio']:.2f}**)"
                  for n in names]
         lines += [f"| **median** | {r['bare_median']:.2f} | " + " | ".join(cells) + " |", ""]
-        bu = r.get("bare_upserts")
-        if bu:
-            lines += [f"Bare workflow with {bu['upserts']} search-attribute upserts per case: "
-                      + ", ".join(f"{x:.2f}" for x in bu["rates"])
-                      + f" cases/s, median {bu['median']:.2f} "
-                      f"({bu['median'] / r['bare_median']:.2f}× the bare median).", ""]
-        by = r.get("bare_bytes")
-        if by:
-            lines += [f"Bare workflow with {by['payload_bytes']:,}-character steps (200 by "
-                      "default): " + ", ".join(f"{x:.2f}" for x in by["rates"])
-                      + f" cases/s, median {by['median']:.2f} "
-                      f"({by['median'] / r['bare_median']:.2f}× the bare median).", ""]
+        for key, what in (("bare_upserts", "{upserts} search-attribute upserts per case"),
+                          ("bare_bytes", "{payload_bytes:,}-character steps (200 by default)")):
+            x = r.get(key)
+            if x:
+                lines += [f"Bare workflow with {what.format(**x)}: "
+                          + ", ".join(f"{v:.2f}" for v in x["rates"])
+                          + f" cases/s, median {x['median']:.2f} "
+                          f"({x['median'] / r['bare_median']:.2f}× the bare median).", ""]
         if result.get("shape_mismatch"):
             lines += [f"**Warning**: {result['shape_mismatch']}.", ""]
     if result.get("sustained"):
@@ -789,22 +785,21 @@ async def ratio_phase(args: argparse.Namespace, city: City, sampler: Sampler, cl
     kinds = variants(args)
     windows: dict[str, list[Window]] = {name: [] for name, _ in kinds}
     bare_w: list[Window] = []
-    upsert_w: list[Window] = []
-    bytes_w: list[Window] = []
+    # Bare bursts that price one cost apart: (label, JSON key, BareCase fields, id tag).
+    extras = [(label, key, {field: value}, code) for label, key, field, value, code in (
+        ("bare+upserts", "bare_upserts", "upserts", args.bare_upserts, "u"),
+        ("bare+bytes", "bare_bytes", "payload_bytes", args.bare_payload_bytes, "y"),
+    ) if value]
+    extra_w: dict[str, list[Window]] = {label: [] for label, *_ in extras}
     for r in range(args.rounds):
         b = await bare_burst(client, sampler, bare_queue, args.burst, f"{tag}{r}", 600)
         bare_w.append(b)
         line = f"round {r + 1}: bare {b.rate:.2f}/s"
-        if args.bare_upserts:
-            u = await bare_burst(client, sampler, bare_queue, args.burst, f"{tag}u{r}", 600,
-                                 upserts=args.bare_upserts)
-            upsert_w.append(u)
-            line += f", bare+upserts {u.rate:.2f}/s"
-        if args.bare_payload_bytes:
-            y = await bare_burst(client, sampler, bare_queue, args.burst, f"{tag}y{r}", 600,
-                                 payload_bytes=args.bare_payload_bytes)
-            bytes_w.append(y)
-            line += f", bare+bytes {y.rate:.2f}/s"
+        for label, _, fields, code in extras:
+            x = await bare_burst(client, sampler, bare_queue, args.burst, f"{tag}{code}{r}",
+                                 600, **fields)
+            extra_w[label].append(x)
+            line += f", {label} {x.rate:.2f}/s"
         for name, env in kinds:
             if len(kinds) > 1 and hotline.variant != name:
                 await asyncio.to_thread(hotline.start, env, name)
@@ -832,16 +827,10 @@ async def ratio_phase(args: argparse.Namespace, city: City, sampler: Sampler, cl
     result["ratio"] = {"burst": args.burst, "bare_rates": bare_rates,
                        "bare_median": statistics.median(bare_rates), "variants": {}}
     result["cpu_s_per_case"] = {"bare": per_case(bare_w)}
-    if upsert_w:
-        rates = [w.rate for w in upsert_w]
-        result["ratio"]["bare_upserts"] = {"upserts": args.bare_upserts, "rates": rates,
-                                           "median": statistics.median(rates)}
-        result["cpu_s_per_case"]["bare+upserts"] = per_case(upsert_w)
-    if bytes_w:
-        rates = [w.rate for w in bytes_w]
-        result["ratio"]["bare_bytes"] = {"payload_bytes": args.bare_payload_bytes,
-                                         "rates": rates, "median": statistics.median(rates)}
-        result["cpu_s_per_case"]["bare+bytes"] = per_case(bytes_w)
+    for label, key, fields, _ in extras:
+        rates = [w.rate for w in extra_w[label]]
+        result["ratio"][key] = {**fields, "rates": rates, "median": statistics.median(rates)}
+        result["cpu_s_per_case"][label] = per_case(extra_w[label])
     for name, env in kinds:
         rates = [w.rate for w in windows[name]]
         result["ratio"]["variants"][name] = {
