@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import socket
 import subprocess
 import sys
 import time
@@ -193,8 +192,8 @@ def test_kafka_cluster_ids_never_look_like_an_option() -> None:
     assert all(len(i) == 22 for i in ids) and len(set(ids)) == len(ids)
 
 
-def _temporal_ports_free() -> int:
-    """A port p with p, p+10, p+20 and p+30 free: Temporal's gRPC, HTTP, metrics, UI.
+def _second_temporal(state_dir: Path) -> Settings:
+    """Settings for a second Temporal whose ports (gRPC, HTTP, metrics, UI) are all free.
 
     Below the kernel's ephemeral range, where the servers' own internal ports (the dev
     server binds its history and matching services to free ephemeral ports) cannot take
@@ -203,13 +202,10 @@ def _temporal_ports_free() -> int:
     low, _ = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
     for _ in range(100):
         base = random.randrange(20_000, low - 40)
-        try:
-            for port in (base, base + 10, base + 20, base + 30):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        return base
+        settings = Settings(state_dir=state_dir, temporal_address=f"127.0.0.1:{base}",
+                            temporal_ui_port=base + 30)
+        if all(stack_module._port_free(port) for port in stack_module._temporal_ports(settings)):
+            return settings
     raise RuntimeError("no free block of ports for a second Temporal")
 
 
@@ -237,10 +233,7 @@ def test_search_attributes_missing_from_an_older_database_are_usable_at_once(
     settings = Settings(state_dir=tmp_path / "unused")
     try:
         for attempt in range(3):
-            base = _temporal_ports_free()
-            settings = Settings(state_dir=tmp_path / f"state{attempt}",
-                                temporal_address=f"127.0.0.1:{base}",
-                                temporal_ui_port=base + 30)
+            settings = _second_temporal(tmp_path / f"state{attempt}")
             try:
                 stack_module._ensure_temporal(settings)  # a database from before `late`
                 break
