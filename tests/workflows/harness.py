@@ -42,13 +42,16 @@ class Recorder:
     steps: list[StepRecord] = field(default_factory=list)
 
     def events(self, complaint_id: str) -> list[str]:
-        return [ev.event_type for s in sorted(self._of(complaint_id), key=_seq)
-                for ev in s.lifecycle]
+        return [event for group in self.groups(complaint_id) for event in group]
 
     def groups(self, complaint_id: str) -> list[list[str]]:
         """The lifecycle events of each ``record_step`` call, in seq order."""
         return [[ev.event_type for ev in s.lifecycle]
                 for s in sorted(self._of(complaint_id), key=_seq)]
+
+    def seqs(self, complaint_id: str) -> list[int]:
+        """Lifecycle seqs in the order the ``record_step`` calls ran (not sorted)."""
+        return [ev.seq for s in self._of(complaint_id) for ev in s.lifecycle]
 
     def outbound(self, complaint_id: str, record: str) -> list[dict[str, Any]]:
         return [o.fields for s in sorted(self._of(complaint_id), key=_seq)

@@ -52,8 +52,7 @@ async def test_happy_path_goes_through_all_five_stages(harness: Harness) -> None
         "ACCEPTED", "DISPATCHED", "SIGNED", "PROGRESS", "COMPLETED", "CALLBACK_DUE",
         "CALLBACK", "EVALUATED", "CLOSED",
     ]
-    seqs = [ev.seq for s in harness.recorder.steps if s.complaint_id == cid
-            for ev in s.lifecycle]
+    seqs = harness.recorder.seqs(cid)
     assert seqs == list(range(1, len(seqs) + 1))
     # A step the run follows at once rides with that step: five record_step activities.
     assert harness.recorder.groups(cid) == [
@@ -231,5 +230,5 @@ async def test_a_held_step_goes_out_alone_when_the_run_continues_as_new(
         ["ACCEPTED", "DISPATCHED"], ["SIGNED"], ["COMPLETED"], ["CALLBACK_DUE"],
         ["CALLBACK", "EVALUATED", "CLOSED"],
     ]
-    seqs = [ev.seq for s in hs.recorder.steps if s.complaint_id == cid for ev in s.lifecycle]
+    seqs = hs.recorder.seqs(cid)
     assert seqs == list(range(1, len(seqs) + 1))
