@@ -69,7 +69,8 @@ from workers.stack import ensure_database, ensure_stack, ensure_topics, stack_st
 
 HAPPY_CONTENT = "望京街道阜通东大街6号院3号楼电梯坏了三天，老人下不了楼"  # T24H
 PARKED_CONTENT = "望京街道某装修公司拖欠工资三个月，包工头不给钱"  # labour.wages: T15D
-OPEN_MARKS = (1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000)
+PROGRESS_EVERY_S = 300
+OPEN_MARKS = (1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 75_000, 100_000)
 
 
 # --- processes ------------------------------------------------------------------------------
@@ -554,6 +555,7 @@ def open_cases(city: City, sampler: Sampler, n: int, rate: float | None, tag: st
     marks = sorted({m for m in OPEN_MARKS if m <= n} | {n})
     rss: dict[str, dict[str, float]] = {}
     mine = set(ids)
+    written = 0.0  # when progress was last written
 
     def lateness() -> dict[str, Any]:
         notices = [x for x in list(city.notices) if x["complaint_id"] in mine]
@@ -579,11 +581,17 @@ def open_cases(city: City, sampler: Sampler, n: int, rate: float | None, tag: st
                   f"{rss[str(m)]['temporal_bytes'] / 2**20:.0f} MiB, notices "
                   f"{so_far['notices']}, late p99 {_fmt(so_far['notice_late_s']['p99'])} s",
                   flush=True)
-            if progress:
-                progress.write_text(json.dumps({"open": n, "worker_rss_bytes": rss,
-                                                **so_far}, indent=2))
+            write_progress(so_far)
 
-    t0 = time.time()
+    def write_progress(so_far: dict[str, Any]) -> None:
+        nonlocal written
+        written = time.time()
+        if progress:
+            progress.write_text(json.dumps(
+                {"open": n, "worker_rss_bytes": rss, "open_now": city.parked_signed,
+                 "elapsed_s": round(written - t0, 1), **so_far}, indent=2))
+
+    t0 = written = time.time()
     filed = 0
     for i, cid in enumerate(ids):
         if max_s and time.time() - t0 > max_s:
@@ -601,6 +609,8 @@ def open_cases(city: City, sampler: Sampler, n: int, rate: float | None, tag: st
         filed += 1
         # Every filing: a mark read late would count more open cases than it says.
         take_marks()
+        if time.time() - written > PROGRESS_EVERY_S:  # a long run cut short keeps its pace
+            write_progress(lateness())
     city.producer.flush()
     wait_until(lambda: city.parked_signed >= filed, 1800)
     take_marks()
