@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -85,3 +86,24 @@ def test_a_run_without_bursts_reports_peak_rss_alone_and_counts_signed_cases() -
 def test_a_stored_run_from_before_the_backlog_bound_still_reports_dispatched() -> None:
     text = e2e.markdown(_open_result())
     assert "| parked T15D cases dispatched | 3000/3000 filed (3000 asked) in 235 s |" in text
+
+
+def test_a_long_run_writes_its_pace_between_marks(tmp_path: Any, monkeypatch: Any) -> None:
+    monkeypatch.setattr(e2e, "PROGRESS_EVERY_S", 0.02)
+    progress = tmp_path / "progress.json"
+    seen: list[dict[str, Any]] = []
+    write = type(progress).write_text
+
+    def keep(path: Any, text: str, *args: Any, **kwargs: Any) -> int:
+        seen.append(json.loads(text))
+        return write(path, text, *args, **kwargs)
+
+    monkeypatch.setattr(type(progress), "write_text", keep)
+    # 300 cases: below the first mark (1,000), so only the heartbeat writes.
+    e2e.open_cases(_SlowCity(sign_after_s=0.01), _Sampler(), 300, None,  # type: ignore[arg-type]
+                   "t", settle_s=0, progress=progress, backlog=5)
+    between = [s for s in seen if not s["worker_rss_bytes"]]
+    assert len(between) >= 2
+    assert [s["open_now"] for s in between] == sorted(s["open_now"] for s in between)
+    assert between[-1]["open_now"] > between[0]["open_now"]
+    assert all(s["open"] == 300 and s["elapsed_s"] >= 0 for s in between)
