@@ -555,7 +555,7 @@ def open_cases(city: City, sampler: Sampler, n: int, rate: float | None, tag: st
     marks = sorted({m for m in OPEN_MARKS if m <= n} | {n})
     rss: dict[str, dict[str, float]] = {}
     mine = set(ids)
-    written = 0.0  # when progress was last written
+    t0 = written = time.time()  # written: when progress was last written
 
     def lateness() -> dict[str, Any]:
         notices = [x for x in list(city.notices) if x["complaint_id"] in mine]
@@ -591,7 +591,6 @@ def open_cases(city: City, sampler: Sampler, n: int, rate: float | None, tag: st
                 {"open": n, "worker_rss_bytes": rss, "open_now": city.parked_signed,
                  "elapsed_s": round(written - t0, 1), **so_far}, indent=2))
 
-    t0 = written = time.time()
     filed = 0
     for i, cid in enumerate(ids):
         if max_s and time.time() - t0 > max_s:
