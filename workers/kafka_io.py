@@ -7,6 +7,7 @@ belongs to one thread (STYLE.md). Callers on an event loop run these calls in a 
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -16,6 +17,8 @@ from kafka import KafkaConsumer, KafkaProducer
 from schemas.codec import EVENT_TYPE_HEADER, encode, headers_for
 from workers.security import kafka_security_config
 from workers.settings import Settings
+
+log = logging.getLogger(__name__)
 
 # Header the DLQ record carries with the original event type, beside its own event-type.
 ORIGINAL_EVENT_TYPE_HEADER = "original-event-type"
@@ -78,6 +81,9 @@ def consumer_config(settings: Settings, group: str, **overrides: Any) -> dict[st
         # well inside max_poll_interval_ms or the member is dropped from the group.
         "max_poll_records": 200,
         "max_poll_interval_ms": 300_000,
+        # A topic that appears, or gains partitions, is seen (and assigned) within 30 s,
+        # not the library's 5 minutes.
+        "metadata_max_age_ms": 30_000,
     }
     config.update(kafka_security_config(settings))
     config.update(overrides)
@@ -107,6 +113,14 @@ def make_consumer(
         **overrides: Any other kafka-python consumer option.
     """
     consumer = KafkaConsumer(**consumer_config(settings, group, **overrides))
+    # The group's first assignment is made from this consumer's metadata. Without the
+    # topics' partitions in it, a topic created moments ago is assigned to no one, and
+    # kafka-python can miss the update that should make it rejoin (KAFKA-3949 is handled
+    # for pattern subscriptions only): the consumer then idles until the metadata ages.
+    unknown = [topic for topic in topics if not consumer.partitions_for_topic(topic)]
+    if unknown:
+        log.warning("topics not on the broker yet; consuming them once they appear: %s",
+                    unknown)
     consumer.subscribe(topics=list(topics), listener=listener)
     return consumer
 
