@@ -11,9 +11,10 @@ a private single-thread executor. kafka-python's consumer is blocking and not th
 so every call on a consumer (poll, commit, seek, close) runs on that one thread and never
 blocks the event loop; ``asyncio.to_thread`` would hop between pool threads and share the
 pool with other blocking work. The Temporal client is async and shared by all tasks, so
-the partitions of a poll batch are applied concurrently (``asyncio.gather``) while the
-messages of one partition (= one set of complaint ids, keyed) are applied in order; the
-next poll waits for the whole batch. With ``HOTLINE_BRIDGE_PIPELINES=true`` partitions
+the partitions of a poll batch are applied concurrently (``asyncio.gather``). Within a
+partition each key's messages (one case's, keyed by complaint id) are applied in order,
+and up to ``HOTLINE_BRIDGE_KEYS_IN_FLIGHT`` cases side by side (:func:`apply_by_key`);
+the next poll waits for the whole batch. With ``HOTLINE_BRIDGE_PIPELINES=true`` partitions
 are independent pipelines instead (see :meth:`TopicBridge.run`): one slow update holds
 only its own partition. A partition once stopped being fetched after its resume; that was
 kafka-python's doing and is worked around (``workers.kafka_io.resume_partitions``). It is
@@ -563,6 +564,47 @@ def _key_text(key: bytes | None) -> str | None:
 _T = TypeVar("_T")
 
 
+async def apply_by_key(
+    messages: Sequence[Any], apply: Callable[[Any], Awaitable[bool]], lanes: int
+) -> tuple[int | None, int | None]:
+    """Apply a partition's messages in order per key, up to ``lanes`` keys side by side.
+
+    A key is one case (or plan): its records must be applied in the order they were sent,
+    but different cases do not wait for each other. Each update waits for the workflow
+    (and often an activity), so one-at-a-time capped a bridge at a few updates in flight
+    per partition whatever the load.
+
+    ``apply`` returns ``False`` for a message it could not apply (stop, budget spent):
+    that key stops there, the others go on.
+
+    Returns:
+        ``(next_offset, stalled_at)``: one past the longest run of applied messages from
+        the start (``None`` if the first was not applied), and the first message not
+        applied (``None`` if all were). Messages after ``stalled_at`` that were applied
+        are fetched again and dropped as duplicates by event id.
+    """
+    by_key: dict[bytes | None, list[Any]] = {}
+    for message in messages:
+        by_key.setdefault(message.key, []).append(message)
+    applied: set[int] = set()
+    gate = asyncio.Semaphore(max(1, lanes))
+
+    async def lane(queue: list[Any]) -> None:
+        async with gate:
+            for message in queue:
+                if not await apply(message):
+                    return
+                applied.add(message.offset)
+
+    await asyncio.gather(*(lane(queue) for queue in by_key.values()))
+    next_offset: int | None = None
+    for message in messages:
+        if message.offset not in applied:
+            return next_offset, message.offset
+        next_offset = message.offset + 1
+    return next_offset, None
+
+
 class TopicBridge:
     """Consumes one inbound topic into Temporal; see the module docstring."""
 
@@ -598,9 +640,9 @@ class TopicBridge:
         self._consumer: KafkaConsumer | None = None
         # Partition → the task applying its current chunk (the partition is paused).
         self._chunks: dict[TopicPartition, asyncio.Task[tuple[int | None, int | None]]] = {}
-        # Consecutive transient failures per partition; survives a re-poll so the backoff
+        # Consecutive transient failures per message; survives a re-poll so the backoff
         # keeps growing while Temporal is down.
-        self._attempts: dict[TopicPartition, int] = {}
+        self._attempts: dict[tuple[TopicPartition, int], int] = {}
         self._log = log.bind(bridge=name, topic=self.topic, group=self.group)
 
     async def _on_thread(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
@@ -803,19 +845,18 @@ class TopicBridge:
     async def _process_partition(
         self, tp: TopicPartition, messages: Sequence[Any], deadline: float
     ) -> tuple[int | None, int | None]:
-        """Apply one partition's messages in order, until done or past ``deadline``.
+        """Apply one partition's messages, each case's in order, until done or past ``deadline``.
 
         Returns:
             ``(offset to commit or None, offset to fetch again or None)``.
         """
-        next_offset: int | None = None
-        for message in messages:
+
+        async def apply(message: Any) -> bool:
             if time.monotonic() > deadline:
-                return next_offset, message.offset
-            if not await self._handle_with_retry(tp, message):
-                return next_offset, message.offset
-            next_offset = message.offset + 1
-        return next_offset, None
+                return False
+            return await self._handle_with_retry(tp, message)
+
+        return await apply_by_key(messages, apply, self._settings.bridge_keys_in_flight)
 
     async def _handle_with_retry(self, tp: TopicPartition, message: Any) -> bool:
         """Handle until done; ``False`` when stop is requested or the budget is spent."""
@@ -825,7 +866,8 @@ class TopicBridge:
                 await self.handle(message)
             except TransientError as exc:
                 TRANSIENT_ERRORS.labels(self.contract_topic).inc()
-                attempt = self._attempts[tp] = self._attempts.get(tp, 0) + 1
+                key = (tp, message.offset)
+                attempt = self._attempts[key] = self._attempts.get(key, 0) + 1
                 delay = backoff_delay(attempt)
                 self._log.warning(
                     "transient failure, will retry",
@@ -839,7 +881,7 @@ class TopicBridge:
                     return False
                 await self._sleep(delay)
             else:
-                self._attempts.pop(tp, None)
+                self._attempts.pop((tp, message.offset), None)
                 return True
 
     async def handle(self, message: Any) -> str:

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     # runs). Off by default: benchmarked clean, but no faster than lockstep for more
     # broker and bridge CPU per case (README, Performance).
     bridge_pipelines: bool = False
+    # Cases (message keys) of one partition's chunk a bridge applies side by side, each
+    # case's messages in order; 1 = one case at a time.
+    bridge_keys_in_flight: int = Field(default=16, ge=1)
 
     # Key of the caller-number hash that finds repeat callers; set a secret in production.
     caller_hash_key: str = "hotline-local-development-key"
