@@ -4,14 +4,37 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
+
+from kafka.admin import KafkaAdminClient, NewTopic
 
 from workers.bridges import run_bridges
 from workers.settings import Settings
 from workers.stack import ensure_database, ensure_stack, ensure_topics
 from workers.worker import run_worker
+
+
+def stack_settings() -> Settings:
+    """Default settings, with the local stack brought up (a no-op when it is up)."""
+    settings = Settings()
+    ensure_stack(settings)
+    return settings
+
+
+@contextmanager
+def throwaway_topic(settings: Settings, prefix: str, partitions: int) -> Iterator[str]:
+    """A topic created for one test (every partition has a leader), deleted afterwards."""
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
+        admin.wait_for_topics([name], timeout_ms=30000)
+        yield name
+    finally:
+        admin.delete_topics([name])
+        admin.close()
 
 
 @asynccontextmanager

@@ -16,12 +16,11 @@ from collections.abc import Iterator
 
 import pytest
 from kafka import ConsumerRebalanceListener
-from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.structs import TopicPartition
 
+from tests.live import stack_settings, throwaway_topic
 from workers.kafka_io import consumer_config, make_consumer
 from workers.settings import Settings
-from workers.stack import ensure_stack
 
 pytestmark = pytest.mark.stack
 
@@ -30,23 +29,13 @@ PARTITIONS = 6
 
 @pytest.fixture(scope="module")
 def settings() -> Settings:
-    s = Settings()
-    ensure_stack(s)
-    return s
+    return stack_settings()
 
 
 @pytest.fixture
 def fresh_topic(settings: Settings) -> Iterator[str]:
-    """A topic created just now (its partitions led), deleted afterwards."""
-    name = f"fresh-{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    admin.create_topics([NewTopic(name, num_partitions=PARTITIONS, replication_factor=1)])
-    admin.wait_for_topics([name], timeout_ms=30000)
-    try:
+    with throwaway_topic(settings, "fresh", PARTITIONS) as name:
         yield name
-    finally:
-        admin.delete_topics([name])
-        admin.close()
 
 
 class _Assignments(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -12,17 +12,15 @@ failing, kafka-python has fixed it and the workaround can go.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
-from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.structs import TopicPartition
 
+from tests.live import stack_settings, throwaway_topic
 from workers.kafka_io import resume_partitions
 from workers.settings import Settings
-from workers.stack import ensure_stack
 
 pytestmark = pytest.mark.stack
 
@@ -31,28 +29,20 @@ PER_PARTITION = 40
 
 @pytest.fixture(scope="module")
 def settings() -> Settings:
-    s = Settings()
-    ensure_stack(s)
-    return s
+    return stack_settings()
 
 
 @pytest.fixture
 def topic(settings: Settings) -> Iterator[str]:
     """A fresh two-partition topic with ``PER_PARTITION`` records in each partition."""
-    name = f"resume-{uuid.uuid4().hex[:8]}"
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=1)])
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
-    for partition in (0, 1):
-        for i in range(PER_PARTITION):
-            producer.send(name, value=f"{partition}-{i}".encode(), partition=partition)
-    producer.flush()
-    producer.close()
-    try:
+    with throwaway_topic(settings, "resume", partitions=2) as name:
+        producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+        for partition in (0, 1):
+            for i in range(PER_PARTITION):
+                producer.send(name, value=f"{partition}-{i}".encode(), partition=partition)
+        producer.flush()
+        producer.close()
         yield name
-    finally:
-        admin.delete_topics([name])
-        admin.close()
 
 
 def _pause_mid_batch_then_resume(settings: Settings, topic: str,
