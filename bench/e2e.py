@@ -740,7 +740,7 @@ def profile(args: argparse.Namespace, sampler: Sampler, label: str) -> list[Proc
         out = args.profile / f"{name}-{label}.txt"
         procs.append(start_proc(f"py-spy-{name}", [
             spy, "record", "--pid", str(pid), "--format", "raw", "--rate", "50",
-            "--output", str(out), "--nonblocking", "--full-filenames"],
+            "--output", str(out), "--nonblocking", "--full-filenames", "--gil"],
             dict(os.environ), args.profile))
     time.sleep(1.0)  # attached before the burst starts
     print(f"  profiling worker and bridges into {args.profile}")
