@@ -29,11 +29,15 @@ def throwaway_topic(settings: Settings, prefix: str, partitions: int) -> Iterato
     name = f"{prefix}-{uuid.uuid4().hex[:8]}"
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     try:
+        # Created outside the inner try: a failed create has nothing to delete, and its
+        # error must not be hidden by the delete's.
         admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1)])
-        admin.wait_for_topics([name], timeout_ms=30000)
-        yield name
+        try:
+            admin.wait_for_topics([name], timeout_ms=30000)
+            yield name
+        finally:
+            admin.delete_topics([name])
     finally:
-        admin.delete_topics([name])
         admin.close()
 
 
