@@ -264,7 +264,8 @@ def test_every_secret_used_is_made_by_a_resource() -> None:
 
 
 # Worker memory, measured by `make bench` open-cases mode (README Performance): the
-# process without cached cases, and what each case in the sticky cache adds.
+# process without cached cases, and what each case in the sticky cache adds when the
+# workflows run sandboxed, the costlier way: HOTLINE_WORKFLOW_SANDBOX=true must fit too.
 WORKER_BASE_MIB = 150
 CACHED_CASE_KIB = 340
 

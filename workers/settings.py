@@ -35,10 +35,12 @@ class Settings(BaseSettings):
     # Sticky cache size; STYLE.md: smaller than the cases in flight halves throughput.
     # Each cached case costs the worker ~340 KB (measured, README Performance).
     max_cached_workflows: int = 2000
-    # Run workflows in the SDK's sandbox (re-imports the workflow module for every new
-    # case, ~15 % of the worker's CPU under load: bench/e2e.py). False trades that guard
-    # against non-determinism for speed; the replay tests still check determinism.
-    workflow_sandbox: bool = True
+    # Off by default: a sandbox instance per new or replayed case made escalation
+    # notices up to 10x later under load and doubled the worker's RSS (README
+    # Performance). The guard against non-deterministic workflow code stays in CI: the
+    # workflow and replay tests run sandboxed, and ruff bans clocks, randomness and
+    # threads in workflows/ (pyproject.toml, TID251). True runs the worker sandboxed.
+    workflow_sandbox: bool = False
 
     # Kafka
     kafka_bootstrap: str = "127.0.0.1:19092"
