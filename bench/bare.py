@@ -22,7 +22,8 @@ from datetime import timedelta
 
 from temporalio import activity, workflow
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from workflows.search_attributes import STATUS
 
@@ -145,14 +146,19 @@ class BareWorkflow:
         return await self._update("callback", "callback")
 
 
-async def serve(address: str, namespace: str, task_queue: str, max_cached: int) -> None:
+async def serve(address: str, namespace: str, task_queue: str, max_cached: int,
+                sandbox: bool) -> None:
     client = await Client.connect(address, namespace=namespace)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # The same runner as the hotline worker (HOTLINE_WORKFLOW_SANDBOX), or the ratio would
+    # compare a sandboxed workflow with an unsandboxed one.
+    runner = SandboxedWorkflowRunner() if sandbox else UnsandboxedWorkflowRunner()
     worker = Worker(client, task_queue=task_queue, workflows=[BareWorkflow],
-                    activities=[bare_step], max_cached_workflows=max_cached)
+                    activities=[bare_step], max_cached_workflows=max_cached,
+                    workflow_runner=runner)
     async with worker:
         print("bare worker ready", flush=True)
         await stop.wait()
@@ -166,7 +172,7 @@ def main() -> None:
     parser.add_argument("--task-queue", default="bench-bare")
     args = parser.parse_args()
     asyncio.run(serve(settings.temporal_address, settings.temporal_namespace, args.task_queue,
-                      settings.max_cached_workflows))
+                      settings.max_cached_workflows, settings.workflow_sandbox))
 
 
 if __name__ == "__main__":
