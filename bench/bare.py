@@ -22,10 +22,14 @@ from datetime import timedelta
 
 from temporalio import activity, workflow
 from temporalio.client import Client
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+from temporalio.worker import Worker
 
 from workflows.search_attributes import STATUS
+
+# Passed through: the sandbox would otherwise import the worker's helpers (and structlog)
+# afresh for every bare workflow instance.
+with workflow.unsafe.imports_passed_through():
+    from workers.bytecode import workflow_runner
 
 UPDATES = ("sign_for", "report_progress", "complete", "callback")
 
@@ -153,12 +157,9 @@ async def serve(address: str, namespace: str, task_queue: str, max_cached: int,
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    # The same runner as the hotline worker (HOTLINE_WORKFLOW_SANDBOX), or the ratio would
-    # compare a sandboxed workflow with an unsandboxed one.
-    runner = SandboxedWorkflowRunner() if sandbox else UnsandboxedWorkflowRunner()
     worker = Worker(client, task_queue=task_queue, workflows=[BareWorkflow],
                     activities=[bare_step], max_cached_workflows=max_cached,
-                    workflow_runner=runner)
+                    workflow_runner=workflow_runner(sandbox))
     async with worker:
         print("bare worker ready", flush=True)
         await stop.wait()

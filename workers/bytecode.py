@@ -1,4 +1,4 @@
-"""Byte-code for the code the workflow sandbox imports.
+"""The workflow runner, and byte-code for the code the workflow sandbox imports.
 
 Temporal's sandbox imports the workflow modules afresh for every workflow instance it
 creates: each new case, and each case that comes back after it left the worker's sticky
@@ -19,11 +19,22 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import structlog
+from temporalio.worker import UnsandboxedWorkflowRunner, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 log = structlog.get_logger(__name__)
 
 # First-party packages: the workflows, and what they import inside the sandbox.
 SANDBOXED_PACKAGES = ("workflows", "activities", "schemas")
+
+
+def workflow_runner(sandbox: bool) -> WorkflowRunner:
+    """The SDK's sandbox, or none (``HOTLINE_WORKFLOW_SANDBOX``).
+
+    Every worker picks its runner here, so the bench's bare worker runs its workflow the
+    way the hotline worker does and the ratio compares like with like.
+    """
+    return SandboxedWorkflowRunner() if sandbox else UnsandboxedWorkflowRunner()
 
 
 def ensure_bytecode(packages: Iterable[str] = SANDBOXED_PACKAGES) -> list[str]:

@@ -33,7 +33,8 @@ class Settings(BaseSettings):
     temporal_ui_port: int = 8233
     task_queue: str = "hotline-cases"
     # Sticky cache size; STYLE.md: smaller than the cases in flight halves throughput.
-    # Each cached case costs the worker ~340 KB (measured, README Performance).
+    # Each cached case costs the worker ~340 KB sandboxed, about a third of that
+    # unsandboxed (measured, README Performance: Memory per open case).
     max_cached_workflows: int = 2000
     # Off by default: a sandbox instance per new or replayed case made escalation
     # notices up to 10x later under load and doubled the worker's RSS (README

@@ -9,15 +9,14 @@ import structlog
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
 from temporalio.runtime import Runtime
-from temporalio.worker import UnsandboxedWorkflowRunner, Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+from temporalio.worker import Worker
 
 from activities.case import CaseActivities, LedgerDuplicates
 from activities.config import load_config
 from activities.governance import GovernanceActivities, load_governance_config
 from activities.metrics import ActivityFailureInterceptor
 from activities.publisher import KafkaPublisher
-from workers.bytecode import ensure_bytecode
+from workers.bytecode import ensure_bytecode, workflow_runner
 from workers.metrics_exporter import LedgerGauges
 from workers.migrate import apply_migrations
 from workers.observability import configure_logging, start_metrics_server, temporal_runtime
@@ -73,8 +72,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, *,
                         *gov_acts.all()],
             max_cached_workflows=settings.max_cached_workflows,
             interceptors=[ActivityFailureInterceptor()],
-            workflow_runner=(SandboxedWorkflowRunner() if settings.workflow_sandbox
-                             else UnsandboxedWorkflowRunner()),
+            workflow_runner=workflow_runner(settings.workflow_sandbox),
         )
         async with worker:
             log.info("worker ready", task_queue=settings.task_queue,
