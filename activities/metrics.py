@@ -48,7 +48,8 @@ Catalogue (name — type — labels — meaning):
   :class:`ActivityFailureInterceptor`.
 
 The ledger gauges (cases by state, open overdue cases) and the bridges' consumer lag are
-in :mod:`workers.metrics_exporter`; the bridges' own counters in :mod:`workers.bridges`.
+in :mod:`workers.runtime.metrics_exporter`; the bridges' own counters in
+:mod:`workers.bridges.main`.
 """
 
 from __future__ import annotations
@@ -324,7 +325,7 @@ def observe_step(step: StepRecord, units: UnitLookup | None = None) -> None:
 # --- the Temporal SDK's own metrics -----------------------------------------------------
 
 # What the SDK's Core exports on HOTLINE_TEMPORAL_SDK_METRICS_PORT (sdk-core's
-# telemetry/metrics.rs and client/src/metrics.rs), named as workers/observability.py asks:
+# telemetry/metrics.rs and client/src/metrics.rs), named as workers/runtime/observability.py asks:
 # ``temporal_`` prefix, counters ending in ``_total``, durations in ``_seconds``. Name →
 # Prometheus type. The dashboard test checks panels against it; the scrape test checks
 # that what the SDK really exports is in it.

@@ -29,7 +29,7 @@ from workflows.search_attributes import STATUS
 # Passed through: the sandbox would otherwise import the worker's helpers (and structlog)
 # afresh for every bare workflow instance.
 with workflow.unsafe.imports_passed_through():
-    from workers.bytecode import workflow_runner
+    from workers.runtime.bytecode import workflow_runner
 
 UPDATES = ("sign_for", "report_progress", "complete", "callback")
 
@@ -166,7 +166,7 @@ async def serve(address: str, namespace: str, task_queue: str, max_cached: int,
 
 
 def main() -> None:
-    from workers.settings import get_settings
+    from workers.runtime.settings import get_settings
 
     settings = get_settings()
     parser = argparse.ArgumentParser(description=__doc__)

@@ -20,7 +20,7 @@ from schemas.codec import decode, encode
 
 
 def intake_records() -> list[bytes]:
-    from workers.demo_city import generate_city
+    from workers.devstack.city import generate_city
 
     at = datetime(2026, 11, 22, 8, tzinfo=UTC)
     out: list[bytes] = []

@@ -30,7 +30,7 @@ from temporalio.converter import default
 
 import workflows.model as real_model
 from bench._ab import interleaved
-from workers.settings import REPO_ROOT
+from workers.runtime.settings import REPO_ROOT
 
 HISTORIES = REPO_ROOT / "tests" / "histories"
 # Activity name -> (input class, result class), by name in workflows.model.

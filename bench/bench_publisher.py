@@ -23,9 +23,9 @@ from collections.abc import Callable, Sequence
 from activities.publisher import KafkaPublisher
 from schemas import codec
 from tests.reliability.harness import filing
-from workers.security import kafka_security_config
-from workers.settings import Settings
-from workers.stack import ensure_stack, ensure_topics
+from workers.devstack.stack import ensure_stack, ensure_topics
+from workers.runtime.security import kafka_security_config
+from workers.runtime.settings import Settings
 
 Message = tuple[str, str, str, bytes]
 

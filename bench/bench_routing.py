@@ -20,7 +20,7 @@ from activities.config import load_config
 from activities.evaluation import load_labelled
 from activities.location import locate
 from activities.routing import decide_route
-from workers.settings import REPO_ROOT, Settings
+from workers.runtime.settings import REPO_ROOT, Settings
 
 DAY = date(2026, 11, 23)
 
@@ -31,7 +31,7 @@ def _requests() -> list[tuple[str, str | None, str | None, str | None]]:
         for rec in load_labelled(REPO_ROOT / "tests" / "data" / name):
             reqs.append((rec.content, rec.district, rec.street, rec.address))
     try:
-        from workers.demo_city import generate_city
+        from workers.devstack.city import generate_city
 
         for case in generate_city(500, seed=7):
             f = case.filing

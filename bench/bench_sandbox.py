@@ -7,7 +7,7 @@ new sandboxed instance per replay, exactly the cache-miss path — ``--rounds`` 
 way, interleaved in one process:
 
 - **no byte-code**: ``PYTHONDONTWRITEBYTECODE=1`` with an editable install and no
-  ``.pyc`` (what the worker and the image did before ``workers/bytecode.py``): the
+  ``.pyc`` (what the worker and the image did before ``workers/runtime/bytecode.py``): the
   sandbox compiles ``workflows/complaint.py`` on every instance;
 - **byte-code**: ``.pyc`` written once, as the worker now does at start.
 
@@ -32,8 +32,8 @@ from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
 from bench._ab import interleaved
-from workers.bytecode import ensure_bytecode
-from workers.settings import REPO_ROOT
+from workers.runtime.bytecode import ensure_bytecode
+from workers.runtime.settings import REPO_ROOT
 from workflows.complaint import ComplaintWorkflow
 
 HISTORIES = REPO_ROOT / "tests" / "histories"

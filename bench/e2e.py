@@ -64,8 +64,8 @@ from temporalio.client import Client
 
 from bench.bare import UPDATES, BareCase, BareStep
 from schemas.codec import DecodeError, decode, encode, headers_for
-from workers.settings import REPO_ROOT, Settings
-from workers.stack import ensure_database, ensure_stack, ensure_topics, stack_status
+from workers.devstack.stack import ensure_database, ensure_stack, ensure_topics, stack_status
+from workers.runtime.settings import REPO_ROOT, Settings
 
 HAPPY_CONTENT = "望京街道阜通东大街6号院3号楼电梯坏了三天，老人下不了楼"  # T24H
 PARKED_CONTENT = "望京街道某装修公司拖欠工资三个月，包工头不给钱"  # labour.wages: T15D
@@ -130,7 +130,7 @@ class Hotline:
         suffix = f"-{label}" if label else ""
         py = sys.executable
         for name in ("worker", "bridges"):
-            self.procs[name] = start_proc(f"{name}{suffix}", [py, "-m", "workers.cli", name],
+            self.procs[name] = start_proc(f"{name}{suffix}", [py, "-m", "workers.cli.main", name],
                                           env, self.log_dir)
         wait_ready([(self.procs["worker"], "worker ready"),
                     (self.procs["bridges"], "bridges ready")])

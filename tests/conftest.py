@@ -12,7 +12,7 @@ import pytest_asyncio
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
-from workers.bytecode import ensure_bytecode
+from workers.runtime.bytecode import ensure_bytecode
 from workflows import search_attributes
 
 VENV_BIN = Path(sys.executable).parent

@@ -10,10 +10,10 @@ from typing import Any
 
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from workers.bridges import run_bridges
-from workers.settings import Settings
-from workers.stack import ensure_database, ensure_stack, ensure_topics
-from workers.worker import run_worker
+from workers.bridges.main import run_bridges
+from workers.devstack.stack import ensure_database, ensure_stack, ensure_topics
+from workers.runtime.settings import Settings
+from workers.worker.main import run_worker
 
 
 def stack_settings() -> Settings:

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from tests.test_metrics import dashboard_expressions
-from workers.settings import REPO_ROOT
+from workers.runtime.settings import REPO_ROOT
 
 PROMETHEUS_DIR = REPO_ROOT / "deploy" / "prometheus"
 ALERTS = PROMETHEUS_DIR / "alerts.yml"

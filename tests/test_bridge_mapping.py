@@ -28,8 +28,8 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from schemas import codec
-from workers import bridges
-from workers.bridges import (
+from workers.bridges import main as bridges
+from workers.bridges.main import (
     APPLIED,
     CALLBACKS,
     CASE_CLOSED,
@@ -58,9 +58,9 @@ from workers.bridges import (
     update_id_for,
     verdict_for_ack,
 )
-from workers.kafka_io import DeadLetterPublisher, dead_letter_record, group_id
-from workers.observability import redact_personal_data
-from workers.settings import Settings
+from workers.runtime.kafka_io import DeadLetterPublisher, dead_letter_record, group_id
+from workers.runtime.observability import redact_personal_data
+from workers.runtime.settings import Settings
 from workflows import model
 from workflows.governance import UPDATE_REPORT_TASK, PlanStatus, TaskReport
 from workflows.model import (

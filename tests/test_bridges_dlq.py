@@ -30,9 +30,9 @@ from prometheus_client import REGISTRY
 from temporalio.client import Client
 
 from schemas import codec
-from workers.bridges import run_bridges
-from workers.settings import Settings
-from workers.stack import ensure_stack, ensure_topics
+from workers.bridges.main import run_bridges
+from workers.devstack.stack import ensure_stack, ensure_topics
+from workers.runtime.settings import Settings
 
 pytestmark = pytest.mark.stack
 

@@ -1,4 +1,4 @@
-"""The worker writes byte-code for the sandboxed packages (workers/bytecode.py)."""
+"""The worker writes byte-code for the sandboxed packages (workers/runtime/bytecode.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.bytecode import ensure_bytecode
+from workers.runtime.bytecode import ensure_bytecode
 
 
 @pytest.fixture

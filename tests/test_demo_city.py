@@ -18,8 +18,7 @@ from activities.classify import classify, locate
 from activities.config import load_config
 from activities.routing import decide_route
 from schemas.codec import decode, encode
-from workers.demo import RULE_ROWS, Board, _rules_table, citizen_record
-from workers.demo_city import (
+from workers.devstack.city import (
     ANSWERED_DIRECTLY,
     DISPATCH,
     LONG_TIERS,
@@ -36,7 +35,8 @@ from workers.demo_city import (
     generate_city,
     load_streets,
 )
-from workers.settings import REPO_ROOT, Settings
+from workers.devstack.demo import RULE_ROWS, Board, _rules_table, citizen_record
+from workers.runtime.settings import REPO_ROOT, Settings
 
 CONFIG = load_config(Settings().config_dir)
 DEPARTMENTS = REPO_ROOT / "deploy" / "config" / "beijing_departments.csv"

@@ -32,15 +32,15 @@ import pytest_asyncio
 from kafka import KafkaConsumer, KafkaProducer
 
 from schemas import codec
-from workers.bridges import run_bridges
-from workers.migrate import apply_migrations
-from workers.settings import Settings
-from workers.stack import ensure_database, ensure_stack, ensure_topics
-from workers.worker import run_worker
+from workers.bridges.main import run_bridges
+from workers.devstack.stack import ensure_database, ensure_stack, ensure_topics
+from workers.runtime.migrate import apply_migrations
+from workers.runtime.settings import Settings
+from workers.worker.main import run_worker
 
 pytestmark = pytest.mark.stack
 
-DLQ = "workers.dlq_cli"
+DLQ = "workers.cli.dlq"
 PHONE = "13800001111"
 NAME = "张先生"
 

@@ -22,7 +22,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from schemas import codec
 from tests.live import live_services
-from workers.settings import Settings
+from workers.runtime.settings import Settings
 
 pytestmark = pytest.mark.stack
 

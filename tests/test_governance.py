@@ -44,10 +44,10 @@ from activities.governance import (
 )
 from activities.publisher import KafkaPublisher
 from schemas import codec
-from workers.migrate import apply_migrations
-from workers.projector import Projector
-from workers.settings import REPO_ROOT, Settings
-from workers.stack import ensure_database, ensure_topics
+from workers.devstack.stack import ensure_database, ensure_topics
+from workers.projector.main import Projector
+from workers.runtime.migrate import apply_migrations
+from workers.runtime.settings import REPO_ROOT, Settings
 from workflows.governance import (
     GovernancePlanWorkflow,
     HotspotScanInput,
@@ -349,7 +349,7 @@ async def test_governance_plan_tracks_tasks_and_volume_until_done(
 async def test_schedules_install_is_idempotent() -> None:
     from temporalio.client import Client
 
-    from workers.governance_cli import HOTSPOT_SCHEDULE_ID, install_schedules
+    from workers.cli.governance import HOTSPOT_SCHEDULE_ID, install_schedules
 
     s = Settings(task_queue=f"sched-{uuid.uuid4().hex[:8]}")
     gov = load_governance_config(CONFIG_DIR / "governance.yaml")

@@ -28,9 +28,9 @@ from activities.governance import (
     poisson_tail,
     scan_and_record,
 )
-from workers.migrate import apply_migrations
-from workers.settings import REPO_ROOT, Settings
-from workers.stack import ensure_database
+from workers.devstack.stack import ensure_database
+from workers.runtime.migrate import apply_migrations
+from workers.runtime.settings import REPO_ROOT, Settings
 
 pytestmark = pytest.mark.stack
 
@@ -189,8 +189,8 @@ async def test_a_warning_becomes_a_governance_case_dispatched_to_the_street() ->
     from temporalio.client import Client
 
     from schemas import codec
-    from workers.stack import ensure_topics
-    from workers.worker import run_worker
+    from workers.devstack.stack import ensure_topics
+    from workers.worker.main import run_worker
     from workflows.governance import HotspotScanInput, HotspotScanWorkflow
 
     run = uuid.uuid4().hex[:8]

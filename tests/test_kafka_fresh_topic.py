@@ -5,7 +5,7 @@ started a moment after its topics were created, was assigned no partition and st
 for the rest of the test. Its group's first assignment was made before the consumer knew
 the topic's partitions, and kafka-python missed the metadata update that should have made
 it rejoin; it would have noticed only when its metadata aged, 5 minutes later.
-``workers.kafka_io.make_consumer`` now fetches the topics' metadata before subscribing.
+``workers.runtime.kafka_io.make_consumer`` now fetches the topics' metadata before subscribing.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from kafka import ConsumerRebalanceListener
 from kafka.structs import TopicPartition
 
 from tests.live import stack_settings, throwaway_topic
-from workers.kafka_io import consumer_config, make_consumer
-from workers.settings import Settings
+from workers.runtime.kafka_io import consumer_config, make_consumer
+from workers.runtime.settings import Settings
 
 pytestmark = pytest.mark.stack
 

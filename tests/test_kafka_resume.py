@@ -3,7 +3,7 @@
 The bridges' partition pipelines (``HOTLINE_BRIDGE_PIPELINES=true``) pause a partition
 while its chunk is applied and resume it afterwards. In a benchmark run one intake
 partition was never fetched again after a resume. The cause is in kafka-python (see
-``workers.kafka_io.resume_partitions``): records it had parsed for a partition paused
+``workers.runtime.kafka_io.resume_partitions``): records it had parsed for a partition paused
 mid-batch are kept and never handed back, and the partition is not fetched while they
 are kept. The first test pins that behaviour down with a plain ``resume``; if it starts
 failing, kafka-python has fixed it and the workaround can go.
@@ -19,8 +19,8 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.structs import TopicPartition
 
 from tests.live import stack_settings, throwaway_topic
-from workers.kafka_io import resume_partitions
-from workers.settings import Settings
+from workers.runtime.kafka_io import resume_partitions
+from workers.runtime.settings import Settings
 
 pytestmark = pytest.mark.stack
 

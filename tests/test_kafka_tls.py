@@ -1,6 +1,6 @@
 """Transport security: Kafka SSL / SASL_SSL and Temporal mutual TLS, from Settings.
 
-The unit tests check what ``workers.security`` builds from each setting. The stack tests
+The unit tests check what ``workers.runtime.security`` builds from each setting. The stack tests
 start a second, private Kafka broker (never the shared one of ``hotline stack up``) from
 the cached jars, with certificates made here by ``openssl``:
 
@@ -43,10 +43,10 @@ from temporalio.client import Client
 from temporalio.service import TLSConfig
 
 from schemas import codec
-from workers import stack
-from workers.bridges import run_bridges
-from workers.kafka_io import make_consumer, make_producer
-from workers.security import (
+from workers.bridges.main import run_bridges
+from workers.devstack import stack
+from workers.runtime.kafka_io import make_consumer, make_producer
+from workers.runtime.security import (
     TransportSecurityError,
     describe_transport,
     kafka_security_config,
@@ -54,7 +54,7 @@ from workers.security import (
     temporal_connect_options,
     temporal_tls,
 )
-from workers.settings import Settings
+from workers.runtime.settings import Settings
 
 SCRAM_USER = "hotline"
 SCRAM_PASSWORD = "hotline-scram-secret"
@@ -116,7 +116,7 @@ def _free_ports(n: int) -> list[int]:
             s.close()
 
 
-# --- unit tests of workers.security ---------------------------------------------------------
+# --- unit tests of workers.runtime.security -------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -405,7 +405,7 @@ async def test_the_bridges_consume_and_dead_letter_through_tls(
     deadline = time.monotonic() + 60
     while True:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "workers.dlq_cli", "list", "--key", ghost, "--json",
+            sys.executable, "-m", "workers.cli.dlq", "list", "--key", ghost, "--json",
             env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         out, err = await proc.communicate()
         assert proc.returncode == 0, err.decode()

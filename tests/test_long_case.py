@@ -20,8 +20,8 @@ from temporalio.worker import Worker
 
 from activities.case import CaseActivities
 from activities.config import load_config
-from workers.settings import Settings
-from workers.stack import ensure_stack
+from workers.devstack.stack import ensure_stack
+from workers.runtime.settings import Settings
 from workflows.complaint import ComplaintWorkflow
 from workflows.model import (
     QUERY_VIEW,

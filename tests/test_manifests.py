@@ -30,8 +30,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from workers.open311 import SEND_TIMEOUT_S
-from workers.settings import REPO_ROOT, TOPIC_PARTITIONS, Settings
+from workers.open311.service import SEND_TIMEOUT_S
+from workers.runtime.settings import REPO_ROOT, TOPIC_PARTITIONS, Settings
 from workflows.search_attributes import ALL as SEARCH_ATTRIBUTES
 from workflows.search_attributes import cli_type
 

@@ -27,11 +27,11 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-import workers.bridges  # noqa: F401  (registers the bridges' metrics)
+import workers.bridges.main  # noqa: F401  (registers the bridges' metrics)
 from activities.config import load_config
 from activities.metrics import TEMPORAL_SDK_METRICS, observe_step
-from workers.metrics_exporter import ConsumerLagReporter, LedgerGauges
-from workers.settings import REPO_ROOT, Settings
+from workers.runtime.metrics_exporter import ConsumerLagReporter, LedgerGauges
+from workers.runtime.settings import REPO_ROOT, Settings
 from workflows.model import CaseRow, DispatchRow, LifecycleRecord, StepRecord, Unit
 
 DASHBOARD = REPO_ROOT / "deploy" / "grafana" / "hotline-dashboard.json"
@@ -400,8 +400,8 @@ def test_alert_rules_use_known_metrics() -> None:
 
 @pytest.fixture(scope="module")
 def ledger_dsn() -> Iterator[str]:
-    from workers.migrate import apply_migrations, ensure_database
-    from workers.stack import ensure_stack
+    from workers.devstack.stack import ensure_stack
+    from workers.runtime.migrate import apply_migrations, ensure_database
 
     settings = Settings()
     ensure_stack(settings)
@@ -497,7 +497,7 @@ def test_consumer_lag_is_end_offset_minus_position() -> None:
     from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
     from kafka.admin import NewTopic
 
-    from workers.stack import ensure_stack
+    from workers.devstack.stack import ensure_stack
 
     settings = Settings()
     ensure_stack(settings)

@@ -21,17 +21,7 @@ from prometheus_client import generate_latest
 
 from activities.config import HotlineConfig, load_config
 from schemas import codec
-from workers.open311 import (
-    OPENAPI_PATH,
-    Open311Server,
-    RateLimiter,
-    RequestQuery,
-    create_app,
-    find_client,
-    load_clients,
-    openapi_document,
-)
-from workers.open311_model import (
+from workers.open311.model import (
     ApiClient,
     Open311Error,
     complaint_id_for,
@@ -43,7 +33,17 @@ from workers.open311_model import (
     status_of,
     to_xml,
 )
-from workers.settings import Settings
+from workers.open311.service import (
+    OPENAPI_PATH,
+    Open311Server,
+    RateLimiter,
+    RequestQuery,
+    create_app,
+    find_client,
+    load_clients,
+    openapi_document,
+)
+from workers.runtime.settings import Settings
 
 KEY = "unit-test-key-0123456789"
 
@@ -375,8 +375,8 @@ def test_the_committed_openapi_document_is_the_served_one() -> None:
 
 def test_the_demo_files_a_fifth_of_its_city_through_open311() -> None:
     from activities.classify import classify
-    from workers.demo import open311_form
-    from workers.demo_city import generate_city, open311_client, route_through_open311
+    from workers.devstack.city import generate_city, open311_client, route_through_open311
+    from workers.devstack.demo import open311_form
 
     city = generate_city(100, seed=7, config=config())
     routed = route_through_open311(city)
@@ -431,7 +431,7 @@ def test_the_form_schema_says_what_the_parser_accepts() -> None:
 
 
 def test_a_day_past_the_months_end_is_its_last_day(http: TestClient) -> None:
-    from workers.open311 import _datetime
+    from workers.open311.service import _datetime
 
     assert _datetime("2026-02-30T08:00:00+08:00", "start_date") == datetime.fromisoformat(
         "2026-02-28T08:00:00+08:00")
@@ -445,7 +445,7 @@ def test_a_day_past_the_months_end_is_its_last_day(http: TestClient) -> None:
 def test_blank_descriptions_are_blank_to_the_schema_too(blank: str) -> None:
     import re
 
-    from workers.open311_model import NOT_BLANK
+    from workers.open311.model import NOT_BLANK
 
     cfg = config()
     assert re.match(NOT_BLANK, blank) is None

@@ -17,10 +17,10 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from workers.open311 import OPENAPI_PATH, Open311Server
-from workers.open311_model import ApiClient
-from workers.settings import Settings
-from workers.stack import ensure_database, ensure_stack, ensure_topics
+from workers.devstack.stack import ensure_database, ensure_stack, ensure_topics
+from workers.open311.model import ApiClient
+from workers.open311.service import OPENAPI_PATH, Open311Server
+from workers.runtime.settings import Settings
 
 pytestmark = pytest.mark.stack
 

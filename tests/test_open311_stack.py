@@ -21,9 +21,9 @@ import pytest_asyncio
 
 from tests.live import live_services
 from tests.test_end_to_end import Topic, _reply, _send
-from workers.open311 import Open311Server
-from workers.open311_model import BEIJING, ApiClient
-from workers.settings import Settings
+from workers.open311.model import BEIJING, ApiClient
+from workers.open311.service import Open311Server
+from workers.runtime.settings import Settings
 
 pytestmark = pytest.mark.stack
 

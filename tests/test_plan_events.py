@@ -24,8 +24,8 @@ from kafka import KafkaConsumer, KafkaProducer
 from activities.config import load_config
 from schemas import codec
 from tests.live import live_services
-from workers.plan_cli import PlanFileError, load_plan, plan_status, start_plan
-from workers.settings import REPO_ROOT, Settings
+from workers.cli.plan import PlanFileError, load_plan, plan_status, start_plan
+from workers.runtime.settings import REPO_ROOT, Settings
 from workflows.governance import PlanStatus
 
 CONFIG = load_config(REPO_ROOT / "deploy" / "config")

@@ -21,12 +21,12 @@ import pytest_asyncio
 from kafka import KafkaConsumer, KafkaProducer
 
 from tests.test_end_to_end import Topic, _filing, _reply, _send
-from workers.bridges import run_bridges
-from workers.migrate import apply_migrations
-from workers.projector import Projector, run_projector
-from workers.settings import Settings
-from workers.stack import ensure_database, ensure_stack, ensure_topics
-from workers.worker import run_worker
+from workers.bridges.main import run_bridges
+from workers.devstack.stack import ensure_database, ensure_stack, ensure_topics
+from workers.projector.main import Projector, run_projector
+from workers.runtime.migrate import apply_migrations
+from workers.runtime.settings import Settings
+from workers.worker.main import run_worker
 
 pytestmark = pytest.mark.stack
 

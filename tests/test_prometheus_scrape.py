@@ -39,10 +39,10 @@ from temporalio.api.workflowservice.v1 import GetSystemInfoRequest
 from temporalio.client import Client
 
 from activities.metrics import TEMPORAL_SDK_METRICS
-from workers.bridges import run_bridges
-from workers.observability import start_metrics_server, temporal_runtime
-from workers.settings import REPO_ROOT, Settings
-from workers.stack import ensure_stack, ensure_topics
+from workers.bridges.main import run_bridges
+from workers.devstack.stack import ensure_stack, ensure_topics
+from workers.runtime.observability import start_metrics_server, temporal_runtime
+from workers.runtime.settings import REPO_ROOT, Settings
 
 pytestmark = pytest.mark.stack
 

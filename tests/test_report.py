@@ -17,11 +17,11 @@ from typer.testing import CliRunner
 
 from schemas import codec
 from tests.test_governance import MONTH, Msg, generate_events
-from workers.governance_cli import app, svg_bars, svg_lines
-from workers.migrate import apply_migrations
-from workers.projector import Projector
-from workers.settings import Settings, get_settings
-from workers.stack import ensure_database
+from workers.cli.governance import app, svg_bars, svg_lines
+from workers.devstack.stack import ensure_database
+from workers.projector.main import Projector
+from workers.runtime.migrate import apply_migrations
+from workers.runtime.settings import Settings, get_settings
 
 
 def test_svg_charts_are_plain_svg() -> None:
@@ -89,7 +89,7 @@ def test_cli_tables(ledger_db: Settings, monkeypatch: pytest.MonkeyPatch) -> Non
     from rich.console import Console
 
     monkeypatch.setenv("HOTLINE_POSTGRES_DB", ledger_db.postgres_db)
-    monkeypatch.setattr("workers.governance_cli._console", Console(width=200))
+    monkeypatch.setattr("workers.cli.governance._console", Console(width=200))
     get_settings.cache_clear()
     try:
         runner = CliRunner()

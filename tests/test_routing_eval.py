@@ -22,7 +22,7 @@ from activities.location import locate
 from activities.registry import RegistryError, load_registry
 from activities.routing import RoutingError, decide_route, load_routing_table
 from activities.textindex import PhraseIndex
-from workers.settings import REPO_ROOT, Settings
+from workers.runtime.settings import REPO_ROOT, Settings
 
 CONFIG_DIR = Settings().config_dir
 CONFIG = load_config(CONFIG_DIR)

@@ -13,7 +13,7 @@ from activities.classify import classify, locate, route
 from activities.config import load_config
 from activities.registry import RegistryError, load_registry
 from activities.rules import RulesError, load_rules, parse_duration
-from workers.settings import Settings
+from workers.runtime.settings import Settings
 
 CONFIG_DIR = Settings().config_dir
 CONFIG = load_config(CONFIG_DIR)

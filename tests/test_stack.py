@@ -20,10 +20,8 @@ from kafka import KafkaAdminClient
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
-from workers import stack as stack_module
-from workers.migrate import MigrationError, apply_migrations, discover, ensure_database
-from workers.settings import REPO_ROOT, TOPIC_PARTITIONS, Settings
-from workers.stack import (
+from workers.devstack import stack as stack_module
+from workers.devstack.stack import (
     KAFKA,
     POSTGRES,
     TEMPORAL,
@@ -33,6 +31,8 @@ from workers.stack import (
     ensure_topics,
     stack_status,
 )
+from workers.runtime.migrate import MigrationError, apply_migrations, discover, ensure_database
+from workers.runtime.settings import REPO_ROOT, TOPIC_PARTITIONS, Settings
 from workflows import search_attributes
 
 pytestmark = pytest.mark.stack
@@ -146,7 +146,7 @@ def test_the_ledger_database_has_its_migrations(stack: StackStatus) -> None:
 
 def test_cli_status_exits_zero(stack: StackStatus) -> None:
     hotline = Path(sys.executable).parent / "hotline"
-    cmd = [str(hotline)] if hotline.exists() else [sys.executable, "-m", "workers.cli"]
+    cmd = [str(hotline)] if hotline.exists() else [sys.executable, "-m", "workers.cli.main"]
     result = subprocess.run(
         [*cmd, "stack", "status"],
         cwd=REPO_ROOT,
@@ -185,7 +185,7 @@ def test_ports_held_by_another_process_are_named_with_their_setting(
 
 
 def test_kafka_cluster_ids_never_look_like_an_option() -> None:
-    from workers.stack import _kafka_cluster_id
+    from workers.devstack.stack import _kafka_cluster_id
 
     ids = [_kafka_cluster_id() for _ in range(5000)]
     assert not [i for i in ids if i.startswith("-")]

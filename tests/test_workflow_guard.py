@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from workers.settings import Settings
+from workers.runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 RUFF = Path(sys.executable).with_name("ruff")

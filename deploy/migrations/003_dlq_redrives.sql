@@ -1,4 +1,4 @@
--- Dead letters re-driven by `hotline dlq redrive` (workers/dlq_cli.py).
+-- Dead letters re-driven by `hotline dlq redrive` (workers/cli/dlq.py).
 -- One row per DLQ position: the row is inserted in the same transaction that waits for the
 -- broker to acknowledge the re-published message, so a dead letter is re-driven at most
 -- once, and two operators re-driving it at the same moment are serialised by the key.

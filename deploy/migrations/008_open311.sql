@@ -1,4 +1,4 @@
--- Open311 GeoReport v2 (workers/open311.py): the requests filed through the API.
+-- Open311 GeoReport v2 (workers/open311/service.py): the requests filed through the API.
 -- What the citizen's app said and where, for GET requests; never the contact details
 -- (name, phone, email), which ride only in the ComplaintFiled record to the case.
 -- published_at is set once Kafka acknowledged the filing: a row without it was never

@@ -14,7 +14,7 @@ import pytest
 import pytest_asyncio
 
 from tests.reliability.harness import Figures, Harness
-from workers.settings import Settings
+from workers.runtime.settings import Settings
 
 RESULTS: list[Figures] = []
 

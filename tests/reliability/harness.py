@@ -40,8 +40,8 @@ from kafka.structs import TopicPartition
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from schemas import codec
-from workers.settings import REPO_ROOT, Settings
-from workers.stack import ensure_database, ensure_stack, ensure_topics
+from workers.devstack.stack import ensure_database, ensure_stack, ensure_topics
+from workers.runtime.settings import REPO_ROOT, Settings
 from workflows.model import QUERY_VIEW, CaseView
 
 HOTLINE = str(Path(sys.executable).parent / "hotline")

@@ -9,8 +9,7 @@ import pytest
 
 from tests.reliability.conftest import record
 from tests.reliability.harness import Harness, scaled
-from workers.settings import Settings
-from workers.stack import (
+from workers.devstack.stack import (
     KAFKA,
     POSTGRES,
     TEMPORAL,
@@ -19,6 +18,7 @@ from workers.stack import (
     start_component,
     stop_component,
 )
+from workers.runtime.settings import Settings
 
 pytestmark = pytest.mark.stack
 

@@ -19,7 +19,7 @@ from temporalio.api.enums.v1 import EventType
 from tests.reliability.conftest import record
 from tests.reliability.harness import Harness, Proc, scaled
 from tests.reliability.worker_v2 import PATCH_V2
-from workers.settings import REPO_ROOT
+from workers.runtime.settings import REPO_ROOT
 
 pytestmark = pytest.mark.stack
 

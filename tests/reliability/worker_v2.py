@@ -33,9 +33,9 @@ class ComplaintWorkflowV2(ComplaintWorkflow):
 
 
 def main() -> None:
-    import workers.worker
+    import workers.worker.main
 
-    workers.worker.ComplaintWorkflow = ComplaintWorkflowV2  # type: ignore[misc]
+    workers.worker.main.ComplaintWorkflow = ComplaintWorkflowV2  # type: ignore[misc]
     workers.worker.main()
 
 

@@ -21,7 +21,7 @@ from temporalio.worker import Replayer, Worker
 
 from activities.case import CaseActivities
 from activities.config import load_config
-from workers.settings import Settings
+from workers.runtime.settings import Settings
 from workflows.complaint import ComplaintWorkflow
 from workflows.model import (
     QUERY_VIEW,

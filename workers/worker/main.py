@@ -16,12 +16,12 @@ from activities.config import load_config
 from activities.governance import GovernanceActivities, load_governance_config
 from activities.metrics import ActivityFailureInterceptor
 from activities.publisher import KafkaPublisher
-from workers.bytecode import ensure_bytecode, workflow_runner
-from workers.metrics_exporter import LedgerGauges
-from workers.migrate import apply_migrations
-from workers.observability import configure_logging, start_metrics_server, temporal_runtime
-from workers.security import kafka_security_config, temporal_connect_options
-from workers.settings import Settings, get_settings
+from workers.runtime.bytecode import ensure_bytecode, workflow_runner
+from workers.runtime.metrics_exporter import LedgerGauges
+from workers.runtime.migrate import apply_migrations
+from workers.runtime.observability import configure_logging, start_metrics_server, temporal_runtime
+from workers.runtime.security import kafka_security_config, temporal_connect_options
+from workers.runtime.settings import Settings, get_settings
 from workflows.complaint import ComplaintWorkflow
 from workflows.governance import (
     GovernancePlanWorkflow,

@@ -4,7 +4,7 @@ Every hotline process builds its clients through these functions, so one set of
 ``HOTLINE_*`` variables secures them all:
 
 - :func:`kafka_security_config` gives the kafka-python keyword arguments
-  (``security_protocol``, ``ssl_*``, ``sasl_*``) that ``workers.kafka_io``'s factories, the
+  (``security_protocol``, ``ssl_*``, ``sasl_*``) that ``workers.runtime.kafka_io``'s factories, the
   worker's ``KafkaPublisher`` and the stack's admin client add to their own options;
 - :func:`temporal_tls` gives the ``tls`` argument of ``temporalio.client.Client.connect``
   (``False``, ``True`` for system roots, or a ``TLSConfig`` with a private CA and a client
@@ -26,7 +26,7 @@ from typing import Any
 
 from temporalio.service import TLSConfig
 
-from workers.settings import Settings
+from workers.runtime.settings import Settings
 
 __all__ = [
     "TransportSecurityError",

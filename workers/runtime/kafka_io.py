@@ -15,8 +15,8 @@ from typing import Any, Protocol
 from kafka import KafkaConsumer, KafkaProducer
 
 from schemas.codec import EVENT_TYPE_HEADER, encode, headers_for
-from workers.security import kafka_security_config
-from workers.settings import Settings
+from workers.runtime.security import kafka_security_config
+from workers.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 

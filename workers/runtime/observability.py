@@ -28,7 +28,7 @@ from temporalio.runtime import (
     TelemetryFilter,
 )
 
-from workers.settings import Settings
+from workers.runtime.settings import Settings
 
 # Personal data never reaches a log line (STYLE.md): these keys are dropped outright ...
 PERSONAL_KEYS = frozenset({"caller_phone", "caller_name"})

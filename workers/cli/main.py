@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from workers.case_cli import register as register_case_commands
-from workers.dlq_cli import app as dlq_app
-from workers.governance_cli import app as governance_app
-from workers.plan_cli import app as plan_app
-from workers.routing_cli import app as routing_app
-from workers.stack import app as stack_app
+from workers.cli.case import register as register_case_commands
+from workers.cli.dlq import app as dlq_app
+from workers.cli.governance import app as governance_app
+from workers.cli.plan import app as plan_app
+from workers.cli.routing import app as routing_app
+from workers.devstack.stack import app as stack_app
 
 app = typer.Typer(help="Citizen hotline orchestration (12345 接诉即办).", no_args_is_help=True)
 app.add_typer(stack_app, name="stack", help="Start, stop and check the local stack.")
@@ -25,7 +25,7 @@ app.add_typer(plan_app, name="plan")
 @app.command()
 def worker() -> None:
     """Run the Temporal worker (workflows and activities)."""
-    from workers.worker import main as run_worker
+    from workers.worker.main import main as run_worker
 
     run_worker()
 
@@ -33,7 +33,7 @@ def worker() -> None:
 @app.command()
 def bridges() -> None:
     """Run the Kafka bridges: intake, unit replies and callbacks into Temporal."""
-    from workers.bridges import main as run_bridges
+    from workers.bridges.main import main as run_bridges
 
     run_bridges()
 
@@ -45,10 +45,10 @@ def open311(
         help="Write the OpenAPI document to deploy/open311/openapi.json and exit."),
 ) -> None:
     """Run the Open311 GeoReport v2 service (HOTLINE_OPEN311_HOST / _PORT)."""
-    from workers.observability import configure_logging
-    from workers.open311 import main as run_open311
-    from workers.open311 import write_openapi as write_document
-    from workers.settings import get_settings
+    from workers.open311.service import main as run_open311
+    from workers.open311.service import write_openapi as write_document
+    from workers.runtime.observability import configure_logging
+    from workers.runtime.settings import get_settings
 
     if write_openapi:
         typer.echo(f"wrote {write_document()}")
@@ -66,13 +66,13 @@ def demo(
     ),
 ) -> None:
     """Bring the stack up and run a small simulated city through every stage."""
-    from workers.demo import run_demo
+    from workers.devstack.demo import run_demo
 
     run_demo(cases=cases, time_scale=time_scale)
 
 
 def main() -> None:
-    from workers.case_cli import run_as_process
+    from workers.cli.case import run_as_process
 
     # Ends the process with the command's exit code once output is flushed: temporalio
     # may abort at interpreter exit (sdk-python issue 300), which would hide that code.

@@ -39,7 +39,7 @@ from activities.governance import (
     shift_month,
     topic_candidates,
 )
-from workers.settings import Settings, get_settings
+from workers.runtime.settings import Settings, get_settings
 
 app = typer.Typer(no_args_is_help=True)
 report_app = typer.Typer(help="Supervisor reports.", no_args_is_help=True)
@@ -472,7 +472,7 @@ async def install_schedules(settings: Settings, gov: GovernanceConfig, *,
         ScheduleUpdateInput,
     )
 
-    from workers.case_cli import connect_temporal
+    from workers.cli.case import connect_temporal
     from workflows.governance import HotspotScanInput, MonthlyEvaluationInput
 
     # The same connection as every CLI command (honours the Temporal TLS settings).
@@ -517,6 +517,6 @@ def schedules_install() -> None:
 @app.command()
 def projector() -> None:
     """Run the ledger projector: hotline.lifecycle → PostgreSQL (idempotent, rebuildable)."""
-    from workers.projector import main as run_projector
+    from workers.projector.main import main as run_projector
 
     run_projector()

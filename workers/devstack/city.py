@@ -3,7 +3,7 @@
 Pure and deterministic: :func:`generate_city` turns a seed into ``ComplaintFiled`` records
 (natural Chinese text from slot templates, real districts and streets from
 ``beijing_units.csv``) and, for every case, a plan of what the units, the citizen, a
-supervisor and the callback centre will do with it. ``workers/demo.py`` plays those plans
+supervisor and the callback centre will do with it. ``workers/devstack/demo.py`` plays those plans
 against the real stack.
 
 Besides ordinary handling (with the lateness that makes the escalation ladder climb), a
@@ -36,8 +36,8 @@ from typing import Any
 
 from activities.classify import classify
 from activities.config import HotlineConfig, load_config
-from workers.open311_model import ApiClient, complaint_id_for
-from workers.settings import REPO_ROOT, get_settings
+from workers.open311.model import ApiClient, complaint_id_for
+from workers.runtime.settings import REPO_ROOT, get_settings
 
 UNITS_CSV = REPO_ROOT / "deploy" / "config" / "beijing_units.csv"
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")  # no DST in China since 1991

@@ -1,6 +1,6 @@
 """Open311 GeoReport v2 mapping: our categories, filings and ledger rows in the spec's shapes.
 
-Pure functions, no I/O: :mod:`workers.open311` serves them over HTTP. The spec is
+Pure functions, no I/O: :mod:`workers.open311.service` serves them over HTTP. The spec is
 GeoReport v2 (http://wiki.open311.org/GeoReport_v2); statuses beyond open/closed follow
 FixMyStreet's Open311 extension (``extended_status``).
 """
@@ -360,7 +360,7 @@ def w3c(at: datetime | None) -> str | None:
 
 def request_view(row: Mapping[str, Any], lexicon: Lexicon,
                  registry: Registry) -> dict[str, Any]:
-    """One service request from a row of ``workers.open311.Ledger.requests``.
+    """One service request from a row of ``workers.open311.service.Ledger.requests``.
 
     No caller contact detail is in the row, so none can reach the answer.
     """

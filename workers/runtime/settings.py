@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class Settings(BaseSettings):
@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     # Key of the caller-number hash that finds repeat callers; set a secret in production.
     caller_hash_key: str = "hotline-local-development-key"
 
-    # Transport security; workers/security.py turns these into client options. Locally
+    # Transport security; workers/runtime/security.py turns these into client options. Locally
     # everything is plaintext on 127.0.0.1. PostgreSQL TLS rides in database_url
     # (``?sslmode=verify-full&sslrootcert=...``).
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     temporal_tls_key_file: Path | None = None
     temporal_tls_server_name: str | None = None
 
-    # Open311 GeoReport v2 service (`hotline open311`, workers/open311.py).
+    # Open311 GeoReport v2 service (`hotline open311`, workers/open311/service.py).
     open311_host: str = "127.0.0.1"
     open311_port: int = 8311
     # Its /metrics, on a port of their own so the public API (behind the ingress) does not

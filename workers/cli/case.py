@@ -45,8 +45,8 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from workers.bridges import workflow_id_for
-from workers.dlq_cli import (
+from workers.bridges.main import workflow_id_for
+from workers.cli.dlq import (
     console,
     err_console,
     fmt_time,
@@ -54,8 +54,8 @@ from workers.dlq_cli import (
     print_json,
     redact,
 )
-from workers.security import temporal_connect_options
-from workers.settings import Settings
+from workers.runtime.security import temporal_connect_options
+from workers.runtime.settings import Settings
 from workflows.model import (
     QUERY_VIEW,
     UPDATE_DECIDE_EXTENSION,
@@ -670,7 +670,7 @@ def run_as_process(typer_app: typer.Typer) -> NoReturn:
 
 
 if __name__ == "__main__":
-    # ``python -m workers.case_cli case show ID`` / ``... overdue``: the same commands as
+    # ``python -m workers.cli.case case show ID`` / ``... overdue``: the same commands as
     # ``hotline case ...`` and ``hotline overdue``.
     _root = typer.Typer(no_args_is_help=True)
     register(_root)

@@ -18,7 +18,7 @@ import psycopg
 from psycopg import errors, sql
 from psycopg.conninfo import make_conninfo
 
-from workers.settings import REPO_ROOT, Settings
+from workers.runtime.settings import REPO_ROOT, Settings
 
 log = logging.getLogger(__name__)
 

@@ -10,11 +10,11 @@ What it does, in order:
 3. Runs three actors, each a thread with its own Kafka consumer (STYLE.md: one consumer
    per thread) and one shared, thread-safe producer:
 
-   - the **call centre** files the cases of :mod:`workers.demo_city` on
+   - the **call centre** files the cases of :mod:`workers.devstack.city` on
      ``hotline.intake`` at a steady pace, and later the citizens' supplements, urges,
      withdrawals and repeat filings, timed from each case's ``DISPATCHED`` lifecycle event;
      about 20 % of the filings (app, WeChat, mini-program and web ones) are instead posted
-     by the citizens' apps to an Open311 GeoReport v2 service (:mod:`workers.open311`)
+     by the citizens' apps to an Open311 GeoReport v2 service (:mod:`workers.open311.service`)
      the demo serves on a free port, and the apps' view of them (``GET requests``) is
      printed at the end;
    - the **unit systems** read ``hotline.dispatches`` and sign for, return, report progress
@@ -83,7 +83,7 @@ from temporalio.exceptions import TemporalError
 
 from activities.config import load_config
 from schemas.codec import DecodeError, decode, encode, headers_for
-from workers.demo_city import (
+from workers.devstack.city import (
     BEIJING,
     OPEN311_CHANNELS,
     SUPPLEMENT,
@@ -100,12 +100,12 @@ from workers.demo_city import (
     open311_client,
     route_through_open311,
 )
-from workers.kafka_io import consumer_config, group_id, make_producer
-from workers.observability import configure_logging
-from workers.open311 import Open311Server
-from workers.security import temporal_connect_options
-from workers.settings import REPO_ROOT, Settings, get_settings
-from workers.stack import StackStatus, ensure_stack, ensure_topics
+from workers.devstack.stack import StackStatus, ensure_stack, ensure_topics
+from workers.open311.service import Open311Server
+from workers.runtime.kafka_io import consumer_config, group_id, make_producer
+from workers.runtime.observability import configure_logging
+from workers.runtime.security import temporal_connect_options
+from workers.runtime.settings import REPO_ROOT, Settings, get_settings
 from workflows.model import UPDATE_DECIDE_EXTENSION, Ack, ExtensionDecision
 
 READY_TIMEOUT_S = 120.0
@@ -979,10 +979,10 @@ def _cmdline(pid: int) -> list[str]:
 
 
 def _is_hotline_process(pid: int, role: str) -> bool:
-    """True when ``pid`` runs ``workers.cli <role>`` or ``hotline <role>``."""
+    """True when ``pid`` runs ``workers.cli.main <role>`` or ``hotline <role>``."""
     argv = _cmdline(pid)
     for i, arg in enumerate(argv[:-1]):
-        if (arg == "workers.cli" or arg.endswith("/hotline") or arg == "hotline") \
+        if (arg == "workers.cli.main" or arg.endswith("/hotline") or arg == "hotline") \
                 and argv[i + 1] == role:
             return True
     return False
@@ -1041,7 +1041,7 @@ def _start(name: str, settings: Settings, demo_dir: Path) -> _Proc:
     env["PYTHONUNBUFFERED"] = "1"  # the ready line must reach the log at once
     with log_path.open("wb") as log_file:
         popen = subprocess.Popen(
-            [sys.executable, "-m", "workers.cli", name], cwd=REPO_ROOT, env=env,
+            [sys.executable, "-m", "workers.cli.main", name], cwd=REPO_ROOT, env=env,
             stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C in the terminal reaches the demo, which stops it
         )
@@ -1452,7 +1452,7 @@ def run_demo(cases: int = 100, time_scale: float = 0.00002, *,
         try:
             print_summary(settings, list(board.cases), board.closed, console)
             # The supervisors' monthly report for the simulated month (this month).
-            from workers.governance_cli import write_monthly_report
+            from workers.cli.governance import write_monthly_report
 
             month = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
             html_path, csv_path = write_monthly_report(settings, month)

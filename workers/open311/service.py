@@ -48,10 +48,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from activities.config import HotlineConfig, load_config
 from schemas.codec import EncodeError, encode, headers_for
-from workers.kafka_io import make_producer
-from workers.migrate import apply_migrations
-from workers.observability import start_metrics_server
-from workers.open311_model import (
+from workers.open311.model import (
     BEIJING,
     CHANNELS,
     NO_NUL,
@@ -69,7 +66,10 @@ from workers.open311_model import (
     services,
     to_xml,
 )
-from workers.settings import REPO_ROOT, Settings
+from workers.runtime.kafka_io import make_producer
+from workers.runtime.migrate import apply_migrations
+from workers.runtime.observability import start_metrics_server
+from workers.runtime.settings import REPO_ROOT, Settings
 
 log = structlog.get_logger(__name__)
 

@@ -1,6 +1,6 @@
 """``hotline routing …``: measure and explain classification, location and routing.
 
-Mounted by ``workers/cli.py`` as ``app.add_typer(routing_app, name="routing")``.
+Mounted by ``workers/cli/main.py`` as ``app.add_typer(routing_app, name="routing")``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def main() -> None:
 
 
 def _config(config_dir: Path | None) -> HotlineConfig:
-    from workers.settings import Settings
+    from workers.runtime.settings import Settings
 
     return load_config(config_dir or Settings().config_dir)
 

@@ -17,7 +17,7 @@ and up to ``HOTLINE_BRIDGE_KEYS_IN_FLIGHT`` cases side by side (:func:`apply_by_
 the next poll waits for the whole batch. With ``HOTLINE_BRIDGE_PIPELINES=true`` partitions
 are independent pipelines instead (see :meth:`TopicBridge.run`): one slow update holds
 only its own partition. A partition once stopped being fetched after its resume; that was
-kafka-python's doing and is worked around (``workers.kafka_io.resume_partitions``). It is
+kafka-python's doing and is worked around (``workers.runtime.kafka_io.resume_partitions``). It is
 off by default because the benchmark shows no throughput gain for more CPU per case.
 
 Failure cases (what happens to the message, and whether its offset is committed):
@@ -70,7 +70,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from schemas.codec import DecodeError, decode
-from workers.kafka_io import (
+from workers.runtime.kafka_io import (
     DeadLetterPublisher,
     SourceMessage,
     group_id,
@@ -78,10 +78,10 @@ from workers.kafka_io import (
     make_producer,
     resume_partitions,
 )
-from workers.metrics_exporter import ConsumerLagReporter
-from workers.observability import configure_logging, start_metrics_server, temporal_runtime
-from workers.security import temporal_connect_options
-from workers.settings import Settings, get_settings
+from workers.runtime.metrics_exporter import ConsumerLagReporter
+from workers.runtime.observability import configure_logging, start_metrics_server, temporal_runtime
+from workers.runtime.security import temporal_connect_options
+from workers.runtime.settings import Settings, get_settings
 from workflows.governance import (
     UPDATE_REPORT_TASK,
     PlanStatus,

@@ -32,8 +32,8 @@ from rich.console import Console
 from rich.table import Table
 
 from activities.config import HotlineConfig, load_config
-from workers.case_cli import connect_temporal
-from workers.settings import Settings, get_settings
+from workers.cli.case import connect_temporal
+from workers.runtime.settings import Settings, get_settings
 from workflows.governance import (
     GovernancePlanWorkflow,
     PlanInput,

@@ -42,9 +42,9 @@ from rich.console import Console
 from rich.table import Table
 
 from schemas.codec import EVENT_TYPE_HEADER, DecodeError, decode, headers_for
-from workers.kafka_io import make_producer
-from workers.security import kafka_security_config
-from workers.settings import Settings
+from workers.runtime.kafka_io import make_producer
+from workers.runtime.security import kafka_security_config
+from workers.runtime.settings import Settings
 
 __all__ = [
     "REDRIVEN_FROM_HEADER",
@@ -78,7 +78,7 @@ app = typer.Typer(
 
 
 # --------------------------------------------------------------------------------------
-# Personal data and formatting (shared with workers/case_cli.py)
+# Personal data and formatting (shared with workers/cli/case.py)
 
 PERSONAL_FIELDS = frozenset({"caller_phone", "caller_name"})
 REDACTED = "«redacted»"
@@ -881,6 +881,6 @@ def redrive_command(
 
 
 if __name__ == "__main__":
-    from workers.case_cli import run_as_process
+    from workers.cli.case import run_as_process
 
     run_as_process(app)

@@ -33,15 +33,15 @@ from psycopg import AsyncConnection
 
 from activities.ledger import apply_lifecycle
 from schemas import codec
-from workers.kafka_io import (
+from workers.runtime.kafka_io import (
     DeadLetterPublisher,
     SourceMessage,
     group_id,
     make_consumer,
     make_producer,
 )
-from workers.migrate import apply_migrations
-from workers.settings import Settings, get_settings
+from workers.runtime.migrate import apply_migrations
+from workers.runtime.settings import Settings, get_settings
 
 log = structlog.get_logger(__name__)
 
@@ -204,7 +204,7 @@ async def run_projector(settings: Settings, stop: asyncio.Event, *,
 
 def main() -> None:
     """Entry point of ``hotline projector``."""
-    from workers.observability import configure_logging
+    from workers.runtime.observability import configure_logging
 
     settings = get_settings()
     configure_logging(settings)
