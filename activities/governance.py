@@ -41,6 +41,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from activities.config import HotlineConfig
 from activities.registry import STREET_KINDS
 from activities.rules import describe_validation_error, load_yaml, parse_duration
+from workflows.ids import complaint_workflow_id
 from workflows.model import Filing
 
 log = structlog.get_logger(__name__)
@@ -953,7 +954,7 @@ class GovernanceActivities:
         started = True
         try:
             await self._client.start_workflow(
-                "ComplaintWorkflow", filing, id=f"complaint-{filing.complaint_id}",
+                "ComplaintWorkflow", filing, id=complaint_workflow_id(filing.complaint_id),
                 task_queue=self._task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
         except WorkflowAlreadyStartedError:

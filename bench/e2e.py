@@ -66,6 +66,8 @@ from bench.bare import UPDATES, BareCase, BareStep
 from schemas.codec import DecodeError, decode, encode, headers_for
 from workers.devstack.stack import ensure_database, ensure_stack, ensure_topics, stack_status
 from workers.runtime.settings import REPO_ROOT, Settings
+from workers.runtime.temporal import connect_temporal
+from workflows.ids import complaint_workflow_id
 
 HAPPY_CONTENT = "望京街道阜通东大街6号院3号楼电梯坏了三天，老人下不了楼"  # T24H
 PARKED_CONTENT = "望京街道某装修公司拖欠工资三个月，包工头不给钱"  # labour.wages: T15D
@@ -851,7 +853,7 @@ async def ratio_phase(args: argparse.Namespace, city: City, sampler: Sampler, cl
         await asyncio.to_thread(hotline.start, {}, "hotline")
         for pname, proc in hotline.procs.items():
             sampler.set_pid(pname, proc.popen.pid)
-    closed_ids = [f"complaint-{cid}" for cid, c in city.cases.items()
+    closed_ids = [complaint_workflow_id(cid) for cid, c in city.cases.items()
                   if c.closed and cid.startswith("B")][: args.history_sample]
     bare_ids = [f"bare-{tag}0-{i:05d}" for i in range(min(args.burst, args.history_sample))]
     result["histories"] = {"hotline": await history_stats(client, closed_ids),
@@ -907,8 +909,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         sampler = Sampler({k: v for k, v in pids.items() if v},
                           trees=("temporal", "kafka", "postgres")).start()
         city.start()
-        client = await Client.connect(settings.temporal_address,
-                                      namespace=settings.temporal_namespace)
+        client = await connect_temporal(settings, timeout=None)
         started = datetime.now(UTC).isoformat(timespec="seconds")
 
         result: dict[str, Any] = {
@@ -929,7 +930,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 open_cases, city, sampler, args.open_cases, args.open_rate or None, tag,
                 args.open_settle, args.open_max_s,
                 out_dir / f"open-{tag}-progress.json", args.open_backlog)
-            parked = [f"complaint-{c}" for c in list(city.parked)[: args.history_sample]]
+            parked = [complaint_workflow_id(c) for c in list(city.parked)[: args.history_sample]]
             result["open_cases"]["history"] = await history_stats(client, parked)
 
         sampler.stop()

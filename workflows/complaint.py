@@ -30,6 +30,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
     from workflows.evaluation import CaseFacts, score_case
+    from workflows.ids import complaint_workflow_id
     from workflows.model import (
         QUERY_VIEW,
         SIGNAL_MERGED_FILING,
@@ -254,7 +255,8 @@ class ComplaintWorkflow:
         """A duplicate of an open case: the new filing urges that case instead (合并)."""
         acc, filing = self._require()
         assert acc.merge_into
-        await workflow.get_external_workflow_handle(f"complaint-{acc.merge_into}").signal(
+        await workflow.get_external_workflow_handle(
+            complaint_workflow_id(acc.merge_into)).signal(
             SIGNAL_MERGED_FILING,
             MergedFiling(event_id=filing.event_id, complaint_id=filing.complaint_id,
                          at=filing.filed_at, content=filing.content),

@@ -99,12 +99,6 @@ class HotspotScanWorkflow:
 # --- governance plans (一方案三清单) ------------------------------------------------------
 
 UPDATE_REPORT_TASK = "report_task"
-PLAN_WORKFLOW_PREFIX = "governance-plan-"
-
-
-def plan_workflow_id(plan_id: str) -> str:
-    """The plan's workflow id; unit systems address their task reports by ``plan_id``."""
-    return f"{PLAN_WORKFLOW_PREFIX}{plan_id}"
 
 
 # Half a month between reviews of the topic's volume (DESIGN.md: "every half month").

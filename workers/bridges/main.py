@@ -82,12 +82,13 @@ from workers.runtime.metrics_exporter import ConsumerLagReporter
 from workers.runtime.observability import configure_logging, start_metrics_server, temporal_runtime
 from workers.runtime.security import temporal_connect_options
 from workers.runtime.settings import Settings, get_settings
+from workers.runtime.temporal import connect_temporal
 from workflows.governance import (
     UPDATE_REPORT_TASK,
     PlanStatus,
     TaskReport,
-    plan_workflow_id,
 )
+from workflows.ids import complaint_workflow_id, plan_workflow_id
 from workflows.model import (
     UPDATE_CALLBACK,
     UPDATE_COMPLETE,
@@ -206,7 +207,7 @@ class Route:
     action: str
     build: Callable[[Mapping[str, Any]], object]
     id_field: str = "complaint_id"
-    workflow_id: Callable[[str], str] = lambda complaint_id: workflow_id_for(complaint_id)
+    workflow_id: Callable[[str], str] = complaint_workflow_id
     result_type: type = Ack
 
 
@@ -256,11 +257,6 @@ BRIDGES: dict[str, str] = {
 }
 
 
-def workflow_id_for(complaint_id: str) -> str:
-    """The case workflow's id; one per upstream complaint id, forever."""
-    return f"complaint-{complaint_id}"
-
-
 @dataclass(frozen=True)
 class Command:
     """One routed inbound event: what to do to which case (or governance plan).
@@ -279,7 +275,7 @@ class Command:
 
     def __post_init__(self) -> None:
         if not self.workflow_id:
-            object.__setattr__(self, "workflow_id", workflow_id_for(self.complaint_id))
+            object.__setattr__(self, "workflow_id", complaint_workflow_id(self.complaint_id))
 
 
 class Unroutable(Exception):
@@ -980,11 +976,9 @@ async def _until_connected(connect: Callable[[], Awaitable[_C]], stop: asyncio.E
 
 
 async def _connect_temporal(settings: Settings, stop: asyncio.Event) -> Client | None:
-    tls = temporal_connect_options(settings)  # outside the retry: a bad setting stops here
+    temporal_connect_options(settings)  # outside the retry: a bad setting stops here
     return await _until_connected(
-        lambda: Client.connect(settings.temporal_address,
-                               namespace=settings.temporal_namespace,
-                               runtime=temporal_runtime(), **tls),
+        lambda: connect_temporal(settings, runtime=temporal_runtime(), timeout=None),
         stop, "temporal", address=settings.temporal_address)
 
 

@@ -45,7 +45,6 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from workers.bridges.main import workflow_id_for
 from workers.cli.dlq import (
     console,
     err_console,
@@ -54,8 +53,9 @@ from workers.cli.dlq import (
     print_json,
     redact,
 )
-from workers.runtime.security import temporal_connect_options
 from workers.runtime.settings import Settings
+from workers.runtime.temporal import connect_temporal
+from workflows.ids import complaint_workflow_id
 from workflows.model import (
     QUERY_VIEW,
     UPDATE_DECIDE_EXTENSION,
@@ -88,7 +88,6 @@ app = typer.Typer(
 # The unit still owes the answer: a deadline passed in these states is overdue.
 OPEN_STATUSES = ("ACCEPTED", "DISPATCHED", "SIGNED", "IN_PROGRESS", "REOPENED")
 
-CONNECT_TIMEOUT_S = 10.0
 QUERY_TIMEOUT = timedelta(seconds=15)
 # A query on a closed run replays its history on a worker; without one it would hang.
 CLOSED_QUERY_TIMEOUT = timedelta(seconds=5)
@@ -124,15 +123,6 @@ class CaseReport:
     dispatches: list[dict[str, Any]] = field(default_factory=list)
     timeline: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-
-async def connect_temporal(settings: Settings) -> Client:
-    """The Temporal client of the CLI commands: TLS from settings, a bounded connect."""
-    return await asyncio.wait_for(
-        Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
-                       **temporal_connect_options(settings)),
-        CONNECT_TIMEOUT_S,
-    )
 
 
 def _describe(exc: BaseException) -> str:
@@ -250,7 +240,7 @@ async def load_case(settings: Settings, complaint_id: str) -> CaseReport | None:
     client: Client | None = None
     try:
         client = await connect_temporal(settings)
-        handle = client.get_workflow_handle(workflow_id_for(complaint_id))
+        handle = client.get_workflow_handle(complaint_workflow_id(complaint_id))
         description = await handle.describe(rpc_timeout=QUERY_TIMEOUT)
         status = description.status
         workflow_status = status.name if status is not None else None
@@ -311,7 +301,7 @@ async def send_decision(
     client: Client | None = None
     try:
         client = await connect_temporal(settings)
-        handle = client.get_workflow_handle(workflow_id_for(complaint_id))
+        handle = client.get_workflow_handle(complaint_workflow_id(complaint_id))
         ack = await handle.execute_update(
             update, arg, id=event_id, result_type=Ack, rpc_timeout=UPDATE_TIMEOUT)
     except RPCError as exc:

@@ -472,7 +472,7 @@ async def install_schedules(settings: Settings, gov: GovernanceConfig, *,
         ScheduleUpdateInput,
     )
 
-    from workers.cli.case import connect_temporal
+    from workers.runtime.temporal import connect_temporal
     from workflows.governance import HotspotScanInput, MonthlyEvaluationInput
 
     # The same connection as every CLI command (honours the Temporal TLS settings).

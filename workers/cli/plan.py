@@ -32,15 +32,15 @@ from rich.console import Console
 from rich.table import Table
 
 from activities.config import HotlineConfig, load_config
-from workers.cli.case import connect_temporal
 from workers.runtime.settings import Settings, get_settings
+from workers.runtime.temporal import connect_temporal
 from workflows.governance import (
     GovernancePlanWorkflow,
     PlanInput,
     PlanStatus,
     PlanTask,
-    plan_workflow_id,
 )
+from workflows.ids import plan_workflow_id
 
 app = typer.Typer(help="Governance plans for monthly topics (一方案三清单).",
                   no_args_is_help=True)

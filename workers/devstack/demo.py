@@ -104,8 +104,9 @@ from workers.devstack.stack import StackStatus, ensure_stack, ensure_topics
 from workers.open311.service import Open311Server
 from workers.runtime.kafka_io import consumer_config, group_id, make_producer
 from workers.runtime.observability import configure_logging
-from workers.runtime.security import temporal_connect_options
 from workers.runtime.settings import REPO_ROOT, Settings, get_settings
+from workers.runtime.temporal import connect_temporal
+from workflows.ids import complaint_workflow_id
 from workflows.model import UPDATE_DECIDE_EXTENSION, Ack, ExtensionDecision
 
 READY_TIMEOUT_S = 120.0
@@ -841,10 +842,7 @@ class _Supervisor:
         consumer = _tail_consumer(ctx.settings, ctx.settings.topic_lifecycle, "demo-supervisor")
         try:
             self.client = self.loop.run_until_complete(asyncio.wait_for(
-                Client.connect(ctx.settings.temporal_address,
-                               namespace=ctx.settings.temporal_namespace,
-                               **temporal_connect_options(ctx.settings)),
-                timeout=SEND_TIMEOUT_S))
+                connect_temporal(ctx.settings, timeout=None), timeout=SEND_TIMEOUT_S))
             ctx.ready.wait()
             while not ctx.stop.is_set():
                 self.sched.run_due()
@@ -881,7 +879,7 @@ class _Supervisor:
         decision = ExtensionDecision(
             event_id=str(uuid.uuid4()), granted=extension.supervisor_grants,
             decided_by=SUPERVISOR, reason=extension.supervisor_reason)
-        handle = self.client.get_workflow_handle(f"complaint-{cid}")
+        handle = self.client.get_workflow_handle(complaint_workflow_id(cid))
         try:
             ack = self.loop.run_until_complete(asyncio.wait_for(
                 handle.execute_update(UPDATE_DECIDE_EXTENSION, decision, result_type=Ack),

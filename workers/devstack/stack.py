@@ -47,6 +47,7 @@ from rich.table import Table
 
 from workers.runtime.migrate import apply_migrations, ensure_database, pending_migrations
 from workers.runtime.settings import REPO_ROOT, TOPIC_PARTITIONS, Settings, get_settings
+from workers.runtime.temporal import connect_temporal
 
 __all__ = [
     "ComponentStatus",
@@ -556,14 +557,11 @@ async def _temporal_check_async(settings: Settings, fix: bool) -> str:
         ListSearchAttributesRequest,
     )
     from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
-    from temporalio.client import Client
 
     from workflows.search_attributes import ALL
 
     namespace = settings.temporal_namespace
-    client = await asyncio.wait_for(
-        Client.connect(settings.temporal_address, namespace=namespace), timeout=5
-    )
+    client = await connect_temporal(settings, timeout=5)
     rpc_timeout = timedelta(seconds=5)
     await client.workflow_service.describe_namespace(
         DescribeNamespaceRequest(namespace=namespace), timeout=rpc_timeout

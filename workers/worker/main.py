@@ -7,7 +7,6 @@ import signal
 
 import structlog
 from psycopg_pool import AsyncConnectionPool
-from temporalio.client import Client
 from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
@@ -20,8 +19,9 @@ from workers.runtime.bytecode import ensure_bytecode, workflow_runner
 from workers.runtime.metrics_exporter import LedgerGauges
 from workers.runtime.migrate import apply_migrations
 from workers.runtime.observability import configure_logging, start_metrics_server, temporal_runtime
-from workers.runtime.security import kafka_security_config, temporal_connect_options
+from workers.runtime.security import kafka_security_config
 from workers.runtime.settings import Settings, get_settings
+from workers.runtime.temporal import connect_temporal
 from workflows.complaint import ComplaintWorkflow
 from workflows.governance import (
     GovernancePlanWorkflow,
@@ -51,10 +51,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event, *,
     await pool.open(wait=True, timeout=30)
     gauges = LedgerGauges(pool).start(settings.ledger_metrics_interval)
     try:
-        client = await Client.connect(settings.temporal_address,
-                                      namespace=settings.temporal_namespace,
-                                      runtime=runtime or temporal_runtime(),
-                                      **temporal_connect_options(settings))
+        client = await connect_temporal(settings, runtime=runtime or temporal_runtime(),
+                                        timeout=None)
         acts = CaseActivities(
             config, publisher, pool, topic_lifecycle=settings.topic_lifecycle,
             topic_dispatches=settings.topic_dispatches, time_scale=settings.time_scale,
