@@ -32,8 +32,10 @@ with workflow.unsafe.imports_passed_through():
     from workflows.evaluation import CaseFacts, score_case
     from workflows.ids import complaint_workflow_id
     from workflows.model import (
+        LEVELS,
         QUERY_VIEW,
         SIGNAL_MERGED_FILING,
+        TIER_ORDER,
         UPDATE_CALLBACK,
         UPDATE_COMPLETE,
         UPDATE_DECIDE_EXTENSION,
@@ -110,8 +112,6 @@ RECORD_OPTIONS: dict[str, Any] = {
     ),
 }
 
-LEVELS = ("UNIT", "DISTRICT", "CITY")
-TIER_ORDER = ("T2H", "T24H", "T7D", "T15D")
 HANDLING_STATES = {Status.DISPATCHED, Status.SIGNED, Status.IN_PROGRESS}
 WORKING_STATES = {Status.SIGNED, Status.IN_PROGRESS}
 # Bounds on what a case carries across continue-as-new (payloads stay small).

@@ -32,6 +32,11 @@ class Status(StrEnum):
     CLOSED = "CLOSED"
 
 
+# Deadline tiers from the most urgent; escalation levels from the lowest (DESIGN.md).
+TIER_ORDER = ("T2H", "T24H", "T7D", "T15D")
+LEVELS = ("UNIT", "DISTRICT", "CITY")
+
+
 class Outcome(StrEnum):
     """What acceptance decided."""
 
