@@ -68,8 +68,7 @@ from temporalio.worker import (
     Interceptor,
 )
 
-from workflows.complaint import TIER_ORDER
-from workflows.model import DispatchRow, LifecycleRecord, StepRecord, Unit
+from workflows.model import TIER_ORDER, DispatchRow, LifecycleRecord, StepRecord, Unit
 
 log = structlog.get_logger(__name__)
 

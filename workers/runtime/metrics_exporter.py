@@ -31,8 +31,7 @@ import structlog
 from prometheus_client import Counter, Gauge
 from psycopg_pool import AsyncConnectionPool
 
-from workflows.complaint import TIER_ORDER
-from workflows.model import Status
+from workflows.model import TIER_ORDER, Status
 
 log = structlog.get_logger(__name__)
 
