@@ -23,17 +23,12 @@ Caller phone and name are never read or printed; free text has phone numbers mas
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import math
-import os
-import sys
-import traceback
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -45,13 +40,15 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from workers.cli.dlq import (
+from workers.cli.output import (
     console,
+    describe_error,
     err_console,
     fmt_time,
     mask_text,
     print_json,
     redact,
+    run_as_process,
 )
 from workers.runtime.settings import Settings
 from workers.runtime.temporal import connect_temporal
@@ -76,7 +73,6 @@ __all__ = [
     "overdue",
     "overdue_cases",
     "register",
-    "run_as_process",
     "send_decision",
 ]
 
@@ -123,12 +119,6 @@ class CaseReport:
     dispatches: list[dict[str, Any]] = field(default_factory=list)
     timeline: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, RPCError):
-        return f"{exc.status.name}: {exc.message}"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 def _from_view(view: CaseView) -> tuple[dict[str, Any], list[dict[str, Any]],
@@ -233,7 +223,7 @@ async def load_case(settings: Settings, complaint_id: str) -> CaseReport | None:
         ledger_case, ledger_dispatches, ledger_events = await _from_ledger(
             settings, complaint_id)
     except Exception as exc:  # ledger away: the workflow may still answer
-        notes.append(f"ledger not read ({_describe(exc)})")
+        notes.append(f"ledger not read ({describe_error(exc)})")
 
     workflow_status: str | None = None
     view: CaseView | None = None
@@ -257,9 +247,9 @@ async def load_case(settings: Settings, complaint_id: str) -> CaseReport | None:
             notes.append("no workflow for this case in Temporal (closed past retention, or "
                          "never started)")
         else:
-            notes.append(f"workflow query failed ({_describe(exc)})")
+            notes.append(f"workflow query failed ({describe_error(exc)})")
     except Exception as exc:  # Temporal away, query timed out on a closed run
-        notes.append(f"workflow not queried ({_describe(exc)})")
+        notes.append(f"workflow not queried ({describe_error(exc)})")
     finally:
         del client  # temporalio's Client has no close(); drop it before the loop ends
 
@@ -310,14 +300,14 @@ async def send_decision(
                             f"no running case {complaint_id} ({exc.message})")
         if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
             return Decision(None, EXIT_NO_ANSWER, _no_answer(event_id))
-        return Decision(None, EXIT_NO_ANSWER, f"Temporal refused the call: {_describe(exc)}")
+        return Decision(None, EXIT_NO_ANSWER, f"Temporal refused the call: {describe_error(exc)}")
     except RPCTimeoutOrCancelledError:
         return Decision(None, EXIT_NO_ANSWER, _no_answer(event_id))
     except WorkflowUpdateFailedError as exc:
         return Decision(None, EXIT_REFUSED, f"the case failed the update: "
-                        f"{_describe(exc.cause or exc)}")
+                        f"{describe_error(exc.cause or exc)}")
     except (TimeoutError, OSError, RuntimeError) as exc:
-        return Decision(None, EXIT_NO_ANSWER, f"Temporal not reachable: {_describe(exc)}")
+        return Decision(None, EXIT_NO_ANSWER, f"Temporal not reachable: {describe_error(exc)}")
     finally:
         del client
     if ack.accepted:
@@ -434,7 +424,7 @@ def overdue(
     try:
         rows = overdue_cases(settings, district=district, tier=tier, now=now)
     except Exception as exc:
-        err_console().print(f"ledger not readable: {_describe(exc)}", markup=False,
+        err_console().print(f"ledger not readable: {describe_error(exc)}", markup=False,
                             style="red")
         raise typer.Exit(1) from None
     groups = _groups(rows)
@@ -630,33 +620,6 @@ def register(parent: typer.Typer) -> None:
     """Mount ``case`` and the top-level ``overdue`` on the ``hotline`` command."""
     parent.add_typer(app, name="case", help="One case: show, escalate, reassign, extension.")
     parent.command("overdue")(overdue)
-
-
-def run_as_process(typer_app: typer.Typer) -> NoReturn:
-    """Run ``typer_app`` as this process's command, then exit without interpreter teardown.
-
-    A process that used the Temporal client can abort while the interpreter finalizes,
-    after its work is done (temporalio's Rust threads; sdk-python issue 300, exit 134),
-    which would turn "accepted" (0) or "refused" (1) into 134 for a calling script. So the
-    exit status is taken from the command, the standard streams are flushed, and the
-    process ends with ``os._exit``. Use it for a process's entry point only, never for a
-    command run inside another program (tests with typer's runner).
-    """
-    code = 0
-    try:
-        typer_app()
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    except BaseException:  # a bug: show it, as the interpreter would, and fail
-        traceback.print_exc()
-        code = 1
-    finally:
-        with contextlib.suppress(Exception):
-            logging.shutdown()  # what the skipped atexit would do: flush and close handlers
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
-    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ import base64
 import hashlib
 import json
 import re
-import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -38,10 +37,18 @@ from typing import Any
 import typer
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.structs import TopicPartition
-from rich.console import Console
 from rich.table import Table
 
 from schemas.codec import EVENT_TYPE_HEADER, DecodeError, decode, headers_for
+from workers.cli.output import (
+    console,
+    err_console,
+    fmt_time,
+    mask_text,
+    print_json,
+    redact,
+    run_as_process,
+)
 from workers.runtime.kafka_io import make_producer
 from workers.runtime.security import kafka_security_config
 from workers.runtime.settings import Settings
@@ -52,11 +59,9 @@ __all__ = [
     "RedriveResult",
     "app",
     "fetch_dead_letter",
-    "mask_text",
     "parse_position",
     "parse_when",
     "read_dead_letters",
-    "redact",
     "redrive",
 ]
 
@@ -78,44 +83,7 @@ app = typer.Typer(
 
 
 # --------------------------------------------------------------------------------------
-# Personal data and formatting (shared with workers/cli/case.py)
-
-PERSONAL_FIELDS = frozenset({"caller_phone", "caller_name"})
-REDACTED = "«redacted»"
-# Mainland mobile numbers and landlines with an area code, as citizens write them in text.
-_PHONE = re.compile(
-    r"(?<!\d)(?:\+?86[- ]?)?(?:1[3-9]\d[- ]?\d{4}[- ]?\d{4}|0\d{2,3}-\d{7,8})(?!\d)"
-)
-
-
-def mask_text(text: str) -> str:
-    """``text`` with phone numbers masked (free text may quote the caller's number)."""
-    return _PHONE.sub("***", text)
-
-
-def redact(value: Any) -> Any:
-    """A copy of a decoded record without personal data, for printing.
-
-    Caller phone and name become ``«redacted»`` (or stay ``None``), phone numbers inside
-    any string are masked, bytes become base64; nested records and lists are handled.
-    """
-    if isinstance(value, Mapping):
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            if key in PERSONAL_FIELDS:
-                out[key] = None if item is None else REDACTED
-            else:
-                out[key] = redact(item)
-        return out
-    if isinstance(value, list | tuple):
-        return [redact(item) for item in value]
-    if isinstance(value, str):
-        return mask_text(value)
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
+# Options
 
 
 _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
@@ -146,28 +114,6 @@ def parse_when(text: str, *, now: datetime | None = None) -> datetime:
     if when.tzinfo is None:
         when = when.astimezone()  # local time, as an operator types it
     return when.astimezone(UTC)
-
-
-def fmt_time(value: datetime | None) -> str:
-    """Local time to the second, with the UTC offset: ``2026-11-22 13:05:01 +0800``."""
-    if value is None:
-        return "—"
-    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S %z")
-
-
-def console() -> Console:
-    """Rich console on the current standard output (wide, so tables are not cut)."""
-    return Console(width=max(160, Console().width), highlight=False, soft_wrap=False)
-
-
-def err_console() -> Console:
-    return Console(stderr=True, highlight=False)
-
-
-def print_json(data: Any) -> None:
-    """JSON on standard output, UTF-8 (Chinese stays readable)."""
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
-    sys.stdout.flush()
 
 
 # --------------------------------------------------------------------------------------
@@ -881,6 +827,4 @@ def redrive_command(
 
 
 if __name__ == "__main__":
-    from workers.cli.case import run_as_process
-
     run_as_process(app)

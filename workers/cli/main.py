@@ -72,7 +72,7 @@ def demo(
 
 
 def main() -> None:
-    from workers.cli.case import run_as_process
+    from workers.cli.output import run_as_process
 
     # Ends the process with the command's exit code once output is flushed: temporalio
     # may abort at interpreter exit (sdk-python issue 300), which would hide that code.
