@@ -23,7 +23,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from activities.config import HotlineConfig, load_config
+from activities.dispatch.config import HotlineConfig, load_config
 from activities.governance import (
     GovernanceConfig,
     PriorityStreet,
