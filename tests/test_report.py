@@ -17,9 +17,10 @@ from typer.testing import CliRunner
 
 from schemas import codec
 from tests.test_governance import MONTH, Msg, generate_events
-from workers.cli.governance import app, svg_bars, svg_lines
+from workers.cli.governance import app
 from workers.devstack.stack import ensure_database
 from workers.projector.main import Projector
+from workers.reports.charts import svg_bars, svg_lines
 from workers.runtime.migrate import apply_migrations
 from workers.runtime.settings import Settings, get_settings
 

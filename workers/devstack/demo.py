@@ -81,7 +81,7 @@ from rich.text import Text
 from temporalio.client import Client
 from temporalio.exceptions import TemporalError
 
-from activities.dispatch.config import load_config
+from activities.config import load_config
 from schemas.codec import DecodeError, decode, encode, headers_for
 from workers.devstack.city import (
     BEIJING,
@@ -1450,7 +1450,7 @@ def run_demo(cases: int = 100, time_scale: float = 0.00002, *,
         try:
             print_summary(settings, list(board.cases), board.closed, console)
             # The supervisors' monthly report for the simulated month (this month).
-            from workers.cli.governance import write_monthly_report
+            from workers.reports.monthly import write_monthly_report
 
             month = datetime.now(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m")
             html_path, csv_path = write_monthly_report(settings, month)
