@@ -20,7 +20,8 @@ from kafka import KafkaAdminClient
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
-from workers.devstack import stack as stack_module
+from workers.devstack import processes, temporal_server
+from workers.devstack.kafka_server import kafka_cluster_id
 from workers.devstack.stack import (
     KAFKA,
     POSTGRES,
@@ -185,9 +186,7 @@ def test_ports_held_by_another_process_are_named_with_their_setting(
 
 
 def test_kafka_cluster_ids_never_look_like_an_option() -> None:
-    from workers.devstack.stack import _kafka_cluster_id
-
-    ids = [_kafka_cluster_id() for _ in range(5000)]
+    ids = [kafka_cluster_id() for _ in range(5000)]
     assert not [i for i in ids if i.startswith("-")]
     assert all(len(i) == 22 for i in ids) and len(set(ids)) == len(ids)
 
@@ -204,7 +203,7 @@ def _second_temporal(state_dir: Path) -> Settings:
         base = random.randrange(20_000, low - 40)
         settings = Settings(state_dir=state_dir, temporal_address=f"127.0.0.1:{base}",
                             temporal_ui_port=base + 30)
-        if all(stack_module._port_free(port) for port in stack_module._temporal_ports(settings)):
+        if all(processes.port_free(port) for port in temporal_server.temporal_ports(settings)):
             return settings
     raise RuntimeError("no free block of ports for a second Temporal")
 
@@ -235,18 +234,18 @@ def test_search_attributes_missing_from_an_older_database_are_usable_at_once(
         for attempt in range(3):
             settings = _second_temporal(tmp_path / f"state{attempt}")
             try:
-                stack_module._ensure_temporal(settings)  # a database from before `late`
+                temporal_server.ensure_temporal(settings)  # a database from before `late`
                 break
             except StackError as exc:
                 # Ports found free a moment ago can be taken before the server binds them.
                 if "already in use" not in str(exc) or attempt == 2:
                     raise
-        stack_module._stop_temporal(settings)
+        temporal_server.stop_temporal(settings)
         monkeypatch.undo()
 
-        status = stack_module._ensure_temporal(settings)
+        status = temporal_server.ensure_temporal(settings)
 
         assert status.healthy, status
         assert asyncio.run(_start_indexed(settings, late, "DISTRICT")) == "DISTRICT"
     finally:
-        stack_module._stop_temporal(settings)
+        temporal_server.stop_temporal(settings)

@@ -1,0 +1,206 @@
+"""What the stack's three servers share: their names, where their files live, how a
+server's status is reported, and the start-up wait.
+
+Each server has its own module (:mod:`~workers.devstack.temporal_server`,
+:mod:`~workers.devstack.kafka_server`, :mod:`~workers.devstack.postgres_server`);
+:mod:`workers.devstack.stack` runs them together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from workers.devstack.processes import ProcessError, port_free, wait_until
+from workers.runtime.settings import REPO_ROOT, Settings
+
+LOCAL_DIR = REPO_ROOT / "deploy" / "local"
+
+TEMPORAL = "temporal"
+KAFKA = "kafka"
+POSTGRES = "postgres"
+
+START_TIMEOUT_S = 60.0
+REUSE_TIMEOUT_S = 15.0
+
+
+class StackError(ProcessError):
+    """A component could not be downloaded, started, checked or stopped."""
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    """How one server of the stack is doing.
+
+    Attributes:
+        name: ``temporal``, ``kafka`` or ``postgres``.
+        address: ``host:port`` clients use.
+        pid: The server's process id, None when not running (or external).
+        healthy: True when the server answered its health check.
+        detail: One line: what was checked, or what is wrong.
+        log_path: The server's log file, None for an external server.
+    """
+
+    name: str
+    address: str
+    pid: int | None
+    healthy: bool
+    detail: str
+    log_path: Path | None = None
+
+
+@dataclass(frozen=True)
+class StackPaths:
+    """Every file the stack reads or writes, derived from the settings."""
+
+    settings: Settings
+
+    @property
+    def temporal_dir(self) -> Path:
+        return self.settings.state_dir / TEMPORAL
+
+    @property
+    def temporal_db(self) -> Path:
+        return self.temporal_dir / "temporal.db"
+
+    @property
+    def temporal_log(self) -> Path:
+        return self.temporal_dir / "temporal.log"
+
+    @property
+    def temporal_pid(self) -> Path:
+        return self.temporal_dir / "temporal.pid"
+
+    @property
+    def kafka_dir(self) -> Path:
+        return self.settings.state_dir / KAFKA
+
+    @property
+    def kafka_data(self) -> Path:
+        return self.kafka_dir / "data"
+
+    @property
+    def kafka_logs(self) -> Path:
+        return self.kafka_dir / "logs"
+
+    @property
+    def kafka_log(self) -> Path:
+        # Written by log4j2.properties into kafka.logs.dir.
+        return self.kafka_logs / "server.log"
+
+    @property
+    def kafka_console(self) -> Path:
+        # The JVM's own stdout/stderr: crashes before log4j starts end up here.
+        return self.kafka_dir / "kafka.out"
+
+    @property
+    def kafka_pid(self) -> Path:
+        return self.kafka_dir / "kafka.pid"
+
+    @property
+    def kafka_properties(self) -> Path:
+        return self.kafka_dir / "server.properties"
+
+    @property
+    def kafka_dist(self) -> Path:
+        return self.settings.cache_dir / f"kafka-{self.settings.kafka_version}"
+
+    @property
+    def kafka_jars(self) -> Path:
+        return self.kafka_dist / "jars"
+
+    @property
+    def kafka_jars_marker(self) -> Path:
+        return self.kafka_dist / "jars.complete"
+
+    @property
+    def maven_repo(self) -> Path:
+        return self.settings.cache_dir / "m2"
+
+    @property
+    def postgres_dir(self) -> Path:
+        return self.settings.state_dir / POSTGRES
+
+    @property
+    def pg_data(self) -> Path:
+        return self.postgres_dir / "data"
+
+    @property
+    def pg_log(self) -> Path:
+        return self.postgres_dir / "postgres.log"
+
+    @property
+    def pg_socket_dir(self) -> Path:
+        return self.postgres_dir / "run"
+
+    @property
+    def stack_lock(self) -> Path:
+        return self.settings.state_dir / "stack.lock"
+
+
+def require_ports_free(component: str, ports: dict[int, str]) -> None:
+    """Raise StackError naming each busy port and the setting that moves it."""
+    busy = [(port, setting) for port, setting in ports.items() if not port_free(port)]
+    if busy:
+        lines = [
+            f"port {port} on 127.0.0.1 is already in use by another process "
+            f"(not the stack's {component}); stop that process or change {setting}"
+            for port, setting in busy
+        ]
+        raise StackError("; ".join(lines))
+
+
+def wait_healthy(
+    check: Callable[[], str],
+    *,
+    alive: Callable[[], bool],
+    spawned: bool,
+    what: str,
+    logs: tuple[Path, ...],
+    fatal: tuple[type[BaseException], ...] = (),
+) -> str:
+    """Call ``check`` until it returns (its detail) or the start-up timeout passes.
+
+    A server started just now gets START_TIMEOUT_S; one found running gets less, since it
+    should answer at once. Stops early with the log's tail when the process dies.
+    """
+    hint = (
+        ""
+        if spawned
+        else " It was already running: if its ports or settings changed since it started, "
+        "run `hotline stack down` first."
+    )
+    return wait_until(
+        check,
+        alive=alive,
+        timeout=START_TIMEOUT_S if spawned else REUSE_TIMEOUT_S,
+        what=what,
+        logs=logs,
+        hint=hint,
+        fatal=fatal,
+    )
+
+
+def short(exc: BaseException) -> str:
+    """The first line of an error, cut to 200 characters, for a status table."""
+    text = str(exc).strip() or type(exc).__name__
+    first = text.splitlines()[0]
+    return first if len(first) <= 200 else first[:197] + "..."
+
+
+def checked_status(
+    name: str, address: str, pid: int | None, port: int, log_path: Path | None,
+    check: Callable[[], str], *, external: bool = False,
+) -> ComponentStatus:
+    """A component's status: not running (and who holds its port), or its health check."""
+    if pid is None and not external:
+        detail = "not running"
+        if not port_free(port):
+            detail += f"; port {port} is used by another process"
+        return ComponentStatus(name, address, None, False, detail, log_path)
+    try:
+        detail = check()
+    except Exception as exc:
+        return ComponentStatus(name, address, pid, False, short(exc), log_path)
+    return ComponentStatus(name, address, pid, True, detail, log_path)
