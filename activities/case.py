@@ -17,11 +17,12 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.classify import Location, classify, locate
-from activities.config import HotlineConfig
+from activities.dispatch.classify import classify
+from activities.dispatch.config import HotlineConfig
+from activities.dispatch.decide import decide_route
+from activities.dispatch.location import Location, locate
 from activities.ledger import apply_lifecycle
 from activities.metrics import observe_step
-from activities.routing import decide_route
 from schemas import codec
 from workflows.model import (
     Acceptance,

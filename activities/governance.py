@@ -38,9 +38,9 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from activities.config import HotlineConfig
-from activities.registry import STREET_KINDS
-from activities.rules import describe_validation_error, load_yaml, parse_duration
+from activities.dispatch.config import HotlineConfig
+from activities.dispatch.registry import STREET_KINDS
+from activities.dispatch.rules import describe_validation_error, load_yaml, parse_duration
 from workflows.ids import complaint_workflow_id
 from workflows.model import Filing
 

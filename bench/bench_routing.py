@@ -15,11 +15,11 @@ import statistics
 import time
 from datetime import date
 
-from activities.classify import classify
-from activities.config import load_config
-from activities.evaluation import load_labelled
-from activities.location import locate
-from activities.routing import decide_route
+from activities.dispatch.classify import classify
+from activities.dispatch.config import load_config
+from activities.dispatch.decide import decide_route
+from activities.dispatch.evaluation import load_labelled
+from activities.dispatch.location import locate
 from workers.runtime.settings import REPO_ROOT, Settings
 
 DAY = date(2026, 11, 23)

@@ -14,9 +14,10 @@ import fastavro
 import pytest
 from fastavro.validation import validate
 
-from activities.classify import classify, locate
-from activities.config import load_config
-from activities.routing import decide_route
+from activities.dispatch.classify import classify
+from activities.dispatch.config import load_config
+from activities.dispatch.decide import decide_route
+from activities.dispatch.location import locate
 from schemas.codec import decode, encode
 from workers.devstack.city import (
     ANSWERED_DIRECTLY,

@@ -28,7 +28,7 @@ from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.config import HotlineConfig, load_config
+from activities.dispatch.config import HotlineConfig, load_config
 from activities.governance import (
     GovernanceActivities,
     GovernanceCaseResult,

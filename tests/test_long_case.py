@@ -19,7 +19,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.worker import Worker
 
 from activities.case import CaseActivities
-from activities.config import load_config
+from activities.dispatch.config import load_config
 from workers.devstack.stack import ensure_stack
 from workers.runtime.settings import Settings
 from workflows.complaint import ComplaintWorkflow

@@ -28,7 +28,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 import workers.bridges.main  # noqa: F401  (registers the bridges' metrics)
-from activities.config import load_config
+from activities.dispatch.config import load_config
 from activities.metrics import TEMPORAL_SDK_METRICS, observe_step
 from workers.runtime.metrics_exporter import ConsumerLagReporter, LedgerGauges
 from workers.runtime.settings import REPO_ROOT, Settings

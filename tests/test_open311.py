@@ -19,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import generate_latest
 
-from activities.config import HotlineConfig, load_config
+from activities.dispatch.config import HotlineConfig, load_config
 from schemas import codec
 from workers.open311.model import (
     ApiClient,
@@ -374,7 +374,7 @@ def test_the_committed_openapi_document_is_the_served_one() -> None:
 
 
 def test_the_demo_files_a_fifth_of_its_city_through_open311() -> None:
-    from activities.classify import classify
+    from activities.dispatch.classify import classify
     from workers.devstack.city import generate_city, open311_client, route_through_open311
     from workers.devstack.demo import open311_form
 

@@ -21,7 +21,7 @@ import pytest
 import pytest_asyncio
 from kafka import KafkaConsumer, KafkaProducer
 
-from activities.config import load_config
+from activities.dispatch.config import load_config
 from schemas import codec
 from tests.live import live_services
 from workers.cli.plan import PlanFileError, load_plan, plan_status, start_plan

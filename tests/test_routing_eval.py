@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from activities.classify import classify
-from activities.config import load_config
-from activities.evaluation import EvalError, evaluate, load_labelled
-from activities.location import locate
-from activities.registry import RegistryError, load_registry
-from activities.routing import RoutingError, decide_route, load_routing_table
-from activities.textindex import PhraseIndex
+from activities.dispatch.classify import classify
+from activities.dispatch.config import load_config
+from activities.dispatch.decide import decide_route
+from activities.dispatch.evaluation import EvalError, evaluate, load_labelled
+from activities.dispatch.location import locate
+from activities.dispatch.registry import RegistryError, load_registry
+from activities.dispatch.routing import RoutingError, load_routing_table
+from activities.dispatch.textindex import PhraseIndex
 from workers.runtime.settings import REPO_ROOT, Settings
 
 CONFIG_DIR = Settings().config_dir

@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from activities.classify import classify, locate, route
-from activities.config import load_config
-from activities.registry import RegistryError, load_registry
-from activities.rules import RulesError, load_rules, parse_duration
+from activities.dispatch.classify import classify
+from activities.dispatch.config import load_config
+from activities.dispatch.decide import route
+from activities.dispatch.location import locate
+from activities.dispatch.registry import RegistryError, load_registry
+from activities.dispatch.rules import RulesError, load_rules, parse_duration
 from workers.runtime.settings import Settings
 
 CONFIG_DIR = Settings().config_dir
@@ -105,17 +107,17 @@ def test_supply_outage_goes_to_the_utility_and_is_an_emergency() -> None:
     cl = classify(CONFIG.lexicon, "我们小区从早上开始停电，冰箱里的药都要坏了")
     loc = locate(CONFIG.registry, "海淀区", "学院路街道", None, "")
     assert cl.tier == "T2H" and cl.emergency
-    assert route(CONFIG.registry, cl.category, loc).unit_id == "bj-power"
+    assert route(CONFIG, cl.category, loc).unit_id == "bj-power"
 
 
 def test_local_matter_without_a_street_goes_to_the_district_government() -> None:
     cl = classify(CONFIG.lexicon, "小区门口垃圾堆放好几天了")
     loc = locate(CONFIG.registry, "顺义", None, "某某路口", "小区门口垃圾堆放好几天了")
-    unit = route(CONFIG.registry, cl.category, loc)
+    unit = route(CONFIG, cl.category, loc)
     assert unit.kind == "district" and unit.name == "顺义区人民政府"
 
 
 def test_nothing_known_about_the_place_goes_to_the_city_centre() -> None:
     cl = classify(CONFIG.lexicon, "路灯坏了")
-    unit = route(CONFIG.registry, cl.category, locate(CONFIG.registry, None, None, None, ""))
+    unit = route(CONFIG, cl.category, locate(CONFIG.registry, None, None, None, ""))
     assert unit.unit_id == "bj-gov-services"

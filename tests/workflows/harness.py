@@ -21,7 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.case import CaseActivities
-from activities.config import load_config
+from activities.dispatch.config import load_config
 from workers.runtime.settings import Settings
 from workflows.complaint import ComplaintWorkflow
 from workflows.model import (

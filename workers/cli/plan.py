@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from rich.console import Console
 from rich.table import Table
 
-from activities.config import HotlineConfig, load_config
+from activities.dispatch.config import HotlineConfig, load_config
 from workers.runtime.settings import Settings, get_settings
 from workers.runtime.temporal import connect_temporal
 from workflows.governance import (

@@ -13,9 +13,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from activities.config import HotlineConfig, load_config
-from activities.evaluation import FIELDS, EvalError, Report, evaluate, load_labelled
-from activities.rules import TIERS
+from activities.dispatch.config import HotlineConfig, load_config
+from activities.dispatch.evaluation import FIELDS, EvalError, Report, evaluate, load_labelled
+from activities.dispatch.rules import TIERS
 
 app = typer.Typer(help="Precise dispatch: evaluate and explain classification and routing.",
                   no_args_is_help=True)
@@ -142,9 +142,9 @@ def explain(
     config_dir: Path | None = typer.Option(None),
 ) -> None:
     """Show how one request is classified, located and routed, and why."""
-    from activities.classify import classify
-    from activities.location import locate
-    from activities.routing import decide_route
+    from activities.dispatch.classify import classify
+    from activities.dispatch.decide import decide_route
+    from activities.dispatch.location import locate
 
     cfg = _config(config_dir)
     day = date.fromisoformat(at) if at else None

@@ -34,8 +34,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from activities.classify import classify
-from activities.config import HotlineConfig, load_config
+from activities.dispatch.classify import classify
+from activities.dispatch.config import HotlineConfig, load_config
 from workers.open311.model import ApiClient, complaint_id_for
 from workers.runtime.settings import REPO_ROOT, get_settings
 

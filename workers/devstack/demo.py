@@ -81,7 +81,7 @@ from rich.text import Text
 from temporalio.client import Client
 from temporalio.exceptions import TemporalError
 
-from activities.config import load_config
+from activities.dispatch.config import load_config
 from schemas.codec import DecodeError, decode, encode, headers_for
 from workers.devstack.city import (
     BEIJING,

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from activities.classify import KINDS, Category, Lexicon
-from activities.registry import Registry
+from activities.dispatch.lexicon import KINDS, Category, Lexicon
+from activities.dispatch.registry import Registry
 
 BEIJING = ZoneInfo("Asia/Shanghai")
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"

@@ -46,7 +46,7 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from activities.config import HotlineConfig, load_config
+from activities.dispatch.config import HotlineConfig, load_config
 from schemas.codec import EncodeError, encode, headers_for
 from workers.open311.model import (
     BEIJING,

@@ -11,7 +11,7 @@ from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
 from activities.case import CaseActivities, LedgerDuplicates
-from activities.config import load_config
+from activities.dispatch.config import load_config
 from activities.governance import GovernanceActivities, load_governance_config
 from activities.metrics import ActivityFailureInterceptor
 from activities.publisher import KafkaPublisher

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from activities.registry import DISTRICT_KIND, IGNORE_KIND, Place, Registry, pick_unit
+from activities.dispatch.registry import DISTRICT_KIND, IGNORE_KIND, Place, Registry, pick_unit
 
 # How much a kind of place name says about the street (higher wins).
 _STRENGTH = {
@@ -177,3 +177,8 @@ def find_street(registry: Registry, district: str | None, text: str, day: date) 
     _, candidates = _scan(registry, text, "address", 0, day)
     best = _best(registry, candidates, district, day)
     return best.place.unit_id if best else None
+
+
+def find_street_in(registry: Registry, district: str | None, address: str) -> str | None:
+    """The street/town an address names today (within the district when known), or None."""
+    return find_street(registry, district, address, date.today())

@@ -1,8 +1,9 @@
 """Routing (权责清单): which unit leads a case and which assist.
 
 The rules are data (``routing.yaml``): category × place → lead and assisting units, with
-effective dates; this module validates them at start-up and applies them. ``decide_route``
-is the interface the activities call.
+effective dates; this module validates them at start-up and applies them
+(:func:`decide_for`, given the table and the registry). The activities ask through
+:func:`activities.dispatch.decide.decide_route`, which takes the whole configuration.
 """
 
 from __future__ import annotations
@@ -11,18 +12,15 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
-from activities.location import Location
-from activities.registry import CITY_CENTRE_ID, STREET_KINDS, Registry
-from activities.rules import RulesError, describe_validation_error, load_yaml
+from activities.dispatch.lexicon import Lexicon
+from activities.dispatch.location import Location
+from activities.dispatch.registry import CITY_CENTRE_ID, STREET_KINDS, Registry
+from activities.dispatch.rules import RulesError, describe_validation_error, load_yaml
 from workflows.model import Unit
-
-if TYPE_CHECKING:
-    from activities.classify import Category, Lexicon
-    from activities.config import HotlineConfig
 
 KEYWORD_TARGETS = ("street", "district", "city", "property")
 
@@ -188,28 +186,6 @@ def decide_for(
     if lead is None:
         raise LookupError(f"unit {lead_id!r} not in the registry")
     return RouteDecision(lead, assisting, rule.id, table.version, note)
-
-
-def decide_route(
-    config: HotlineConfig,
-    category: Category | str,
-    location: Location,
-    *,
-    at: datetime | date | None = None,
-    exclude: Collection[str] = (),
-) -> RouteDecision:
-    """Lead and assisting units for a category at a place, skipping ``exclude``d units.
-
-    Args:
-        config: the loaded configuration (registry and routing table).
-        category: the case's category (or its code).
-        location: where it happened (``locate``).
-        at: when the case was filed; the rules and units in force then apply (default now).
-        exclude: units that returned the case; the next target of the rule leads, then the
-            district government of the place, then the city centre.
-    """
-    code = category if isinstance(category, str) else category.code
-    return decide_for(config.routing, config.registry, code, location, at=at, exclude=exclude)
 
 
 # --- loading and validation ------------------------------------------------------------------

@@ -1,13 +1,10 @@
-"""Classification (kind, category, tier) from the lexicon in data, and first routing.
+"""The classification lexicon (``categories.yaml``): categories, kinds and the phrases and
+patterns that point at them, validated at start-up.
 
-``categories.yaml`` holds the phrases; this module only applies them. Every phrase goes
-into one dictionary and the text is scanned once (:mod:`activities.textindex`), so the
-cost does not grow with the size of the lexicon. Operator hints (kind, category_hint,
-urgency_hint) take precedence over the text and are recorded; an urgency hint never
-lowers an emergency found in the text (it is then recorded as refused).
-
-``locate`` and ``Location`` live in :mod:`activities.location` and are re-exported here;
-``route`` asks the routing table (:mod:`activities.routing`).
+``categories.yaml`` holds the phrases; this module checks them and compiles them into one
+phrase dictionary (:mod:`activities.dispatch.textindex`) and a list of patterns, which
+:func:`activities.dispatch.classify.classify` applies. Each phrase carries everything it
+means (:class:`_Meaning`), so a text is scanned once whatever the size of the lexicon.
 """
 
 from __future__ import annotations
@@ -15,25 +12,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, model_validator
 
-from activities.location import Location, locate
-from activities.registry import Registry
-from activities.rules import TIERS, RulesError, describe_validation_error, load_yaml
-from activities.textindex import PhraseIndex
-from workflows.model import Unit
-
-__all__ = ["KINDS", "Category", "Classification", "Lexicon", "Location", "classify",
-           "load_lexicon", "locate", "route"]
+from activities.dispatch.registry import Registry
+from activities.dispatch.rules import TIERS, RulesError, describe_validation_error, load_yaml
+from activities.dispatch.textindex import PhraseIndex
 
 KINDS = ("CONSULTATION", "HELP", "COMPLAINT", "REPORT", "SUGGESTION", "PRAISE")
 STRONG_WEIGHT = 4
 KEYWORD_WEIGHT = 2
 HINT_WEIGHT = 1
-THRESHOLD = 2  # a category or kind needs at least one keyword (or two hints)
 
 
 class _Strict(BaseModel):
@@ -261,110 +251,3 @@ def load_lexicon(path: Path, registry: Registry | None = None) -> Lexicon:
         return Lexicon.model_validate(load_yaml(path))
     except ValidationError as err:
         raise RulesError(describe_validation_error(path, err)) from None
-
-
-@dataclass(frozen=True)
-class Classification:
-    """What the text (and the operator's hints) say about a request.
-
-    ``hints_used``: which operator hints decided (category, kind, urgency).
-    ``hints_refused``: hints not applied (an urgency hint below an emergency's T2H).
-    ``matched``: the phrases found, for the case record.
-    """
-
-    kind: str
-    category: Category
-    tier: str
-    emergency: bool
-    redirect_to: str | None
-    unreasonable: bool
-    hints_used: list[str] = field(default_factory=list)
-    hints_refused: list[str] = field(default_factory=list)
-    matched: list[str] = field(default_factory=list)
-    urgent: bool = False
-
-
-def _faster(a: str, b: str) -> str:
-    return a if TIERS.index(a) <= TIERS.index(b) else b
-
-
-def classify(
-    lexicon: Lexicon,
-    content: str,
-    *,
-    kind_hint: str | None = None,
-    category_hint: str | None = None,
-    urgency_hint: str | None = None,
-) -> Classification:
-    """Kind, category and tier of a request; hints win and are listed in ``hints_used``."""
-    cat_scores = [0] * len(lexicon.categories)
-    kind_scores: dict[str, int] = {}
-    emergency = urgent = unreasonable = False
-    redirects: set[str] = set()
-    matched: list[str] = []
-    # Each phrase counts once: a word repeated ("学校…学校") is not twice the evidence.
-    found = list({hit.phrase: hit.values[0] for hit in lexicon._index.scan(content)}.items())
-    found += [(m.group(0), meaning) for pattern, meaning in lexicon._patterns
-              if (m := pattern.search(content))]
-    for phrase, meaning in found:
-        if meaning.categories or meaning.kinds or meaning.emergency or meaning.redirect \
-                or meaning.urgent or meaning.unreasonable:
-            matched.append(phrase)  # place names and neutral phrases say nothing
-        for idx, weight in meaning.categories.items():
-            cat_scores[idx] += weight
-        for kind, weight in meaning.kinds.items():
-            kind_scores[kind] = kind_scores.get(kind, 0) + weight
-        emergency = emergency or meaning.emergency
-        urgent = urgent or meaning.urgent
-        unreasonable = unreasonable or meaning.unreasonable
-        if meaning.redirect:
-            redirects.add(meaning.redirect)
-    redirect_to = next((s for s in lexicon.redirect if s in redirects), None)
-
-    hints: list[str] = []
-    refused: list[str] = []
-    category = lexicon.category(category_hint) if category_hint else None
-    if category is not None:
-        hints.append("category")
-    else:
-        best = max(range(len(cat_scores)), key=lambda i: (cat_scores[i], -i))
-        category = lexicon.categories[best] if cat_scores[best] >= THRESHOLD else lexicon.fallback
-
-    if kind_hint in KINDS:
-        kind = kind_hint
-        hints.append("kind")
-    else:
-        order = list(lexicon.kinds)
-        ranked = sorted(kind_scores.items(), key=lambda kv: (-kv[1], order.index(kv[0])))
-        if ranked and ranked[0][1] >= THRESHOLD:
-            kind = ranked[0][0]
-        else:
-            kind = category.default_kind or lexicon.default_kind
-
-    emergency = emergency or redirect_to is not None
-    if emergency:
-        tier = "T2H"
-    elif urgent:
-        tier = _faster(category.tier, "T24H")
-    else:
-        tier = category.tier
-    if urgency_hint in TIERS:
-        if emergency and urgency_hint != "T2H":
-            refused.append("urgency")  # never lower an emergency
-        else:
-            tier = urgency_hint
-            hints.append("urgency")
-    return Classification(kind, category, tier, emergency, redirect_to, unreasonable, hints,
-                          refused, matched, urgent)
-
-
-def route(
-    registry: Registry, category: Category, location: Location, *,
-    at: date | datetime | None = None,
-) -> Unit:
-    """The lead unit from the routing table loaded with the registry (see decide_route)."""
-    from activities.routing import decide_for
-
-    if registry.routing is None:
-        raise LookupError("the registry has no routing table: load it with load_config")
-    return decide_for(registry.routing, registry, category.code, location, at=at).lead

@@ -23,15 +23,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
-from activities.textindex import PhraseIndex
+from activities.dispatch.textindex import PhraseIndex
 from workflows.model import Unit
-
-if TYPE_CHECKING:  # the routing table is attached by load_config; no import cycle at run time
-    from activities.routing import RoutingTable
 
 STREET_KINDS = ("street", "town", "township")
 UNIT_KINDS = set(STREET_KINDS)
@@ -151,9 +148,6 @@ class Registry:
     places: PhraseIndex[Place] = field(default_factory=PhraseIndex)
     gazetteer: list[GazetteerEntry] = field(default_factory=list)
     location_config: LocationConfig = field(default_factory=LocationConfig)
-    # the routing table loaded with this registry (set by load_config), so route() can be
-    # called with the registry alone
-    routing: RoutingTable | None = None
 
     def get(self, unit_id: str) -> Unit | None:
         """The unit with this id, current or retired."""
@@ -235,12 +229,6 @@ class Registry:
             if kinds & {DISTRICT_KIND, "name", "street", "stem", "weak", "former"}:
                 names.add(phrase)
         return names
-
-    def find_street_in(self, district: str | None, address: str) -> str | None:
-        """The first street/town named in ``address`` (within the district when known)."""
-        from activities.location import find_street
-
-        return find_street(self, district, address, date.today())
 
 
 def pick_unit(phrase: str, candidates: list[Place] | tuple[Place, ...], district: str | None,

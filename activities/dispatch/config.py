@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from activities.classify import Lexicon, load_lexicon
-from activities.registry import Registry, load_registry
-from activities.routing import RoutingTable, load_routing_table
-from activities.rules import Rules, load_rules
+from activities.dispatch.lexicon import Lexicon, load_lexicon
+from activities.dispatch.registry import Registry, load_registry
+from activities.dispatch.routing import RoutingTable, load_routing_table
+from activities.dispatch.rules import Rules, load_rules
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,6 @@ def load_config(config_dir: Path) -> HotlineConfig:
     lexicon = load_lexicon(config_dir / "categories.yaml", registry)
     lexicon.shield(registry.unit_place_names())  # "椿树街道" is a place, not about trees
     routing = load_routing_table(config_dir / "routing.yaml", registry, lexicon)
-    registry.routing = routing  # so route(registry, …) needs nothing else
     return HotlineConfig(
         rules=load_rules(config_dir / "rules.yaml"),
         registry=registry,

@@ -25,11 +25,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from activities.classify import classify
-from activities.config import HotlineConfig
-from activities.location import locate
-from activities.routing import decide_route
-from activities.rules import TIERS
+from activities.dispatch.classify import classify
+from activities.dispatch.config import HotlineConfig
+from activities.dispatch.decide import decide_route
+from activities.dispatch.location import locate
+from activities.dispatch.rules import TIERS
 
 FIELDS = ("category", "top", "kind", "tier", "redirect", "district", "street", "lead")
 CLASS_FIELDS = ("category", "top", "kind", "tier", "redirect")

@@ -1,0 +1,111 @@
+"""Classification: the kind, category and tier of a request, from the lexicon in data.
+
+The text is scanned once against every phrase of the lexicon
+(:mod:`activities.dispatch.lexicon`), then its patterns are tried. Operator hints (kind,
+category_hint, urgency_hint) take precedence over the text and are recorded; an urgency
+hint never lowers an emergency found in the text (it is then recorded as refused).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from activities.dispatch.lexicon import KINDS, Category, Lexicon
+from activities.dispatch.rules import TIERS
+
+THRESHOLD = 2  # a category or kind needs at least one keyword (or two hints)
+
+
+@dataclass(frozen=True)
+class Classification:
+    """What the text (and the operator's hints) say about a request.
+
+    ``hints_used``: which operator hints decided (category, kind, urgency).
+    ``hints_refused``: hints not applied (an urgency hint below an emergency's T2H).
+    ``matched``: the phrases found, for the case record.
+    """
+
+    kind: str
+    category: Category
+    tier: str
+    emergency: bool
+    redirect_to: str | None
+    unreasonable: bool
+    hints_used: list[str] = field(default_factory=list)
+    hints_refused: list[str] = field(default_factory=list)
+    matched: list[str] = field(default_factory=list)
+    urgent: bool = False
+
+
+def _faster(a: str, b: str) -> str:
+    return a if TIERS.index(a) <= TIERS.index(b) else b
+
+
+def classify(
+    lexicon: Lexicon,
+    content: str,
+    *,
+    kind_hint: str | None = None,
+    category_hint: str | None = None,
+    urgency_hint: str | None = None,
+) -> Classification:
+    """Kind, category and tier of a request; hints win and are listed in ``hints_used``."""
+    cat_scores = [0] * len(lexicon.categories)
+    kind_scores: dict[str, int] = {}
+    emergency = urgent = unreasonable = False
+    redirects: set[str] = set()
+    matched: list[str] = []
+    # Each phrase counts once: a word repeated ("学校…学校") is not twice the evidence.
+    found = list({hit.phrase: hit.values[0] for hit in lexicon._index.scan(content)}.items())
+    found += [(m.group(0), meaning) for pattern, meaning in lexicon._patterns
+              if (m := pattern.search(content))]
+    for phrase, meaning in found:
+        if meaning.categories or meaning.kinds or meaning.emergency or meaning.redirect \
+                or meaning.urgent or meaning.unreasonable:
+            matched.append(phrase)  # place names and neutral phrases say nothing
+        for idx, weight in meaning.categories.items():
+            cat_scores[idx] += weight
+        for kind, weight in meaning.kinds.items():
+            kind_scores[kind] = kind_scores.get(kind, 0) + weight
+        emergency = emergency or meaning.emergency
+        urgent = urgent or meaning.urgent
+        unreasonable = unreasonable or meaning.unreasonable
+        if meaning.redirect:
+            redirects.add(meaning.redirect)
+    redirect_to = next((s for s in lexicon.redirect if s in redirects), None)
+
+    hints: list[str] = []
+    refused: list[str] = []
+    category = lexicon.category(category_hint) if category_hint else None
+    if category is not None:
+        hints.append("category")
+    else:
+        best = max(range(len(cat_scores)), key=lambda i: (cat_scores[i], -i))
+        category = lexicon.categories[best] if cat_scores[best] >= THRESHOLD else lexicon.fallback
+
+    if kind_hint in KINDS:
+        kind = kind_hint
+        hints.append("kind")
+    else:
+        order = list(lexicon.kinds)
+        ranked = sorted(kind_scores.items(), key=lambda kv: (-kv[1], order.index(kv[0])))
+        if ranked and ranked[0][1] >= THRESHOLD:
+            kind = ranked[0][0]
+        else:
+            kind = category.default_kind or lexicon.default_kind
+
+    emergency = emergency or redirect_to is not None
+    if emergency:
+        tier = "T2H"
+    elif urgent:
+        tier = _faster(category.tier, "T24H")
+    else:
+        tier = category.tier
+    if urgency_hint in TIERS:
+        if emergency and urgency_hint != "T2H":
+            refused.append("urgency")  # never lower an emergency
+        else:
+            tier = urgency_hint
+            hints.append("urgency")
+    return Classification(kind, category, tier, emergency, redirect_to, unreasonable, hints,
+                          refused, matched, urgent)
