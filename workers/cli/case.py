@@ -26,20 +26,15 @@ import asyncio
 import math
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import typer
 from rich.table import Table
-from temporalio.client import (
-    Client,
-    RPCTimeoutOrCancelledError,
-    WorkflowExecutionStatus,
-    WorkflowUpdateFailedError,
-)
-from temporalio.service import RPCError, RPCStatusCode
 
+from workers.cli.case_report import CaseReport, load_case, overdue_cases
+from workers.cli.decisions import EXIT_NO_CASE, send_decision
 from workers.cli.output import (
     console,
     describe_error,
@@ -51,275 +46,25 @@ from workers.cli.output import (
     run_as_process,
 )
 from workers.runtime.settings import Settings
-from workers.runtime.temporal import connect_temporal
-from workflows.ids import complaint_workflow_id
 from workflows.model import (
-    QUERY_VIEW,
     UPDATE_DECIDE_EXTENSION,
     UPDATE_ESCALATE,
     UPDATE_REASSIGN,
-    Ack,
-    CaseView,
     Escalate,
     ExtensionDecision,
     Reassign,
 )
 
-__all__ = [
-    "OPEN_STATUSES",
-    "CaseReport",
-    "app",
-    "load_case",
-    "overdue",
-    "overdue_cases",
-    "register",
-    "send_decision",
-]
+__all__ = ["app", "overdue", "register"]
 
 app = typer.Typer(
     no_args_is_help=True,
     help="One case: show it, or decide as a supervisor (escalate, reassign, extension).",
 )
 
-# The unit still owes the answer: a deadline passed in these states is overdue.
-OPEN_STATUSES = ("ACCEPTED", "DISPATCHED", "SIGNED", "IN_PROGRESS", "REOPENED")
-
-QUERY_TIMEOUT = timedelta(seconds=15)
-# A query on a closed run replays its history on a worker; without one it would hang.
-CLOSED_QUERY_TIMEOUT = timedelta(seconds=5)
-UPDATE_TIMEOUT = timedelta(seconds=30)
-
-EXIT_REFUSED = 1
-EXIT_NO_CASE = 2
-EXIT_NO_ANSWER = 3
-
-
-# --------------------------------------------------------------------------------------
-# Loading a case
-
-
-@dataclass
-class CaseReport:
-    """One case as ``case show`` prints it, from the workflow or the ledger.
-
-    Attributes:
-        complaint_id: The upstream complaint id.
-        source: ``workflow`` or ``ledger``.
-        workflow_status: RUNNING, COMPLETED, ... or None when Temporal did not say.
-        case: Status, classification, lead unit, deadlines, level and counters.
-        dispatches: One dict per unit dispatch, in issue order.
-        timeline: Lifecycle steps in sequence order.
-        notes: Why the ledger answered, and similar remarks for people.
-    """
-
-    complaint_id: str
-    source: str
-    workflow_status: str | None
-    case: dict[str, Any]
-    dispatches: list[dict[str, Any]] = field(default_factory=list)
-    timeline: list[dict[str, Any]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
-def _from_view(view: CaseView) -> tuple[dict[str, Any], list[dict[str, Any]],
-                                        list[dict[str, Any]]]:
-    case = {
-        "complaint_id": view.complaint_id, "status": view.status, "outcome": view.outcome,
-        "kind": view.kind, "category": view.category, "tier": view.tier,
-        "district": view.district, "street": view.street,
-        "lead_unit_id": view.lead_unit_id, "dispatch_id": view.dispatch_id,
-        "sign_by": view.sign_by, "due_at": view.due_at, "overdue": view.overdue,
-        "escalation_level": view.escalation_level, "urges": view.urges,
-        "returns": view.returns, "reopens": view.reopens, "extensions": view.extensions,
-        "extension_pending": view.extension_pending,
-    }
-    dispatches = [
-        {"dispatch_id": d.dispatch_id, "unit_id": d.unit_id, "unit_name": d.unit_name,
-         "role": d.role, "issued_at": d.issued_at, "sign_by": d.sign_by, "due_at": d.due_at,
-         "signed_at": d.signed_at, "completed_at": d.completed_at,
-         "revoked_at": d.revoked_at, "result": d.result, "reply_text": d.reply_text}
-        for d in sorted(view.dispatches, key=lambda d: d.issued_at)
-    ]
-    timeline = [
-        {"seq": r.seq, "at": r.at, "event_type": r.event_type, "status": r.status,
-         "unit_id": r.unit_id, "dispatch_id": r.dispatch_id, "reason": r.reason,
-         "escalation_level": r.escalation_level, "overdue": r.overdue,
-         "attributes": dict(r.attributes)}
-        for r in sorted(view.timeline, key=lambda r: r.seq)
-    ]
-    return case, dispatches, timeline
-
-
-_CASE_SQL = """
-SELECT complaint_id, status, outcome, channel, kind, category, tier, district, street,
-       lead_unit_id, filed_at, due_at, closed_at, overdue, escalation_level
-FROM cases WHERE complaint_id = %s
-"""
-_DISPATCHES_SQL = """
-SELECT dispatch_id, unit_id, role, issued_at, sign_by, due_at, signed_at, completed_at,
-       revoked_at, result
-FROM dispatches WHERE complaint_id = %s ORDER BY issued_at, dispatch_id
-"""
-_EVENTS_SQL = """
-SELECT seq, at, event_type, status, unit_id, dispatch_id, reason, attributes
-FROM case_events WHERE complaint_id = %s ORDER BY seq
-"""
-
-
-def _rows(cursor: Any) -> list[dict[str, Any]]:
-    names = [d.name for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
-async def _arows(cursor: Any) -> list[dict[str, Any]]:
-    names = [d.name for d in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in await cursor.fetchall()]
-
-
-async def _from_ledger(settings: Settings, complaint_id: str) -> tuple[
-    dict[str, Any] | None, list[dict[str, Any]], list[dict[str, Any]]
-]:
-    import psycopg
-
-    async with await psycopg.AsyncConnection.connect(
-        settings.dsn, connect_timeout=10, autocommit=True
-    ) as conn:
-        cases = await _arows(await conn.execute(_CASE_SQL, (complaint_id,)))
-        dispatches = await _arows(await conn.execute(_DISPATCHES_SQL, (complaint_id,)))
-        events = await _arows(await conn.execute(_EVENTS_SQL, (complaint_id,)))
-    case = cases[0] if cases else None
-    if case is not None:
-        lead = next((d for d in reversed(dispatches) if d["unit_id"] == case["lead_unit_id"]
-                     and d["role"] == "LEAD"), None)
-        case["dispatch_id"] = lead["dispatch_id"] if lead else None
-        case["sign_by"] = lead["sign_by"] if lead else None
-        case["returns"] = sum(e["event_type"] == "RETURNED" for e in events)
-        case["reopens"] = sum(e["event_type"] == "REOPENED" for e in events)
-        case["extensions"] = sum(
-            e["event_type"] == "EXTENSION_DECIDED"
-            and (e["attributes"] or {}).get("granted") == "true" for e in events)
-    return case, dispatches, events
-
-
-async def load_case(settings: Settings, complaint_id: str) -> CaseReport | None:
-    """A case from its workflow's ``view`` query, else from the ledger.
-
-    A running workflow is queried. A closed one is shown from the ledger when the ledger
-    has the case (a query on a closed run replays its whole history on a worker), and
-    queried only when it does not.
-
-    Args:
-        settings: Temporal address, namespace, TLS and the ledger DSN.
-        complaint_id: The upstream complaint id (the workflow id is derived from it).
-
-    Returns:
-        The report, or ``None`` when neither the workflow nor the ledger knows the case.
-    """
-    notes: list[str] = []
-    ledger_case: dict[str, Any] | None = None
-    ledger_dispatches: list[dict[str, Any]] = []
-    ledger_events: list[dict[str, Any]] = []
-    try:
-        ledger_case, ledger_dispatches, ledger_events = await _from_ledger(
-            settings, complaint_id)
-    except Exception as exc:  # ledger away: the workflow may still answer
-        notes.append(f"ledger not read ({describe_error(exc)})")
-
-    workflow_status: str | None = None
-    view: CaseView | None = None
-    client: Client | None = None
-    try:
-        client = await connect_temporal(settings)
-        handle = client.get_workflow_handle(complaint_workflow_id(complaint_id))
-        description = await handle.describe(rpc_timeout=QUERY_TIMEOUT)
-        status = description.status
-        workflow_status = status.name if status is not None else None
-        if status == WorkflowExecutionStatus.RUNNING:
-            view = await handle.query(QUERY_VIEW, result_type=CaseView,
-                                      rpc_timeout=QUERY_TIMEOUT)
-        elif ledger_case is None:
-            view = await handle.query(QUERY_VIEW, result_type=CaseView,
-                                      rpc_timeout=CLOSED_QUERY_TIMEOUT)
-        else:
-            notes.append(f"workflow {workflow_status}: shown from the ledger")
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            notes.append("no workflow for this case in Temporal (closed past retention, or "
-                         "never started)")
-        else:
-            notes.append(f"workflow query failed ({describe_error(exc)})")
-    except Exception as exc:  # Temporal away, query timed out on a closed run
-        notes.append(f"workflow not queried ({describe_error(exc)})")
-    finally:
-        del client  # temporalio's Client has no close(); drop it before the loop ends
-
-    if view is not None:
-        case, dispatches, timeline = _from_view(view)
-        if ledger_case is not None:  # the workflow view has no filing time or channel
-            for key in ("filed_at", "channel", "closed_at"):
-                case[key] = ledger_case.get(key)
-        return CaseReport(complaint_id, "workflow", workflow_status, case, dispatches,
-                          timeline, notes)
-    if ledger_case is None:
-        return None
-    return CaseReport(complaint_id, "ledger", workflow_status, ledger_case,
-                      ledger_dispatches, ledger_events, notes)
-
 
 # --------------------------------------------------------------------------------------
 # Supervisor decisions
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What a decision command got back: the workflow's Ack, or why there is none."""
-
-    ack: Ack | None
-    exit_code: int
-    message: str
-
-
-async def send_decision(
-    settings: Settings, complaint_id: str, update: str, arg: object, event_id: str
-) -> Decision:
-    """Run one supervisor update on a case and classify the answer.
-
-    Returns:
-        ``exit_code`` 0 (accepted), 1 (refused by the workflow), 2 (no such running case)
-        or 3 (no answer in time).
-    """
-    client: Client | None = None
-    try:
-        client = await connect_temporal(settings)
-        handle = client.get_workflow_handle(complaint_workflow_id(complaint_id))
-        ack = await handle.execute_update(
-            update, arg, id=event_id, result_type=Ack, rpc_timeout=UPDATE_TIMEOUT)
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            return Decision(None, EXIT_NO_CASE,
-                            f"no running case {complaint_id} ({exc.message})")
-        if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
-            return Decision(None, EXIT_NO_ANSWER, _no_answer(event_id))
-        return Decision(None, EXIT_NO_ANSWER, f"Temporal refused the call: {describe_error(exc)}")
-    except RPCTimeoutOrCancelledError:
-        return Decision(None, EXIT_NO_ANSWER, _no_answer(event_id))
-    except WorkflowUpdateFailedError as exc:
-        return Decision(None, EXIT_REFUSED, f"the case failed the update: "
-                        f"{describe_error(exc.cause or exc)}")
-    except (TimeoutError, OSError, RuntimeError) as exc:
-        return Decision(None, EXIT_NO_ANSWER, f"Temporal not reachable: {describe_error(exc)}")
-    finally:
-        del client
-    if ack.accepted:
-        text = "accepted" + (" (already applied: same event id)" if ack.duplicate else "")
-        return Decision(ack, 0, text)
-    return Decision(ack, EXIT_REFUSED, f"refused: {ack.reason}"
-                    + (f" — {ack.detail}" if ack.detail else ""))
-
-
-def _no_answer(event_id: str) -> str:
-    return (f"no answer within {UPDATE_TIMEOUT.seconds} s (is a worker polling?); retry with "
-            f"--event-id {event_id} so the decision is applied once")
 
 
 def _run_decision(complaint_id: str, update: str, arg: object, event_id: str,
@@ -344,30 +89,6 @@ def _event_id(given: str | None) -> str:
 
 # --------------------------------------------------------------------------------------
 # Overdue list
-
-
-_OVERDUE_SQL = """
-SELECT complaint_id, tier, district, street, lead_unit_id, status, escalation_level,
-       overdue, filed_at, due_at
-FROM cases
-WHERE due_at < %(now)s AND status = ANY(%(open)s)
-  AND (%(district)s::text IS NULL OR district = %(district)s)
-  AND (%(tier)s::text IS NULL OR tier = %(tier)s)
-ORDER BY due_at
-"""
-
-
-def overdue_cases(
-    settings: Settings, *, district: str | None = None, tier: str | None = None,
-    now: datetime | None = None,
-) -> list[dict[str, Any]]:
-    """Open cases past their deadline, longest overdue first, from the ledger."""
-    import psycopg
-
-    params = {"now": now or datetime.now(UTC), "open": list(OPEN_STATUSES),
-              "district": district, "tier": tier}
-    with psycopg.connect(settings.dsn, connect_timeout=10, autocommit=True) as conn:
-        return _rows(conn.execute(_OVERDUE_SQL, params))
 
 
 def _groups(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
