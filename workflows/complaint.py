@@ -31,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
     from workflows.evaluation import CaseFacts, score_case
     from workflows.ids import complaint_workflow_id
+    from workflows.ladder import active_dispatches, next_checkpoint
     from workflows.model import (
         LEVELS,
         QUERY_VIEW,
@@ -54,8 +55,6 @@ with workflow.unsafe.imports_passed_through():
         Ack,
         CallbackAnswer,
         CaseResult,
-        CaseRow,
-        CaseSnapshot,
         CaseView,
         Checkpoint,
         Complete,
@@ -64,9 +63,7 @@ with workflow.unsafe.imports_passed_through():
         EvaluationRow,
         ExtensionDecision,
         Filing,
-        LifecycleRecord,
         MergedFiling,
-        Outbound,
         Outcome,
         PlanRequest,
         Reassign,
@@ -86,6 +83,8 @@ with workflow.unsafe.imports_passed_through():
         Whistle,
         Withdraw,
     )
+    from workflows.state import CaseState, restore, snapshot
+    from workflows.steps import OutboundSpec, StepFacts, build_step, lead_unit_id, merge_steps
 
 # Named options per activity: start-to-close always set, bounded retries, business
 # errors listed by type so they fail at once.
@@ -114,9 +113,6 @@ RECORD_OPTIONS: dict[str, Any] = {
 
 HANDLING_STATES = {Status.DISPATCHED, Status.SIGNED, Status.IN_PROGRESS}
 WORKING_STATES = {Status.SIGNED, Status.IN_PROGRESS}
-# Bounds on what a case carries across continue-as-new (payloads stay small).
-SEEN_KEPT = 2000
-TIMELINE_KEPT = 200
 # A fresh run well before Temporal's 10,240-event warning even if the server's own
 # suggestion (about 4,000 events by default) is configured higher.
 HISTORY_EVENTS_LIMIT = 8000
@@ -149,45 +145,10 @@ class ComplaintWorkflow:
     def __init__(self, filing: Filing) -> None:
         # Set here, not in run: an update can arrive in the very first activation.
         self._filing = replace(filing, carried=None)
-        self._acc: Acceptance | None = None
-        self._plan: TierPlan | None = None
-        self._status = Status.FILED
-        self._seq = 0
-        self._timeline: list[LifecycleRecord] = []
-        self._seen: dict[str, Ack] = {}
-        self._dispatches: dict[str, DispatchState] = {}
-        self._lead_id = ""
-        self._dispatch_count = 0
-        self._completion: Complete | None = None
-        self._first_contact_at: datetime | None = None
-        self._answer: CallbackAnswer | None = None
-        self._withdrawn: Withdraw | None = None
-        self._level = "UNIT"
-        self._overdue = False          # ever overdue: evaluation
-        self._round_overdue = False    # overdue in this handling round: the ladder
-        self._city_sent = False
-        self._escalations = 0
-        self._warnings_sent = 0
-        self._urges = 0
-        self._returns = 0
-        self._reopens = 0
-        self._extensions = 0
-        self._excluded: list[str] = []
-        self._pending_extension: RequestExtension | None = None
-        self._callback_attempt = 0
-        self._callback_requested = False
-        self._answer_by: datetime | None = None
-        self._timers_version = 0
-        self._closed_at: datetime | None = None
-        self._indexed: dict[str, Any] = {}
-        self._stage = "accept"
+        self._state = CaseState() if filing.carried is None else restore(filing.carried)
         # Steps are recorded one at a time, so Kafka sees a case's events in seq order even
         # when an update handler and the main run record at the same moment.
         self._record_lock = asyncio.Lock()
-        # A step made but not yet recorded: it goes out with the next one.
-        self._deferred: StepRecord | None = None
-        if filing.carried is not None:
-            self._restore(filing.carried)
 
     # --- the lifecycle ------------------------------------------------------------------
 
@@ -198,28 +159,28 @@ class ComplaintWorkflow:
                 acc = await self.accept(filing)
                 if acc.outcome == Outcome.DISPATCH:
                     await self.dispatch()
-                    self._stage = "handle"
+                    self._state.stage = "handle"
                 elif acc.outcome == Outcome.MERGED:
                     await self.merge()
-            while self._stage in ("handle", "callback"):
-                if self._stage == "handle":
+            while self._state.stage in ("handle", "callback"):
+                if self._state.stage == "handle":
                     await self.handle()
-                    self._stage = "callback" if self._withdrawn is None else "evaluate"
-                if self._stage == "callback":
+                    self._state.stage = "callback" if self._state.withdrawn is None else "evaluate"
+                if self._state.stage == "callback":
                     await self.callback()
-                    self._stage = "evaluate"
+                    self._state.stage = "evaluate"
                     if self._should_reopen():
                         await self.reopen()
-                        self._stage = "handle"
+                        self._state.stage = "handle"
         except _ContinueAsNew:
             # A handler finishing during the flush may hold a step of its own; the loop
             # ends with nothing held and no await between that check and the new run.
             while True:
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                if self._deferred is None:
+                if self._state.deferred is None:
                     break
                 await self._flush_deferred()
-            workflow.continue_as_new(replace(filing, carried=self._snapshot()))
+            workflow.continue_as_new(replace(filing, carried=snapshot(self._state)))
         result = await self.evaluate()
         # Updates still recording their step must finish before the run closes.
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -231,8 +192,8 @@ class ComplaintWorkflow:
             "accept", AcceptRequest(filing, workflow.now()), result_type=Acceptance,
             **ACCEPT_OPTIONS,
         )
-        self._acc = acc
-        self._plan = acc.plan
+        self._state.acceptance = acc
+        self._state.plan = acc.plan
         attrs = {"outcome": acc.outcome, "reason": acc.reason,
                  "hints_used": ",".join(acc.hints_used)}
         if acc.redirect_to:
@@ -267,7 +228,7 @@ class ComplaintWorkflow:
         acc, _ = self._require()
         assert acc.lead is not None
         lead = self._new_dispatch(acc.lead, "LEAD")
-        self._lead_id = lead.dispatch_id
+        self._state.lead_dispatch_id = lead.dispatch_id
         assisting = [self._new_dispatch(u, "ASSISTING") for u in acc.assisting]
         await self._record(
             "DISPATCHED", Status.DISPATCHED, unit_id=lead.unit_id,
@@ -279,10 +240,10 @@ class ComplaintWorkflow:
 
     async def handle(self) -> None:
         """Wait for completion, climbing the escalation ladder on time."""
-        while self._completion is None and self._withdrawn is None:
-            version = self._timers_version
+        while self._state.completion is None and self._state.withdrawn is None:
+            version = self._state.timers_version
             wake = self._waker(self._handling_done, version)
-            checkpoint = self._next_checkpoint()
+            checkpoint = next_checkpoint(self._state)
             if checkpoint is None:
                 await workflow.wait_condition(wake)
             elif not await self._sleep_until(checkpoint.at, wake):
@@ -295,36 +256,36 @@ class ComplaintWorkflow:
         plan = self._require_plan()
         attempts = acc.ladder.unreached_attempts
         spacing = timedelta(seconds=acc.ladder.unreached_window_seconds / max(attempts - 1, 1))
-        if self._callback_attempt == 0:
-            self._callback_attempt = 1
-            self._answer_by = workflow.now() + timedelta(seconds=plan.callback_seconds)
-        while self._callback_attempt <= attempts:
-            if not self._callback_requested:
-                self._answer = None
-                self._callback_requested = True
-                assert self._answer_by is not None
+        if self._state.callback_attempt == 0:
+            self._state.callback_attempt = 1
+            self._state.answer_by = workflow.now() + timedelta(seconds=plan.callback_seconds)
+        while self._state.callback_attempt <= attempts:
+            if not self._state.callback_requested:
+                self._state.answer = None
+                self._state.callback_requested = True
+                assert self._state.answer_by is not None
                 await self._record(
                     "CALLBACK_DUE", Status.CALLBACK,
-                    attributes={"attempt": str(self._callback_attempt),
-                                "answer_by": self._answer_by.isoformat()},
+                    attributes={"attempt": str(self._state.callback_attempt),
+                                "answer_by": self._state.answer_by.isoformat()},
                 )
-            assert self._answer_by is not None
-            await self._sleep_until(self._answer_by, self._waker(self._answered, None))
+            assert self._state.answer_by is not None
+            await self._sleep_until(self._state.answer_by, self._waker(self._answered, None))
             self._check_continue_as_new()
-            if self._answer is not None and self._answer.reached:
+            if self._state.answer is not None and self._state.answer.reached:
                 return
-            self._callback_attempt += 1
-            self._callback_requested = False
-            self._answer_by = workflow.now() + spacing
-        self._answer = None  # never reached: evaluate on the unit's own report
+            self._state.callback_attempt += 1
+            self._state.callback_requested = False
+            self._state.answer_by = workflow.now() + spacing
+        self._state.answer = None  # never reached: evaluate on the unit's own report
 
     def _should_reopen(self) -> bool:
         acc, _ = self._require()
-        answer = self._answer
+        answer = self._state.answer
         unhappy = answer is not None and answer.reached and (
             not answer.resolved or answer.satisfaction == "UNSATISFIED")
         # Cases recorded before reopening existed evaluate as they did then.
-        return (unhappy and self._reopens < acc.ladder.max_reopens
+        return (unhappy and self._state.reopens < acc.ladder.max_reopens
                 and workflow.patched(PATCH_REOPEN))
 
     async def reopen(self) -> None:
@@ -332,33 +293,33 @@ class ComplaintWorkflow:
         acc, _ = self._require()
         lead = self._lead()
         tier = min(acc.tier, acc.ladder.reopen_max_tier, key=TIER_ORDER.index)
-        self._plan = await workflow.execute_activity(
+        self._state.plan = await workflow.execute_activity(
             "plan", PlanRequest(tier=tier, start=workflow.now()), result_type=TierPlan,
             **ROUTE_OPTIONS,
         )
-        self._reopens += 1
-        self._completion = None
-        self._answer = None
-        self._callback_attempt = 0
-        self._callback_requested = False
-        self._warnings_sent = 0
-        self._round_overdue = False
-        self._city_sent = False
-        self._timers_version += 1
+        self._state.reopens += 1
+        self._state.completion = None
+        self._state.answer = None
+        self._state.callback_attempt = 0
+        self._state.callback_requested = False
+        self._state.warnings_sent = 0
+        self._state.round_overdue = False
+        self._state.city_sent = False
+        self._state.timers_version += 1
         new = self._new_dispatch(Unit(lead.unit_id, lead.unit_name, "lead"), "LEAD")
-        self._lead_id = new.dispatch_id
+        self._state.lead_dispatch_id = new.dispatch_id
         await self._record(
             "REOPENED", Status.DISPATCHED, unit_id=new.unit_id, dispatch_id=new.dispatch_id,
             outbound=[self._issued(new, reopened=True)], dispatch_rows=[new],
-            attributes={"reopens": str(self._reopens), "tier": tier,
+            attributes={"reopens": str(self._state.reopens), "tier": tier,
                         "due_at": new.due_at.isoformat()},
         )
 
     async def evaluate(self) -> CaseResult:
         """Score the case, write the evaluation and close it (考评)."""
         acc, filing = self._require()
-        counted = acc.outcome == Outcome.DISPATCH and self._withdrawn is None
-        answer = self._answer
+        counted = acc.outcome == Outcome.DISPATCH and self._state.withdrawn is None
+        answer = self._state.answer
         scores = score_case(
             CaseFacts(
                 counted=counted,
@@ -366,8 +327,8 @@ class ComplaintWorkflow:
                 callback_responded=bool(answer and answer.responded),
                 callback_resolved=bool(answer and answer.resolved),
                 satisfaction=answer.satisfaction if answer else None,
-                unit_contacted=self._first_contact_at is not None,
-                unit_result=self._completion.result if self._completion else None,
+                unit_contacted=self._state.first_contact_at is not None,
+                unit_result=self._state.completion.result if self._state.completion else None,
             ),
             acc.ladder.weights,
         )
@@ -375,10 +336,11 @@ class ComplaintWorkflow:
         evaluation = EvaluationRow(
             complaint_id=filing.complaint_id, counted=counted, responded=scores.responded,
             resolved=scores.resolved, satisfied=scores.satisfied,
-            satisfaction=answer.satisfaction if answer else None, overdue=self._overdue,
-            returns=self._returns, escalations=self._escalations, reopens=self._reopens,
+            satisfaction=answer.satisfaction if answer else None, overdue=self._state.overdue,
+            returns=self._state.returns, escalations=self._state.escalations,
+            reopens=self._state.reopens,
             score=scores.score, evaluated_at=now,
-            lead_unit_id=self._lead().unit_id if self._lead_id else None,
+            lead_unit_id=self._lead().unit_id if self._state.lead_dispatch_id else None,
         )
         if counted:
             await self._record(
@@ -393,44 +355,24 @@ class ComplaintWorkflow:
         else:
             evaluation = replace(evaluation, responded=False, resolved=False, satisfied=False,
                                  score=0.0)
-        self._closed_at = now
+        self._state.closed_at = now
         await self._record(
             "CLOSED", Status.CLOSED, evaluation=None if counted else evaluation,
             attributes={"counted": str(counted).lower()},
         )
         return CaseResult(
-            complaint_id=filing.complaint_id, status=self._status.value, outcome=acc.outcome,
+            complaint_id=filing.complaint_id, status=self._state.status.value, outcome=acc.outcome,
             counted=counted, responded=evaluation.responded, resolved=evaluation.resolved,
-            satisfied=evaluation.satisfied, overdue=self._overdue,
+            satisfied=evaluation.satisfied, overdue=self._state.overdue,
         )
 
     # --- the escalation ladder: every timer of a handled case ---------------------------
-
-    def _next_checkpoint(self) -> Checkpoint | None:
-        acc, _ = self._require()
-        lead = self._lead()
-        span = lead.due_at - lead.issued_at
-        pending: list[Checkpoint] = []
-        # Sign-for limits: the lead first, then assisting units, each re-notified once.
-        for d in self._active_dispatches():
-            if d.signed_at is None and d.sign_misses < acc.ladder.sign_for_misses_to_district:
-                pending.append(Checkpoint(d.sign_by, "SIGN_FOR", dispatch_id=d.dispatch_id))
-        fractions = acc.ladder.warning_fractions
-        if self._warnings_sent < len(fractions):
-            f = fractions[self._warnings_sent]
-            pending.append(Checkpoint(lead.issued_at + span * f, "WARNING", f))
-        if not self._round_overdue:
-            pending.append(Checkpoint(lead.due_at, "OVERDUE", 1.0))
-        if not self._city_sent:
-            f = 1.0 + acc.ladder.city_after_overdue_fraction
-            pending.append(Checkpoint(lead.issued_at + span * f, "CITY", f))
-        return min(pending, key=lambda c: c.at) if pending else None
 
     async def _escalate(self, cp: Checkpoint) -> None:
         acc, _ = self._require()
         plan = self._require_plan()
         if cp.kind == "SIGN_FOR":
-            d = self._dispatches[cp.dispatch_id]
+            d = self._state.dispatches[cp.dispatch_id]
             if d.signed_at is not None or not d.active:
                 # Signed (or revoked) while this timer ran: a signature does not move the
                 # timers, so the ladder checks the rung is still due when it fires.
@@ -442,26 +384,26 @@ class ComplaintWorkflow:
             else:
                 # Re-notify: the unit gets another sign-for window.
                 d.sign_by = workflow.now() + timedelta(seconds=plan.sign_for_seconds)
-                await self._notice("SIGN_OVERDUE", self._level,
+                await self._notice("SIGN_OVERDUE", self._state.level,
                                    f"sign for before {d.sign_by.isoformat()}", d)
         elif cp.kind == "WARNING":
-            self._warnings_sent += 1
-            await self._notice("WARNING", self._level, f"{cp.fraction:.0%} of the time used",
+            self._state.warnings_sent += 1
+            await self._notice("WARNING", self._state.level, f"{cp.fraction:.0%} of the time used",
                                fraction=cp.fraction)
         elif cp.kind == "OVERDUE":
-            self._overdue = self._round_overdue = True
+            self._state.overdue = self._state.round_overdue = True
             await self._notice("OVERDUE", self._raise_level("DISTRICT"),
                                "deadline passed: district supervision", fraction=1.0)
         else:
-            self._city_sent = True
+            self._state.city_sent = True
             await self._notice("CITY_SUPERVISION", self._raise_level("CITY"),
                                "long overdue: city supervision", fraction=cp.fraction)
 
     def _raise_level(self, level: str) -> str:
-        if LEVELS.index(level) > LEVELS.index(self._level):
-            self._level = level
-            self._escalations += 1
-        return self._level
+        if LEVELS.index(level) > LEVELS.index(self._state.level):
+            self._state.level = level
+            self._state.escalations += 1
+        return self._state.level
 
     async def _notice(
         self, notice_type: str, level: str, message: str, d: DispatchState | None = None,
@@ -477,21 +419,21 @@ class ComplaintWorkflow:
             "fraction_used": fraction,
         }
         await self._record(
-            "NOTICE", self._status, unit_id=d.unit_id, dispatch_id=d.dispatch_id,
+            "NOTICE", self._state.status, unit_id=d.unit_id, dispatch_id=d.dispatch_id,
             reason=message, outbound=[("SupervisionNotice", d.unit_id, notice)],
             attributes={"notice_type": notice_type, "level": level},
         )
 
     def _handling_done(self) -> bool:
-        return self._completion is not None or self._withdrawn is not None
+        return self._state.completion is not None or self._state.withdrawn is not None
 
     def _answered(self) -> bool:
-        return self._answer is not None
+        return self._state.answer is not None
 
     def _waker(self, done: Callable[[], bool], version: int | None) -> Callable[[], bool]:
         """``done``, or timers moved, or the history wants a fresh run."""
         def wake() -> bool:
-            return (done() or (version is not None and self._timers_version != version)
+            return (done() or (version is not None and self._state.timers_version != version)
                     or self._history_full())
         return wake
 
@@ -521,7 +463,7 @@ class ComplaintWorkflow:
     async def sign_for(self, event: SignFor) -> Ack:
         def apply(d: DispatchState) -> Status:
             d.signed_at = event.at
-            return Status.SIGNED if d.role == "LEAD" else self._status
+            return Status.SIGNED if d.role == "LEAD" else self._state.status
 
         return await self._unit_reply(
             event.event_id, event.dispatch_id, event.unit_id, "SIGNED",
@@ -533,9 +475,9 @@ class ComplaintWorkflow:
     async def report_progress(self, event: ReportProgress) -> Ack:
         def apply(d: DispatchState) -> Status:
             d.progressed = True
-            if event.contacted_citizen and self._first_contact_at is None:
-                self._first_contact_at = event.at
-            return Status.IN_PROGRESS if d.role == "LEAD" else self._status
+            if event.contacted_citizen and self._state.first_contact_at is None:
+                self._state.first_contact_at = event.at
+            return Status.IN_PROGRESS if d.role == "LEAD" else self._state.status
 
         return await self._unit_reply(
             event.event_id, event.dispatch_id, event.unit_id, "PROGRESS",
@@ -553,16 +495,16 @@ class ComplaintWorkflow:
             d.result = event.result
             d.reply_text = event.reply_text
             if d.role != "LEAD":
-                return self._status
-            self._completion = event
+                return self._state.status
+            self._state.completion = event
             return Status.COMPLETED
 
-        d = self._dispatches.get(event.dispatch_id)
+        d = self._state.dispatches.get(event.dispatch_id)
         closing: list[DispatchState] = []
         if d is not None and d.role == "LEAD":
-            closing = [a for a in self._active_dispatches() if a.role == "ASSISTING"]
+            closing = [a for a in active_dispatches(self._state) if a.role == "ASSISTING"]
         attrs = {"result": event.result, "role": d.role if d else ""}
-        for a in self._dispatches.values():
+        for a in self._state.dispatches.values():
             if a.role == "ASSISTING" and a.reply_text:
                 attrs[f"assist:{a.unit_id}"] = a.reply_text[:200]
         lead = d is not None and d.role == "LEAD"
@@ -582,29 +524,29 @@ class ComplaintWorkflow:
     async def return_dispatch(self, event: ReturnDispatch) -> Ack:
         """退单: reviewed against the routing data, then re-dispatched (改派)."""
         acc, filing = self._require()
-        if event.event_id in self._seen:
-            return replace(self._seen[event.event_id], duplicate=True)
+        if (repeat := self._repeat(event.event_id)) is not None:
+            return repeat
         refusal = self._guard_lead(event.dispatch_id, event.unit_id, HANDLING_STATES)
         if refusal:
             return await self._refuse(event.event_id, *refusal, unit_id=event.unit_id)
-        if self._returns >= acc.ladder.max_returns:
+        if self._state.returns >= acc.ladder.max_returns:
             return await self._refuse(
                 event.event_id, RejectReason.LIMIT_REACHED,
                 "city coordination assigned this unit: no further return", event.unit_id)
-        self._returns += 1
-        self._excluded.append(event.unit_id)
-        await self._record("RETURNED", self._status, unit_id=event.unit_id,
+        self._state.returns += 1
+        self._state.excluded_units.append(event.unit_id)
+        await self._record("RETURNED", self._state.status, unit_id=event.unit_id,
                            dispatch_id=event.dispatch_id, reason=event.reason,
-                           attributes={"returns": str(self._returns)})
-        city = self._returns >= acc.ladder.max_returns
+                           attributes={"returns": str(self._state.returns)})
+        city = self._state.returns >= acc.ladder.max_returns
         decision = await self._route(RouteRequest(
             complaint_id=filing.complaint_id, category=acc.category, district=acc.district,
-            street=acc.street, exclude=list(self._excluded)))
+            street=acc.street, exclude=list(self._state.excluded_units)))
         if decision is None:  # pragma: no cover - the router always finds the city centre
             return self._accepted(event.event_id)
         if city:
             await self._notice("CITY_COORDINATION", self._raise_level("CITY"),
-                               f"returned {self._returns} times: city coordination assigns "
+                               f"returned {self._state.returns} times: city coordination assigns "
                                f"{decision.lead.name}")
         await self._redispatch(decision.lead, f"returned: {event.reason}",
                                "city-coordination" if city else decision.rule)
@@ -615,8 +557,8 @@ class ComplaintWorkflow:
         """延期: at most once, T7D/T15D only, at most the tier's length again."""
         acc, _ = self._require()
         ladder = acc.ladder
-        if event.event_id in self._seen:
-            return replace(self._seen[event.event_id], duplicate=True)
+        if (repeat := self._repeat(event.event_id)) is not None:
+            return repeat
         refusal = self._guard_lead(event.dispatch_id, event.unit_id, WORKING_STATES)
         why = None
         tier = self._require_plan().tier
@@ -624,17 +566,18 @@ class ComplaintWorkflow:
             return await self._refuse(event.event_id, *refusal, unit_id=event.unit_id)
         if tier not in ladder.extension_tiers:
             why = f"tier {tier} cannot be extended"
-        elif self._extensions >= ladder.extension_max_per_case or self._pending_extension:
+        elif (self._state.extensions >= ladder.extension_max_per_case
+              or self._state.pending_extension):
             why = "the case already had its extension"
-        elif self._round_overdue:
+        elif self._state.round_overdue:
             why = "the case is already overdue"
         elif not 0 < event.extra_days <= (ladder.extension_max_days or event.extra_days):
             why = f"at most {ladder.extension_max_days} extra days"
         if why:
             return await self._refuse(event.event_id, RejectReason.LIMIT_REACHED, why,
                                       event.unit_id)
-        self._pending_extension = event
-        await self._record("EXTENSION_REQUESTED", self._status, unit_id=event.unit_id,
+        self._state.pending_extension = event
+        await self._record("EXTENSION_REQUESTED", self._state.status, unit_id=event.unit_id,
                            dispatch_id=event.dispatch_id, reason=event.reason,
                            attributes={"extra_days": str(event.extra_days)})
         if event.extra_days <= ladder.extension_auto_grant_days:
@@ -646,12 +589,12 @@ class ComplaintWorkflow:
     async def whistle(self, event: Whistle) -> Ack:
         """吹哨报到: the lead calls departments in; they join as assisting units."""
         acc, filing = self._require()
-        if event.event_id in self._seen:
-            return replace(self._seen[event.event_id], duplicate=True)
+        if (repeat := self._repeat(event.event_id)) is not None:
+            return repeat
         refusal = self._guard_lead(event.dispatch_id, event.unit_id, WORKING_STATES)
         if refusal:
             return await self._refuse(event.event_id, *refusal, unit_id=event.unit_id)
-        holding = {d.unit_id for d in self._active_dispatches()}
+        holding = {d.unit_id for d in active_dispatches(self._state)}
         wanted = [u for u in dict.fromkeys(event.units) if u not in holding]
         if not wanted:
             return await self._refuse(event.event_id, RejectReason.STATE_NOT_ALLOWED,
@@ -664,9 +607,9 @@ class ComplaintWorkflow:
                                       f"unknown unit among {wanted}", event.unit_id)
         joined = [self._new_dispatch(u, "ASSISTING") for u in [decision.lead,
                                                                   *decision.assisting]]
-        self._timers_version += 1
+        self._state.timers_version += 1
         await self._record(
-            "WHISTLED", self._status, unit_id=event.unit_id, dispatch_id=event.dispatch_id,
+            "WHISTLED", self._state.status, unit_id=event.unit_id, dispatch_id=event.dispatch_id,
             reason=event.reason, outbound=[self._issued(d) for d in joined],
             dispatch_rows=joined,
             attributes={"units": ",".join(d.unit_id for d in joined)},
@@ -688,20 +631,20 @@ class ComplaintWorkflow:
     @workflow.signal(name=SIGNAL_MERGED_FILING)
     async def merged_filing(self, event: MergedFiling) -> None:
         """A duplicate filing counts as an urge of this case."""
-        if self._status in HANDLING_STATES:
+        if self._state.status in HANDLING_STATES:
             await self._citizen_forward(event.event_id, "URGED",
                                         f"重复来电（{event.complaint_id}）：{event.content}", [],
                                         urge=True)
 
     @workflow.update(name=UPDATE_WITHDRAW)
     async def withdraw(self, event: Withdraw) -> Ack:
-        if event.event_id in self._seen:
-            return replace(self._seen[event.event_id], duplicate=True)
-        if self._status not in HANDLING_STATES | {Status.ACCEPTED}:
+        if (repeat := self._repeat(event.event_id)) is not None:
+            return repeat
+        if self._state.status not in HANDLING_STATES | {Status.ACCEPTED}:
             return await self._refuse(event.event_id, RejectReason.STATE_NOT_ALLOWED,
-                                      f"cannot withdraw in state {self._status}")
-        self._withdrawn = event
-        active = self._active_dispatches()
+                                      f"cannot withdraw in state {self._state.status}")
+        self._state.withdrawn = event
+        active = active_dispatches(self._state)
         outbound = [self._revoked(d, event.at, "withdrawn by the citizen") for d in active]
         await self._record("WITHDRAWN", Status.WITHDRAWN, outbound=outbound,
                            dispatch_rows=active, reason=event.reason)
@@ -713,11 +656,11 @@ class ComplaintWorkflow:
     async def reassign(self, event: Reassign) -> Ack:
         """A supervisor sends the case to another unit (the review of a return, or any time)."""
         acc, filing = self._require()
-        if event.event_id in self._seen:
-            return replace(self._seen[event.event_id], duplicate=True)
-        if self._status not in HANDLING_STATES:
+        if (repeat := self._repeat(event.event_id)) is not None:
+            return repeat
+        if self._state.status not in HANDLING_STATES:
             return await self._refuse(event.event_id, RejectReason.STATE_NOT_ALLOWED,
-                                      f"cannot reassign in state {self._status}")
+                                      f"cannot reassign in state {self._state.status}")
         decision = await self._route(RouteRequest(
             complaint_id=filing.complaint_id, category=acc.category, district=acc.district,
             street=acc.street, unit_ids=[event.unit_id]))
@@ -733,10 +676,10 @@ class ComplaintWorkflow:
 
     @workflow.update(name=UPDATE_DECIDE_EXTENSION)
     async def decide_extension(self, event: ExtensionDecision) -> Ack:
-        if event.event_id in self._seen:
-            return replace(self._seen[event.event_id], duplicate=True)
-        pending = self._pending_extension
-        if pending is None or self._status not in HANDLING_STATES:
+        if (repeat := self._repeat(event.event_id)) is not None:
+            return repeat
+        pending = self._state.pending_extension
+        if pending is None or self._state.status not in HANDLING_STATES:
             return await self._refuse(event.event_id, RejectReason.STATE_NOT_ALLOWED,
                                       "no extension request is pending")
         days = event.extra_days or pending.extra_days
@@ -745,25 +688,25 @@ class ComplaintWorkflow:
 
     @workflow.update(name=UPDATE_ESCALATE)
     async def escalate(self, event: Escalate) -> Ack:
-        if event.event_id in self._seen:
-            return replace(self._seen[event.event_id], duplicate=True)
-        if self._status not in HANDLING_STATES or self._level == "CITY":
+        if (repeat := self._repeat(event.event_id)) is not None:
+            return repeat
+        if self._state.status not in HANDLING_STATES or self._state.level == "CITY":
             return await self._refuse(event.event_id, RejectReason.STATE_NOT_ALLOWED,
-                                      f"cannot escalate at level {self._level} in "
-                                      f"state {self._status}")
-        level = LEVELS[LEVELS.index(self._level) + 1]
+                                      f"cannot escalate at level {self._state.level} in "
+                                      f"state {self._state.status}")
+        level = LEVELS[LEVELS.index(self._state.level) + 1]
         await self._notice(f"{level}_SUPERVISION", self._raise_level(level),
                            f"escalated by {event.decided_by}: {event.reason}")
         return self._accepted(event.event_id)
 
     @workflow.update(name=UPDATE_CALLBACK)
     async def receive_callback(self, event: CallbackAnswer) -> Ack:
-        if event.event_id in self._seen:
-            return replace(self._seen[event.event_id], duplicate=True)
-        if self._status != Status.CALLBACK or self._answer is not None:
+        if (repeat := self._repeat(event.event_id)) is not None:
+            return repeat
+        if self._state.status != Status.CALLBACK or self._state.answer is not None:
             return await self._refuse(event.event_id, RejectReason.STATE_NOT_ALLOWED,
-                                      f"no callback is due in state {self._status}")
-        self._answer = event
+                                      f"no callback is due in state {self._state.status}")
+        self._state.answer = event
         attrs = {"reached": str(event.reached).lower(),
                  "responded": str(event.responded).lower(),
                  "resolved": str(event.resolved).lower(),
@@ -776,22 +719,22 @@ class ComplaintWorkflow:
 
     @workflow.query(name=QUERY_VIEW)
     def view(self) -> CaseView:
-        acc = self._acc
-        lead = self._dispatches.get(self._lead_id)
+        s = self._state
+        acc = s.acceptance
+        lead = s.dispatches.get(s.lead_dispatch_id)
         return CaseView(
             complaint_id=self._filing.complaint_id,
-            status=self._status.value, outcome=acc.outcome if acc else None,
-            tier=self._plan.tier if self._plan else None, kind=acc.kind if acc else None,
+            status=s.status.value, outcome=acc.outcome if acc else None,
+            tier=s.plan.tier if s.plan else None, kind=acc.kind if acc else None,
             category=acc.category if acc else None, district=acc.district if acc else None,
             street=acc.street if acc else None,
             lead_unit_id=lead.unit_id if lead else None,
             dispatch_id=lead.dispatch_id if lead else None,
             sign_by=lead.sign_by if lead else None, due_at=lead.due_at if lead else None,
-            overdue=self._overdue, escalation_level=self._level, urges=self._urges,
-            timeline=list(self._timeline), returns=self._returns, reopens=self._reopens,
-            extensions=self._extensions,
-            extension_pending=self._pending_extension is not None,
-            dispatches=list(self._dispatches.values()),
+            overdue=s.overdue, escalation_level=s.level, urges=s.urges,
+            timeline=list(s.timeline), returns=s.returns, reopens=s.reopens,
+            extensions=s.extensions, extension_pending=s.pending_extension is not None,
+            dispatches=list(s.dispatches.values()),
         )
 
     # --- helpers --------------------------------------------------------------------------
@@ -799,12 +742,12 @@ class ComplaintWorkflow:
     def _guard_lead(
         self, dispatch_id: str, unit_id: str, states: set[Status]
     ) -> tuple[RejectReason, str] | None:
-        lead = self._dispatches.get(self._lead_id)
+        lead = self._state.dispatches.get(self._state.lead_dispatch_id)
         if lead is None or lead.dispatch_id != dispatch_id or lead.unit_id != unit_id:
             return (RejectReason.UNIT_NOT_HOLDING,
                     f"unit {unit_id} does not lead through dispatch {dispatch_id}")
-        if self._status not in states:
-            return RejectReason.STATE_NOT_ALLOWED, f"not allowed in state {self._status}"
+        if self._state.status not in states:
+            return RejectReason.STATE_NOT_ALLOWED, f"not allowed in state {self._state.status}"
         return None
 
     async def _unit_reply(
@@ -815,20 +758,20 @@ class ComplaintWorkflow:
         revoke_reason: str = "", defer: bool = False,
     ) -> Ack:
         """Guard a unit's reply (holder, state), apply it and record the step."""
-        if event_id in self._seen:
-            return replace(self._seen[event_id], duplicate=True)
-        d = self._dispatches.get(dispatch_id)
+        if (repeat := self._repeat(event_id)) is not None:
+            return repeat
+        d = self._state.dispatches.get(dispatch_id)
         if d is None or d.unit_id != unit_id or not d.active:
             return await self._refuse(
                 event_id, RejectReason.UNIT_NOT_HOLDING,
                 f"unit {unit_id} does not hold dispatch {dispatch_id}", unit_id=unit_id,
             )
-        allowed = self._status in lead_states if d.role == "LEAD" else (
-            self._status in HANDLING_STATES and assisting_ok(d))
+        allowed = self._state.status in lead_states if d.role == "LEAD" else (
+            self._state.status in HANDLING_STATES and assisting_ok(d))
         if not allowed:
             return await self._refuse(
                 event_id, RejectReason.STATE_NOT_ALLOWED,
-                f"{event_type} not allowed in state {self._status}", unit_id=unit_id,
+                f"{event_type} not allowed in state {self._state.status}", unit_id=unit_id,
             )
         status = apply(d)
         outbound = []
@@ -843,23 +786,24 @@ class ComplaintWorkflow:
         self, event_id: str, event_type: str, content: str, attachments: list[str], urge: bool
     ) -> Ack:
         """Supplements and urges go to every unit holding the case; urges may escalate."""
-        if event_id in self._seen:
-            return replace(self._seen[event_id], duplicate=True)
-        if self._status in ACCEPTING_STATES and workflow.patched(PATCH_EARLY_CITIZEN):
+        if (repeat := self._repeat(event_id)) is not None:
+            return repeat
+        if self._state.status in ACCEPTING_STATES and workflow.patched(PATCH_EARLY_CITIZEN):
             # The call centre sends a supplement right behind its filing: it is the
             # citizen's, and must reach the unit, not fail or be refused for being early.
-            await workflow.wait_condition(lambda: self._status not in ACCEPTING_STATES)
-            if event_id in self._seen:
-                return replace(self._seen[event_id], duplicate=True)
+            await workflow.wait_condition(lambda: self._state.status not in ACCEPTING_STATES)
+            if (repeat := self._repeat(event_id)) is not None:
+                return repeat
         acc, filing = self._require()
-        if self._status not in HANDLING_STATES:
+        if self._state.status not in HANDLING_STATES:
             return await self._refuse(event_id, RejectReason.STATE_NOT_ALLOWED,
-                                      f"{event_type} not allowed in state {self._status}")
+                                      f"{event_type} not allowed in state {self._state.status}")
         lead = self._lead()
         escalate = False
         if urge:
-            self._urges += 1
-            escalate = self._urges % acc.ladder.urges_to_escalate == 0 and self._level != "CITY"
+            self._state.urges += 1
+            escalate = (self._state.urges % acc.ladder.urges_to_escalate == 0
+                        and self._state.level != "CITY")
         now = _ms(workflow.now())
         outbound = [
             ("SupplementForwarded", d.unit_id, {
@@ -867,24 +811,25 @@ class ComplaintWorkflow:
                 "unit_id": d.unit_id, "at": now, "content": content,
                 "attachments": attachments, "urge": urge,
             })
-            for d in self._active_dispatches()
+            for d in active_dispatches(self._state)
         ]
-        await self._record(event_type, self._status, unit_id=lead.unit_id,
+        await self._record(event_type, self._state.status, unit_id=lead.unit_id,
                            dispatch_id=lead.dispatch_id, outbound=outbound,
-                           attributes={"urges": str(self._urges)})
+                           attributes={"urges": str(self._state.urges)})
         # Re-read the level: concurrent urges may have raised it while this one recorded.
         # (Before, a case already at CITY here failed its task for ever; a history that
         # completed never saw CITY here, so old histories replay unchanged.)
-        if escalate and self._level != LEVELS[-1]:
-            level = LEVELS[LEVELS.index(self._level) + 1]
+        if escalate and self._state.level != LEVELS[-1]:
+            level = LEVELS[LEVELS.index(self._state.level) + 1]
             await self._notice("URGED", self._raise_level(level),
-                               f"urged {self._urges} times by the citizen: {level} supervision")
+                               f"urged {self._state.urges} times by the citizen: "
+                               f"{level} supervision")
         return self._accepted(event_id)
 
     async def _decide_extension(self, granted: bool, days: int, by: str, reason: str) -> None:
-        pending = self._pending_extension
+        pending = self._state.pending_extension
         assert pending is not None
-        self._pending_extension = None
+        self._state.pending_extension = None
         lead = self._lead()
         plan = self._require_plan()
         if granted:
@@ -893,12 +838,12 @@ class ComplaintWorkflow:
                                     due_at=lead.due_at),
                 result_type=TierPlan, **ROUTE_OPTIONS,
             )
-            self._extensions += 1
+            self._state.extensions += 1
             # Every pending timer derives from the lead's deadline: moving it moves them.
             lead.due_at = extended.due_at
-            for d in self._active_dispatches():
+            for d in active_dispatches(self._state):
                 d.due_at = extended.due_at
-            self._timers_version += 1
+            self._state.timers_version += 1
         _, filing = self._require()
         decided = {
             "complaint_id": filing.complaint_id, "dispatch_id": lead.dispatch_id,
@@ -907,7 +852,7 @@ class ComplaintWorkflow:
             "reason": reason or ("granted" if granted else "denied"), "decided_by": by,
         }
         await self._record(
-            "EXTENSION_DECIDED", self._status, unit_id=lead.unit_id,
+            "EXTENSION_DECIDED", self._state.status, unit_id=lead.unit_id,
             dispatch_id=lead.dispatch_id, reason=reason,
             outbound=[("ExtensionDecided", lead.unit_id, decided)], dispatch_rows=[lead],
             attributes={"granted": str(granted).lower(), "extra_days": str(days),
@@ -930,8 +875,8 @@ class ComplaintWorkflow:
         old = self._lead()
         old.revoked_at = workflow.now()
         new = self._new_dispatch(unit, "LEAD", due_at=old.due_at)
-        self._lead_id = new.dispatch_id
-        self._timers_version += 1
+        self._state.lead_dispatch_id = new.dispatch_id
+        self._state.timers_version += 1
         await self._record(
             "REDISPATCHED", Status.DISPATCHED, unit_id=new.unit_id,
             dispatch_id=new.dispatch_id, reason=reason,
@@ -945,18 +890,18 @@ class ComplaintWorkflow:
         _, filing = self._require()
         plan = self._require_plan()
         now = workflow.now()
-        self._dispatch_count += 1
-        first = self._dispatch_count == 1
+        self._state.dispatch_count += 1
+        first = self._state.dispatch_count == 1
         d = DispatchState(
-            dispatch_id=f"{filing.complaint_id}-d{self._dispatch_count}",
+            dispatch_id=f"{filing.complaint_id}-d{self._state.dispatch_count}",
             unit_id=unit.unit_id, unit_name=unit.name, role=role, issued_at=now,
             # A unit's sign-for window opens when it receives the case; the completion
             # deadline is the citizen's, counted from acceptance.
             sign_by=now + timedelta(seconds=plan.sign_for_seconds),
-            due_at=due_at or (plan.due_at if first or self._reopens else
+            due_at=due_at or (plan.due_at if first or self._state.reopens else
                               self._lead().due_at),
         )
-        self._dispatches[d.dispatch_id] = d
+        self._state.dispatches[d.dispatch_id] = d
         return d
 
     def _issued(self, d: DispatchState, reopened: bool = False) -> tuple[str, str, dict[str, Any]]:
@@ -987,59 +932,53 @@ class ComplaintWorkflow:
             attrs["assisting"] = ",".join(d.unit_id for d in assisting)
         return attrs
 
-    def _active_dispatches(self) -> list[DispatchState]:
-        lead = self._dispatches.get(self._lead_id)
-        rest = [d for d in self._dispatches.values() if d is not lead and d.active]
-        return ([lead] if lead is not None and lead.active else []) + rest
-
     def _lead(self) -> DispatchState:
-        return self._dispatches[self._lead_id]
+        return self._state.dispatches[self._state.lead_dispatch_id]
 
     def _accepted(self, event_id: str) -> Ack:
         ack = Ack(accepted=True)
-        self._remember(event_id, ack)
+        self._state.remember(event_id, ack)
         return ack
 
-    def _remember(self, event_id: str, ack: Ack) -> None:
-        self._seen[event_id] = ack
-        if len(self._seen) > SEEN_KEPT:
-            # Kafka redelivers recent events; ids far in the past cannot come back.
-            self._seen.pop(next(iter(self._seen)))
+    def _repeat(self, event_id: str) -> Ack | None:
+        """The answer already given to ``event_id``, marked as a duplicate (Kafka redelivers)."""
+        ack = self._state.seen.get(event_id)
+        return None if ack is None else replace(ack, duplicate=True)
 
     async def _refuse(
         self, event_id: str, reason: RejectReason, detail: str, unit_id: str | None = None
     ) -> Ack:
         """Record a refused event on the case's lifecycle; the state stays as it was."""
-        if self._status in (Status.EVALUATED, Status.CLOSED):
+        if self._state.status in (Status.EVALUATED, Status.CLOSED):
             # The case is closing: CLOSED stays its last lifecycle event.
             ack = Ack(accepted=False, reason=RejectReason.CASE_CLOSED.value,
                       detail=f"the case is closed ({detail})")
-            self._remember(event_id, ack)
+            self._state.remember(event_id, ack)
             return ack
         ack = Ack(accepted=False, reason=reason.value, detail=detail)
-        self._remember(event_id, ack)
-        await self._record("REPLY_REFUSED", self._status, unit_id=unit_id, reason=detail,
+        self._state.remember(event_id, ack)
+        await self._record("REPLY_REFUSED", self._state.status, unit_id=unit_id, reason=detail,
                            attributes={"refused_event_id": event_id, "code": reason.value})
         return ack
 
     def _require(self) -> tuple[Acceptance, Filing]:
-        if self._acc is None:
+        if self._state.acceptance is None:
             # Only an update can get here (run calls this after accept): a reply or a
             # supervisor's decision before the case was accepted. Failing the update,
             # not the workflow task (an AssertionError would retry the task for ever).
             raise ApplicationError("the case is still being accepted",
                                    type=RejectReason.STATE_NOT_ALLOWED.value,
                                    non_retryable=True)
-        return self._acc, self._filing
+        return self._state.acceptance, self._filing
 
     def _require_plan(self) -> TierPlan:
-        assert self._plan is not None
-        return self._plan
+        assert self._state.plan is not None
+        return self._state.plan
 
     async def _record(
         self, event_type: str, status: Status, *, unit_id: str | None = None,
         dispatch_id: str | None = None, reason: str | None = None,
-        outbound: list[tuple[str, str, dict[str, Any]]] | None = None,
+        outbound: list[OutboundSpec] | None = None,
         dispatch_rows: list[DispatchState] | None = None,
         evaluation: EvaluationRow | None = None, attributes: dict[str, str] | None = None,
         defer: bool = False,
@@ -1051,67 +990,32 @@ class ComplaintWorkflow:
         continue-as-new in between sends it alone first (``_flush_deferred``).
         """
         # The state changes now, so guards of updates arriving meanwhile see it.
-        self._status = status
+        self._state.status = status
         async with self._record_lock:
-            filing = self._filing
-            acc = self._acc
-            self._seq += 1
-            seq = self._seq
-            now = workflow.now()
-            cid = filing.complaint_id
-            lead = self._dispatches.get(self._lead_id)
-            lead_unit = lead.unit_id if lead else (acc.lead.unit_id if acc and acc.lead else None)
-            tier = self._plan.tier if self._plan else None
-            event = LifecycleRecord(
-                event_id=f"{cid}:{seq}", complaint_id=cid, seq=seq, at=now,
-                event_type=event_type, status=status.value, tier=tier,
-                kind=acc.kind if acc else None, category=acc.category if acc else None,
-                district=acc.district if acc else None, street=acc.street if acc else None,
-                lead_unit_id=lead_unit, unit_id=unit_id, dispatch_id=dispatch_id,
-                reason=reason, escalation_level=self._level, overdue=self._overdue,
+            state = self._state
+            state.seq += 1
+            facts = StepFacts(
+                event_type=event_type, status=status, unit_id=unit_id, dispatch_id=dispatch_id,
+                reason=reason, outbound=list(outbound or []),
+                dispatch_rows=list(dispatch_rows or []), evaluation=evaluation,
                 attributes=dict(attributes or {}),
             )
-            self._timeline.append(event)
+            step = build_step(state, self._filing, facts, workflow.now())
+            state.timeline.extend(step.lifecycle)
             if not defer:
                 self._upsert_search_attributes()
-            case = CaseRow(
-                complaint_id=cid, version=seq, status=status.value, filed_at=filing.filed_at,
-                channel=filing.channel, kind=acc.kind if acc else filing.kind,
-                category=acc.category if acc else None, tier=tier,
-                district=acc.district if acc else None, street=acc.street if acc else None,
-                lead_unit_id=lead_unit, due_at=lead.due_at if lead else None,
-                overdue=self._overdue, escalation_level=self._level,
-                closed_at=self._closed_at, outcome=acc.outcome if acc else None,
-                caller_hash=acc.caller_hash if acc else None,
-                latitude=filing.latitude, longitude=filing.longitude,
-            )
-            step = StepRecord(
-                complaint_id=cid, step=f"{seq}-{event_type}", lifecycle=[event],
-                outbound=[
-                    Outbound(record=name, unit_id=unit,
-                             fields={"event_id": f"{cid}:{seq}:{name}:{unit}", **fields})
-                    for name, unit, fields in (outbound or [])
-                ],
-                case=case, dispatches=[d.row(cid) for d in dispatch_rows or []],
-                evaluation=evaluation,
-            )
-            held, self._deferred = self._deferred, None
+            held, state.deferred = state.deferred, None
             if held is not None:
-                step = replace(
-                    step, lifecycle=[*held.lifecycle, *step.lifecycle],
-                    outbound=[*held.outbound, *step.outbound],
-                    dispatches=[*held.dispatches, *step.dispatches],
-                    evaluation=step.evaluation or held.evaluation,
-                )
+                step = merge_steps(held, step)
             if defer:
-                self._deferred = step
+                state.deferred = step
                 return
             await self._send(step)
 
     async def _flush_deferred(self) -> None:
         """A held step goes out alone when the run ends before the step meant to carry it."""
         async with self._record_lock:
-            held, self._deferred = self._deferred, None
+            held, self._state.deferred = self._state.deferred, None
             if held is not None:
                 self._upsert_search_attributes()
                 await self._send(held)
@@ -1126,72 +1030,22 @@ class ComplaintWorkflow:
 
     def _upsert_search_attributes(self) -> None:
         """Index what supervisors filter on; only changed values, to keep history short."""
-        acc = self._acc
+        acc = self._state.acceptance
         wanted: dict[Any, Any] = {
-            sa.STATUS: self._status.value, sa.OVERDUE: self._overdue,
-            sa.ESCALATION_LEVEL: self._level,
+            sa.STATUS: self._state.status.value, sa.OVERDUE: self._state.overdue,
+            sa.ESCALATION_LEVEL: self._state.level,
         }
         if acc is not None:
             wanted[sa.TIER] = acc.tier
             wanted[sa.CATEGORY] = acc.category
             if acc.district:
                 wanted[sa.DISTRICT] = acc.district
-            lead = self._dispatches.get(self._lead_id)
-            lead_unit = lead.unit_id if lead else (acc.lead.unit_id if acc.lead else None)
+            lead_unit = lead_unit_id(self._state)
             if lead_unit:
                 wanted[sa.LEAD_UNIT] = lead_unit
-        changed = [k.value_set(v) for k, v in wanted.items() if self._indexed.get(k.name) != v]
+        indexed = self._state.indexed
+        changed = [k.value_set(v) for k, v in wanted.items() if indexed.get(k.name) != v]
         if changed:
             workflow.upsert_search_attributes(changed)
-            self._indexed.update({k.name: v for k, v in wanted.items()})
+            self._state.indexed.update({k.name: v for k, v in wanted.items()})
 
-    # --- continue-as-new ------------------------------------------------------------------
-
-    def _snapshot(self) -> CaseSnapshot:
-        acc, _ = self._require()
-        return CaseSnapshot(
-            acceptance=acc, stage=self._stage, status=self._status.value, seq=self._seq,
-            dispatches=list(self._dispatches.values()), lead_dispatch_id=self._lead_id,
-            dispatch_count=self._dispatch_count, level=self._level, overdue=self._overdue,
-            round_overdue=self._round_overdue, city_sent=self._city_sent,
-            escalations=self._escalations, warnings_sent=self._warnings_sent,
-            urges=self._urges, returns=self._returns, reopens=self._reopens,
-            extensions=self._extensions, excluded_units=list(self._excluded),
-            plan=self._require_plan(), completion=self._completion,
-            first_contact_at=self._first_contact_at, answer=self._answer,
-            callback_attempt=self._callback_attempt,
-            callback_requested=self._callback_requested, answer_by=self._answer_by,
-            pending_extension=self._pending_extension, seen=dict(self._seen),
-            timeline=self._timeline[-TIMELINE_KEPT:], indexed=dict(self._indexed),
-        )
-
-    def _restore(self, s: CaseSnapshot) -> None:
-        self._acc = s.acceptance
-        self._plan = s.plan
-        self._stage = s.stage
-        self._status = Status(s.status)
-        self._seq = s.seq
-        self._dispatches = {d.dispatch_id: d for d in s.dispatches}
-        self._lead_id = s.lead_dispatch_id
-        self._dispatch_count = s.dispatch_count
-        self._level = s.level
-        self._overdue = s.overdue
-        self._round_overdue = s.round_overdue
-        self._city_sent = s.city_sent
-        self._escalations = s.escalations
-        self._warnings_sent = s.warnings_sent
-        self._urges = s.urges
-        self._returns = s.returns
-        self._reopens = s.reopens
-        self._extensions = s.extensions
-        self._excluded = list(s.excluded_units)
-        self._completion = s.completion
-        self._first_contact_at = s.first_contact_at
-        self._answer = s.answer
-        self._callback_attempt = s.callback_attempt
-        self._callback_requested = s.callback_requested
-        self._answer_by = s.answer_by
-        self._pending_extension = s.pending_extension
-        self._seen = dict(s.seen)
-        self._timeline = list(s.timeline)
-        self._indexed = dict(s.indexed)

@@ -201,7 +201,7 @@ async def test_a_held_step_goes_out_alone_when_the_run_continues_as_new(
 
     def full_once_completed(self: ComplaintWorkflow) -> bool:
         nonlocal armed
-        if armed and self._completion is not None:
+        if armed and self._state.completion is not None:
             armed = False
             return True
         return real_full(self)

@@ -1,0 +1,204 @@
+"""The workflow's pure pieces, alone: state copies, the ladder's timetable, step builders."""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from datetime import UTC, datetime, timedelta
+
+from workflows.ladder import active_dispatches, next_checkpoint
+from workflows.model import (
+    Acceptance,
+    Ack,
+    CaseSnapshot,
+    DispatchState,
+    EvaluationRow,
+    Filing,
+    LadderPlan,
+    Status,
+    TierPlan,
+    Unit,
+)
+from workflows.state import SEEN_KEPT, TIMELINE_KEPT, CaseState, restore, snapshot
+from workflows.steps import StepFacts, build_step, lead_unit_id, merge_steps
+
+T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+DAY = timedelta(days=1)
+
+
+def _acceptance(lead: str = "110105008") -> Acceptance:
+    plan = TierPlan(tier="T7D", deadline_seconds=7 * 86400, sign_for_seconds=7200,
+                    callback_seconds=3 * 86400, due_at=T0 + 7 * DAY, sign_by=T0 + 2 * DAY / 24)
+    ladder = LadderPlan(warning_fractions=[0.5, 0.8], sign_for_misses_to_district=2,
+                        city_after_overdue_fraction=0.5, urges_to_escalate=2, max_returns=2,
+                        unreached_attempts=3, unreached_window_seconds=2 * 86400,
+                        max_reopens=1, weights={"response": 0.1})
+    return Acceptance(outcome="DISPATCH", kind="COMPLAINT", category="housing.lift",
+                      category_name="电梯", tier="T7D", reason="rule", district="朝阳区",
+                      street="110105008", plan=plan, ladder=ladder,
+                      lead=Unit(lead, "望京街道", "street"), caller_hash="h")
+
+
+def _dispatch(n: int, role: str = "LEAD", **kw: object) -> DispatchState:
+    d = DispatchState(dispatch_id=f"C1-d{n}", unit_id=f"u{n}", unit_name=f"unit {n}", role=role,
+                      issued_at=T0, sign_by=T0 + timedelta(hours=2), due_at=T0 + 10 * DAY)
+    return replace(d, **kw)  # type: ignore[arg-type]
+
+
+def _handled(*dispatches: DispatchState) -> CaseState:
+    acc = _acceptance()
+    state = CaseState(acceptance=acc, plan=acc.plan, status=Status.DISPATCHED)
+    state.dispatches = {d.dispatch_id: d for d in dispatches}
+    state.lead_dispatch_id = dispatches[0].dispatch_id
+    return state
+
+
+FILING = Filing(event_id="e1", complaint_id="C1", filed_at=T0, channel="PHONE",
+                content="电梯坏了", latitude=39.9, longitude=116.4)
+
+
+# --- the ladder ---------------------------------------------------------------------------
+
+def test_the_first_rung_is_the_lead_signing_for() -> None:
+    state = _handled(_dispatch(1))
+    cp = next_checkpoint(state)
+    assert cp is not None and (cp.kind, cp.at, cp.dispatch_id) == (
+        "SIGN_FOR", T0 + timedelta(hours=2), "C1-d1")
+
+
+def test_after_signing_the_rungs_follow_the_deadline_in_order() -> None:
+    state = _handled(_dispatch(1, signed_at=T0))
+    seen = []
+    for _ in range(4):
+        cp = next_checkpoint(state)
+        assert cp is not None
+        seen.append((cp.kind, cp.at - T0))
+        if cp.kind == "WARNING":
+            state.warnings_sent += 1
+        elif cp.kind == "OVERDUE":
+            state.round_overdue = True
+        else:
+            state.city_sent = True
+    assert seen == [("WARNING", 5 * DAY), ("WARNING", 8 * DAY), ("OVERDUE", 10 * DAY),
+                    ("CITY", 15 * DAY)]
+    assert next_checkpoint(state) is None
+
+
+def test_an_unsigned_assisting_unit_has_its_own_sign_for_rung_until_it_misses_twice() -> None:
+    state = _handled(_dispatch(1, signed_at=T0),
+                     _dispatch(2, role="ASSISTING", sign_by=T0 + timedelta(hours=1)))
+    cp = next_checkpoint(state)
+    assert cp is not None and (cp.kind, cp.dispatch_id) == ("SIGN_FOR", "C1-d2")
+    state.dispatches["C1-d2"].sign_misses = 2
+    cp = next_checkpoint(state)
+    assert cp is not None and cp.kind == "WARNING"
+
+
+def test_moving_the_deadline_moves_every_rung() -> None:
+    state = _handled(_dispatch(1, signed_at=T0))
+    state.dispatches["C1-d1"].due_at = T0 + 20 * DAY
+    cp = next_checkpoint(state)
+    assert cp is not None and cp.at == T0 + 10 * DAY  # half of the longer span
+
+
+def test_active_dispatches_list_the_lead_first_and_skip_closed_ones() -> None:
+    state = _handled(_dispatch(3), _dispatch(1, role="ASSISTING"),
+                     _dispatch(2, role="ASSISTING", revoked_at=T0))
+    assert [d.dispatch_id for d in active_dispatches(state)] == ["C1-d3", "C1-d1"]
+    state.dispatches["C1-d3"].completed_at = T0
+    assert [d.dispatch_id for d in active_dispatches(state)] == ["C1-d1"]
+
+
+# --- step builders ------------------------------------------------------------------------
+
+def test_a_step_numbers_its_event_and_records_and_carries_the_case_row() -> None:
+    state = _handled(_dispatch(1))
+    state.seq = 4
+    facts = StepFacts(event_type="SIGNED", status=Status.SIGNED, unit_id="u1",
+                      dispatch_id="C1-d1", outbound=[("DispatchRevoked", "u9", {"x": 1})],
+                      dispatch_rows=[state.dispatches["C1-d1"]], attributes={"a": "b"})
+    step = build_step(state, FILING, facts, T0 + DAY)
+    assert step.step == "4-SIGNED"
+    [event] = step.lifecycle
+    assert (event.event_id, event.seq, event.at, event.status, event.tier) == (
+        "C1:4", 4, T0 + DAY, "SIGNED", "T7D")
+    assert (event.lead_unit_id, event.street, event.attributes) == ("u1", "110105008",
+                                                                      {"a": "b"})
+    [out] = step.outbound
+    assert out.fields == {"event_id": "C1:4:DispatchRevoked:u9", "x": 1}
+    assert step.case.version == 4 and step.case.due_at == T0 + 10 * DAY
+    assert (step.case.latitude, step.case.caller_hash) == (39.9, "h")
+    assert [r.dispatch_id for r in step.dispatches] == ["C1-d1"]
+
+
+def test_before_any_dispatch_the_lead_is_the_one_acceptance_chose() -> None:
+    acc = _acceptance(lead="bj-heating")
+    state = CaseState(acceptance=acc, plan=acc.plan)
+    assert lead_unit_id(state) == "bj-heating"
+    assert lead_unit_id(CaseState()) is None
+    state.seq = 1
+    step = build_step(state, FILING, StepFacts("ACCEPTED", Status.ACCEPTED), T0)
+    assert step.case.lead_unit_id == "bj-heating" and step.case.due_at is None
+
+
+def test_a_filed_case_builds_its_row_from_the_filing_alone() -> None:
+    state = CaseState(seq=1)
+    step = build_step(state, replace(FILING, kind="HELP"), StepFacts("REJECTED",
+                                                                      Status.REJECTED), T0)
+    assert (step.case.kind, step.case.category, step.case.tier) == ("HELP", None, None)
+
+
+def test_a_held_step_goes_first_and_keeps_its_evaluation() -> None:
+    state = _handled(_dispatch(1))
+    state.seq = 1
+    evaluation = EvaluationRow(complaint_id="C1", counted=True, responded=True, resolved=True,
+                               satisfied=True, satisfaction="SATISFIED", overdue=False,
+                               returns=0, escalations=0, reopens=0, score=1.0, evaluated_at=T0)
+    held = build_step(state, FILING, StepFacts("EVALUATED", Status.EVALUATED,
+                                               evaluation=evaluation), T0)
+    state.seq = 2
+    closing = build_step(state, FILING, StepFacts("CLOSED", Status.CLOSED), T0)
+    merged = merge_steps(held, closing)
+    assert [e.seq for e in merged.lifecycle] == [1, 2]
+    assert merged.step == "2-CLOSED" and merged.evaluation == evaluation
+
+
+# --- state copies -------------------------------------------------------------------------
+
+def test_snapshot_and_restore_carry_every_snapshot_field() -> None:
+    state = _handled(_dispatch(1, signed_at=T0), _dispatch(2, role="ASSISTING"))
+    state.status = Status.IN_PROGRESS
+    state.seq, state.urges, state.returns, state.level = 9, 1, 1, "DISTRICT"
+    state.excluded_units = ["u0"]
+    state.seen = {"e1": Ack(accepted=True)}
+    state.indexed = {"HotlineStatus": "IN_PROGRESS"}
+    state.timers_version = 5  # within one run only
+    carried = snapshot(state)
+    assert carried.status == "IN_PROGRESS"
+    assert [d.dispatch_id for d in carried.dispatches] == ["C1-d1", "C1-d2"]
+    back = restore(carried)
+    for f in fields(CaseSnapshot):
+        if f.name not in ("status", "dispatches"):
+            assert getattr(back, f.name) == getattr(state, f.name), f.name
+    assert back.status is Status.IN_PROGRESS and back.dispatches == state.dispatches
+    assert back.timers_version == 0
+    # Copies, not shared lists: the new run's changes do not reach the old snapshot.
+    back.excluded_units.append("u1")
+    assert carried.excluded_units == ["u0"]
+
+
+def test_the_snapshot_keeps_only_the_recent_timeline() -> None:
+    state = _handled(_dispatch(1))
+    for seq in range(1, TIMELINE_KEPT + 11):
+        state.seq = seq
+        state.timeline.extend(build_step(state, FILING, StepFacts("URGED", Status.DISPATCHED),
+                                         T0).lifecycle)
+    kept = snapshot(state).timeline
+    assert len(kept) == TIMELINE_KEPT and kept[0].seq == 11
+
+
+def test_remembered_answers_are_bounded_oldest_first() -> None:
+    state = CaseState()
+    for i in range(SEEN_KEPT + 2):
+        state.remember(f"e{i}", Ack(accepted=True))
+    assert len(state.seen) == SEEN_KEPT and "e0" not in state.seen and "e1" not in state.seen
+    assert f"e{SEEN_KEPT + 1}" in state.seen
