@@ -41,6 +41,14 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from activities.dispatch.config import HotlineConfig
 from activities.dispatch.registry import STREET_KINDS
 from activities.dispatch.rules import describe_validation_error, load_yaml, parse_duration
+from workflows.governance_model import (
+    GovernanceCaseResult,
+    HotspotRef,
+    MonthRequest,
+    RankingSummary,
+    ScanRequest,
+    TopicVolumeRequest,
+)
 from workflows.ids import complaint_workflow_id
 from workflows.model import Filing
 
@@ -802,50 +810,6 @@ def governance_filing(h: Hotspot, category_name: str, at: datetime) -> Filing:
 
 
 # --- activities -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TopicVolumeRequest:
-    """Volume of one category over [start, end)."""
-
-    category: str
-    start: datetime
-    end: datetime
-
-
-@dataclass(frozen=True)
-class MonthRequest:
-    """A month to evaluate; empty ``month``: the month before ``at`` (a Schedule's run)."""
-
-    month: str = ""
-    at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class RankingSummary:
-    month: str
-    groups: dict[str, int] = field(default_factory=dict)  # group → units ranked
-    published: int = 0
-
-
-@dataclass(frozen=True)
-class ScanRequest:
-    now: datetime
-
-
-@dataclass(frozen=True)
-class HotspotRef:
-    warning_id: str
-    street: str
-    category: str
-    count: int
-
-
-@dataclass(frozen=True)
-class GovernanceCaseResult:
-    warning_id: str
-    complaint_id: str
-    started: bool  # False: the case already existed (a retried activity)
 
 
 class Publisher(Protocol):

@@ -31,12 +31,7 @@ from temporalio.worker import Worker
 from activities.dispatch.config import HotlineConfig, load_config
 from activities.governance import (
     GovernanceActivities,
-    GovernanceCaseResult,
     GovernanceError,
-    HotspotRef,
-    MonthRequest,
-    RankingSummary,
-    ScanRequest,
     load_governance_config,
     priority_streets,
     topic_candidates,
@@ -58,6 +53,13 @@ from workflows.governance import (
     PlanTask,
     TaskReport,
     TopicVolumeRequest,
+)
+from workflows.governance_model import (
+    GovernanceCaseResult,
+    HotspotRef,
+    MonthRequest,
+    RankingSummary,
+    ScanRequest,
 )
 
 CONFIG_DIR = REPO_ROOT / "deploy" / "config"

@@ -1,7 +1,8 @@
 """Schedule-driven governance workflows (未诉先办): monthly evaluation and hotspot scans.
 
 Started by Temporal Schedules (``hotline schedules install``); each is short, deterministic
-and calls activities by name, so this module imports no activity code at run time.
+and calls activities by name, so this module imports no activity code: the requests and
+results it exchanges with them are in :mod:`workflows.governance_model`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities.governance import (
+    from workflows.governance_model import (
         GovernanceCaseResult,
         HotspotRef,
         MonthRequest,
