@@ -22,12 +22,14 @@ from collections.abc import Callable, Sequence
 
 from activities.publisher import KafkaPublisher
 from schemas import codec
-from tests.reliability.harness import filing
+from workers.devstack.city import generate_city
 from workers.devstack.stack import ensure_stack, ensure_topics
 from workers.runtime.security import kafka_security_config
 from workers.runtime.settings import Settings
 
 Message = tuple[str, str, str, bytes]
+# One filing of the demo city, the size of a real one.
+_FILING = generate_city(1, seed=7)[0].filing
 
 
 def flush_all(publisher: KafkaPublisher, messages: Sequence[Message]) -> None:
@@ -43,7 +45,7 @@ def flush_all(publisher: KafkaPublisher, messages: Sequence[Message]) -> None:
 
 def step_messages(settings: Settings, n: int) -> list[Message]:
     cid = f"PUB-{uuid.uuid4().hex[:8]}-{n}"
-    rec = filing(cid)
+    rec = {**_FILING, "event_id": f"f-{cid}", "complaint_id": cid}
     # Two records of the size a dispatch step sends, on this run's own (unread) topic.
     value = codec.encode("ComplaintFiled", rec)
     return [(settings.topic_intake, cid, "ComplaintFiled", value)] * 2
