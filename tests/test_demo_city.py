@@ -36,7 +36,9 @@ from workers.devstack.city import (
     generate_city,
     load_streets,
 )
-from workers.devstack.demo import RULE_ROWS, Board, _rules_table, citizen_record
+from workers.devstack.demo_board import Board
+from workers.devstack.demo_call_centre import citizen_record
+from workers.devstack.demo_summary import RULE_ROWS, rules_table
 from workers.runtime.settings import REPO_ROOT, Settings
 
 CONFIG = load_config(Settings().config_dir)
@@ -458,7 +460,7 @@ def test_the_summary_lists_every_rule_and_pending_extensions() -> None:
     counts = {key: (0, 0) for key, *_ in RULE_ROWS}
     counts.update(requested=(3, 3), by_rule=(1, 1), denied=(1, 1), merged=(2, 2),
                   urges=(5, 4))
-    table = _rules_table(counts)
+    table = rules_table(counts)
     assert table.row_count == len(RULE_ROWS)
     notes = list(table.columns[3].cells)
     assert "1 still pending at close" in notes
