@@ -49,7 +49,7 @@ Catalogue (name — type — labels — meaning):
 
 The ledger gauges (cases by state, open overdue cases) and the bridges' consumer lag are
 in :mod:`workers.runtime.metrics_exporter`; the bridges' own counters in
-:mod:`workers.bridges.main`.
+:mod:`workers.bridges.consumer`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """How a bridge applies one partition's chunk: each case's messages in order, cases side by side.
 
-``workers.bridges.main.apply_by_key`` is pure scheduling (the bridges hand it the function that
+``workers.bridges.consumer.apply_by_key`` is pure scheduling (the bridges hand it the function that
 applies a message to Temporal), so it is tested alone here; the end-to-end and DLQ tests
 run it against the real stack.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from workers.bridges.main import apply_by_key
+from workers.bridges.consumer import apply_by_key
 
 
 @dataclass(frozen=True)

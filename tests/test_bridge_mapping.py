@@ -28,35 +28,34 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from schemas import codec
-from workers.bridges import main as bridges
-from workers.bridges.main import (
+from workers.bridges import consumer as bridges
+from workers.bridges.apply import apply_command, update_id_for
+from workers.bridges.consumer import TopicBridge, TransientError, backoff_delay
+from workers.bridges.main import _until_connected
+from workers.bridges.outcomes import (
     APPLIED,
-    CALLBACKS,
     CASE_CLOSED,
     DEAD_LETTERED,
     DUPLICATE,
-    INTAKE,
     REFUSED,
     REJECTED,
+    TRANSIENT,
+    UNEXPECTED_TYPE,
+    UNKNOWN_CASE,
+    Verdict,
+    classify_error,
+    verdict_for_ack,
+)
+from workers.bridges.routes import (
+    CALLBACKS,
+    INTAKE,
     ROUTES,
     START,
     TOPIC_RECORDS,
-    TRANSIENT,
-    UNEXPECTED_TYPE,
     UNIT_REPLIES,
-    UNKNOWN_CASE,
     Command,
-    TopicBridge,
-    TransientError,
     Unroutable,
-    Verdict,
-    _until_connected,
-    apply_command,
-    backoff_delay,
-    classify_error,
     route,
-    update_id_for,
-    verdict_for_ack,
 )
 from workers.runtime.kafka_io import DeadLetterPublisher, dead_letter_record, group_id
 from workers.runtime.observability import redact_personal_data
