@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -286,15 +286,18 @@ def _print_report(report: CaseReport) -> None:
         out.print(f"[dim]note: {note}[/dim]")
 
 
+# The options every decision command takes.
+CaseId = Annotated[str, typer.Argument(help="The complaint id.")]
+DecidedBy = Annotated[str, typer.Option("--by", help="Who decides (name or staff id).")]
+Reason = Annotated[str, typer.Option("--reason", help="Why (kept in the case's history).")]
+EventId = Annotated[str | None, typer.Option(
+    help="Idempotency id; reuse it to retry the same decision safely.")]
+AsJson = Annotated[bool, typer.Option("--json", help="JSON instead of text.")]
+
+
 @app.command("escalate")
-def escalate(
-    complaint_id: str = typer.Argument(..., help="The complaint id."),
-    by: str = typer.Option(..., "--by", help="Who decides (name or staff id)."),
-    reason: str = typer.Option(..., "--reason", help="Why (kept in the case's history)."),
-    event_id: str | None = typer.Option(
-        None, help="Idempotency id; reuse it to retry the same decision safely."),
-    as_json: bool = typer.Option(False, "--json", help="JSON instead of text."),
-) -> None:
+def escalate(complaint_id: CaseId, by: DecidedBy, reason: Reason,
+             event_id: EventId = None, as_json: AsJson = False) -> None:
     """督办: raise the case one supervision level (UNIT → DISTRICT → CITY)."""
     eid = _event_id(event_id)
     _run_decision(complaint_id, UPDATE_ESCALATE,
@@ -303,13 +306,9 @@ def escalate(
 
 @app.command("reassign")
 def reassign(
-    complaint_id: str = typer.Argument(..., help="The complaint id."),
-    unit_id: str = typer.Argument(..., help="The unit that takes the case over."),
-    by: str = typer.Option(..., "--by", help="Who decides (name or staff id)."),
-    reason: str = typer.Option(..., "--reason", help="Why (kept in the case's history)."),
-    event_id: str | None = typer.Option(
-        None, help="Idempotency id; reuse it to retry the same decision safely."),
-    as_json: bool = typer.Option(False, "--json", help="JSON instead of text."),
+    complaint_id: CaseId,
+    unit_id: Annotated[str, typer.Argument(help="The unit that takes the case over.")],
+    by: DecidedBy, reason: Reason, event_id: EventId = None, as_json: AsJson = False,
 ) -> None:
     """改派: send the case to another lead unit (the current dispatch is revoked)."""
     eid = _event_id(event_id)
@@ -320,15 +319,13 @@ def reassign(
 
 @app.command("extension")
 def extension(
-    complaint_id: str = typer.Argument(..., help="The complaint id."),
-    grant: bool = typer.Option(..., "--grant/--deny", help="Grant or deny the pending request."),
-    days: int | None = typer.Option(
-        None, min=1, help="Days granted (default: the days the unit asked for)."),
-    by: str = typer.Option(..., "--by", help="Who decides (name or staff id)."),
-    reason: str = typer.Option("", "--reason", help="Why (kept in the case's history)."),
-    event_id: str | None = typer.Option(
-        None, help="Idempotency id; reuse it to retry the same decision safely."),
-    as_json: bool = typer.Option(False, "--json", help="JSON instead of text."),
+    complaint_id: CaseId,
+    grant: Annotated[bool, typer.Option(
+        "--grant/--deny", help="Grant or deny the pending request.")],
+    *,  # keyword-only: the required --by may then follow --days, the order the help lists
+    days: Annotated[int | None, typer.Option(
+        min=1, help="Days granted (default: the days the unit asked for).")] = None,
+    by: DecidedBy, reason: Reason = "", event_id: EventId = None, as_json: AsJson = False,
 ) -> None:
     """延期: decide the unit's pending extension request."""
     eid = _event_id(event_id)
