@@ -1,7 +1,7 @@
-"""What became of one inbound message: its outcome, the DLQ reason, and how Temporal's
-answers (an update's ``Ack``, or the exception a call raised) sort into them.
+"""What became of one inbound message: its outcome and, for the DLQ, its reason.
 
-See the failure table in :mod:`workers.bridges.consumer` for what each outcome means for
+Temporal's answers (an update's ``Ack``, or the exception a call raised) are sorted into
+these here. See the failure table in :mod:`workers.bridges.consumer` for what each outcome means for
 the message and its offset.
 """
 
