@@ -1,8 +1,8 @@
 """What became of one inbound message: its outcome and, for the DLQ, its reason.
 
 Temporal's answers (an update's ``Ack``, or the exception a call raised) are sorted into
-these here. See the failure table in :mod:`workers.bridges.consumer` for what each outcome means for
-the message and its offset.
+these here. The failure table in :mod:`workers.bridges.consumer` says what each outcome
+means for the message and its offset.
 """
 
 from __future__ import annotations
