@@ -12,6 +12,7 @@ import pytest_asyncio
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
+from tests.live import delete_created_topics, record_created_topics
 from workers.runtime.bytecode import ensure_bytecode
 from workflows import search_attributes
 
@@ -22,6 +23,12 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     # The tests' in-process workers sandbox their workflows as the worker does: without
     # byte-code every workflow instance would compile workflows/complaint.py again.
     ensure_bytecode()
+    record_created_topics()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # Tests make topics named after a run id; the broker would keep them after the run.
+    delete_created_topics()
 
 
 def _binary(name: str) -> str:

@@ -12,7 +12,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from workers.bridges.main import run_bridges
 from workers.devstack.stack import ensure_database, ensure_stack, ensure_topics
-from workers.runtime.settings import Settings
+from workers.runtime.settings import TOPIC_PARTITIONS, Settings
 from workers.worker.main import run_worker
 
 
@@ -39,6 +39,46 @@ def throwaway_topic(settings: Settings, prefix: str, partitions: int) -> Iterato
             admin.delete_topics([name])
     finally:
         admin.close()
+
+
+_CREATED: set[str] = set()
+
+
+def record_created_topics() -> None:
+    """From now on, remember every topic this process creates (ensure_topics, tests).
+
+    Only this process's own: another test session running beside this one keeps its
+    topics until it ends.
+    """
+    real = KafkaAdminClient.create_topics
+    if getattr(real, "records_topics", False):
+        return
+
+    def create_topics(self: KafkaAdminClient, new_topics: list[NewTopic | str], *args: Any,
+                      **kwargs: Any) -> Any:
+        _CREATED.update(t if isinstance(t, str) else t.name for t in new_topics)
+        return real(self, new_topics, *args, **kwargs)
+
+    create_topics.records_topics = True  # type: ignore[attr-defined]
+    KafkaAdminClient.create_topics = create_topics  # type: ignore[method-assign]
+
+
+def delete_created_topics(settings: Settings | None = None) -> list[str]:
+    """Delete the topics this process created, except the contract's own (a demo's)."""
+    settings = settings or Settings()
+    doomed = sorted(_CREATED - {settings.topic(name) for name in TOPIC_PARTITIONS})
+    _CREATED.clear()
+    if not doomed:
+        return []
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        existing = set(admin.list_topics())
+        doomed = [t for t in doomed if t in existing]  # a test may have deleted its own
+        if doomed:
+            admin.delete_topics(doomed)
+    finally:
+        admin.close()
+    return doomed
 
 
 @asynccontextmanager
