@@ -2,7 +2,7 @@
 
 Fills a scratch database on the local stack's PostgreSQL with ``--cases`` ledger cases
 (three in ten closed, one in five about lifts, one every 20 s going back), then times the
-service's page query (:class:`workers.open311.service.RequestQuery`) for the default page (the
+service's page query (:class:`workers.open311.ledger.RequestQuery`) for the default page (the
 last 90 days, newest first), a deep page of closed cases, a service-code filter and an id
 list, and prints the median of ``--repeat`` runs of each, then the same without the
 ``cases (filed_at, complaint_id)`` index of migration 008 (dropped for the second half).
@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from psycopg import sql as pgsql
 
-from workers.open311.service import RequestQuery
+from workers.open311.ledger import RequestQuery
 from workers.runtime.migrate import admin_dsn, apply_migrations, ensure_database
 from workers.runtime.settings import Settings
 

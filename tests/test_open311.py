@@ -21,6 +21,8 @@ from prometheus_client import generate_latest
 
 from activities.dispatch.config import HotlineConfig, load_config
 from schemas import codec
+from workers.open311.clients import RateLimiter, find_client, load_clients
+from workers.open311.ledger import RequestQuery
 from workers.open311.model import (
     ApiClient,
     Open311Error,
@@ -36,11 +38,7 @@ from workers.open311.model import (
 from workers.open311.service import (
     OPENAPI_PATH,
     Open311Server,
-    RateLimiter,
-    RequestQuery,
     create_app,
-    find_client,
-    load_clients,
     openapi_document,
 )
 from workers.runtime.settings import Settings

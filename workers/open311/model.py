@@ -360,7 +360,7 @@ def w3c(at: datetime | None) -> str | None:
 
 def request_view(row: Mapping[str, Any], lexicon: Lexicon,
                  registry: Registry) -> dict[str, Any]:
-    """One service request from a row of ``workers.open311.service.Ledger.requests``.
+    """One service request from a row of ``workers.open311.ledger.Ledger.requests``.
 
     No caller contact detail is in the row, so none can reach the answer.
     """

@@ -19,12 +19,10 @@ from __future__ import annotations
 import asyncio
 import calendar
 import contextlib
-import hmac
 import json
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -33,7 +31,6 @@ from urllib.parse import parse_qsl
 import psycopg
 import structlog
 import uvicorn
-import yaml
 from fastapi import FastAPI, Header, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
@@ -41,16 +38,15 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from prometheus_client import Counter, Histogram
-from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
-from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from activities.dispatch.config import HotlineConfig, load_config
 from schemas.codec import EncodeError, encode, headers_for
+from workers.open311.clients import RateLimiter, find_client, load_clients
+from workers.open311.ledger import DEFAULT_PAGE_SIZE, Ledger, RequestQuery
 from workers.open311.model import (
     BEIJING,
-    CHANNELS,
     NO_NUL,
     SPECIFICATION,
     TIER_NAMES,
@@ -65,6 +61,15 @@ from workers.open311.model import (
     service_definition,
     services,
     to_xml,
+)
+from workers.open311.responses import (
+    Discovery,
+    RequestCreated,
+    Service,
+    ServiceDefinition,
+    ServiceRequest,
+    TokenResult,
+    responses,
 )
 from workers.runtime.kafka_io import make_producer
 from workers.runtime.migrate import apply_migrations
@@ -93,14 +98,10 @@ FILED = Counter(
 
 OPENAPI_PATH = REPO_ROOT / "deploy" / "open311" / "openapi.json"
 DEFAULT_WINDOW = timedelta(days=90)  # the spec's default GET requests window
-DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000  # the spec's suggested cap on one answer
 MAX_IDS = 100
 SEND_TIMEOUT_S = 30.0
 FORM_TYPE = "application/x-www-form-urlencoded"
-# Statuses a case may have once it is finished (WITHDRAWN, REJECTED and MERGED are each
-# followed by CLOSED within the same run).
-CLOSED_STATUSES = ("REJECTED", "MERGED", "ANSWERED_DIRECTLY", "WITHDRAWN", "CLOSED")
 
 Fmt = Literal["json", "xml"]
 # A W3C datetime: a day, or a day and a time with its offset (the spec's
@@ -109,297 +110,6 @@ W3C_DATETIME = (r"^[1-9]\d{3}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])(T([01]\d|2[0
                 r"(:[0-5]\d(\.\d{1,6})?)?(Z|[+-]([01]\d|2[0-3]):[0-5]\d))?$")
 # Module level: FastAPI resolves the handlers' (string) annotations in this namespace.
 fmt_param = Annotated[Fmt, PathParam(description="response format")]
-
-
-# --- response models (the OpenAPI document is written from these) ---------------------------
-
-
-class Error(BaseModel):
-    code: int
-    description: str
-
-
-class Endpoint(BaseModel):
-    specification: str
-    url: str
-    changeset: str
-    type: str
-    formats: list[str]
-
-
-class Discovery(BaseModel):
-    changeset: str
-    contact: str
-    key_service: str
-    endpoints: list[Endpoint]
-
-
-class Service(BaseModel):
-    service_code: str
-    service_name: str
-    description: str
-    metadata: bool
-    type: Literal["realtime", "batch", "blackbox"]
-    keywords: str
-    group: str
-
-
-class AttributeValue(BaseModel):
-    key: str
-    name: str
-
-
-class Attribute(BaseModel):
-    variable: bool
-    code: str
-    datatype: Literal["string", "number", "datetime", "text", "singlevaluelist",
-                      "multivaluelist"]
-    required: bool
-    datatype_description: str | None
-    order: int
-    description: str
-    values: list[AttributeValue]
-
-
-class ServiceDefinition(BaseModel):
-    service_code: str
-    attributes: list[Attribute]
-
-
-class ServiceRequest(BaseModel):
-    service_request_id: str
-    status: Literal["open", "closed"]
-    extended_status: str = Field(description="FixMyStreet's extended status: OPEN, "
-                                 "ACTION_SCHEDULED, IN_PROGRESS, FIXED, DUPLICATE, "
-                                 "NOT_COUNCILS_RESPONSIBILITY, NO_FURTHER_ACTION, CLOSED")
-    status_notes: str | None
-    service_name: str | None
-    service_code: str | None
-    description: str | None
-    agency_responsible: str | None
-    service_notice: str | None
-    requested_datetime: str | None
-    updated_datetime: str | None
-    expected_datetime: str | None = Field(description="the deadline of the case's tier")
-    address: str | None
-    address_id: str | None
-    zipcode: str | None
-    lat: float | None
-    long: float | None
-    media_url: str | None
-
-
-class RequestCreated(BaseModel):
-    service_request_id: str
-    token: str
-    service_notice: str | None
-    account_id: str | None
-
-
-class TokenResult(BaseModel):
-    token: str
-    service_request_id: str | None = Field(
-        description="present once the case is in the ledger")
-
-
-def _responses(model: Any, ok: int = 200, *extra: int) -> dict[int | str, dict[str, Any]]:
-    xml = {"application/xml": {"schema": {"type": "string"}}}
-    out: dict[int | str, dict[str, Any]] = {ok: {"model": model, "content": xml}}
-    for code, why in ((400, "invalid request"), (404, "not found"),
-                      (429, "rate limit exceeded"), *((c, _WHY[c]) for c in extra),
-                      (503, _WHY[503])):
-        out[code] = {"model": list[Error], "content": xml, "description": why}
-    return out
-
-
-_WHY = {403: "missing or invalid api_key", 413: "request body too large",
-        409: "the Idempotency-Key was used for another request",
-        503: "the intake (Kafka) or the ledger is not reachable; retry (a POST with the same "
-             "Idempotency-Key)"}
-
-# --- clients, limits ------------------------------------------------------------------------
-
-
-def load_clients(settings: Settings) -> list[ApiClient]:
-    """API clients from ``open311_api_keys`` and ``open311_api_keys_file``.
-
-    Raises:
-        ValueError: naming the file and the bad entry.
-    """
-    clients = [ApiClient(name, key.get_secret_value())
-               for name, key in settings.open311_api_keys.items()]
-    path = settings.open311_api_keys_file
-    if path is not None:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        for i, entry in enumerate(data.get("clients") or []):
-            try:
-                client = ApiClient(str(entry["name"]), str(entry["key"]),
-                                   str(entry.get("channel", "APP")))
-            except (KeyError, TypeError):
-                raise ValueError(f"{path}: clients[{i}] needs a name and a key") from None
-            clients.append(client)
-    for c in clients:
-        if c.channel not in CHANNELS:
-            raise ValueError(f"Open311 client {c.name}: channel {c.channel!r} is not one of "
-                             f"{', '.join(CHANNELS)}")
-        if len(c.key) < 16:
-            raise ValueError(f"Open311 client {c.name}: API key shorter than 16 characters")
-    return clients
-
-
-def find_client(clients: Sequence[ApiClient], key: str | None) -> ApiClient | None:
-    """The client holding ``key``; every key is compared, in constant time each."""
-    found = None
-    for client in clients:
-        if key is not None and hmac.compare_digest(client.key.encode(), key.encode()):
-            found = client
-    return found
-
-
-class RateLimiter:
-    """At most ``per_minute`` hits per key in any fixed minute (0: no limit)."""
-
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.time) -> None:
-        self.per_minute = per_minute
-        self._clock = clock
-        self._minute = 0
-        self._counts: dict[str, int] = {}
-
-    def hit(self, key: str, now: float | None = None) -> float | None:
-        """None when allowed, else the seconds until the next minute starts."""
-        if self.per_minute <= 0:
-            return None
-        now = self._clock() if now is None else now
-        minute = int(now // 60)
-        if minute != self._minute:
-            self._minute, self._counts = minute, {}
-        count = self._counts.get(key, 0) + 1
-        self._counts[key] = count
-        if count > self.per_minute:
-            return 60 - now % 60
-        return None
-
-
-# --- the ledger ------------------------------------------------------------------------------
-
-# One page in two steps: the page's ids from a narrow union of the ledger's cases and the
-# requests filed here that the worker has not accepted yet (filtered, newest first: each
-# branch reads its (time, id) index backwards), then the details of those rows only.
-_PAGE = """
-SELECT complaint_id, requested_at FROM (
-    SELECT c.complaint_id, c.filed_at AS requested_at, c.status, c.category AS service_code
-      FROM cases c
-    UNION ALL
-    SELECT o.complaint_id, o.requested_at, 'FILED', o.service_code
-      FROM open311_requests o
-     WHERE o.published_at IS NOT NULL
-       AND NOT EXISTS (SELECT 1 FROM cases c WHERE c.complaint_id = o.complaint_id)
-) r
-"""
-_DETAILS = """
-SELECT p.complaint_id, COALESCE(c.status, 'FILED') AS status, c.outcome, e.resolved,
-       EXISTS (SELECT 1 FROM case_events w WHERE w.complaint_id = p.complaint_id
-                  AND w.event_type = 'WITHDRAWN') AS withdrawn,
-       (SELECT coalesce(a.attributes ->> 'merged_into', a.attributes ->> 'redirect_to')
-          FROM case_events a WHERE a.complaint_id = p.complaint_id
-           AND a.event_type IN ('MERGED', 'REDIRECTED') LIMIT 1) AS referral,
-       COALESCE(c.category, o.service_code) AS service_code, c.lead_unit_id, c.tier,
-       o.address, c.district, c.street, c.due_at, o.description, p.requested_at,
-       COALESCE(c.updated_at, o.published_at) AS updated_at,
-       COALESCE(o.latitude, c.latitude) AS latitude,
-       COALESCE(o.longitude, c.longitude) AS longitude, o.media_url
-  FROM page p
-  LEFT JOIN cases c ON c.complaint_id = p.complaint_id
-  LEFT JOIN open311_requests o ON o.complaint_id = p.complaint_id
-  LEFT JOIN evaluations e ON e.complaint_id = p.complaint_id
- ORDER BY p.requested_at DESC, p.complaint_id DESC
-"""
-
-
-@dataclass(frozen=True)
-class RequestQuery:
-    """The filters of ``GET requests``; ``ids`` overrides every other one (the spec)."""
-
-    ids: tuple[str, ...] = ()
-    service_codes: tuple[str, ...] = ()
-    start: datetime | None = None
-    end: datetime | None = None
-    statuses: tuple[str, ...] = ()
-    page: int = 1
-    page_size: int = DEFAULT_PAGE_SIZE
-
-    def sql(self) -> tuple[str, list[Any]]:
-        where: list[str] = []
-        args: list[Any] = []
-        if self.ids:
-            where.append("complaint_id = ANY(%s)")
-            args.append(list(self.ids))
-        else:
-            if self.service_codes:
-                where.append("service_code = ANY(%s)")
-                args.append(list(self.service_codes))
-            if self.start is not None:
-                where.append("requested_at >= %s")
-                args.append(self.start)
-            if self.end is not None:
-                where.append("requested_at <= %s")
-                args.append(self.end)
-            if set(self.statuses) == {"open"}:
-                where.append("status <> ALL(%s)")
-                args.append(list(CLOSED_STATUSES))
-            elif set(self.statuses) == {"closed"}:
-                where.append("status = ANY(%s)")
-                args.append(list(CLOSED_STATUSES))
-        page = _PAGE + (" WHERE " + " AND ".join(where) if where else "")
-        page += " ORDER BY requested_at DESC, complaint_id DESC LIMIT %s OFFSET %s"
-        args += [self.page_size, (self.page - 1) * self.page_size]
-        return f"WITH page AS ({page}) {_DETAILS}", args
-
-
-class Ledger:
-    """The service's reads and its one table's writes."""
-
-    def __init__(self, pool: AsyncConnectionPool) -> None:
-        self.pool = pool
-
-    async def requests(self, query: RequestQuery) -> list[dict[str, Any]]:
-        sql, args = query.sql()
-        async with self.pool.connection() as conn:
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(sql, args)
-            return list(await cur.fetchall())
-
-    async def token(self, token: str) -> tuple[str, bool] | None:
-        async with self.pool.connection() as conn:
-            row = await (await conn.execute(
-                """SELECT o.complaint_id,
-                          EXISTS (SELECT 1 FROM cases c WHERE c.complaint_id = o.complaint_id)
-                     FROM open311_requests o
-                    WHERE o.token = %s AND o.published_at IS NOT NULL""", (token,))).fetchone()
-        return (row[0], bool(row[1])) if row else None
-
-    async def reserve(self, cid: str, client: str, req: Any,
-                      requested_at: datetime) -> tuple[str, datetime, str, str]:
-        """Insert the request (or find the one a retry made): token, time, code, text."""
-        async with self.pool.connection() as conn:
-            await conn.execute(
-                """INSERT INTO open311_requests (complaint_id, token, client, service_code,
-                       description, address, latitude, longitude, media_url, requested_at)
-                   VALUES (%s, gen_random_uuid()::text, %s, %s, %s, %s, %s, %s, %s, %s)
-                   ON CONFLICT (complaint_id) DO NOTHING""",
-                (cid, client, req.service_code, req.description, req.address, req.latitude,
-                 req.longitude, req.media_url, requested_at))
-            row = await (await conn.execute(
-                """SELECT token, requested_at, service_code, description
-                     FROM open311_requests WHERE complaint_id = %s""", (cid,))).fetchone()
-        assert row is not None
-        return row[0], row[1], row[2], row[3]
-
-    async def published(self, cid: str) -> None:
-        async with self.pool.connection() as conn:
-            await conn.execute(
-                """UPDATE open311_requests SET published_at = now()
-                    WHERE complaint_id = %s AND published_at IS NULL""", (cid,))
 
 
 # --- the app ---------------------------------------------------------------------------------
@@ -538,7 +248,7 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None,
             headers = {"Allow": ", ".join(sorted(methods))}
         return _error(request, exc.status_code, str(exc.detail), headers)
 
-    @app.get("/discovery.{fmt}", responses=_responses(Discovery), response_model=None,
+    @app.get("/discovery.{fmt}", responses=responses(Discovery), response_model=None,
              summary="Service discovery")
     async def discovery(fmt: fmt_param) -> Response:
         return _render(fmt, "discovery", {
@@ -550,12 +260,12 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None,
                            "formats": ["application/json", "text/xml"]}],
         })
 
-    @app.get("/services.{fmt}", responses=_responses(list[Service]), response_model=None,
+    @app.get("/services.{fmt}", responses=responses(list[Service]), response_model=None,
              summary="Service list: the hotline's categories")
     async def list_services(fmt: fmt_param) -> Response:
         return _render(fmt, "services", services(config.lexicon))
 
-    @app.get("/services/{service_code}.{fmt}", responses=_responses(ServiceDefinition),
+    @app.get("/services/{service_code}.{fmt}", responses=responses(ServiceDefinition),
              response_model=None, summary="Service definition: a category's attributes")
     async def get_service(service_code: Annotated[str, PathParam(pattern=NO_NUL)],
                           fmt: fmt_param) -> Response:
@@ -566,7 +276,7 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None,
                        service_definition(category, config.lexicon, config.registry))
 
     @app.post("/requests.{fmt}", status_code=201, response_model=None,
-              responses=_responses(list[RequestCreated], 201, 403, 409, 413),
+              responses=responses(list[RequestCreated], 201, 403, 409, 413),
               openapi_extra={"requestBody": {"required": True, "content": {FORM_TYPE: {
                   "schema": post_form_schema(config.lexicon, config.registry)}}}},
               summary="Create a service request")
@@ -629,7 +339,7 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None,
             "service_request_id": cid, "token": token, "service_notice": notice,
             "account_id": None}], 201)
 
-    @app.get("/requests.{fmt}", responses=_responses(list[ServiceRequest]),
+    @app.get("/requests.{fmt}", responses=responses(list[ServiceRequest]),
              response_model=None, summary="Get service requests")
     async def get_requests(
         fmt: fmt_param,
@@ -664,7 +374,7 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None,
                        [request_view(r, config.lexicon, config.registry) for r in rows])
 
     @app.get("/requests/{service_request_id}.{fmt}",
-             responses=_responses(list[ServiceRequest]), response_model=None,
+             responses=responses(list[ServiceRequest]), response_model=None,
              summary="Get a service request")
     async def get_request(service_request_id: Annotated[str, PathParam(max_length=128,
                                                                         pattern=NO_NUL)],
@@ -675,7 +385,7 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None,
         return _render(fmt, "service_requests",
                        [request_view(rows[0], config.lexicon, config.registry)])
 
-    @app.get("/tokens/{token}.{fmt}", responses=_responses(list[TokenResult]),
+    @app.get("/tokens/{token}.{fmt}", responses=responses(list[TokenResult]),
              response_model=None, summary="Get a service_request_id from a token")
     async def get_token(token: Annotated[str, PathParam(max_length=64, pattern=NO_NUL)],
                         fmt: fmt_param) -> Response:
