@@ -13,8 +13,8 @@ Kafka input is untrusted. fastavro reads a fair share of corrupted bodies into r
 look valid, and stops early without complaint when bytes are left over. ``decode`` therefore
 checks, in order: framing, known fingerprint, expected type, that fastavro reads the body
 and consumes every byte, that the record fits the schema (``fastavro.validation``), and the
-semantic rules in ``_FIELD_RULES`` / ``_RECORD_FIELD_RULES``. Any failure is a
-``DecodeError`` with one of four reason codes; nothing else escapes, whatever the input.
+semantic rules (:mod:`schemas.validation`). Any failure is a ``DecodeError`` with one of
+four reason codes; nothing else escapes, whatever the input.
 
 What it cannot catch: corruption that yields another valid encoding (a flipped bit inside a
 string, or a boolean byte 0x02 that fastavro reads as True). Kafka's record-batch CRC
@@ -27,9 +27,8 @@ Importing reads the ``.avsc`` files next to this module and has no other side ef
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from pathlib import Path
 from typing import Any, Final, Literal, TypeAlias
@@ -45,6 +44,15 @@ from fastavro.schema import (
 )
 from fastavro.validation import ValidationError
 from fastavro.validation import validate as _fastavro_validate
+
+from schemas.validation import (
+    Plan,
+    check_array_items,
+    compile_plan,
+    has_plain_integer,
+    record_problem,
+    short_name,
+)
 
 __all__ = [
     "EVENT_TYPE_HEADER",
@@ -71,7 +79,6 @@ _MARKER: Final = b"\xc3\x01"
 _HEADER_SIZE: Final = len(_MARKER) + 8  # marker + fingerprint; the body follows
 _SCHEMA_DIR: Final = Path(__file__).resolve().parent
 _HISTORY_DIR: Final = _SCHEMA_DIR / "history"
-_TIMESTAMP_MILLIS: Final = "timestamp-millis"
 # Error details end up in logs and on the DLQ; keep them readable, never a dump.
 _MAX_DETAIL: Final = 300
 
@@ -124,316 +131,8 @@ class Decoded:
 
 
 # --------------------------------------------------------------------------------------
-# Semantic rules.
-#
-# A rule takes a field value that is not None (optional fields are only checked when
-# present) and returns a problem description, or None when the value is fine. Rules that
-# look inside nested values return a path-qualified problem starting with "." or "[".
-# --------------------------------------------------------------------------------------
-
-_Rule: TypeAlias = Callable[[Any], "str | None"]
-_Plan: TypeAlias = tuple[tuple[str, _Rule], ...]
-
-_MAX_ID_LENGTH: Final = 128
-_MAX_CONTENT_LENGTH: Final = 10_000
-_TIMESTAMP_MIN: Final = datetime(2000, 1, 1, tzinfo=UTC)
-_TIMESTAMP_MAX: Final = datetime(2100, 1, 1, tzinfo=UTC)  # exclusive
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_TIMESTAMP_MIN_MS: Final = (_TIMESTAMP_MIN - _EPOCH) // timedelta(milliseconds=1)
-_TIMESTAMP_MAX_MS: Final = (_TIMESTAMP_MAX - _EPOCH) // timedelta(milliseconds=1)
-_TIMESTAMP_RANGE: Final = "[2000-01-01, 2100-01-01) UTC"
-
-
-def _identifier(value: str) -> str | None:
-    """Ids become workflow ids, Kafka keys and ledger keys, so they must be unambiguous."""
-    if not value:
-        return "must not be empty"
-    if len(value) > _MAX_ID_LENGTH:
-        return f"longer than {_MAX_ID_LENGTH} characters ({len(value)})"
-    if value != value.strip():
-        return "has leading or trailing whitespace"
-    # isprintable() is False for control characters and also for invisible format and
-    # separator characters (zero-width space, U+3000), which would make two ids that look
-    # the same differ.
-    if not value.isprintable():
-        return "contains control or invisible characters"
-    return None
-
-
-def _text(max_length: int) -> _Rule:
-    def rule(value: str) -> str | None:
-        if not value.strip():
-            return "must not be blank"
-        if len(value) > max_length:
-            return f"longer than {max_length} characters ({len(value)})"
-        return None
-
-    return rule
-
-
-def _between(low: float, high: float) -> _Rule:
-    def rule(value: float) -> str | None:
-        # NaN fails every comparison, so it is rejected here too.
-        if low <= value <= high:
-            return None
-        return f"{value!r} is outside [{low}, {high}]"
-
-    return rule
-
-
-def _timestamp(value: datetime | int) -> str | None:
-    """Timestamps far from now are corruption or a unit mix-up (seconds vs millis)."""
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            # fastavro would silently read a naive datetime as *local* time.
-            return "naive datetime; pass a timezone-aware (UTC) datetime"
-        if _TIMESTAMP_MIN <= value < _TIMESTAMP_MAX:
-            return None
-        return f"{value.isoformat()} is outside {_TIMESTAMP_RANGE}"
-    if isinstance(value, int) and not isinstance(value, bool):
-        if _TIMESTAMP_MIN_MS <= value < _TIMESTAMP_MAX_MS:
-            return None
-        return f"{value} ms since the epoch is outside {_TIMESTAMP_RANGE}"
-    return f"expected a datetime or epoch milliseconds, got {type(value).__name__}"
-
-
-#: Rules by field name, applied in every record (top level or nested) that has the field.
-_FIELD_RULES: Final[Mapping[str, _Rule]] = {
-    "event_id": _identifier,
-    "complaint_id": _identifier,
-    "dispatch_id": _identifier,
-    "unit_id": _identifier,
-    "warning_id": _identifier,
-    "latitude": _between(-90.0, 90.0),
-    "longitude": _between(-180.0, 180.0),
-}
-
-#: Rules for one field of one record (short name), in addition to ``_FIELD_RULES``.
-_RECORD_FIELD_RULES: Final[Mapping[tuple[str, str], _Rule]] = {
-    ("ComplaintFiled", "content"): _text(_MAX_CONTENT_LENGTH),
-    ("ExtensionRequested", "extra_days"): _between(1, 60),
-}
-# Besides the two tables: every timestamp-millis field (found from the schemas) gets
-# ``_timestamp``, and no string anywhere in a record may contain NUL (``_find_nul``).
-
-
-def _qualify(prefix: str, problem: str) -> str:
-    """Prefix a problem with a path step: ``entries`` + ``[3].unit_id: …``."""
-    return prefix + problem if problem[0] in ".[" else f"{prefix}: {problem}"
-
-
-def _check_plan(plan: _Plan, record: Mapping[str, Any]) -> str | None:
-    for name, rule in plan:
-        value = record.get(name)
-        if value is not None:
-            problem = rule(value)
-            if problem is not None:
-                return _qualify(name, problem)
-    return None
-
-
-def _nested_record(plan: _Plan) -> _Rule:
-    def rule(value: Mapping[str, Any]) -> str | None:
-        problem = _check_plan(plan, value)
-        return None if problem is None else "." + problem
-
-    return rule
-
-
-def _each_item(inner: _Rule) -> _Rule:
-    def rule(items: list[Any]) -> str | None:
-        for index, item in enumerate(items):
-            if item is not None:
-                problem = inner(item)
-                if problem is not None:
-                    return _qualify(f"[{index}]", problem)
-        return None
-
-    return rule
-
-
-def _each_value(inner: _Rule) -> _Rule:
-    def rule(values: Mapping[str, Any]) -> str | None:
-        for key, item in values.items():
-            if item is not None:
-                problem = inner(item)
-                if problem is not None:
-                    return _qualify(f"[{key!r}]", problem)
-        return None
-
-    return rule
-
-
-def _find_nul(value: Any) -> str | None:
-    """Path to a string containing NUL, if any (PostgreSQL text rejects NUL)."""
-    if type(value) is str:
-        return "" if "\x00" in value else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if isinstance(key, str) and "\x00" in key:
-                return f"[{key.replace(chr(0), '?')!r}]"
-            where = _find_nul(item)
-            if where is not None:
-                return f"[{key!r}]{where}"
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            where = _find_nul(item)
-            if where is not None:
-                return f"[{index}]{where}"
-    return None
-
-
-def _record_problem(name: str, plan: _Plan, record: Mapping[str, Any]) -> str | None:
-    """First semantic problem of a record, as ``Name.path: problem``, or None."""
-    problem = _check_plan(plan, record)
-    if problem is not None:
-        return f"{name}.{problem}"
-    for key, value in record.items():
-        if type(value) is str:
-            # The common case, inlined: most values are flat strings.
-            if "\x00" in value:
-                return f"{name}.{key}: contains a NUL character"
-        elif isinstance(value, (dict, list)):
-            where = _find_nul(value)
-            if where is not None:
-                return f"{name}.{key}{where}: contains a NUL character"
-    return None
-
-
-# --------------------------------------------------------------------------------------
 # Schemas, compiled once.
 # --------------------------------------------------------------------------------------
-
-_Named: TypeAlias = Mapping[str, Any]
-
-
-def _short(full_name: str) -> str:
-    return full_name.rsplit(".", 1)[-1]
-
-
-def _type_rule(avro_type: Any, named: _Named, seen: frozenset[str]) -> _Rule | None:
-    """Rule implied by a field's type: timestamps, and records nested inside it."""
-    if isinstance(avro_type, list):  # union: only ["null", X] occurs in our contract
-        branches = [branch for branch in avro_type if branch != "null"]
-        return _type_rule(branches[0], named, seen) if len(branches) == 1 else None
-    if isinstance(avro_type, str):
-        if avro_type in named and avro_type not in seen:
-            return _type_rule(named[avro_type], named, seen)
-        return None
-    if not isinstance(avro_type, dict):
-        return None
-    if avro_type.get("logicalType") == _TIMESTAMP_MILLIS:
-        return _timestamp
-    kind = avro_type.get("type")
-    if kind == "record":
-        full_name = avro_type["name"]
-        return _nested_record(_compile_plan(avro_type, named, seen | {full_name}))
-    if kind == "array":
-        inner = _type_rule(avro_type["items"], named, seen)
-        return None if inner is None else _each_item(inner)
-    if kind == "map":
-        inner = _type_rule(avro_type["values"], named, seen)
-        return None if inner is None else _each_value(inner)
-    return None
-
-
-def _compile_plan(schema: Mapping[str, Any], named: _Named, seen: frozenset[str]) -> _Plan:
-    """The (field, rule) pairs that apply to a record schema, from the tables and types."""
-    short_name = _short(schema["name"])
-    plan: list[tuple[str, _Rule]] = []
-    for field in schema["fields"]:
-        field_name = field["name"]
-        for rule in (
-            _FIELD_RULES.get(field_name),
-            _RECORD_FIELD_RULES.get((short_name, field_name)),
-            _type_rule(field["type"], named, seen),
-        ):
-            if rule is not None:
-                plan.append((field_name, rule))
-    return tuple(plan)
-
-
-def _has_plain_integer(avro_type: Any, named: _Named, seen: frozenset[str]) -> bool:
-    """True when a value of this type may hold an ``int`` or a plain ``long``.
-
-    Read strictly with the writer schema, every value already has its schema's Python
-    type (str, float, bool, bytes, datetime, a symbol of the enum, a branch of the
-    union); what the reader does not check is the range of a varint, so an ``int``
-    field can decode beyond 32 bits (and a ``long`` beyond 64). Only records with such
-    fields need fastavro's validation after decoding; skipping it elsewhere saves a
-    third of the decode time of a ``ComplaintFiled``.
-    """
-    if isinstance(avro_type, list):
-        return any(_has_plain_integer(t, named, seen) for t in avro_type)
-    if isinstance(avro_type, str):
-        if avro_type in ("int", "long"):
-            return True
-        if avro_type in named and avro_type not in seen:
-            return _has_plain_integer(named[avro_type], named, seen | {avro_type})
-        return False
-    if not isinstance(avro_type, dict):
-        return False
-    kind = avro_type.get("type")
-    if kind in ("int", "long"):
-        return avro_type.get("logicalType") != _TIMESTAMP_MILLIS
-    if kind == "record":
-        inner = seen | {avro_type["name"]}
-        return any(_has_plain_integer(f["type"], named, inner) for f in avro_type["fields"])
-    if kind == "array":
-        return _has_plain_integer(avro_type["items"], named, seen)
-    if kind == "map":
-        return _has_plain_integer(avro_type["values"], named, seen)
-    return False
-
-
-def _min_encoded_size(avro_type: Any, named: _Named, seen: frozenset[str]) -> int:
-    """Fewest bytes a value of this type can take in the binary encoding."""
-    if isinstance(avro_type, list):
-        return 1  # the branch index
-    if isinstance(avro_type, str):
-        if avro_type == "null":
-            return 0
-        if avro_type in named:
-            if avro_type in seen:
-                return 1  # a recursive reference goes through a union or array
-            return _min_encoded_size(named[avro_type], named, seen | {avro_type})
-        return 1
-    kind = avro_type.get("type")
-    if kind == "record":
-        inner_seen = seen | {avro_type["name"]}
-        return sum(_min_encoded_size(f["type"], named, inner_seen) for f in avro_type["fields"])
-    if kind == "fixed":
-        return int(avro_type["size"])
-    if kind in ("array", "map", "enum"):
-        return 1
-    return _min_encoded_size(kind, named, seen)
-
-
-def _check_array_items(avro_type: Any, named: _Named, seen: frozenset[str]) -> None:
-    """Reject arrays of zero-byte items.
-
-    A corrupted block count (up to 2**63) makes fastavro loop once per item; items that
-    consume at least one byte run out of payload within ``len(data)`` steps, zero-byte
-    items never do. Our schemas have none; this keeps registered writers honest too.
-    """
-    if isinstance(avro_type, list):
-        for branch in avro_type:
-            _check_array_items(branch, named, seen)
-    elif isinstance(avro_type, str):
-        if avro_type in named and avro_type not in seen:
-            _check_array_items(named[avro_type], named, seen | {avro_type})
-    elif isinstance(avro_type, dict):
-        kind = avro_type.get("type")
-        if kind == "record":
-            inner_seen = seen | {avro_type["name"]}
-            for field in avro_type["fields"]:
-                _check_array_items(field["type"], named, inner_seen)
-        elif kind == "array":
-            if _min_encoded_size(avro_type["items"], named, seen) == 0:
-                raise ValueError("array items must take at least one byte each")
-            _check_array_items(avro_type["items"], named, seen)
-        elif kind == "map":
-            _check_array_items(avro_type["values"], named, seen)
 
 
 def _fingerprint_of(parsed: dict[str, Any]) -> tuple[bytes, str]:
@@ -453,7 +152,7 @@ class _Reader:
     fingerprint: bytes
     header: bytes  # marker + fingerprint, the first 10 bytes of every encoding
     event_type: bytes
-    plan: _Plan
+    plan: Plan
     field_names: frozenset[str]
     # Whether decode must run fastavro's validation: see _has_plain_integer.
     check_ranges: bool = True
@@ -480,11 +179,11 @@ def _load_readers() -> dict[str, _Reader]:
         if not isinstance(parsed, dict):
             raise ValueError(f"{path.name}: top-level schema must be a record")
         named = parsed["__named_schemas"]
-        _check_array_items(parsed, named, frozenset())
+        check_array_items(parsed, named, frozenset())
         full_name = parsed["name"]
         if path.name != f"{full_name}.avsc":
             raise ValueError(f"{path.name} defines {full_name}; name files by full name")
-        name = _short(full_name)
+        name = short_name(full_name)
         if name in readers:
             raise ValueError(f"two record schemas share the short name {name!r}")
         fp, _ = _fingerprint_of(parsed)
@@ -495,9 +194,9 @@ def _load_readers() -> dict[str, _Reader]:
             fingerprint=fp,
             header=_MARKER + fp,
             event_type=full_name.encode(),
-            plan=_compile_plan(parsed, named, frozenset({full_name})),
+            plan=compile_plan(parsed, named, frozenset({full_name})),
             field_names=frozenset(field["name"] for field in parsed["fields"]),
-            check_ranges=_has_plain_integer(parsed, named, frozenset()),
+            check_ranges=has_plain_integer(parsed, named, frozenset()),
         )
         readers[name] = reader
     return readers
@@ -560,7 +259,7 @@ def register_writer_schema(schema: dict[str, Any]) -> bytes:
     reader = _BY_NAME.get(full_name)
     if reader is None or reader.full_name != full_name:
         raise ValueError(f"no current schema named {full_name!r} to read it with")
-    _check_array_items(parsed, parsed["__named_schemas"], frozenset())
+    check_array_items(parsed, parsed["__named_schemas"], frozenset())
     written = {field["name"] for field in parsed["fields"]}
     for field in reader.schema["fields"]:
         names = {field["name"], *field.get("aliases", ())}
@@ -683,7 +382,7 @@ def encode(name: str, record: Mapping[str, Any]) -> bytes:
     problem = _schema_problem(values, reader)
     if problem is not None:
         raise EncodeError(problem)
-    problem = _record_problem(reader.name, reader.plan, values)
+    problem = record_problem(reader.name, reader.plan, values)
     if problem is not None:
         raise EncodeError(problem)
     buffer = BytesIO()
@@ -724,7 +423,7 @@ def _out_of_range(data: bytes, writer: _Writer, exc: OverflowError) -> DecodeErr
     reader = writer.reader
     try:
         # The raw record has the *writer's* field types, which the rules may not expect.
-        problem = _record_problem(reader.name, reader.plan, raw)
+        problem = record_problem(reader.name, reader.plan, raw)
     except Exception:
         problem = None
     if problem is None:
@@ -820,7 +519,7 @@ def decode(data: bytes, expected: Collection[str] | None = None) -> Decoded:
     if problem is not None:
         # e.g. an "int" field whose varint decoded beyond 32 bits.
         raise DecodeError("INVALID_RECORD", problem)
-    problem = _record_problem(reader.name, reader.plan, record)
+    problem = record_problem(reader.name, reader.plan, record)
     if problem is not None:
         raise DecodeError("INVALID_RECORD", problem)
     return Decoded(
