@@ -1,0 +1,319 @@
+"""What every step of a case does alike: record it, dispatch and revoke, refuse.
+
+:class:`ComplaintBase` holds the case's state (one :class:`~workflows.state.CaseState`)
+and the moves the lifecycle (``workflows.complaint``) and the update handlers
+(``workflows.complaint_updates``) share: ``_record`` makes one lifecycle step durable
+through the ``record_step`` activity; dispatch bookkeeping; refusals with their reason.
+No ``from __future__ import annotations`` (see ``workflows.complaint``).
+"""
+
+import asyncio
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from workflows import search_attributes as sa
+    from workflows.model import (
+        LEVELS,
+        Acceptance,
+        Ack,
+        DispatchState,
+        EvaluationRow,
+        Filing,
+        RejectReason,
+        RouteRequest,
+        RouteResult,
+        Status,
+        StepRecord,
+        TierPlan,
+        Unit,
+    )
+    from workflows.state import CaseState
+    from workflows.steps import OutboundSpec, StepFacts, build_step, lead_unit_id, merge_steps
+
+# Named options per activity: start-to-close always set, bounded retries, business
+# errors listed by type so they fail at once.
+ACCEPT_OPTIONS: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "retry_policy": RetryPolicy(
+        maximum_interval=timedelta(seconds=30), maximum_attempts=20,
+        non_retryable_error_types=["InvalidFiling"],
+    ),
+}
+ROUTE_OPTIONS: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=30),
+    "retry_policy": RetryPolicy(
+        maximum_interval=timedelta(seconds=30), maximum_attempts=20,
+        non_retryable_error_types=["UnknownUnit", "UnknownCategory"],
+    ),
+}
+# Kafka or PostgreSQL may be down for minutes; keep trying for about an hour.
+RECORD_OPTIONS: dict[str, Any] = {
+    "start_to_close_timeout": timedelta(seconds=60),
+    "retry_policy": RetryPolicy(
+        maximum_interval=timedelta(seconds=30), maximum_attempts=150,
+        non_retryable_error_types=["InvalidRecord"],
+    ),
+}
+
+HANDLING_STATES = {Status.DISPATCHED, Status.SIGNED, Status.IN_PROGRESS}
+WORKING_STATES = {Status.SIGNED, Status.IN_PROGRESS}
+# A fresh run well before Temporal's 10,240-event warning even if the server's own
+# suggestion (about 4,000 events by default) is configured higher.
+HISTORY_EVENTS_LIMIT = 8000
+PATCH_REOPEN = "reopen-once"
+# ACCEPTED rides with DISPATCHED and EVALUATED with CLOSED in one record_step: two
+# activities (and their search-attribute upserts) fewer per happy-path case.
+PATCH_FEWER_STEPS = "fewer-steps"
+# Supplements and urges that reach a case still being accepted wait for its dispatch;
+# before, they failed the workflow task (FILED) or were refused (ACCEPTED).
+PATCH_EARLY_CITIZEN = "early-citizen-waits"
+# The lead's COMPLETED rides with CALLBACK_DUE and the callback answer with the step after
+# it (CLOSED, REOPENED or the next CALLBACK_DUE): two activities and the COMPLETED upsert
+# fewer per happy-path case.
+PATCH_REPLIES_RIDE_ALONG = "replies-ride-along"
+ACCEPTING_STATES = {Status.FILED, Status.ACCEPTED}
+
+
+def _ms(at: datetime) -> int:
+    """Avro timestamp-millis: outbound fields travel to the activity as JSON."""
+    return int(at.timestamp() * 1000)
+
+
+class ComplaintBase:
+    """The case's state and the moves its lifecycle and its update handlers share."""
+
+    _filing: Filing
+    _state: CaseState
+    _record_lock: asyncio.Lock
+
+    def _raise_level(self, level: str) -> str:
+        if LEVELS.index(level) > LEVELS.index(self._state.level):
+            self._state.level = level
+            self._state.escalations += 1
+        return self._state.level
+
+    async def _notice(
+        self, notice_type: str, level: str, message: str, d: DispatchState | None = None,
+        fraction: float | None = None,
+    ) -> None:
+        """A supervision notice to the unit, and the same on the case's lifecycle."""
+        _, filing = self._require()
+        d = d or self._lead()
+        notice = {
+            "complaint_id": filing.complaint_id, "dispatch_id": d.dispatch_id,
+            "unit_id": d.unit_id, "at": _ms(workflow.now()), "notice_type": notice_type,
+            "level": level, "due_at": _ms(d.due_at), "message": message,
+            "fraction_used": fraction,
+        }
+        await self._record(
+            "NOTICE", self._state.status, unit_id=d.unit_id, dispatch_id=d.dispatch_id,
+            reason=message, outbound=[("SupervisionNotice", d.unit_id, notice)],
+            attributes={"notice_type": notice_type, "level": level},
+        )
+
+    def _guard_lead(
+        self, dispatch_id: str, unit_id: str, states: set[Status]
+    ) -> tuple[RejectReason, str] | None:
+        lead = self._state.dispatches.get(self._state.lead_dispatch_id)
+        if lead is None or lead.dispatch_id != dispatch_id or lead.unit_id != unit_id:
+            return (RejectReason.UNIT_NOT_HOLDING,
+                    f"unit {unit_id} does not lead through dispatch {dispatch_id}")
+        if self._state.status not in states:
+            return RejectReason.STATE_NOT_ALLOWED, f"not allowed in state {self._state.status}"
+        return None
+
+    async def _route(self, request: RouteRequest) -> RouteResult | None:
+        """Ask the routing activity; None when it names a unit that does not exist."""
+        try:
+            result: RouteResult = await workflow.execute_activity(
+                "route", request, result_type=RouteResult, **ROUTE_OPTIONS)
+            return result
+        except ActivityError as err:
+            if isinstance(err.cause, ApplicationError) and err.cause.type == "UnknownUnit":
+                return None
+            raise
+
+    async def _redispatch(self, unit: Unit, reason: str, rule: str) -> None:
+        """Revoke the lead's dispatch and issue a new one; the case's deadline stays."""
+        old = self._lead()
+        old.revoked_at = workflow.now()
+        new = self._new_dispatch(unit, "LEAD", due_at=old.due_at)
+        self._state.lead_dispatch_id = new.dispatch_id
+        self._state.timers_version += 1
+        await self._record(
+            "REDISPATCHED", Status.DISPATCHED, unit_id=new.unit_id,
+            dispatch_id=new.dispatch_id, reason=reason,
+            outbound=[self._revoked(old, old.revoked_at, reason), self._issued(new)],
+            dispatch_rows=[old, new],
+            attributes={"from_unit": old.unit_id, "rule": rule, "unit_name": new.unit_name},
+        )
+
+    def _new_dispatch(self, unit: Unit, role: str,
+                      due_at: datetime | None = None) -> DispatchState:
+        _, filing = self._require()
+        plan = self._require_plan()
+        now = workflow.now()
+        self._state.dispatch_count += 1
+        first = self._state.dispatch_count == 1
+        d = DispatchState(
+            dispatch_id=f"{filing.complaint_id}-d{self._state.dispatch_count}",
+            unit_id=unit.unit_id, unit_name=unit.name, role=role, issued_at=now,
+            # A unit's sign-for window opens when it receives the case; the completion
+            # deadline is the citizen's, counted from acceptance.
+            sign_by=now + timedelta(seconds=plan.sign_for_seconds),
+            due_at=due_at or (plan.due_at if first or self._state.reopens else
+                              self._lead().due_at),
+        )
+        self._state.dispatches[d.dispatch_id] = d
+        return d
+
+    def _issued(self, d: DispatchState, reopened: bool = False) -> tuple[str, str, dict[str, Any]]:
+        acc, filing = self._require()
+        return ("DispatchIssued", d.unit_id, {
+            "complaint_id": filing.complaint_id, "dispatch_id": d.dispatch_id,
+            "unit_id": d.unit_id, "unit_name": d.unit_name, "role": d.role,
+            "issued_at": _ms(d.issued_at), "sign_by": _ms(d.sign_by), "due_at": _ms(d.due_at),
+            "tier": self._require_plan().tier, "kind": acc.kind, "category": acc.category,
+            "content": filing.content, "district": acc.district, "street": acc.street,
+            "address": filing.address,
+            "caller_phone": None if filing.anonymous else filing.caller_phone,
+            "attachments": list(filing.attachments), "reopened": reopened,
+        })
+
+    def _revoked(self, d: DispatchState, at: datetime,
+                 reason: str) -> tuple[str, str, dict[str, Any]]:
+        d.revoked_at = d.revoked_at or at
+        return ("DispatchRevoked", d.unit_id, {
+            "complaint_id": self._filing.complaint_id, "dispatch_id": d.dispatch_id,
+            "unit_id": d.unit_id, "at": _ms(at), "reason": reason,
+        })
+
+    def _dispatch_attributes(self, lead: DispatchState,
+                             assisting: list[DispatchState]) -> dict[str, str]:
+        attrs = {"unit_name": lead.unit_name, "due_at": lead.due_at.isoformat()}
+        if assisting:
+            attrs["assisting"] = ",".join(d.unit_id for d in assisting)
+        return attrs
+
+    def _lead(self) -> DispatchState:
+        return self._state.dispatches[self._state.lead_dispatch_id]
+
+    def _accepted(self, event_id: str) -> Ack:
+        ack = Ack(accepted=True)
+        self._state.remember(event_id, ack)
+        return ack
+
+    def _repeat(self, event_id: str) -> Ack | None:
+        """The answer already given to ``event_id``, marked as a duplicate (Kafka redelivers)."""
+        ack = self._state.seen.get(event_id)
+        return None if ack is None else replace(ack, duplicate=True)
+
+    async def _refuse(
+        self, event_id: str, reason: RejectReason, detail: str, unit_id: str | None = None
+    ) -> Ack:
+        """Record a refused event on the case's lifecycle; the state stays as it was."""
+        if self._state.status in (Status.EVALUATED, Status.CLOSED):
+            # The case is closing: CLOSED stays its last lifecycle event.
+            ack = Ack(accepted=False, reason=RejectReason.CASE_CLOSED.value,
+                      detail=f"the case is closed ({detail})")
+            self._state.remember(event_id, ack)
+            return ack
+        ack = Ack(accepted=False, reason=reason.value, detail=detail)
+        self._state.remember(event_id, ack)
+        await self._record("REPLY_REFUSED", self._state.status, unit_id=unit_id, reason=detail,
+                           attributes={"refused_event_id": event_id, "code": reason.value})
+        return ack
+
+    def _require(self) -> tuple[Acceptance, Filing]:
+        if self._state.acceptance is None:
+            # Only an update can get here (run calls this after accept): a reply or a
+            # supervisor's decision before the case was accepted. Failing the update,
+            # not the workflow task (an AssertionError would retry the task for ever).
+            raise ApplicationError("the case is still being accepted",
+                                   type=RejectReason.STATE_NOT_ALLOWED.value,
+                                   non_retryable=True)
+        return self._state.acceptance, self._filing
+
+    def _require_plan(self) -> TierPlan:
+        assert self._state.plan is not None
+        return self._state.plan
+
+    async def _record(
+        self, event_type: str, status: Status, *, unit_id: str | None = None,
+        dispatch_id: str | None = None, reason: str | None = None,
+        outbound: list[OutboundSpec] | None = None,
+        dispatch_rows: list[DispatchState] | None = None,
+        evaluation: EvaluationRow | None = None, attributes: dict[str, str] | None = None,
+        defer: bool = False,
+    ) -> None:
+        """Make one lifecycle step durable: its lifecycle event, records and ledger rows.
+
+        ``defer``: only when the next step follows at once, with no wait between: this
+        step then goes out with that one, in one activity (records in seq order). A
+        continue-as-new in between sends it alone first (``_flush_deferred``).
+        """
+        # The state changes now, so guards of updates arriving meanwhile see it.
+        self._state.status = status
+        async with self._record_lock:
+            state = self._state
+            state.seq += 1
+            facts = StepFacts(
+                event_type=event_type, status=status, unit_id=unit_id, dispatch_id=dispatch_id,
+                reason=reason, outbound=list(outbound or []),
+                dispatch_rows=list(dispatch_rows or []), evaluation=evaluation,
+                attributes=dict(attributes or {}),
+            )
+            step = build_step(state, self._filing, facts, workflow.now())
+            state.timeline.extend(step.lifecycle)
+            if not defer:
+                self._upsert_search_attributes()
+            held, state.deferred = state.deferred, None
+            if held is not None:
+                step = merge_steps(held, step)
+            if defer:
+                state.deferred = step
+                return
+            await self._send(step)
+
+    async def _flush_deferred(self) -> None:
+        """A held step goes out alone when the run ends before the step meant to carry it."""
+        async with self._record_lock:
+            held, self._state.deferred = self._state.deferred, None
+            if held is not None:
+                self._upsert_search_attributes()
+                await self._send(held)
+
+    async def _send(self, step: StepRecord) -> None:
+        try:
+            await workflow.execute_activity("record_step", step, **RECORD_OPTIONS)
+        except ActivityError as err:
+            # Retries ran out or the step is invalid: a bug or a long outage, not a
+            # business outcome. Failing the task (not the case) lets a fix resume it.
+            raise RuntimeError(f"record_step {step.step} failed: {err.cause or err}") from err
+
+    def _upsert_search_attributes(self) -> None:
+        """Index what supervisors filter on; only changed values, to keep history short."""
+        acc = self._state.acceptance
+        wanted: dict[Any, Any] = {
+            sa.STATUS: self._state.status.value, sa.OVERDUE: self._state.overdue,
+            sa.ESCALATION_LEVEL: self._state.level,
+        }
+        if acc is not None:
+            wanted[sa.TIER] = acc.tier
+            wanted[sa.CATEGORY] = acc.category
+            if acc.district:
+                wanted[sa.DISTRICT] = acc.district
+            lead_unit = lead_unit_id(self._state)
+            if lead_unit:
+                wanted[sa.LEAD_UNIT] = lead_unit
+        indexed = self._state.indexed
+        changed = [k.value_set(v) for k, v in wanted.items() if indexed.get(k.name) != v]
+        if changed:
+            workflow.upsert_search_attributes(changed)
+            self._state.indexed.update({k.name: v for k, v in wanted.items()})
