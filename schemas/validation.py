@@ -15,7 +15,7 @@ and :func:`check_array_items` rejects schemas a corrupted block count could loop
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeAlias
 
@@ -139,28 +139,27 @@ def _nested_record(plan: Plan) -> _Rule:
     return rule
 
 
-def _each_item(inner: _Rule) -> _Rule:
-    def rule(items: list[Any]) -> str | None:
-        for index, item in enumerate(items):
+def _each(inner: _Rule, entries: Callable[[Any], Iterable[tuple[Any, Any]]]) -> _Rule:
+    """Rule for an array or map: ``inner`` on each item, a problem named by index or key.
+
+    ``entries`` yields (index or key, item): ``enumerate`` for an array, the items of a
+    map. A problem reads ``[3].unit_id: ...`` or ``['k'].unit_id: ...`` (the repr of an
+    index is its digits).
+    """
+
+    def rule(container: Any) -> str | None:
+        for where, item in entries(container):
             if item is not None:
                 problem = inner(item)
                 if problem is not None:
-                    return _qualify(f"[{index}]", problem)
+                    return _qualify(f"[{where!r}]", problem)
         return None
 
     return rule
 
 
-def _each_value(inner: _Rule) -> _Rule:
-    def rule(values: Mapping[str, Any]) -> str | None:
-        for key, item in values.items():
-            if item is not None:
-                problem = inner(item)
-                if problem is not None:
-                    return _qualify(f"[{key!r}]", problem)
-        return None
-
-    return rule
+def _map_items(values: Mapping[str, Any]) -> Iterable[tuple[str, Any]]:
+    return values.items()
 
 
 def _find_nul(value: Any) -> str | None:
@@ -230,10 +229,10 @@ def _type_rule(avro_type: Any, named: Named, seen: frozenset[str]) -> _Rule | No
         return _nested_record(compile_plan(avro_type, named, seen | {full_name}))
     if kind == "array":
         inner = _type_rule(avro_type["items"], named, seen)
-        return None if inner is None else _each_item(inner)
+        return None if inner is None else _each(inner, enumerate)
     if kind == "map":
         inner = _type_rule(avro_type["values"], named, seen)
-        return None if inner is None else _each_value(inner)
+        return None if inner is None else _each(inner, _map_items)
     return None
 
 
