@@ -23,7 +23,7 @@ from temporalio.client import Client
 from temporalio.exceptions import TemporalError
 
 from schemas.codec import DecodeError, decode
-from workers.devstack.city import CallbackPlan, ExtensionPlan
+from workers.devstack.city import UNREACHED_COMMENT, CallbackPlan, ExtensionPlan
 from workers.devstack.demo_actors import (
     MIN_REACTION_S,
     SEND_TIMEOUT_S,
@@ -168,7 +168,7 @@ def _schedule_callback(ctx: ActorContext, sched: Scheduler, rec: Mapping[str, An
         "responded": plan.responded if reached else False,
         "resolved": plan.resolved if reached else False,
         "satisfaction": plan.satisfaction if reached else None,
-        "comment": plan.comment if reached else "电话无人接听。",
+        "comment": plan.comment if reached else UNREACHED_COMMENT,
     }
 
     def send() -> None:
