@@ -10,8 +10,10 @@ PostgreSQL, never from Temporal visibility).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 import psycopg
 import typer
@@ -20,8 +22,6 @@ from rich.table import Table
 
 from activities.governance import (
     GovernanceConfig,
-    PriorityStreet,
-    RankingRow,
     RegistryDirectory,
     compute_rankings,
     previous_month,
@@ -47,6 +47,7 @@ app.add_typer(schedules_app, name="schedules")
 MONTHLY_SCHEDULE_ID = "governance-monthly-evaluation"
 HOTSPOT_SCHEDULE_ID = "governance-hotspot-scan"
 _console = Console()
+_T = TypeVar("_T")
 
 
 def _default_month(gov: GovernanceConfig) -> str:
@@ -56,6 +57,36 @@ def _default_month(gov: GovernanceConfig) -> str:
 # --- commands -------------------------------------------------------------------------------
 
 
+def _month(month: str | None, gov: GovernanceConfig) -> str:
+    """The month asked for (``YYYY-MM``), or last month in the governance time zone."""
+    month = month or _default_month(gov)
+    try:
+        datetime.strptime(month, "%Y-%m")
+    except ValueError:
+        raise typer.BadParameter(f"month must be YYYY-MM, not {month!r}") from None
+    return month
+
+
+def _on_ledger(settings: Settings,
+               read: Callable[[psycopg.AsyncConnection[Any]], Awaitable[_T]]) -> _T:
+    """Run one read on a connection of its own to the ledger."""
+
+    async def run() -> _T:
+        async with await psycopg.AsyncConnection.connect(settings.dsn) as conn:
+            return await read(conn)
+
+    return asyncio.run(run())
+
+
+def _print_table(title: str, headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    table = Table(title=title)
+    for h in headers:
+        table.add_column(h)
+    for row in rows:
+        table.add_row(*(str(c) for c in row))
+    _console.print(table)
+
+
 @report_app.command("monthly")
 def report_monthly(
     month: str = typer.Option(None, help="YYYY-MM; default: last month."),
@@ -63,17 +94,9 @@ def report_monthly(
 ) -> None:
     """Write the monthly HTML report (charts) and its CSV, and print where they are."""
     settings = get_settings()
-    month = month or _default_month(load_configs(settings)[1])
-    _check_month(month)
+    month = _month(month, load_configs(settings)[1])
     html_path, csv_path = write_monthly_report(settings, month, out)
     _console.print(f"monthly report {month}:\n  {html_path}\n  {csv_path}")
-
-
-def _check_month(month: str) -> None:
-    try:
-        datetime.strptime(month, "%Y-%m")
-    except ValueError:
-        raise typer.BadParameter(f"month must be YYYY-MM, not {month!r}") from None
 
 
 @app.command()
@@ -83,24 +106,12 @@ def rankings(month: str = typer.Option(None, help="YYYY-MM; default: last month.
     """Monthly three-rate rankings of units (考评排名), from the ledger."""
     settings = get_settings()
     config, gov = load_configs(settings)
-    month = month or _default_month(gov)
-    _check_month(month)
-
-    async def _run() -> dict[str, list[RankingRow]]:
-        async with await psycopg.AsyncConnection.connect(settings.dsn) as conn:
-            return await compute_rankings(conn, month, gov.tz,
-                                          config.rules.weights.model_dump(),
-                                          RegistryDirectory(config))
-
-    for g, rows in asyncio.run(_run()).items():
-        if group and g != group:
-            continue
-        table = Table(title=f"{month} {GROUP_TITLES.get(g, g)}")
-        for h in RANK_HEADERS:
-            table.add_column(h)
-        for r in ranking_rows(rows):
-            table.add_row(*(str(c) for c in r))
-        _console.print(table)
+    month = _month(month, gov)
+    by_group = _on_ledger(settings, lambda conn: compute_rankings(
+        conn, month, gov.tz, config.rules.weights.model_dump(), RegistryDirectory(config)))
+    for g, rows in by_group.items():
+        if not group or g == group:
+            _print_table(f"{month} {GROUP_TITLES.get(g, g)}", RANK_HEADERS, ranking_rows(rows))
 
 
 @app.command("priority-streets")
@@ -109,21 +120,13 @@ def priority_streets_cmd(month: str = typer.Option(None, help="YYYY-MM; default:
     """The month's priority streets/townships (治理类街乡镇) by complaint volume."""
     settings = get_settings()
     _, gov = load_configs(settings)
-    month = month or _default_month(gov)
-    _check_month(month)
-
-    async def _run() -> dict[str, list[PriorityStreet]]:
-        async with await psycopg.AsyncConnection.connect(settings.dsn) as conn:
-            return await priority_streets(conn, month, gov)
-
-    for kind, rows in asyncio.run(_run()).items():
-        table = Table(title=f"{month} priority streets by {kind}")
-        for h in ("rank", "district", "street", "complaints", "per 10,000"):
-            table.add_column(h)
-        for s in rows:
-            table.add_row(str(s.rank), s.district or "", s.street, str(s.cases),
-                          "" if s.per_10k is None else f"{s.per_10k:.2f}")
-        _console.print(table)
+    month = _month(month, gov)
+    by_kind = _on_ledger(settings, lambda conn: priority_streets(conn, month, gov))
+    for kind, rows in by_kind.items():
+        _print_table(f"{month} priority streets by {kind}",
+                     ("rank", "district", "street", "complaints", "per 10,000"),
+                     [(s.rank, s.district or "", s.street, s.cases,
+                       "" if s.per_10k is None else f"{s.per_10k:.2f}") for s in rows])
 
 
 @app.command()
@@ -140,17 +143,12 @@ def hotspots(days: int = typer.Option(30, help="Warnings detected in the last N 
                  FROM hotspot_warnings w LEFT JOIN cases c USING (complaint_id)
                 WHERE w.detected_at >= %s ORDER BY w.detected_at DESC""",
             (since,)).fetchall()
-    table = Table(title=f"hotspot warnings since {since:%Y-%m-%d}")
-    for h in ("detected (UTC)", "district", "street", "category", "count", "expected",
-              "× baseline", "case", "status"):
-        table.add_column(h)
-    for r in rows:
-        if open_only and r[8] == "CLOSED":
-            continue
-        table.add_row(f"{r[0]:%Y-%m-%d %H:%M}", r[1] or "", r[2] + near(r[9], r[10]),
-                      r[3], str(r[4]),
-                      f"{r[5]:.1f}", f"{r[6]:.1f}", r[7] or "", r[8])
-    _console.print(table)
+    _print_table(f"hotspot warnings since {since:%Y-%m-%d}",
+                 ("detected (UTC)", "district", "street", "category", "count", "expected",
+                  "× baseline", "case", "status"),
+                 [(f"{r[0]:%Y-%m-%d %H:%M}", r[1] or "", r[2] + near(r[9], r[10]), r[3], r[4],
+                   f"{r[5]:.1f}", f"{r[6]:.1f}", r[7] or "", r[8])
+                  for r in rows if not (open_only and r[8] == "CLOSED")])
 
 
 async def install_schedules(settings: Settings, gov: GovernanceConfig, *,
