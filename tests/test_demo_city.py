@@ -19,23 +19,10 @@ from activities.dispatch.config import load_config
 from activities.dispatch.decide import decide_route
 from activities.dispatch.location import locate
 from schemas.codec import decode, encode
-from workers.devstack.city import (
-    ANSWERED_DIRECTLY,
-    DISPATCH,
-    LONG_TIERS,
-    MERGED,
-    REDIRECTED,
-    SUPPLEMENT,
-    TEMPLATES,
-    UNSATISFIED,
-    URGE,
-    WHISTLE_GROUPS,
-    WITHDRAW,
-    CasePlan,
-    DemoCase,
-    generate_city,
-    load_streets,
-)
+from workers.devstack.city import TEMPLATES, generate_city, load_streets
+from workers.devstack.city_data import ANSWERED_DIRECTLY, DISPATCH, REDIRECTED, UNSATISFIED
+from workers.devstack.city_plans import MERGED, SUPPLEMENT, URGE, WITHDRAW, CasePlan, DemoCase
+from workers.devstack.city_rules import LONG_TIERS, WHISTLE_GROUPS
 from workers.devstack.demo_board import Board
 from workers.devstack.demo_call_centre import citizen_record
 from workers.devstack.demo_summary import RULE_ROWS, rules_table

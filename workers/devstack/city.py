@@ -2,17 +2,15 @@
 
 Pure and deterministic: :func:`generate_city` turns a seed into ``ComplaintFiled`` records
 (natural Chinese text from slot templates, real districts and streets from
-``beijing_units.csv``) and, for every case, a plan of what the units, the citizen, a
-supervisor and the callback centre will do with it. ``workers/devstack/demo.py`` plays those plans
-against the real stack.
+``beijing_units.csv``) and, for every case, a plan (:mod:`workers.devstack.city_plans`)
+of what the units, the citizen, a supervisor and the callback centre will do with it.
+``workers/devstack/demo.py`` plays those plans against the real stack.
 
 Besides ordinary handling (with the lateness that makes the escalation ladder climb), a
-seeded share of the cases exercises each handling rule of DESIGN.md: returns and
-re-dispatch (twice: city coordination), extensions (by rule, and longer ones a supervisor
-decides), whistled-in assisting units, supplements, urges (twice: one level up),
-withdrawals, repeat filings merged into the open case, and callbacks that reopen the case.
-Those rules need time to play out, so they go to T7D/T15D cases; the tier of each case
-comes from the real classifier, as the worker will compute it.
+seeded share of the cases exercises each handling rule of DESIGN.md
+(:mod:`workers.devstack.city_rules`), including repeat filings merged into the open case
+and callbacks that reopen it. The tier of each case comes from the real classifier, as
+the worker will compute it.
 
 The words (request templates, slot words, what units and citizens say, the districts)
 are data: ``workers/devstack/data/*.yaml``, read by :mod:`workers.devstack.city_data`. The
@@ -25,11 +23,9 @@ generated text with the real classifier).
 from __future__ import annotations
 
 import csv
-import math
 import random
 import re
 import uuid
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from functools import cache
@@ -40,18 +36,13 @@ from activities.dispatch.classify import classify
 from activities.dispatch.config import HotlineConfig, load_config
 from workers.devstack.city_data import (
     ANSWERED_DIRECTLY,
-    BASICALLY_SATISFIED,
     DISPATCH,
-    NOT_RESOLVABLE,
-    PARTLY_RESOLVED,
     REDIRECTED,
-    RESOLVED,
-    SATISFIED,
-    UNSATISFIED,
     Template,
-    WhistleGroup,
     city_data,
 )
+from workers.devstack.city_plans import MERGED, DemoCase, draw_plan, weighted
+from workers.devstack.city_rules import play_handling_rules
 from workers.open311.model import ApiClient, complaint_id_for
 from workers.runtime.settings import REPO_ROOT, get_settings
 
@@ -67,161 +58,15 @@ _PHRASES = _DATA.phrases
 TEMPLATES: tuple[Template, ...] = _DATA.templates
 # Emergencies in the order the demo uses them: the brief's three first.
 EMERGENCY_ORDER: tuple[str, ...] = _DATA.emergency_order
-# By template key: the departments a lead unit whistles in, and why.
-WHISTLE_GROUPS: dict[str, WhistleGroup] = dict(_DATA.whistle_groups)
 # Relative call volume per district, and its approximate centre for a filing's coordinates.
 DISTRICT_WEIGHTS: dict[str, float] = _DATA.districts.call_weights
 DISTRICT_CENTRES: dict[str, tuple[float, float]] = _DATA.districts.centres
-UNREACHED_COMMENT = _PHRASES.unreached_comment
 
 CHANNEL_WEIGHTS: dict[str, float] = {
     "PHONE": 55, "APP": 15, "WECHAT": 12, "MINI_PROGRAM": 10, "WEB": 8,
 }
 
-# Acceptance's decision for a repeat filing of an open case (besides the templates'
-# DISPATCH, ANSWERED_DIRECTLY and REDIRECTED).
-MERGED = "MERGED"
-
-# The citizen's later calls about an open case.
-SUPPLEMENT = "SUPPLEMENT"
-URGE = "URGE"
-WITHDRAW = "WITHDRAW"
-
-# Tiers long enough for returns, extensions, whistles and the citizen's calls to play out
-# against a scaled clock (T2H is ~0.15 s and T24H ~1.7 s at the demo's time scale).
-LONG_TIERS = ("T7D", "T15D")
-
 _UNIT_SUFFIX = re.compile(r"(满族|回族)?(街道|地区|镇|乡)$")
-
-
-def whistle_reason(issue: str, unit_names: Sequence[str]) -> str:
-    """The lead's reason for a whistle: the issue, and whom it calls in."""
-    return f"{issue}，吹哨{'、'.join(unit_names)}到场协同处置。"
-
-
-# --- plans ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class HandlingPlan:
-    """How the lead unit handles one dispatch, as fractions of the windows it was given.
-
-    ``sign_fraction`` is a share of the sign-for window (``issued_at`` → ``sign_by``) and
-    ``complete_fraction`` a share of the deadline (``issued_at`` → ``due_at``); above 1.0
-    the unit is late. ``progress_fraction`` places the interim reply, None for none.
-    """
-
-    sign_fraction: float
-    complete_fraction: float
-    result: str
-    reply_text: str
-    progress_fraction: float | None = None
-    progress_text: str = ""
-    contacted_citizen: bool = True
-
-
-@dataclass(frozen=True)
-class CallbackPlan:
-    """What the citizen says when the callback centre calls.
-
-    The first ``unreached_attempts`` calls go unanswered (3: never reached).
-    """
-
-    unreached_attempts: int
-    responded: bool
-    resolved: bool
-    satisfaction: str
-    comment: str
-    delay_hours: float = 2.0
-
-
-@dataclass(frozen=True)
-class ExtensionPlan:
-    """The lead unit asks for more time (延期) once it has signed.
-
-    ``request_fraction`` places the request as a share of the deadline. Up to the days the
-    rules grant at once the workflow decides by itself; a longer request waits for a
-    supervisor, whom the demo plays (``supervisor_grants``, ``supervisor_delay_hours`` after
-    the request). Once granted, the unit completes ``complete_share`` of the way into the
-    added time; when denied it completes at ``HandlingPlan.complete_fraction``, just in time.
-    """
-
-    extra_days: int
-    reason: str
-    request_fraction: float
-    supervisor_grants: bool = True
-    supervisor_reason: str = _PHRASES.supervisor_grant
-    supervisor_delay_hours: float = 4.0
-    complete_share: float = 0.5
-
-
-@dataclass(frozen=True)
-class WhistlePlan:
-    """The lead unit calls departments in (吹哨) at ``fraction`` of the deadline."""
-
-    units: tuple[str, ...]
-    reason: str
-    fraction: float
-
-
-@dataclass(frozen=True)
-class CitizenCall:
-    """A later call of the citizen about the open case (补充, 催办, 撤诉).
-
-    ``fraction``: when, as a share of the case's deadline counted from its dispatch; always
-    before the unit plans to complete.
-    """
-
-    action: str  # SUPPLEMENT | URGE | WITHDRAW
-    fraction: float
-    text: str
-    attachments: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class CasePlan:
-    """Everything the simulated city will do with one case.
-
-    ``returns``: the reasons of the lead units that return the case, in order (the unit
-    of the next dispatch handles it); each returns at ``return_fraction`` of its sign-for
-    window instead of signing. A repeat filing (``expected_outcome`` MERGED) names the
-    case it repeats in ``duplicate_of`` and is filed ``refile_fraction`` of that case's
-    deadline after it was dispatched.
-    """
-
-    complaint_id: str
-    template: str
-    category: str
-    kind: str
-    expected_outcome: str
-    emergency: bool
-    handling: HandlingPlan
-    callback: CallbackPlan
-    # After a reopen (重办) the same unit handles it again and the citizen is called again.
-    reopen_handling: HandlingPlan
-    reopen_callback: CallbackPlan
-    tier: str = ""  # as the classifier will decide; "" when the case is not dispatched
-    returns: tuple[str, ...] = ()
-    return_fraction: float = 0.5
-    extension: ExtensionPlan | None = None
-    whistle: WhistlePlan | None = None
-    citizen_calls: tuple[CitizenCall, ...] = ()
-    duplicate_of: str | None = None
-    refile_fraction: float = 0.0
-
-
-@dataclass(frozen=True)
-class DemoCase:
-    """One filing, when to send it (seconds after the start) and its plan.
-
-    ``open311_key``: set when the citizen's app files it through the Open311 API (the
-    app's own reference, sent as the Idempotency-Key) instead of the call centre.
-    """
-
-    filing: dict[str, Any]
-    offset_seconds: float
-    plan: CasePlan
-    open311_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -322,14 +167,14 @@ def generate_city(
         cid = complaint_id(start, serial_base + i)
         filed_at = (start + timedelta(seconds=offsets[i])).astimezone(UTC)
         filing = _filing(cid, tpl, district, filed_at, rng, streets)
-        plan = _plan(cid, tpl, rng)
+        plan = draw_plan(cid, tpl, rng)
         if tpl.outcome == DISPATCH:
             tier = classify(config.lexicon, filing["content"], kind_hint=filing["kind"]).tier
             plan = replace(plan, tier=tier)
         out.append(DemoCase(filing=filing, offset_seconds=offsets[i], plan=plan))
     # A stream of its own, so the rules played on top never change the filings of a seed.
     events = random.Random(f"{seed}/handling-rules")
-    originals_of_repeats = _handling_rules(out, repeats, events, config)
+    originals_of_repeats = play_handling_rules(out, repeats, events, config)
     for j, index in enumerate(originals_of_repeats):
         cid = complaint_id(start, serial_base + originals + j)
         out.append(_repeat_filing(cid, out[index], out[-1], events))
@@ -382,133 +227,6 @@ def _default_config() -> HotlineConfig:
     return load_config(get_settings().config_dir)
 
 
-# --- the handling rules played on top of ordinary handling -----------------------------------
-
-
-def _handling_rules(city: list[DemoCase], repeats: int, rng: random.Random,
-                    config: HotlineConfig) -> list[int]:
-    """Give a seeded share of the dispatched cases returns, an extension, a whistle, the
-    citizen's later calls; pick the cases that ``repeats`` repeat filings will repeat.
-
-    Plans in ``city`` are replaced in place. Each case gets at most one of these rules
-    (so what happens to it stays readable on the board), from the T7D/T15D cases only.
-
-    Returns:
-        Indices in ``city`` of the cases to file again.
-    """
-    plans = [c.plan for c in city]
-    dispatched = [i for i, p in enumerate(plans) if p.expected_outcome == DISPATCH]
-    n = len(dispatched)
-    pool = [i for i in dispatched if plans[i].tier in LONG_TIERS]
-    rng.shuffle(pool)
-    taken: set[int] = set()
-
-    def take(count: int, fits: Callable[[int], bool] = lambda i: True) -> list[int]:
-        picked = [i for i in pool if i not in taken and fits(i)][:max(0, count)]
-        taken.update(picked)
-        return picked
-
-    def roomy(i: int, low: float = 0.35) -> HandlingPlan:
-        """The unit's handling, leaving time before completion for what comes first."""
-        h = plans[i].handling
-        if h.complete_fraction >= low:
-            return h
-        complete = round(rng.uniform(low + 0.05, 0.7), 3)
-        return replace(h, complete_fraction=complete)
-
-    # Withdrawals (撤诉): one or two.
-    for i in take(0 if n < 20 else (1 if n < 60 else 2)):
-        h = roomy(i)
-        call = CitizenCall(WITHDRAW, round(h.complete_fraction * rng.uniform(0.2, 0.5), 3),
-                           rng.choice(_PHRASES.withdraw_reasons))
-        plans[i] = replace(plans[i], handling=h, citizen_calls=(call,))
-
-    # Repeat filings (重复件): the same caller names the same street again.
-    repeated = take(repeats, lambda i: city[i].filing["street"] is not None
-                    and not city[i].filing["anonymous"])
-    for i in repeated:
-        plans[i] = replace(plans[i], handling=roomy(i))
-
-    # Returns (退单), a third of them twice (→ city coordination).
-    n_returns = round(0.06 * n)
-    twice = max(1, round(n_returns / 3)) if n_returns >= 2 else 0
-    for k, i in enumerate(take(n_returns)):
-        reasons = tuple(rng.sample(_PHRASES.return_reasons, 2 if k < twice else 1))
-        plans[i] = replace(plans[i], returns=reasons,
-                           return_fraction=round(rng.uniform(0.2, 0.8), 3))
-
-    # Extensions (延期): 8 % of the long-tier cases (at least five once there are 40 of
-    # them, so a 100-case run shows every outcome); most within the days granted by rule,
-    # about a third longer: a supervisor decides those, granting and denying in turn.
-    n_ext = math.ceil(0.08 * len(pool))
-    if len(pool) >= 40:
-        n_ext = max(n_ext, 5)
-    longer = max(2, round(n_ext * 0.3)) if n_ext >= 5 else (1 if n_ext >= 3 else 0)
-    for k, i in enumerate(take(n_ext)):
-        plan = plans[i]
-        request = round(rng.uniform(0.3, 0.5), 3)
-        if k < longer:
-            days = rng.randint(5, 7) if plan.tier == "T7D" else rng.randint(6, 10)
-            grants = k % 2 == 0
-        else:
-            days, grants = rng.choice((2, 3)), True
-        h = plan.handling
-        # Without more time the unit finishes just in time; its interim reply comes first.
-        progress = (round(request * rng.uniform(0.4, 0.8), 3)
-                    if h.progress_fraction is not None else None)
-        h = replace(h, complete_fraction=round(rng.uniform(0.75, 0.92), 3),
-                    progress_fraction=progress)
-        ext = ExtensionPlan(
-            extra_days=days, reason=rng.choice(_PHRASES.extension_reasons),
-            request_fraction=request,
-            supervisor_grants=grants,
-            supervisor_reason=_PHRASES.supervisor_grant if grants else _PHRASES.supervisor_deny,
-            supervisor_delay_hours=round(rng.uniform(2.0, 12.0), 2),
-            complete_share=round(rng.uniform(0.3, 0.7), 3),
-        )
-        plans[i] = replace(plan, handling=h, extension=ext)
-
-    # Whistles (吹哨报到): 5 %, departments sensible for the request.
-    for i in take(round(0.05 * n), lambda i: plans[i].template in WHISTLE_GROUPS):
-        group = WHISTLE_GROUPS[plans[i].template]
-        picked = rng.sample(group.units, rng.choice((1, 2)) if len(group.units) > 1 else 1)
-        units = tuple(u for u in group.units if u in picked)
-        names = [unit.name if (unit := config.registry.get(u)) else u for u in units]
-        h = roomy(i, 0.4)
-        whistle = WhistlePlan(units, whistle_reason(group.issue, names),
-                              round(h.complete_fraction * rng.uniform(0.2, 0.45), 3))
-        plans[i] = replace(plans[i], handling=h, whistle=whistle)
-
-    # Urges (催办): 6 %, about 40 % of them twice (→ one supervision level up).
-    n_urged = round(0.06 * n)
-    urged_twice = max(1, round(0.4 * n_urged)) if n_urged >= 2 else 0
-    for k, i in enumerate(take(n_urged)):
-        h = roomy(i)
-        cf = h.complete_fraction
-        calls = [CitizenCall(URGE, round(cf * rng.uniform(0.25, 0.45), 3),
-                             rng.choice(_PHRASES.urges))]
-        if k < urged_twice:
-            calls.append(CitizenCall(URGE, round(cf * rng.uniform(0.6, 0.85), 3),
-                                     rng.choice(_PHRASES.second_urges)))
-        plans[i] = replace(plans[i], handling=h, citizen_calls=tuple(calls))
-
-    # Supplements (补充): 4 %, some with a photo.
-    for i in take(round(0.04 * n)):
-        h = roomy(i)
-        text = rng.choice(_PHRASES.supplements)
-        photos: tuple[str, ...] = ()
-        if "照片" in text:
-            photos = (f"https://files.hotline.example/demo/{plans[i].complaint_id}/supplement-1.jpg",)
-        call = CitizenCall(SUPPLEMENT, round(h.complete_fraction * rng.uniform(0.1, 0.6), 3),
-                           text, photos)
-        plans[i] = replace(plans[i], handling=h, citizen_calls=(call,))
-
-    for i, plan in enumerate(plans):
-        if plan is not city[i].plan:
-            city[i] = replace(city[i], plan=plan)
-    return repeated
-
-
 def _repeat_filing(cid: str, original: DemoCase, last: DemoCase,
                    rng: random.Random) -> DemoCase:
     """The same caller files the same problem again while the first case is open (重复件).
@@ -528,17 +246,13 @@ def _repeat_filing(cid: str, original: DemoCase, last: DemoCase,
         latitude=None,
         longitude=None,
     )
-    plan = _plan(cid, template(original.plan.template), rng)
+    plan = draw_plan(cid, template(original.plan.template), rng)
     # Merged at acceptance; were the first case closed already, it would be handled afresh.
     plan = replace(plan, expected_outcome=MERGED, tier=original.plan.tier,
                    duplicate_of=original.plan.complaint_id,
                    refile_fraction=round(original.plan.handling.complete_fraction
                                          * rng.uniform(0.1, 0.5), 3))
     return DemoCase(filing=filing, offset_seconds=last.offset_seconds, plan=plan)
-
-
-def _weighted(rng: random.Random, items: Sequence[str], weights: Sequence[float]) -> str:
-    return rng.choices(list(items), weights=list(weights), k=1)[0]
 
 
 def _choose_templates(cases: int, rng: random.Random) -> list[Template]:
@@ -653,7 +367,7 @@ def _filing(
     if tpl.outcome != DISPATCH or tpl.emergency:
         channel = "PHONE"  # answered on the phone, or too urgent to type
     else:
-        channel = _weighted(rng, list(CHANNEL_WEIGHTS), list(CHANNEL_WEIGHTS.values()))
+        channel = weighted(rng, list(CHANNEL_WEIGHTS), list(CHANNEL_WEIGHTS.values()))
     anonymous = tpl.outcome == DISPATCH and rng.random() < 0.1
     name: str | None = None
     if not anonymous:
@@ -686,89 +400,3 @@ def _filing(
         "answered_directly": consultation,
         "attachments": attachments,
     }
-
-
-def _handling(rng: random.Random, *, reopen: bool = False) -> HandlingPlan:
-    # Sign for: most within 10-60 % of the window, ~5 % miss it.
-    missed = not reopen and rng.random() < 0.05
-    sign = rng.uniform(1.2, 2.5) if missed else rng.uniform(0.1, 0.6)
-    # Complete: most at 20-70 % of the deadline, ~8 % late.
-    late = not reopen and rng.random() < 0.08
-    complete = rng.uniform(1.05, 1.4) if late else rng.uniform(0.2, 0.7)
-    if reopen:
-        result = RESOLVED if rng.random() < 0.85 else PARTLY_RESOLVED
-    else:
-        result = _weighted(rng, (RESOLVED, PARTLY_RESOLVED, NOT_RESOLVABLE), (87, 10, 3))
-    progress: float | None = None
-    if rng.random() < 0.7:
-        # A share of the deadline before completion; the unit never reports before signing.
-        progress = round(complete * rng.uniform(0.3, 0.7), 3)
-    return HandlingPlan(
-        sign_fraction=round(sign, 3),
-        complete_fraction=round(complete, 3),
-        result=result,
-        reply_text=rng.choice(_PHRASES.replies[result]),
-        progress_fraction=progress,
-        progress_text=rng.choice(_PHRASES.progress),
-        contacted_citizen=rng.random() < 0.95,
-    )
-
-
-# Satisfaction given the unit's result (SATISFIED, BASICALLY, UNSATISFIED), and how often a
-# partly resolved problem counts as resolved for the citizen: overall about 94 % satisfied
-# or basically satisfied, and about 10 % of the callbacks unresolved or unsatisfied, which
-# reopens the case. After a reopen (the unit went back) the citizen is mostly satisfied.
-_SATISFACTION_GIVEN_RESULT: dict[str, tuple[float, float, float]] = {
-    RESOLVED: (71, 25, 4),
-    PARTLY_RESOLVED: (25, 55, 20),
-    NOT_RESOLVABLE: (10, 50, 40),
-}
-_SATISFACTION_AFTER_REOPEN: dict[str, tuple[float, float, float]] = {
-    RESOLVED: (75, 23, 2),
-    PARTLY_RESOLVED: (35, 55, 10),
-    NOT_RESOLVABLE: (15, 55, 30),
-}
-_PARTLY_COUNTS_AS_RESOLVED = 0.7
-
-
-def _callback(rng: random.Random, handling: HandlingPlan, *, reopen: bool = False) -> CallbackPlan:
-    roll = rng.random()
-    # ~5 % are not reached on the first call; one in five of those never answers.
-    unreached = 0 if reopen or roll >= 0.05 else (3 if roll < 0.01 else 1)
-    table = _SATISFACTION_AFTER_REOPEN if reopen else _SATISFACTION_GIVEN_RESULT
-    satisfaction = _weighted(rng, (SATISFIED, BASICALLY_SATISFIED, UNSATISFIED),
-                             table[handling.result])
-    if satisfaction == UNSATISFIED:
-        resolved = False
-    elif handling.result == RESOLVED:
-        resolved = True
-    elif handling.result == PARTLY_RESOLVED:
-        resolved = rng.random() < _PARTLY_COUNTS_AS_RESOLVED
-    else:
-        resolved = False
-    responded = handling.contacted_citizen or rng.random() < 0.5
-    return CallbackPlan(
-        unreached_attempts=unreached,
-        responded=responded,
-        resolved=resolved,
-        satisfaction=satisfaction,
-        comment=rng.choice(_PHRASES.comments[satisfaction]),
-        delay_hours=round(rng.uniform(0.5, 6.0), 2),
-    )
-
-
-def _plan(cid: str, tpl: Template, rng: random.Random) -> CasePlan:
-    handling = _handling(rng)
-    reopen_handling = _handling(rng, reopen=True)
-    return CasePlan(
-        complaint_id=cid,
-        template=tpl.key,
-        category=tpl.category,
-        kind=tpl.kind,
-        expected_outcome=tpl.outcome,
-        emergency=tpl.emergency,
-        handling=handling,
-        callback=_callback(rng, handling),
-        reopen_handling=reopen_handling,
-        reopen_callback=_callback(rng, reopen_handling, reopen=True),
-    )

@@ -24,7 +24,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from activities.dispatch.config import HotlineConfig
 from schemas.codec import encode, headers_for
-from workers.devstack.city import CasePlan
+from workers.devstack.city_plans import CasePlan
 from workers.devstack.demo_board import Board
 from workers.runtime.kafka_io import consumer_config, group_id
 from workers.runtime.settings import Settings

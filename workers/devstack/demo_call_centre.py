@@ -26,14 +26,8 @@ from typing import Any
 from rich.console import Console
 
 from schemas.codec import DecodeError, decode
-from workers.devstack.city import (
-    SUPPLEMENT,
-    URGE,
-    WITHDRAW,
-    CitizenCall,
-    DemoCase,
-    open311_client,
-)
+from workers.devstack.city import open311_client
+from workers.devstack.city_plans import SUPPLEMENT, URGE, WITHDRAW, CitizenCall, DemoCase
 from workers.devstack.demo_actors import (
     SEND_TIMEOUT_S,
     ActorContext,

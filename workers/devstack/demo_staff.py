@@ -23,7 +23,7 @@ from temporalio.client import Client
 from temporalio.exceptions import TemporalError
 
 from schemas.codec import DecodeError, decode
-from workers.devstack.city import UNREACHED_COMMENT, CallbackPlan, ExtensionPlan
+from workers.devstack.city_plans import UNREACHED_COMMENT, CallbackPlan, ExtensionPlan
 from workers.devstack.demo_actors import (
     MIN_REACTION_S,
     SEND_TIMEOUT_S,

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from schemas.codec import DecodeError, decode
-from workers.devstack.city import CasePlan, ExtensionPlan, HandlingPlan, WhistlePlan
+from workers.devstack.city_plans import CasePlan, ExtensionPlan, HandlingPlan, WhistlePlan
 from workers.devstack.demo_actors import (
     MIN_REACTION_S,
     REPLY_GAP_S,
