@@ -31,7 +31,7 @@ from schemas import codec
 from workers.bridges import consumer as bridges
 from workers.bridges.apply import apply_command, update_id_for
 from workers.bridges.consumer import TopicBridge, TransientError, backoff_delay
-from workers.bridges.main import _until_connected
+from workers.bridges.consumer import until_connected as _until_connected
 from workers.bridges.outcomes import (
     APPLIED,
     CASE_CLOSED,

@@ -122,6 +122,30 @@ def backoff_delay(attempt: int, *, base: float = 0.5, cap: float = 30.0) -> floa
     return min(cap, raw * random.uniform(0.8, 1.2))
 
 
+_C = TypeVar("_C")
+
+
+async def until_connected(connect: Callable[[], Awaitable[_C]], stop: asyncio.Event,
+                          what: str, *, logger: Any = None, **where: str) -> _C | None:
+    """``connect()`` again with backoff until it succeeds; None once ``stop`` is set.
+
+    Each failure is logged (on ``logger``, else this module's) as ``<what> not connected,
+    retrying`` with ``where``, the error and the delay.
+    """
+    attempt = 0
+    while not stop.is_set():
+        try:
+            return await connect()
+        except Exception as exc:
+            attempt += 1
+            delay = backoff_delay(attempt, cap=10.0)
+            (logger or log).warning(f"{what} not connected, retrying", **where,
+                                    error=describe_error(exc), retry_in_s=round(delay, 2))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+    return None
+
+
 class _AssignmentListener(ConsumerRebalanceListener):
     """Notes the first assignment (runs on kafka-python's IO thread: only sets a flag)."""
 
@@ -336,27 +360,17 @@ class TopicBridge:
             resume_partitions(consumer, mine)
 
     async def _connect(self) -> KafkaConsumer | None:
-        attempt = 0
-        while not self._stop.is_set():
-            try:
-                return await self._on_thread(
-                    make_consumer,
-                    self._settings,
-                    [self.topic],
-                    self.group,
-                    listener=self._listener,
-                    **self._consumer_overrides,
-                )
-            except Exception as exc:
-                attempt += 1
-                delay = backoff_delay(attempt, cap=10.0)
-                self._log.warning(
-                    "kafka consumer not connected, retrying",
-                    error=describe_error(exc),
-                    retry_in_s=round(delay, 2),
-                )
-                await self._sleep(delay)
-        return None
+        return await until_connected(
+            lambda: self._on_thread(
+                make_consumer,
+                self._settings,
+                [self.topic],
+                self.group,
+                listener=self._listener,
+                **self._consumer_overrides,
+            ),
+            self._stop, "kafka consumer", logger=self._log,
+        )
 
     async def _poll(self, consumer: KafkaConsumer) -> dict[TopicPartition, list[Any]]:
         try:

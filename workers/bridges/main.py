@@ -17,15 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from collections.abc import Sequence
 
 import structlog
 from kafka import KafkaProducer
 from temporalio.client import Client
 
-from workers.bridges.consumer import TopicBridge, backoff_delay
-from workers.bridges.outcomes import describe_error
+from workers.bridges.consumer import TopicBridge, until_connected
 from workers.bridges.routes import BRIDGES
 from workers.runtime.kafka_io import make_producer
 from workers.runtime.observability import configure_logging, start_metrics_server, temporal_runtime
@@ -36,35 +34,15 @@ from workers.runtime.temporal import connect_temporal
 log = structlog.get_logger("hotline.bridges")
 
 
-_C = TypeVar("_C")
-
-
-async def _until_connected(connect: Callable[[], Awaitable[_C]], stop: asyncio.Event,
-                           what: str, **where: str) -> _C | None:
-    """``connect()`` again with backoff until it succeeds; None once ``stop`` is set."""
-    attempt = 0
-    while not stop.is_set():
-        try:
-            return await connect()
-        except Exception as exc:
-            attempt += 1
-            delay = backoff_delay(attempt, cap=10.0)
-            log.warning(f"{what} not connected, retrying", **where, error=describe_error(exc),
-                        retry_in_s=round(delay, 2))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=delay)
-    return None
-
-
 async def _connect_temporal(settings: Settings, stop: asyncio.Event) -> Client | None:
     temporal_connect_options(settings)  # outside the retry: a bad setting stops here
-    return await _until_connected(
+    return await until_connected(
         lambda: connect_temporal(settings, runtime=temporal_runtime(), timeout=None),
         stop, "temporal", address=settings.temporal_address)
 
 
 async def _connect_producer(settings: Settings, stop: asyncio.Event) -> KafkaProducer | None:
-    return await _until_connected(
+    return await until_connected(
         lambda: asyncio.to_thread(make_producer, settings, client_id="hotline-bridges"),
         stop, "kafka producer", bootstrap=settings.kafka_bootstrap)
 
