@@ -16,7 +16,7 @@ from activities.dispatch.registry import DISTRICT_KIND, IGNORE_KIND, Place, Regi
 # How much a kind of place name says about the street (higher wins).
 _STRENGTH = {
     "name": 4, "street": 4, "former": 4,
-    "compound": 3, "landmark": 3,
+    "compound": 3, "landmark": 3, "community": 3,
     "stem": 2, "weak": 2, "road": 2,
 }
 
@@ -155,10 +155,21 @@ def locate(
         if landmark is not None:
             conflict = f"{landmark.phrase} is in {landmark.place.district}, not {dist}"
             dist, best = landmark.place.district, landmark
+    if best is None and dist is None:
+        # A compound whose parts lie in several streets of one district ("天通东苑"): the
+        # district is known even if the street is not.
+        dist = _one_district(candidates, day)
     if best is None:
         return Location(dist, None, conflict=conflict)
     return _finish(registry, dist or best.place.district, best.place.unit_id, best.source,
                    best.phrase, best.place.property_company, conflict, day)
+
+
+def _one_district(candidates: list[_Candidate], day: date) -> str | None:
+    strong = [c for c in candidates if c.place.current_at(day)
+              and c.strength >= _STRENGTH["compound"]]
+    districts = {c.place.district for c in strong}
+    return districts.pop() if len(districts) == 1 else None
 
 
 def _finish(registry: Registry, district: str | None, unit_id: str, source: str, phrase: str,

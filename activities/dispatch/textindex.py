@@ -61,9 +61,12 @@ class PhraseIndex(Generic[T]):
         return list(self._values)
 
     def get(self, phrase: str) -> tuple[T, ...]:
-        """The values of exactly this phrase (empty when unknown)."""
-        self._freeze()
-        return self._frozen.get(phrase, ())
+        """The values of exactly this phrase (empty when unknown).
+
+        Reads the phrases as added so far, without rebuilding the scan tables: loaders
+        that ask between adds stay linear.
+        """
+        return tuple(self._values.get(phrase, ()))
 
     def _freeze(self) -> None:
         if not self._dirty:

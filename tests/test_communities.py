@@ -1,0 +1,61 @@
+"""Community and compound names (beijing_communities.csv) find the street that must act."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from activities.dispatch.config import load_config
+from activities.dispatch.location import locate
+from activities.dispatch.registry import community_forms
+from workers.runtime.settings import Settings
+
+CONFIG = load_config(Settings().config_dir)
+DAY = date(2026, 12, 6)
+
+
+def where(text: str, district: str | None = None) -> tuple[str | None, str | None]:
+    loc = locate(CONFIG.registry, district, None, None, text, at=DAY)
+    return loc.district, loc.street_id
+
+
+@pytest.mark.parametrize(("official", "forms"), [
+    ("安慧里社区居委会", {"安慧里", "安慧里社区"}),
+    ("马坡村委会", {"马坡村"}),
+    ("银闸社区居委会", {"银闸社区"}),  # 银闸 alone is too short to trust
+    ("天通东苑第三北社区居委会", {"天通东苑第三北", "天通东苑第三北社区", "天通东苑"}),
+    ("八里庄北里东社区居民委员会", {"八里庄北里东", "八里庄北里东社区", "八里庄北里"}),
+])
+def test_the_names_callers_use_come_from_the_official_name(official: str,
+                                                           forms: set[str]) -> None:
+    assert community_forms(official) == forms
+
+
+def test_a_community_named_alone_finds_its_street() -> None:
+    assert where("我住银闸社区，楼道灯坏了") == ("东城区", "110101001")
+    assert where("马坡村的路坏了好几个坑") == ("顺义区", "110113009")
+
+
+def test_a_name_in_two_districts_without_a_district_is_not_guessed() -> None:
+    assert where("小黄庄社区门口垃圾没人清") == (None, None)
+    assert where("小黄庄社区门口垃圾没人清", "朝阳")[0] == "朝阳区"
+    assert where("小黄庄社区门口垃圾没人清", "东城")[0] == "东城区"
+    assert where("小黄庄社区门口垃圾没人清", "朝阳")[1] != where("小黄庄社区门口垃圾没人清",
+                                                              "东城")[1]
+
+
+def test_a_compound_over_several_streets_of_one_district_gives_the_district() -> None:
+    district, street = where("天通东苑这边停车太难了")
+    assert (district, street) == ("昌平区", None)
+
+
+def test_a_community_named_after_a_landmark_elsewhere_does_not_hide_it() -> None:
+    # 海淀 has a committee named after 西单商场 (a dormitory); the caller means 西单, 西城.
+    assert where("西单商场附近的地下通道里有人乞讨") == ("西城区", "110102001")
+
+
+def test_the_registry_knows_thousands_of_community_names() -> None:
+    communities = [p for p in CONFIG.registry.places.phrases()
+                   if any(pl.kind == "community" for pl in CONFIG.registry.places.get(p))]
+    assert len(communities) > 7000
