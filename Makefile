@@ -66,7 +66,7 @@ reliability: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/hotline demo
 
-# Figures, not pass/fail: see README "Performance". BENCH_ARGS passes flags to bench/e2e.py.
+# Figures, not pass/fail: see docs/performance.md. BENCH_ARGS passes flags to bench/e2e.py.
 bench: $(STAMP)
 	$(BIN)/hotline stack up
 	$(BIN)/python -m bench.bench_codec --compare

@@ -263,7 +263,7 @@ def test_every_secret_used_is_made_by_a_resource() -> None:
     assert not sorted(used - made), f"Temporal values use secrets nothing makes: {used - made}"
 
 
-# Worker memory, measured by `make bench` open-cases mode (README Performance): the
+# Worker memory, measured by `make bench` open-cases mode (docs/performance.md): the
 # process without cached cases, and what each case in the sticky cache adds when the
 # workflows run sandboxed, the costlier way: HOTLINE_WORKFLOW_SANDBOX=true must fit too.
 WORKER_BASE_MIB = 150

@@ -34,11 +34,11 @@ class Settings(BaseSettings):
     task_queue: str = "hotline-cases"
     # Sticky cache size; STYLE.md: smaller than the cases in flight halves throughput.
     # Each cached case costs the worker ~340 KB sandboxed, about a third of that
-    # unsandboxed (measured, README Performance: Memory per open case).
+    # unsandboxed (measured, docs/performance.md: Memory per open case).
     max_cached_workflows: int = 2000
     # Off by default: a sandbox instance per new or replayed case made escalation
-    # notices up to 10x later under load and doubled the worker's RSS (README
-    # Performance). The guard against non-deterministic workflow code stays in CI: the
+    # notices up to 10x later under load and doubled the worker's RSS
+    # (docs/performance.md). The guard against non-deterministic workflow code stays in CI: the
     # workflow and replay tests run sandboxed, and ruff bans clocks, randomness and
     # threads in workflows/ (pyproject.toml, TID251). True runs the worker sandboxed.
     workflow_sandbox: bool = False
@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # True: bridges apply each partition as its own pipeline (paused while its chunk
     # runs). Off by default: benchmarked clean, but no faster than lockstep for more
-    # broker and bridge CPU per case (README, Performance).
+    # broker and bridge CPU per case (docs/performance.md).
     bridge_pipelines: bool = False
     # Cases (message keys) of one partition's chunk a bridge applies side by side, each
     # case's messages in order; 1 = one case at a time.
