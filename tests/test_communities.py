@@ -6,9 +6,9 @@ from datetime import date
 
 import pytest
 
+from activities.dispatch.communities import community_forms
 from activities.dispatch.config import load_config
 from activities.dispatch.location import locate
-from activities.dispatch.registry import community_forms
 from workers.runtime.settings import Settings
 
 CONFIG = load_config(Settings().config_dir)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from activities.dispatch.communities import load_communities
 from activities.dispatch.lexicon import Lexicon, load_lexicon
 from activities.dispatch.registry import Registry, load_registry
 from activities.dispatch.routing import RoutingTable, load_routing_table
@@ -28,6 +29,7 @@ def load_config(config_dir: Path) -> HotlineConfig:
         RulesError / RegistryError / RoutingError: naming the file and the bad key or row.
     """
     registry = load_registry(config_dir)
+    load_communities(registry, config_dir / "beijing_communities.csv")
     lexicon = load_lexicon(config_dir / "categories.yaml", registry)
     lexicon.shield(registry.unit_place_names())  # "椿树街道" is a place, not about trees
     routing = load_routing_table(config_dir / "routing.yaml", registry, lexicon)

@@ -266,7 +266,7 @@ def _clean(text: str, noise: list[str]) -> str:
 # --- loading ----------------------------------------------------------------------------------
 
 
-def _rows(path: Path, required: list[str], *, optional: bool = False
+def rows(path: Path, required: list[str], *, optional: bool = False
           ) -> list[tuple[int, dict[str, str]]]:
     """CSV rows with their line numbers; lines starting with ``#`` are comments."""
     if not path.exists():
@@ -354,13 +354,12 @@ def load_registry(config_dir: Path) -> Registry:
     _check_aliases(reg, config_dir / "locations.yaml")
     _index_units(reg)
     _load_gazetteer(reg, config_dir / "gazetteer.csv", companies)
-    _load_communities(reg, config_dir / "beijing_communities.csv")
     return reg
 
 
 def _load_units(reg: Registry, path: Path) -> None:
     cols = ["district_code", "district_name", "unit_code", "unit_name", "unit_kind"]
-    for line, row in _rows(path, cols):
+    for line, row in rows(path, cols):
         if row["unit_kind"] not in UNIT_KINDS:
             raise RegistryError(f"{path}:{line}: unknown unit_kind {row['unit_kind']!r}")
         if not _DISTRICT_CODE.match(row["district_code"]):
@@ -393,7 +392,7 @@ def _load_units(reg: Registry, path: Path) -> None:
 def _load_history(reg: Registry, path: Path) -> None:
     cols = ["unit_code", "unit_name", "district_code", "unit_kind", "change"]
     names_by_code = {code: d for d, code in reg.districts.items()}
-    for line, row in _rows(path, cols, optional=True):
+    for line, row in rows(path, cols, optional=True):
         code, change = row["unit_code"], row["change"]
         where = f"{path}:{line}"
         if change not in HISTORY_CHANGES:
@@ -441,7 +440,7 @@ def _load_history(reg: Registry, path: Path) -> None:
                 parent=row["district_code"], valid_from=valid_from, valid_to=valid_to,
                 successor=successor,
             )
-    for line, row in _rows(path, cols, optional=True):
+    for line, row in rows(path, cols, optional=True):
         successor = row.get("successor") or None
         if successor and successor not in reg.records:
             raise RegistryError(f"{path}:{line}: successor {successor!r} is not a known unit")
@@ -457,7 +456,7 @@ def _replace(rec: UnitRecord, **changes: Any) -> UnitRecord:
 
 
 def _load_orgs(reg: Registry, path: Path) -> None:
-    for line, row in _rows(path, ["slug", "name_zh", "kind"]):
+    for line, row in rows(path, ["slug", "name_zh", "kind"]):
         if row["kind"] not in ORG_KINDS:
             raise RegistryError(f"{path}:{line}: unknown kind {row['kind']!r}")
         if row["slug"] in reg.records:
@@ -471,7 +470,7 @@ def _load_orgs(reg: Registry, path: Path) -> None:
 
 def _load_property_companies(reg: Registry, path: Path) -> set[str]:
     slugs: set[str] = set()
-    for line, row in _rows(path, ["slug", "name_zh"], optional=True):
+    for line, row in rows(path, ["slug", "name_zh"], optional=True):
         if row["slug"] in reg.records:
             raise RegistryError(f"{path}:{line}: duplicate unit id {row['slug']}")
         if not row["slug"].startswith("pm-"):
@@ -550,7 +549,7 @@ def _index_units(reg: Registry) -> None:
 
 def _load_gazetteer(reg: Registry, path: Path, companies: set[str]) -> None:
     seen: dict[tuple[str, str], tuple[int, str]] = {}
-    for line, row in _rows(path, ["name", "kind", "unit_code"], optional=True):
+    for line, row in rows(path, ["name", "kind", "unit_code"], optional=True):
         where = f"{path}:{line}"
         name, kind, code = row["name"], row["kind"], row["unit_code"]
         if kind not in GAZETTEER_KINDS:
@@ -582,57 +581,3 @@ def _load_gazetteer(reg: Registry, path: Path, companies: set[str]) -> None:
         reg.places.add(name, Place(place_kind, code, rec.district, name,
                                    property_company=company))
 
-
-# Residents' and villagers' committees: the official name's tail is the committee, not
-# the place callers say ("安慧里社区居委会" → 安慧里社区, 安慧里).
-_COMMITTEE_SUFFIX = re.compile(
-    r"(社区居民委员会|社区居委会|村民委员会|村委会|居民委员会|居委会|管委会|委员会)$")
-# "天通东苑第三北" and "八里庄北里东" are parts of 天通东苑 and 八里庄北里: callers name the whole.
-_COMMUNITY_PART = re.compile(r"(第?[一二三四五六七八九十]+[东西南北中]?|[东西南北中])$")
-COMMUNITY_KIND = "community"
-
-
-def community_forms(name: str) -> set[str]:
-    """The names a caller may use for a committee's area, from its official name."""
-    match = _COMMITTEE_SUFFIX.search(name)
-    if match is None:
-        return {name}
-    base = name[: match.start()]
-    village = match.group(1) in ("村民委员会", "村委会")
-    forms = {f"{base}村" if village and not base.endswith("村") else base}
-    if not village:
-        forms.add(f"{base}社区")
-    whole = _COMMUNITY_PART.sub("", base)
-    while whole != base and len(whole) >= 3:
-        forms.add(whole)
-        base, whole = whole, _COMMUNITY_PART.sub("", whole)
-    # Two characters alone ("银闸", "马坡") are too often other words: only with 社区/村.
-    return {f for f in forms if len(f) >= 3}
-
-
-def _load_communities(reg: Registry, path: Path) -> None:
-    """Committees (NBS codes) → the street or town whose territory they are in."""
-    wanted: list[tuple[str, UnitRecord, str]] = []
-    for _line, row in _rows(path, ["community_name", "street_code"], optional=True):
-        rec = reg.records.get(row["street_code"])
-        if rec is None or rec.kind not in STREET_KINDS or rec.district is None:
-            # Committees of development zones and farms (NBS codes 4xx) belong to no
-            # street office that takes dispatches: their names locate nothing.
-            continue
-        if rec.valid_to is not None:
-            continue  # a committee of a retired unit: its successor's own list has it
-        wanted.extend((form, rec, row["community_name"])
-                      for form in community_forms(row["community_name"]))
-    # Checked against the units and the gazetteer alone, before any committee is added
-    # (one build of the scan tables, not one per committee).
-    kept = [
-        (form, rec, official) for form, rec, official in wanted
-        # A unit's own name or a reviewed gazetteer entry says it better; and a form that
-        # holds another unit's or a landmark's name would hide that name from the text
-        # ("西单商场", a dormitory's committee in 海淀, names 西单 in 西城 first).
-        if not reg.places.get(form)
-        and not any(p.unit_id != rec.unit_id
-                    for hit in reg.places.scan(form) for p in hit.values)
-    ]
-    for form, rec, official in kept:
-        reg.places.add(form, Place(COMMUNITY_KIND, rec.unit_id, rec.district, official))

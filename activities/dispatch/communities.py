@@ -1,0 +1,67 @@
+"""Residents' and villagers' committees (NBS 2023) as place names of their street.
+
+Callers name their community or compound far more often than their street (安慧里,
+天通东苑, 北苑家园): ``beijing_communities.csv`` turns those names into the street or
+town whose territory they are in. Loaded after the units and the gazetteer, which win.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from activities.dispatch.registry import STREET_KINDS, Place, Registry, rows
+
+# Residents' and villagers' committees: the official name's tail is the committee, not
+# the place callers say ("安慧里社区居委会" → 安慧里社区, 安慧里).
+_COMMITTEE_SUFFIX = re.compile(
+    r"(社区居民委员会|社区居委会|村民委员会|村委会|居民委员会|居委会|管委会|委员会)$")
+# "天通东苑第三北" and "八里庄北里东" are parts of 天通东苑 and 八里庄北里: callers name the whole.
+_COMMUNITY_PART = re.compile(r"(第?[一二三四五六七八九十]+[东西南北中]?|[东西南北中])$")
+COMMUNITY_KIND = "community"
+
+
+def community_forms(name: str) -> set[str]:
+    """The names a caller may use for a committee's area, from its official name."""
+    match = _COMMITTEE_SUFFIX.search(name)
+    if match is None:
+        return {name}
+    base = name[: match.start()]
+    village = match.group(1) in ("村民委员会", "村委会")
+    forms = {f"{base}村" if village and not base.endswith("村") else base}
+    if not village:
+        forms.add(f"{base}社区")
+    whole = _COMMUNITY_PART.sub("", base)
+    while whole != base and len(whole) >= 3:
+        forms.add(whole)
+        base, whole = whole, _COMMUNITY_PART.sub("", whole)
+    # Two characters alone ("银闸", "马坡") are too often other words: only with 社区/村.
+    return {f for f in forms if len(f) >= 3}
+
+
+def load_communities(reg: Registry, path: Path) -> None:
+    """Committees (NBS codes) → the street or town whose territory they are in."""
+    wanted: list[tuple[str, str, str, str]] = []  # form, unit, district, official name
+    for _line, row in rows(path, ["community_name", "street_code"], optional=True):
+        rec = reg.records.get(row["street_code"])
+        if rec is None or rec.kind not in STREET_KINDS or rec.district is None:
+            # Committees of development zones and farms (NBS codes 4xx) belong to no
+            # street office that takes dispatches: their names locate nothing.
+            continue
+        if rec.valid_to is not None:
+            continue  # a committee of a retired unit: its successor's own list has it
+        wanted.extend((form, rec.unit_id, rec.district, row["community_name"])
+                      for form in community_forms(row["community_name"]))
+    # Checked against the units and the gazetteer alone, before any committee is added
+    # (one build of the scan tables, not one per committee).
+    kept = [
+        (form, unit_id, district, official) for form, unit_id, district, official in wanted
+        # A unit's own name or a reviewed gazetteer entry says it better; and a form that
+        # holds another unit's or a landmark's name would hide that name from the text
+        # ("西单商场", a dormitory's committee in 海淀, names 西单 in 西城 first).
+        if not reg.places.get(form)
+        and not any(p.unit_id != unit_id
+                    for hit in reg.places.scan(form) for p in hit.values)
+    ]
+    for form, unit_id, district, official in kept:
+        reg.places.add(form, Place(COMMUNITY_KIND, unit_id, district, official))
