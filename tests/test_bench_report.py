@@ -8,7 +8,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench import e2e
+from bench import report
+from bench.open_cases import open_cases
 
 
 @dataclass
@@ -51,8 +52,8 @@ class _Sampler:
 def test_open_cases_never_has_more_than_the_backlog_waiting_to_be_signed_for() -> None:
     city = _SlowCity(sign_after_s=0.05)
     started = time.monotonic()
-    out = e2e.open_cases(city, _Sampler(), 60, None, "t", settle_s=0,  # type: ignore[arg-type]
-                         backlog=5)
+    out = open_cases(city, _Sampler(), 60, None, "t", settle_s=0,  # type: ignore[arg-type]
+                     backlog=5)
     assert out["filed"] == out["signed"] == 60
     assert city.max_waiting == 5
     # 60 cases, 5 at a time, each signed 50 ms after filing: at least 12 rounds of waiting.
@@ -76,7 +77,7 @@ def _open_result(**open_cases: Any) -> dict[str, Any]:
 
 
 def test_a_run_without_bursts_reports_peak_rss_alone_and_counts_signed_cases() -> None:
-    text = e2e.markdown(_open_result(signed=3000, backlog=200))
+    text = report.markdown(_open_result(signed=3000, backlog=200))
     assert "| process | peak RSS MiB (whole run) |\n|---|---|\n| worker | 731 |" in text
     assert "CPU s / case" not in text and "**total**" not in text
     assert ("| parked T15D cases signed for | 3000/3000 filed (3000 asked, at most 200 "
@@ -84,12 +85,12 @@ def test_a_run_without_bursts_reports_peak_rss_alone_and_counts_signed_cases() -
 
 
 def test_a_stored_run_from_before_the_backlog_bound_still_reports_dispatched() -> None:
-    text = e2e.markdown(_open_result())
+    text = report.markdown(_open_result())
     assert "| parked T15D cases dispatched | 3000/3000 filed (3000 asked) in 235 s |" in text
 
 
 def test_a_long_run_writes_its_pace_between_marks(tmp_path: Any, monkeypatch: Any) -> None:
-    monkeypatch.setattr(e2e, "PROGRESS_EVERY_S", 0.02)
+    monkeypatch.setattr("bench.open_cases.PROGRESS_EVERY_S", 0.02)
     progress = tmp_path / "progress.json"
     seen: list[dict[str, Any]] = []
     write = type(progress).write_text
@@ -100,8 +101,8 @@ def test_a_long_run_writes_its_pace_between_marks(tmp_path: Any, monkeypatch: An
 
     monkeypatch.setattr(type(progress), "write_text", keep)
     # 300 cases: below the first mark (1,000), so only the heartbeat writes.
-    e2e.open_cases(_SlowCity(sign_after_s=0.01), _Sampler(), 300, None,  # type: ignore[arg-type]
-                   "t", settle_s=0, progress=progress, backlog=5)
+    open_cases(_SlowCity(sign_after_s=0.01), _Sampler(), 300, None,  # type: ignore[arg-type]
+               "t", settle_s=0, progress=progress, backlog=5)
     between = [s for s in seen if not s["worker_rss_bytes"]]
     assert len(between) >= 2
     assert [s["open_now"] for s in between] == sorted(s["open_now"] for s in between)

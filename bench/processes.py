@@ -1,0 +1,83 @@
+"""The processes the end-to-end bench starts, waits for and stops.
+
+Each runs apart (its own session, its own log in the run's folder) so that its CPU
+seconds and peak RSS can be measured on their own (:mod:`bench.sampling`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from workers.runtime.settings import REPO_ROOT
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+
+
+def start_proc(name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> Proc:
+    log_path = log_dir / f"{name}.log"
+    with log_path.open("wb") as fh:
+        popen = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
+                                 stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+    return Proc(name, popen, log_path)
+
+
+def wait_ready(procs: Sequence[tuple[Proc, str]], timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    for proc, line in procs:
+        while line not in proc.log_path.read_text(errors="replace"):
+            if proc.popen.poll() is not None or time.monotonic() > deadline:
+                tail = proc.log_path.read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"{proc.name} not ready ({line!r}):\n{tail}")
+            time.sleep(0.2)
+
+
+def stop_procs(procs: Iterable[Proc], sig: int = signal.SIGTERM) -> None:
+    procs = list(procs)
+    for p in procs:
+        if p.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                p.popen.send_signal(sig)
+    for p in procs:
+        try:
+            p.popen.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.popen.kill()
+            p.popen.wait(timeout=10)
+
+
+@dataclass
+class Hotline:
+    """The worker and bridges processes, restartable with extra environment (variants)."""
+
+    env: dict[str, str]
+    log_dir: Path
+    procs: dict[str, Proc] = field(default_factory=dict)
+    variant: str = ""
+
+    def start(self, extra: dict[str, str] | None = None, label: str = "") -> None:
+        self.stop()
+        env = self.env | (extra or {})
+        suffix = f"-{label}" if label else ""
+        py = sys.executable
+        for name in ("worker", "bridges"):
+            self.procs[name] = start_proc(f"{name}{suffix}", [py, "-m", "workers.cli.main", name],
+                                          env, self.log_dir)
+        wait_ready([(self.procs["worker"], "worker ready"),
+                    (self.procs["bridges"], "bridges ready")])
+        self.variant = label
+
+    def stop(self) -> None:
+        stop_procs(self.procs.values())
+        self.procs.clear()
