@@ -17,10 +17,10 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.dispatch.classify import classify
+from activities.dispatch.confidence import candidates
 from activities.dispatch.config import HotlineConfig
-from activities.dispatch.decide import decide_route
-from activities.dispatch.location import Location, locate
+from activities.dispatch.decide import decide_route, first_look
+from activities.dispatch.location import Location
 from activities.ledger import apply_lifecycle
 from activities.metrics import observe_step
 from schemas import codec
@@ -121,26 +121,28 @@ class CaseActivities:
             raise ApplicationError("empty content", type="InvalidFiling", non_retryable=True)
         cfg = self._config
         rules = cfg.rules
-        cl = classify(
-            cfg.lexicon, filing.content, kind_hint=filing.kind,
-            category_hint=filing.category_hint, urgency_hint=filing.urgency_hint,
+        look = first_look(
+            cfg, filing.content, district=filing.district, street=filing.street,
+            address=filing.address, kind_hint=filing.kind, category_hint=filing.category_hint,
+            urgency_hint=filing.urgency_hint, at=filing.filed_at,
         )
-        loc = locate(cfg.registry, filing.district, filing.street, filing.address,
-                     filing.content, at=filing.filed_at)
+        cl, loc, route, doubt = look.classification, look.location, look.route, look.doubt
         street_unit = cfg.registry.get(loc.street_id) if loc.street_id else None
         street = street_unit.name if street_unit else filing.street
         caller = caller_hash(self._caller_key, filing.caller_phone)
 
+        # Unsure (below review.min_confidence) a dispatcher decides; T2H never waits.
+        machine = Outcome(look.outcome(rules.review.min_confidence))
         merge_into = None
         if filing.answered_directly:
             outcome, reason = Outcome.ANSWERED_DIRECTLY, "answered by the operator"
-        elif cl.redirect_to:
+        elif machine == Outcome.REDIRECTED:
             outcome, reason = Outcome.REDIRECTED, f"emergency: redirected to {cl.redirect_to}"
-        elif cl.unreasonable:
-            outcome, reason = Outcome.REJECTED, "unreasonable request"
         elif caller and self._duplicates and (merge_into := await self._duplicates.find_open(
                 caller, cl.category.code, street, filing.complaint_id)):
             outcome, reason = Outcome.MERGED, f"same caller and problem as open case {merge_into}"
+        elif machine == Outcome.REVIEW:
+            outcome, reason = Outcome.REVIEW, "; ".join(doubt.reasons)
         else:
             outcome, reason = Outcome.DISPATCH, "dispatch"
 
@@ -165,12 +167,11 @@ class CaseActivities:
             extension_auto_grant_days=ext.auto_grant_max_days,
             reopen_max_tier=rules.reopen.max_tier,
         )
-        # Names and rules in force the day the citizen filed apply.
-        decision = (decide_route(cfg, cl.category, loc, at=filing.filed_at)
-                    if outcome == Outcome.DISPATCH else None)
+        decision = route if outcome == Outcome.DISPATCH else None
+        review = outcome == Outcome.REVIEW
         log.info(
             "accepted", complaint_id=filing.complaint_id, outcome=outcome, tier=cl.tier,
-            category=cl.category.code,
+            category=cl.category.code, confidence=doubt.confidence,
             lead_unit=decision.lead.unit_id if decision else None,
         )
         return Acceptance(
@@ -191,6 +192,11 @@ class CaseActivities:
             merge_into=merge_into,
             caller_hash=caller,
             route_rule=decision.rule if decision else "",
+            confidence=doubt.confidence,
+            review_reasons=doubt.reasons,
+            candidates=(candidates(cfg.registry, cl, loc, route, doubt.confidence)
+                        if review else []),
+            review_seconds=rules.review.window.total_seconds() * self._scale if review else 0.0,
         )
 
     @activity.defn(name="route")
@@ -299,4 +305,5 @@ def _lifecycle_fields(ev: LifecycleRecord) -> dict[str, Any]:
         "lead_unit_id": ev.lead_unit_id, "unit_id": ev.unit_id, "dispatch_id": ev.dispatch_id,
         "reason": ev.reason, "escalation_level": ev.escalation_level, "overdue": ev.overdue,
         "attributes": dict(ev.attributes),
+        "candidates": [asdict(c) for c in ev.candidates] if ev.candidates is not None else None,
     }

@@ -559,12 +559,14 @@ def test_huge_array_count_is_malformed() -> None:
 
 
 def test_huge_map_count_is_malformed() -> None:
-    # attributes (a map) is followed by three empty ledger fields: null, [], null.
+    # attributes (a map) is followed by three empty ledger fields (null, [], null) and
+    # no review candidates (null).
     record = {**_sample_record(_raw("LifecycleEvent"), True), "attributes": {},
-              "case_row": None, "dispatch_rows": [], "evaluation_row": None}
+              "case_row": None, "dispatch_rows": [], "evaluation_row": None,
+              "candidates": None}
     data = encode("LifecycleEvent", record)
-    assert data.endswith(b"\x00" * 4)
-    assert _timed_reason(data[:-4] + _varint(1 << 62)).reason == "MALFORMED"
+    assert data.endswith(b"\x00" * 5)
+    assert _timed_reason(data[:-5] + _varint(1 << 62)).reason == "MALFORMED"
 
 
 def test_overlong_varint_is_malformed() -> None:
@@ -822,6 +824,21 @@ def test_every_lifecycle_schema_ever_written_is_known() -> None:
 
     shipped = {"631f3558038aaabd",   # before the ledger rows rode on the event
                "53857a400bd58308",   # with case/dispatch/evaluation rows
-               fingerprint("LifecycleEvent").hex()}  # with the case's location
+               "4a903c01ef8e2cb9",   # with the case's location
+               fingerprint("LifecycleEvent").hex()}  # AWAITING_REVIEW and its candidates
     known = {fp.hex() for fp, w in _WRITERS.items() if w.reader.name == "LifecycleEvent"}
     assert shipped <= known
+
+
+def test_lifecycle_events_written_before_the_dispatch_desk_still_decode() -> None:
+    """Events written before AWAITING_REVIEW and ``candidates`` (schemas/history v2) read
+    with no candidates, and an old status stays what it was."""
+    hex_v2 = (DATA / "golden_history" / "LifecycleEvent.v2.hex").read_text(encoding="ascii")
+    raw = bytes.fromhex(hex_v2.strip())
+    assert raw[2:10].hex() == "4a903c01ef8e2cb9"
+    event = decode(raw)
+    assert event.name == "LifecycleEvent" and event.record["candidates"] is None
+    want = json.loads((DATA / "golden_history" / "LifecycleEvent.v2.json")
+                      .read_text(encoding="utf-8"))
+    assert event.record["status"] == want["status"]
+    assert event.record["complaint_id"] == want["complaint_id"]

@@ -60,6 +60,7 @@ from workflows.complaint_base import (
     PATCH_FEWER_STEPS,
     PATCH_REOPEN,
     ROUTE_OPTIONS,
+    STATUS_OF_OUTCOME,
 )
 from workflows.complaint_updates import CaseUpdates
 
@@ -86,6 +87,8 @@ class ComplaintWorkflow(CaseUpdates):
         try:
             if filing.carried is None:
                 acc = await self.accept(filing)
+                if acc.outcome == Outcome.REVIEW:
+                    acc = await self.review()
                 if acc.outcome == Outcome.DISPATCH:
                     await self.dispatch()
                     self._state.stage = "handle"
@@ -117,8 +120,9 @@ class ComplaintWorkflow(CaseUpdates):
 
     async def accept(self, filing: Filing) -> Acceptance:
         """Classify, pick the tier and lead unit; close at once unless it is dispatched."""
+        self._state.accepted_at = workflow.now()
         acc: Acceptance = await workflow.execute_activity(
-            "accept", AcceptRequest(filing, workflow.now()), result_type=Acceptance,
+            "accept", AcceptRequest(filing, self._state.accepted_at), result_type=Acceptance,
             **ACCEPT_OPTIONS,
         )
         self._state.acceptance = acc
@@ -129,17 +133,53 @@ class ComplaintWorkflow(CaseUpdates):
             attrs["redirect_to"] = acc.redirect_to
         if acc.merge_into:
             attrs["merged_into"] = acc.merge_into
-        status = {
-            Outcome.ANSWERED_DIRECTLY: Status.ANSWERED_DIRECTLY,
-            Outcome.REJECTED: Status.REJECTED,
-            Outcome.REDIRECTED: Status.REJECTED,
-            Outcome.MERGED: Status.MERGED,
-        }.get(Outcome(acc.outcome), Status.ACCEPTED)
-        event = "ACCEPTED" if acc.outcome == Outcome.DISPATCH else acc.outcome
+        status = STATUS_OF_OUTCOME.get(Outcome(acc.outcome), Status.ACCEPTED)
+        event = {Outcome.DISPATCH: "ACCEPTED", Outcome.REVIEW: "REVIEW_REQUESTED"}.get(
+            Outcome(acc.outcome), acc.outcome)
         # A dispatched case records DISPATCHED at once: ACCEPTED goes out with it.
         defer = acc.outcome == Outcome.DISPATCH and workflow.patched(PATCH_FEWER_STEPS)
-        await self._record(event, status, attributes=attrs, defer=defer)
+        if acc.outcome == Outcome.REVIEW:
+            attrs["confidence"] = f"{acc.confidence:g}"
+            attrs["review_by"] = (workflow.now()
+                                  + timedelta(seconds=acc.review_seconds)).isoformat()
+        await self._record(event, status, attributes=attrs, defer=defer,
+                           candidates=list(acc.candidates) or None)
         return acc
+
+    async def review(self) -> Acceptance:
+        """Unsure: a dispatcher decides (派单复核, ``decide_dispatch``); when the window
+        ends first, the top candidate is dispatched and the case marked so. A case
+        withdrawn meanwhile stays undispatched."""
+        acc, _ = self._require()
+        window_end = workflow.now() + timedelta(seconds=acc.review_seconds)
+        decided = await self._sleep_until(window_end, self._reviewed)
+        if not decided:
+            # A decision already being applied wins over the window's end.
+            await workflow.wait_condition(lambda: not self._state.review_deciding)
+        acc, _ = self._require()
+        if self._state.withdrawn is not None or acc.outcome != Outcome.REVIEW:
+            if acc.outcome not in (Outcome.REVIEW, Outcome.DISPATCH):
+                await self._record(acc.outcome, STATUS_OF_OUTCOME[Outcome(acc.outcome)],
+                                   reason=acc.reason)
+            return acc
+        top = acc.candidates[0] if acc.candidates else None
+        settled = await self._settle_review("DISPATCH", unit_id=top.unit_id if top else None,
+                                            by="review-window")
+        if not isinstance(settled, Acceptance):
+            # accept always names candidates, and they are units of the registry: a bug.
+            # Failing the task (not the case) lets a fix resume it.
+            raise RuntimeError(f"the review window ended and its top candidate cannot be "
+                               f"dispatched: {settled[1]}")
+        self._state.acceptance = settled
+        await self._record("REVIEW_EXPIRED", Status.ACCEPTED, defer=True,
+                           reason="no dispatcher decided in time: the top candidate leads",
+                           attributes={"unit_id": settled.lead.unit_id if settled.lead else ""})
+        return settled
+
+    def _reviewed(self) -> bool:
+        acc = self._state.acceptance
+        return ((acc is not None and acc.outcome != Outcome.REVIEW)
+                or self._state.withdrawn is not None)
 
     async def merge(self) -> None:
         """A duplicate of an open case: the new filing urges that case instead (合并)."""

@@ -25,7 +25,10 @@ with workflow.unsafe.imports_passed_through():
         DispatchState,
         EvaluationRow,
         Filing,
+        Outcome,
+        PlanRequest,
         RejectReason,
+        ReviewCandidate,
         RouteRequest,
         RouteResult,
         Status,
@@ -77,7 +80,17 @@ PATCH_EARLY_CITIZEN = "early-citizen-waits"
 # it (CLOSED, REOPENED or the next CALLBACK_DUE): two activities and the COMPLETED upsert
 # fewer per happy-path case.
 PATCH_REPLIES_RIDE_ALONG = "replies-ride-along"
-ACCEPTING_STATES = {Status.FILED, Status.ACCEPTED}
+# AWAITING_REVIEW too: a supplement behind a filing that waits at the dispatch desk
+# reaches the unit it is then dispatched to. (No landed history has that state.)
+ACCEPTING_STATES = {Status.FILED, Status.ACCEPTED, Status.AWAITING_REVIEW}
+# The state a case closes in when acceptance (or the dispatch desk) does not dispatch it.
+STATUS_OF_OUTCOME = {
+    Outcome.ANSWERED_DIRECTLY: Status.ANSWERED_DIRECTLY,
+    Outcome.REJECTED: Status.REJECTED,
+    Outcome.REDIRECTED: Status.REJECTED,
+    Outcome.MERGED: Status.MERGED,
+    Outcome.REVIEW: Status.AWAITING_REVIEW,
+}
 
 
 def _ms(at: datetime) -> int:
@@ -127,6 +140,47 @@ class ComplaintBase:
         if self._state.status not in states:
             return RejectReason.STATE_NOT_ALLOWED, f"not allowed in state {self._state.status}"
         return None
+
+    async def _settle_review(
+        self, decision: str, *, by: str, unit_id: str | None = None, tier: str | None = None,
+        category: str | None = None, redirect_to: str | None = None, note: str | None = None,
+    ) -> Acceptance | tuple[RejectReason, str]:
+        """The acceptance a dispatcher's decision (or the window's end) makes of a case at
+        the desk, or why it cannot be applied. The deadline still counts from acceptance."""
+        acc, filing = self._require()
+        said = f"decided by {by}" + (f": {note}" if note else "")
+        if decision == "ANSWER_DIRECTLY":
+            return replace(acc, outcome=Outcome.ANSWERED_DIRECTLY.value, reason=said)
+        if decision == "REJECT":
+            return replace(acc, outcome=Outcome.REJECTED.value, reason=said)
+        if decision == "REDIRECT":
+            if not redirect_to:
+                return RejectReason.STATE_NOT_ALLOWED, "REDIRECT names no service (redirect_to)"
+            return replace(acc, outcome=Outcome.REDIRECTED.value, redirect_to=redirect_to,
+                           reason=f"redirected to {redirect_to}, {said}")
+        top = acc.candidates[0] if acc.candidates else None
+        unit_id = unit_id or (top.unit_id if top else None)
+        if unit_id is None:
+            return RejectReason.UNKNOWN_UNIT, "no unit named and no candidate to take"
+        category = category or acc.category
+        routed = await self._route(RouteRequest(
+            complaint_id=filing.complaint_id, category=category, district=acc.district,
+            street=acc.street, unit_ids=[unit_id]))
+        if routed is None:
+            return RejectReason.UNKNOWN_UNIT, f"unknown unit {unit_id}"
+        tier = tier or acc.tier
+        plan = acc.plan
+        if tier != acc.tier:
+            assert self._state.accepted_at is not None
+            plan = await workflow.execute_activity(
+                "plan", PlanRequest(tier=tier, start=self._state.accepted_at),
+                result_type=TierPlan, **ROUTE_OPTIONS)
+        self._state.plan = plan
+        return replace(
+            acc, outcome=Outcome.DISPATCH.value, lead=routed.lead, assisting=[], tier=tier,
+            plan=plan, category=category,
+            category_name=acc.category_name if category == acc.category else category,
+            route_rule=f"dispatch desk ({by})", reason=said)
 
     async def _route(self, request: RouteRequest) -> RouteResult | None:
         """Ask the routing activity; None when it names a unit that does not exist."""
@@ -250,7 +304,7 @@ class ComplaintBase:
         outbound: list[OutboundSpec] | None = None,
         dispatch_rows: list[DispatchState] | None = None,
         evaluation: EvaluationRow | None = None, attributes: dict[str, str] | None = None,
-        defer: bool = False,
+        defer: bool = False, candidates: list[ReviewCandidate] | None = None,
     ) -> None:
         """Make one lifecycle step durable: its lifecycle event, records and ledger rows.
 
@@ -267,7 +321,7 @@ class ComplaintBase:
                 event_type=event_type, status=status, unit_id=unit_id, dispatch_id=dispatch_id,
                 reason=reason, outbound=list(outbound or []),
                 dispatch_rows=list(dispatch_rows or []), evaluation=evaluation,
-                attributes=dict(attributes or {}),
+                attributes=dict(attributes or {}), candidates=candidates,
             )
             step = build_step(state, self._filing, facts, workflow.now())
             state.timeline.extend(step.lifecycle)

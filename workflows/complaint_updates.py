@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
         SIGNAL_MERGED_FILING,
         UPDATE_CALLBACK,
         UPDATE_COMPLETE,
+        UPDATE_DECIDE_DISPATCH,
         UPDATE_DECIDE_EXTENSION,
         UPDATE_ESCALATE,
         UPDATE_REASSIGN,
@@ -28,9 +29,11 @@ with workflow.unsafe.imports_passed_through():
         UPDATE_URGE,
         UPDATE_WHISTLE,
         UPDATE_WITHDRAW,
+        Acceptance,
         Ack,
         CallbackAnswer,
         Complete,
+        DispatchDecision,
         DispatchState,
         Escalate,
         ExtensionDecision,
@@ -246,11 +249,42 @@ class CaseUpdates(ComplaintBase):
                                         f"重复来电（{event.complaint_id}）：{event.content}", [],
                                         urge=True)
 
+    @workflow.update(name=UPDATE_DECIDE_DISPATCH)
+    async def decide_dispatch(self, event: DispatchDecision) -> Ack:
+        """派单复核: a dispatcher's answer for a case waiting at the dispatch desk."""
+        if (repeat := self._repeat(event.event_id)) is not None:
+            return repeat
+        if self._state.status != Status.AWAITING_REVIEW or self._state.review_deciding:
+            return await self._refuse(
+                event.event_id, RejectReason.STATE_NOT_ALLOWED,
+                f"the case is not awaiting review (state {self._state.status})")
+        self._state.review_deciding = True
+        try:
+            settled = await self._settle_review(
+                event.decision, by=event.dispatcher_id, unit_id=event.unit_id, tier=event.tier,
+                category=event.category, redirect_to=event.redirect_to, note=event.note)
+        finally:
+            self._state.review_deciding = False
+        if not isinstance(settled, Acceptance):
+            return await self._refuse(event.event_id, *settled)
+        if self._state.withdrawn is not None:  # withdrawn while the decision was applied
+            return await self._refuse(event.event_id, RejectReason.STATE_NOT_ALLOWED,
+                                      "the citizen withdrew the request")
+        self._state.acceptance = settled
+        attrs = {"decision": event.decision, "dispatcher_id": event.dispatcher_id}
+        if settled.lead is not None and event.decision == "DISPATCH":
+            attrs["unit_id"] = settled.lead.unit_id
+        # The run acts on the decision at once (dispatch or close): that step carries this.
+        await self._record("REVIEW_DECIDED", Status.ACCEPTED, reason=event.note,
+                           attributes=attrs, defer=True)
+        return self._accepted(event.event_id)
+
     @workflow.update(name=UPDATE_WITHDRAW)
     async def withdraw(self, event: Withdraw) -> Ack:
         if (repeat := self._repeat(event.event_id)) is not None:
             return repeat
-        if self._state.status not in HANDLING_STATES | {Status.ACCEPTED}:
+        if self._state.status not in HANDLING_STATES | {Status.ACCEPTED,
+                                                        Status.AWAITING_REVIEW}:
             return await self._refuse(event.event_id, RejectReason.STATE_NOT_ALLOWED,
                                       f"cannot withdraw in state {self._state.status}")
         self._state.withdrawn = event

@@ -30,6 +30,7 @@ class Status(StrEnum):
     EVALUATED = "EVALUATED"
     WITHDRAWN = "WITHDRAWN"
     CLOSED = "CLOSED"
+    AWAITING_REVIEW = "AWAITING_REVIEW"
 
 
 # Deadline tiers from the most urgent; escalation levels from the lowest (DESIGN.md).
@@ -45,6 +46,8 @@ class Outcome(StrEnum):
     REJECTED = "REJECTED"
     REDIRECTED = "REDIRECTED"
     MERGED = "MERGED"
+    # Unsure: a dispatcher decides (DispatchDecided), or the top candidate after the window.
+    REVIEW = "REVIEW"
 
 
 class RejectReason(StrEnum):
@@ -211,6 +214,27 @@ class MergedFiling:
 
 
 @dataclass(frozen=True)
+class DispatchDecision:
+    """``DispatchDecided``: a dispatcher's answer for a case at the dispatch desk.
+
+    ``decision``: DISPATCH (to ``unit_id``, default the top candidate; ``tier`` and
+    ``category`` default to the machine's), ANSWER_DIRECTLY, REJECT or REDIRECT
+    (to ``redirect_to``).
+    """
+
+    event_id: str
+    complaint_id: str
+    decided_at: datetime
+    dispatcher_id: str
+    decision: str
+    unit_id: str | None = None
+    tier: str | None = None
+    category: str | None = None
+    note: str | None = None
+    redirect_to: str | None = None
+
+
+@dataclass(frozen=True)
 class Ack:
     """Every update's answer. A refused event is not an error: the bridge dead-letters it."""
 
@@ -234,6 +258,7 @@ UPDATE_WHISTLE = "whistle"
 UPDATE_REASSIGN = "reassign"
 UPDATE_DECIDE_EXTENSION = "decide_extension"
 UPDATE_ESCALATE = "escalate"
+UPDATE_DECIDE_DISPATCH = "decide_dispatch"
 SIGNAL_MERGED_FILING = "merged_filing"
 QUERY_VIEW = "view"
 
@@ -281,6 +306,18 @@ class Unit:
 
 
 @dataclass(frozen=True)
+class ReviewCandidate:
+    """A unit the machine would dispatch to, for the dispatch desk (REVIEW_REQUESTED)."""
+
+    unit_id: str
+    unit_name: str
+    tier: str
+    category: str
+    score: float
+    reason: str
+
+
+@dataclass(frozen=True)
 class Acceptance:
     """What ``accept`` decided: outcome, classification, deadline plan and the lead unit."""
 
@@ -301,6 +338,13 @@ class Acceptance:
     merge_into: str | None = None
     caller_hash: str | None = None
     route_rule: str = ""
+    # How sure the machine is (0..1), why it is not surer, and for a REVIEW outcome the
+    # candidates and how long the desk has before the top one is dispatched.
+    confidence: float = 1.0
+    review_reasons: list[str] = field(default_factory=list)
+    candidates: list[ReviewCandidate] = field(default_factory=list)
+    review_seconds: float = 0.0
+    routing_version: str = ""
 
 
 @dataclass(frozen=True)
@@ -325,6 +369,7 @@ class LifecycleRecord:
     escalation_level: str = "UNIT"
     overdue: bool = False
     attributes: dict[str, str] = field(default_factory=dict)
+    candidates: list[ReviewCandidate] | None = None
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,10 @@ class CaseState:
     timers_version: int = 0
     # A step made but not yet recorded: it goes out with the next one.
     deferred: StepRecord | None = None
+    # The dispatch desk: when accept ran (deadlines count from it, review included), and
+    # a dispatcher's decision being applied (a second one, or the window's end, waits).
+    accepted_at: datetime | None = None
+    review_deciding: bool = False
 
     def remember(self, event_id: str, ack: Ack) -> None:
         """Keep the answer to an event, so a redelivered copy gets the same answer."""

@@ -16,6 +16,7 @@ from workflows.model import (
     Filing,
     LifecycleRecord,
     Outbound,
+    ReviewCandidate,
     Status,
     StepRecord,
 )
@@ -38,6 +39,7 @@ class StepFacts:
     dispatch_rows: list[DispatchState] = field(default_factory=list)
     evaluation: EvaluationRow | None = None
     attributes: dict[str, str] = field(default_factory=dict)
+    candidates: list[ReviewCandidate] | None = None
 
 
 def lead_unit_id(state: CaseState) -> str | None:
@@ -65,7 +67,7 @@ def build_step(state: CaseState, filing: Filing, facts: StepFacts, now: datetime
         district=acc.district if acc else None, street=acc.street if acc else None,
         lead_unit_id=lead_unit, unit_id=facts.unit_id, dispatch_id=facts.dispatch_id,
         reason=facts.reason, escalation_level=state.level, overdue=state.overdue,
-        attributes=dict(facts.attributes),
+        attributes=dict(facts.attributes), candidates=facts.candidates,
     )
     case = CaseRow(
         complaint_id=cid, version=seq, status=facts.status.value, filed_at=filing.filed_at,

@@ -29,11 +29,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from activities.dispatch.classify import classify
 from activities.dispatch.config import HotlineConfig
-from activities.dispatch.decide import decide_route
+from activities.dispatch.decide import first_look
 from activities.dispatch.evaluation import EvalError
-from activities.dispatch.location import locate
 
 UNLOCATED = "UNLOCATED"
 
@@ -172,13 +170,11 @@ def score(items: list[BlindItem], decide: Callable[[BlindItem], Decision]) -> Bl
 def accept_decision(config: HotlineConfig, item: BlindItem, *, at: date) -> Decision:
     """What the ``accept`` activity decides for the request (no duplicate check: a blind
     item has no caller)."""
-    cl = classify(config.lexicon, item.content, kind_hint=item.kind,
-                  urgency_hint=item.urgency_hint)
-    loc = locate(config.registry, item.district, item.street, item.address, item.content,
-                 at=at)
-    if cl.redirect_to:
-        return Decision("REDIRECTED", None, None, loc.street_id, cl.redirect_to)
-    if cl.unreasonable:
-        return Decision("REJECTED", None, None, loc.street_id)
-    route = decide_route(config, cl.category, loc, at=at)
-    return Decision("DISPATCH", cl.tier, route.lead.unit_id, loc.street_id)
+    look = first_look(config, item.content, district=item.district, street=item.street,
+                      address=item.address, kind_hint=item.kind,
+                      urgency_hint=item.urgency_hint, at=at)
+    outcome = look.outcome(config.rules.review.min_confidence)
+    street = look.location.street_id
+    if outcome == "REDIRECTED":
+        return Decision(outcome, None, None, street, look.classification.redirect_to)
+    return Decision(outcome, look.classification.tier, look.route.lead.unit_id, street)

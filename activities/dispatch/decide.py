@@ -7,11 +7,14 @@ registry; here both come from the loaded :class:`HotlineConfig`.
 from __future__ import annotations
 
 from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import date, datetime
 
+from activities.dispatch.classify import Classification, classify
+from activities.dispatch.confidence import Assessment, assess
 from activities.dispatch.config import HotlineConfig
 from activities.dispatch.lexicon import Category
-from activities.dispatch.location import Location
+from activities.dispatch.location import Location, locate
 from activities.dispatch.routing import RouteDecision, decide_for
 from workflows.model import Unit
 
@@ -45,3 +48,37 @@ def route(
 ) -> Unit:
     """The lead unit alone (see :func:`decide_route`)."""
     return decide_for(config.routing, config.registry, category.code, location, at=at).lead
+
+
+@dataclass(frozen=True)
+class FirstLook:
+    """What the machine makes of a request on its own: the ``accept`` activity and the
+    blind-set score both start from it."""
+
+    classification: Classification
+    location: Location
+    route: RouteDecision
+    doubt: Assessment
+
+    def outcome(self, min_confidence: float) -> str:
+        """REDIRECTED (an emergency in progress), REVIEW (unsure, and not T2H) or DISPATCH."""
+        cl = self.classification
+        if cl.redirect_to:
+            return "REDIRECTED"
+        if self.doubt.confidence < min_confidence and cl.tier != "T2H":
+            return "REVIEW"
+        return "DISPATCH"
+
+
+def first_look(
+    config: HotlineConfig, content: str, *, district: str | None = None,
+    street: str | None = None, address: str | None = None, kind_hint: str | None = None,
+    category_hint: str | None = None, urgency_hint: str | None = None,
+    at: datetime | date | None = None,
+) -> FirstLook:
+    """Classify, locate and route a request, and say how sure that is."""
+    cl = classify(config.lexicon, content, kind_hint=kind_hint, category_hint=category_hint,
+                  urgency_hint=urgency_hint)
+    loc = locate(config.registry, district, street, address, content, at=at)
+    route = decide_route(config, cl.category, loc, at=at)
+    return FirstLook(cl, loc, route, assess(config.lexicon, config.registry, cl, loc, route))

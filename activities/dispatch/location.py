@@ -8,10 +8,17 @@ district either the city centre does (decided by the routing table, not here).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
-from activities.dispatch.registry import DISTRICT_KIND, IGNORE_KIND, Place, Registry, pick_unit
+from activities.dispatch.registry import (
+    DISTRICT_KIND,
+    IGNORE_KIND,
+    OUTSIDE_KIND,
+    Place,
+    Registry,
+    pick_unit,
+)
 
 # How much a kind of place name says about the street (higher wins).
 _STRENGTH = {
@@ -36,6 +43,10 @@ class Location:
     place: str | None = None
     property_company: str | None = None
     conflict: str | None = None
+    # Places named that could not be used: in several districts (with none given), or
+    # outside the city. The dispatch desk reads them.
+    ambiguous: tuple[str, ...] = ()
+    outside: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +65,10 @@ def _day(at: date | datetime | None) -> date:
     return at.date() if isinstance(at, datetime) else at
 
 
-def _scan(registry: Registry, text: str, source: str, rank: int, day: date
-          ) -> tuple[list[str], list[_Candidate]]:
-    """District mentions and street candidates in one text."""
+def _scan(registry: Registry, text: str, source: str, rank: int, day: date,
+          outside: list[str] | None = None) -> tuple[list[str], list[_Candidate]]:
+    """District mentions and street candidates in one text (places outside the city go
+    to ``outside``)."""
     cfg = registry.location_config
     districts: list[str] = []
     areas: list[str] = []
@@ -65,6 +77,10 @@ def _scan(registry: Registry, text: str, source: str, rank: int, day: date
         places = hit.values
         kinds = {p.kind for p in places}
         if IGNORE_KIND in kinds:
+            continue
+        if OUTSIDE_KIND in kinds:
+            if outside is not None:
+                outside.append(hit.phrase)
             continue
         if DISTRICT_KIND in kinds:
             districts.extend(p.district for p in places if p.kind == DISTRICT_KIND)
@@ -139,8 +155,9 @@ def locate(
                                  (content, "content")) if t]
     mentioned: list[str] = []
     candidates: list[_Candidate] = []
+    outside: list[str] = []
     for rank, (text, source) in enumerate(texts):
-        ds, cs = _scan(registry, text, source, rank, day)
+        ds, cs = _scan(registry, text, source, rank, day, outside)
         mentioned.extend(ds)
         candidates.extend(cs)
     if dist is None and mentioned:
@@ -159,10 +176,13 @@ def locate(
         # A compound whose parts lie in several streets of one district ("天通东苑"): the
         # district is known even if the street is not.
         dist = _one_district(candidates, day)
+    away = outside[0] if outside and not mentioned else None
     if best is None:
-        return Location(dist, None, conflict=conflict)
-    return _finish(registry, dist or best.place.district, best.place.unit_id, best.source,
-                   best.phrase, best.place.property_company, conflict, day)
+        unsure = tuple(dict.fromkeys(c.phrase for c in candidates if c.ambiguous))
+        return Location(dist, None, conflict=conflict, ambiguous=unsure, outside=away)
+    found = _finish(registry, dist or best.place.district, best.place.unit_id, best.source,
+                    best.phrase, best.place.property_company, conflict, day)
+    return replace(found, outside=away) if away else found
 
 
 def _one_district(candidates: list[_Candidate], day: date) -> str | None:

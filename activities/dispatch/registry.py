@@ -35,6 +35,7 @@ UNIT_KINDS = set(STREET_KINDS)
 ORG_KINDS = {"department", "utility"}
 DISTRICT_KIND = "district"
 PROPERTY_KIND = "property"
+OUTSIDE_KIND = "outside"  # a place outside the city: no unit of ours is there
 IGNORE_KIND = "ignore"  # a phrase recognised only so that its parts do not match
 # The centre itself (北京市政务服务和数据管理局 runs 12345): leads when nothing is known
 # about where a local matter happened.
@@ -128,6 +129,8 @@ class LocationConfig:
     weak_stems: set[str] = field(default_factory=set)
     place_words: tuple[str, ...] = ()
     noise_words: list[str] = field(default_factory=list)
+    # Places outside Beijing callers name (燕郊, 廊坊): the city's units cannot act there.
+    outside_places: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -314,7 +317,7 @@ def load_location_config(path: Path) -> LocationConfig:
     if not isinstance(data, dict):
         raise RegistryError(f"{path}: must be a mapping")
     known = {"version", "district_aliases", "street_suffixes", "name_forms", "weak_stems",
-             "place_words", "noise_words"}
+             "place_words", "noise_words", "outside_places"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise RegistryError(f"{path}: unknown keys {unknown}")
@@ -335,6 +338,7 @@ def load_location_config(path: Path) -> LocationConfig:
         weak_stems=set(strings("weak_stems")),
         place_words=tuple(sorted(strings("place_words"), key=len, reverse=True)),
         noise_words=strings("noise_words"),
+        outside_places=strings("outside_places"),
     )
     if "street_suffixes" in data:
         cfg.street_suffixes = strings("street_suffixes")
@@ -510,6 +514,8 @@ def _index_units(reg: Registry) -> None:
             reg.places.add(phrase, Place(DISTRICT_KIND, gov_id, district, district))
     for alias, district in cfg.district_aliases.items():
         reg.places.add(alias, Place(DISTRICT_KIND, reg.districts[district], district, district))
+    for name in cfg.outside_places:
+        reg.places.add(name, Place(OUTSIDE_KIND, "", "", name))
     for word in cfg.noise_words:
         reg.places.add(word, Place(IGNORE_KIND, "", "", word))
 

@@ -151,6 +151,18 @@ class Calendar(_Strict):
         return day.astimezone(start.tzinfo)
 
 
+class ReviewRule(_Strict):
+    """The dispatch desk (派单复核): below ``min_confidence`` a person decides."""
+
+    min_confidence: float = Field(ge=0, le=1)
+    window: timedelta  # then the top candidate is dispatched, and the case marked so
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _window(cls, value: Any) -> timedelta:
+        return parse_duration(value)
+
+
 class Rules(_Strict):
     version: int
     tiers: dict[str, TierRule]
@@ -160,6 +172,8 @@ class Rules(_Strict):
     reopen: ReopenRule
     weights: Weights
     calendar: Calendar
+    review: ReviewRule = Field(default_factory=lambda: ReviewRule.model_validate(
+        {"min_confidence": 0.6, "window": "15m"}))
 
     @model_validator(mode="after")
     def _every_tier(self) -> Rules:

@@ -10,6 +10,7 @@ from tests.workflows.harness import Harness, event_id, reply, update
 from workflows.model import (
     UPDATE_CALLBACK,
     UPDATE_COMPLETE,
+    UPDATE_DECIDE_DISPATCH,
     UPDATE_DECIDE_EXTENSION,
     UPDATE_ESCALATE,
     UPDATE_REASSIGN,
@@ -22,6 +23,7 @@ from workflows.model import (
     UPDATE_WHISTLE,
     CallbackAnswer,
     Complete,
+    DispatchDecision,
     Escalate,
     ExtensionDecision,
     Reassign,
@@ -56,11 +58,20 @@ async def _sign_and_complete(h: Harness, handle: object, result: str = "RESOLVED
 # --- acceptance outcomes -----------------------------------------------------------------
 
 
-async def test_unreasonable_request_is_rejected_and_not_assessed(harness: Harness) -> None:
+async def test_unreasonable_request_is_rejected_by_a_person_and_not_assessed(
+    harness: Harness,
+) -> None:
+    # DESIGN.md "Dispatch that fails safe": a demand that looks unreasonable waits at the
+    # dispatch desk; a dispatcher rejects it (tests/workflows/test_dispatch_desk.py).
     h = await harness.file("测试电话，没有事情")
+    await harness.until(h, "REVIEW_REQUESTED")
+    ack = await update(h, UPDATE_DECIDE_DISPATCH, DispatchDecision(
+        event_id=event_id(), complaint_id="", decided_at=datetime.now(UTC),
+        dispatcher_id="desk-1", decision="REJECT"))
+    assert ack.accepted
     result = await h.result()
     assert result.outcome == "REJECTED" and not result.counted
-    assert harness.recorder.events(result.complaint_id) == ["REJECTED", "CLOSED"]
+    assert harness.recorder.events(result.complaint_id)[-2:] == ["REJECTED", "CLOSED"]
 
 
 async def test_duplicate_of_an_open_case_is_merged_and_urges_it(harness: Harness) -> None:

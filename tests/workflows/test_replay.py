@@ -27,11 +27,13 @@ from workflows.model import (
     QUERY_VIEW,
     UPDATE_CALLBACK,
     UPDATE_COMPLETE,
+    UPDATE_DECIDE_DISPATCH,
     UPDATE_SIGN_FOR,
     Ack,
     CallbackAnswer,
     CaseView,
     Complete,
+    DispatchDecision,
     Filing,
     SignFor,
     StepReceipt,
@@ -39,6 +41,9 @@ from workflows.model import (
 )
 
 HISTORIES = Path(__file__).parent.parent / "histories"
+# 小黄庄 is in two districts: the case waits at the dispatch desk.
+REVIEWED_TEXT = "小黄庄社区门口垃圾堆了三天没人清运"
+HAPPY_TEXT = "西城区金融街街道某小区垃圾堆放三天没人清运"
 
 
 @activity.defn(name="record_step")
@@ -46,8 +51,10 @@ async def _record_step(step: StepRecord) -> StepReceipt:
     return StepReceipt(step.complaint_id, step.step, 0)
 
 
-async def _run_case(env: WorkflowEnvironment, *, cache: int, late: bool) -> WorkflowHistory:
-    """One case through every stage; ``late`` lets the ladder fire before the unit acts."""
+async def _run_case(env: WorkflowEnvironment, *, cache: int, late: bool,
+                    reviewed: bool = False) -> WorkflowHistory:
+    """One case through every stage; ``late`` lets the ladder fire before the unit acts;
+    ``reviewed``: the place is ambiguous, so a dispatcher decides first (派单复核)."""
     acts = CaseActivities(load_config(Settings().config_dir), cast(Any, None),
                           cast(Any, None), topic_lifecycle="l", topic_dispatches="d")
     tq = f"replay-{uuid.uuid4().hex[:8]}"
@@ -58,9 +65,15 @@ async def _run_case(env: WorkflowEnvironment, *, cache: int, late: bool) -> Work
         h = await env.client.start_workflow(
             ComplaintWorkflow.run,
             Filing(event_id="f", complaint_id=cid, filed_at=datetime.now(UTC), channel="APP",
-                   content="西城区金融街街道某小区垃圾堆放三天没人清运"),
+                   content=REVIEWED_TEXT if reviewed else HAPPY_TEXT),
             id=f"complaint-{cid}", task_queue=tq)
         view: CaseView | None = None
+        if reviewed:
+            while (await h.query(QUERY_VIEW, result_type=CaseView)).status != "AWAITING_REVIEW":
+                pass
+            await h.execute_update(UPDATE_DECIDE_DISPATCH, DispatchDecision(
+                event_id="d", complaint_id=cid, decided_at=datetime.now(UTC),
+                dispatcher_id="desk", decision="DISPATCH"), result_type=Ack)
         while view is None or view.dispatch_id is None:
             view = await h.query(QUERY_VIEW, result_type=CaseView)
         if late:
@@ -94,8 +107,9 @@ async def _run_case(env: WorkflowEnvironment, *, cache: int, late: bool) -> Work
 async def test_record_histories(time_env: WorkflowEnvironment) -> None:
     version = os.environ.get("HOTLINE_HISTORY_VERSION", "v1")
     HISTORIES.mkdir(exist_ok=True)
-    for name, late in (("happy_path", False), ("escalated", True)):
-        history = await _run_case(time_env, cache=0, late=late)
+    for name, late, reviewed in (("happy_path", False, False), ("escalated", True, False),
+                                 ("reviewed", False, True)):
+        history = await _run_case(time_env, cache=0, late=late, reviewed=reviewed)
         (HISTORIES / f"{name}_{version}.json").write_text(history.to_json())
 
 
@@ -113,4 +127,11 @@ async def test_case_with_the_cache_off_replays_every_task(time_env: WorkflowEnvi
     # max_cached_workflows=0 replays the whole history on every task: any
     # non-determinism in the code fails the case here rather than in production.
     history = await _run_case(time_env, cache=0, late=True)
+    await Replayer(workflows=[ComplaintWorkflow]).replay_workflow(history)
+
+
+async def test_a_reviewed_case_with_the_cache_off_replays_every_task(
+    time_env: WorkflowEnvironment,
+) -> None:
+    history = await _run_case(time_env, cache=0, late=False, reviewed=True)
     await Replayer(workflows=[ComplaintWorkflow]).replay_workflow(history)

@@ -1,0 +1,78 @@
+"""How sure the machine is of a dispatch, why not surer, and whom else it would choose.
+
+DESIGN.md "Dispatch that fails safe": every automatic decision carries a confidence and
+its reasons. Each doubt caps the confidence; below the configured minimum
+(``rules.yaml`` ``review.min_confidence``) the case waits at the dispatch desk, except
+that a T2H case never waits. The caps are ordered by how little a unit could do with
+the case as it stands: nothing outside Beijing or for an unreasonable demand; little for
+a problem nobody recognised; the right unit only by luck where the place is ambiguous.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from activities.dispatch.classify import Classification
+from activities.dispatch.lexicon import Lexicon
+from activities.dispatch.location import Location
+from activities.dispatch.registry import CITY_CENTRE_ID, DISTRICT_KIND, Registry
+from activities.dispatch.routing import RouteDecision
+from workflows.model import ReviewCandidate
+
+OUTSIDE_CITY = 0.2
+UNREASONABLE = 0.2
+UNKNOWN_PROBLEM = 0.3
+AMBIGUOUS_PLACE = 0.4
+CONSULTATION = 0.4
+DISTRICT_ONLY = 0.7
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """The confidence (0..1) of a dispatch and the doubts that lowered it."""
+
+    confidence: float
+    reasons: list[str]
+
+
+def assess(lexicon: Lexicon, registry: Registry, cl: Classification, loc: Location,
+           route: RouteDecision) -> Assessment:
+    """Every doubt about dispatching ``route.lead`` at once, and the confidence left."""
+    doubts: list[tuple[float, str]] = []
+    if loc.street_id is None and loc.outside:
+        doubts.append((OUTSIDE_CITY, f"the place is outside Beijing ({loc.outside})"))
+    if cl.unreasonable:
+        doubts.append((UNREASONABLE, "the demand looks unreasonable: reject or dispatch?"))
+    if cl.category.code == lexicon.fallback.code:
+        doubts.append((UNKNOWN_PROBLEM, "the problem type was not recognised"))
+    if loc.street_id is None and loc.ambiguous:
+        doubts.append((AMBIGUOUS_PLACE, f"{'、'.join(loc.ambiguous)} is in several districts "
+                                        "and the caller named none"))
+    if cl.kind == "CONSULTATION":
+        doubts.append((CONSULTATION, "a consultation: the operator may answer it directly"))
+    lead = registry.record(route.lead.unit_id)
+    if lead is not None and lead.kind == DISTRICT_KIND and loc.street_id is None:
+        doubts.append((DISTRICT_ONLY, "no street found: the district government leads"))
+    return Assessment(min([1.0, *(cap for cap, _ in doubts)]),
+                      [why for _, why in sorted(doubts)])
+
+
+def candidates(registry: Registry, cl: Classification, loc: Location, route: RouteDecision,
+               confidence: float) -> list[ReviewCandidate]:
+    """The units a dispatcher chooses from, best first: the rule's lead, then the district
+    government of the place (when known), then the city centre."""
+    category = cl.category.code
+    found = [ReviewCandidate(route.lead.unit_id, route.lead.name, cl.tier, category,
+                             round(confidence, 3), f"routing rule {route.rule}"
+                             + (f" ({route.note})" if route.note else ""))]
+    others: list[tuple[str, str]] = []
+    if loc.district:
+        others.append((registry.district_government(loc.district),
+                       f"the district government of {loc.district}"))
+    others.append((CITY_CENTRE_ID, "the city centre coordinates what no unit owns"))
+    for unit_id, why in others:
+        unit = registry.get(unit_id)
+        if unit is not None and all(c.unit_id != unit_id for c in found):
+            found.append(ReviewCandidate(unit_id, unit.name, cl.tier, category,
+                                         round(confidence / 2, 3), why))
+    return found

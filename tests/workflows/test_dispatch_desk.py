@@ -1,0 +1,152 @@
+"""The dispatch desk (派单复核, DESIGN.md "Dispatch that fails safe"), on the time-skipping
+server: unsure cases wait in AWAITING_REVIEW for a dispatcher's DispatchDecided; the top
+candidate goes when the window ends; T2H never waits; bad decisions are refused."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from tests.workflows.harness import CONFIG, Harness, event_id, update
+from workflows.model import (
+    UPDATE_DECIDE_DISPATCH,
+    UPDATE_SUPPLEMENT,
+    UPDATE_WITHDRAW,
+    DispatchDecision,
+    Supplement,
+    Withdraw,
+)
+
+UNREASONABLE = "测试电话，没有事情"
+AMBIGUOUS = "小黄庄社区门口垃圾堆了三天没人清运"  # 小黄庄 is in 东城 and 朝阳
+OUTSIDE_T2H = "我在燕郊，楼道里燃气味很大"
+WINDOW = CONFIG.rules.review.window
+
+
+def _decision(decision: str, **kw: object) -> DispatchDecision:
+    return DispatchDecision(event_id=event_id(), complaint_id="", decided_at=datetime.now(UTC),
+                            dispatcher_id="desk-7", decision=decision, **kw)  # type: ignore[arg-type]
+
+
+def _street_of(name: str, district: str) -> str:
+    return next(p.unit_id for p in CONFIG.registry.places.get(name) if p.district == district)
+
+
+async def test_an_unsure_case_waits_with_its_candidates_and_a_dispatcher_rejects_it(
+    harness: Harness,
+) -> None:
+    h = await harness.file(UNREASONABLE)
+    view = await harness.until(h, "REVIEW_REQUESTED")
+    assert view.status == "AWAITING_REVIEW" and view.dispatches == []
+    [step] = [s for s in harness.recorder.steps if s.complaint_id == view.complaint_id]
+    [event] = step.lifecycle
+    assert event.candidates and event.candidates[0].score < CONFIG.rules.review.min_confidence
+    assert "unreasonable" in event.attributes["reason"]
+    ack = await update(h, UPDATE_DECIDE_DISPATCH, _decision("REJECT", note="测试电话"))
+    assert ack.accepted
+    result = await h.result()
+    assert result.outcome == "REJECTED" and not result.counted
+    assert harness.recorder.events(result.complaint_id) == [
+        "REVIEW_REQUESTED", "REVIEW_DECIDED", "REJECTED", "CLOSED"]
+    assert harness.recorder.outbound(result.complaint_id, "DispatchIssued") == []
+
+
+async def test_a_dispatcher_names_the_street_and_the_deadline_still_counts_from_acceptance(
+    harness: Harness,
+) -> None:
+    street = _street_of("小黄庄社区", "朝阳区")
+    h = await harness.file(AMBIGUOUS)
+    view = await harness.until(h, "REVIEW_REQUESTED")
+    accepted_at = view.timeline[0].at
+    await harness.env.sleep(timedelta(minutes=5))
+    ack = await update(h, UPDATE_DECIDE_DISPATCH,
+                       _decision("DISPATCH", unit_id=street, tier="T7D"))
+    assert ack.accepted, ack
+    view = await harness.until(h, "DISPATCHED")
+    assert view.lead_unit_id == street and view.tier == "T7D"
+    [issued] = harness.recorder.outbound(view.complaint_id, "DispatchIssued")
+    assert issued["unit_id"] == street and issued["tier"] == "T7D"
+    assert view.due_at is not None
+    # T7D counts working days from acceptance, not from the dispatcher's decision.
+    assert view.due_at - accepted_at >= timedelta(days=7)
+    events = harness.recorder.events(view.complaint_id)
+    assert events[:3] == ["REVIEW_REQUESTED", "REVIEW_DECIDED", "DISPATCHED"]
+
+
+async def test_when_nobody_decides_the_top_candidate_is_dispatched_and_marked(
+    harness: Harness,
+) -> None:
+    h = await harness.file(AMBIGUOUS)
+    await harness.until(h, "REVIEW_REQUESTED")
+    [step] = [s for s in harness.recorder.steps if s.lifecycle[0].event_type ==
+              "REVIEW_REQUESTED" and s.complaint_id == h.id.removeprefix("complaint-")]
+    top = step.lifecycle[0].candidates[0]  # type: ignore[index]
+    await harness.env.sleep(WINDOW + timedelta(seconds=1))
+    view = await harness.until(h, "DISPATCHED")
+    assert view.lead_unit_id == top.unit_id
+    assert harness.recorder.events(view.complaint_id)[:3] == [
+        "REVIEW_REQUESTED", "REVIEW_EXPIRED", "DISPATCHED"]
+
+
+async def test_a_case_that_may_endanger_someone_never_waits(harness: Harness) -> None:
+    h = await harness.file(OUTSIDE_T2H)
+    view = await harness.until(h, "DISPATCHED")
+    assert view.tier == "T2H"
+    assert "REVIEW_REQUESTED" not in harness.recorder.events(view.complaint_id)
+
+
+async def test_a_decision_for_an_unknown_unit_is_refused_and_the_case_still_waits(
+    harness: Harness,
+) -> None:
+    h = await harness.file(AMBIGUOUS)
+    await harness.until(h, "REVIEW_REQUESTED")
+    bad = _decision("DISPATCH", unit_id="no-such-unit")
+    ack = await update(h, UPDATE_DECIDE_DISPATCH, bad)
+    assert not ack.accepted and ack.reason == "UNKNOWN_UNIT"
+    again = await update(h, UPDATE_DECIDE_DISPATCH, bad)  # Kafka redelivers
+    assert again.duplicate and not again.accepted
+    view = await harness.until(h, "REPLY_REFUSED")
+    assert view.status == "AWAITING_REVIEW" and view.dispatches == []
+    ok = await update(h, UPDATE_DECIDE_DISPATCH,
+                      _decision("DISPATCH", unit_id=_street_of("小黄庄社区", "东城区")))
+    assert ok.accepted
+    await harness.until(h, "DISPATCHED")
+
+
+async def test_a_decision_for_a_case_not_awaiting_review_is_refused(harness: Harness) -> None:
+    h = await harness.file("西城区金融街街道某小区门口垃圾堆放三天没人清运")
+    view = await harness.until(h, "DISPATCHED")
+    ack = await update(h, UPDATE_DECIDE_DISPATCH, _decision("REJECT"))
+    assert not ack.accepted and ack.reason == "STATE_NOT_ALLOWED"
+    after = await harness.until(h, "REPLY_REFUSED")
+    assert after.status == view.status and after.lead_unit_id == view.lead_unit_id
+
+
+async def test_a_supplement_waits_for_the_decision_and_reaches_the_unit(
+    harness: Harness,
+) -> None:
+    h = await harness.file(AMBIGUOUS)
+    await harness.until(h, "REVIEW_REQUESTED")
+    pending = asyncio.create_task(update(h, UPDATE_SUPPLEMENT, Supplement(
+        event_id=event_id(), at=datetime.now(UTC), content="就在小区南门", attachments=[])))
+    await asyncio.sleep(0.3)  # the supplement reaches the case while it waits at the desk
+    assert not pending.done()
+    ok = await update(h, UPDATE_DECIDE_DISPATCH,
+                      _decision("DISPATCH", unit_id=_street_of("小黄庄社区", "朝阳区")))
+    assert ok.accepted
+    assert (await pending).accepted
+    view = await harness.until(h, "SUPPLEMENTED")
+    [forwarded] = harness.recorder.outbound(view.complaint_id, "SupplementForwarded")
+    assert forwarded["unit_id"] == view.lead_unit_id
+
+
+async def test_a_case_withdrawn_at_the_desk_closes_undispatched(harness: Harness) -> None:
+    h = await harness.file(UNREASONABLE)
+    await harness.until(h, "REVIEW_REQUESTED")
+    ack = await update(h, UPDATE_WITHDRAW, Withdraw(event_id=event_id(), at=datetime.now(UTC),
+                                                    reason="不用了"))
+    assert ack.accepted
+    result = await h.result()
+    assert not result.counted
+    events = harness.recorder.events(result.complaint_id)
+    assert "DISPATCHED" not in events and events[-1] == "CLOSED"
