@@ -100,6 +100,10 @@ SAMPLES: dict[str, dict[str, Any]] = {
                               "content": "晚上十点以后更严重", "attachments": ["https://x/2.jpg"]},
     "ComplaintUrged": {"event_id": "e-1", "complaint_id": CID, "at": AT, "content": "还没人来"},
     "ComplaintWithdrawn": {"event_id": "e-1", "complaint_id": CID, "at": AT, "reason": "已解决"},
+    "DispatchDecided": {"event_id": "e-1", "complaint_id": CID, "decided_at": AT,
+                        "dispatcher_id": "desk-7", "decision": "DISPATCH",
+                        "unit_id": "110105026", "tier": "T24H", "category": "order.vendors",
+                        "note": "望京的八里庄", "redirect_to": None},
     "DispatchSigned": {**REPLY, "signer": "王师傅"},
     "DispatchReturned": {**REPLY, "reason": "不属于本单位职责"},
     "ProgressReported": {**REPLY, "text": "已联系市民，维修中", "contacted_citizen": True},
@@ -126,6 +130,10 @@ EXPECTED: dict[str, tuple[str, str, object]] = {
     "ComplaintUrged": (INTAKE, model.UPDATE_URGE, Urge(event_id="e-1", at=AT, content="还没人来")),
     "ComplaintWithdrawn": (INTAKE, model.UPDATE_WITHDRAW,
                            Withdraw(event_id="e-1", at=AT, reason="已解决")),
+    "DispatchDecided": (INTAKE, model.UPDATE_DECIDE_DISPATCH, model.DispatchDecision(
+        event_id="e-1", complaint_id=CID, decided_at=AT, dispatcher_id="desk-7",
+        decision="DISPATCH", unit_id="110105026", tier="T24H", category="order.vendors",
+        note="望京的八里庄", redirect_to=None)),
     "DispatchSigned": (UNIT_REPLIES, model.UPDATE_SIGN_FOR, SignFor(
         event_id="e-1", dispatch_id="d-1", unit_id="110105026", at=AT, signer="王师傅")),
     "DispatchReturned": (UNIT_REPLIES, model.UPDATE_RETURN_DISPATCH, ReturnDispatch(

@@ -21,6 +21,7 @@ from workflows.ids import complaint_workflow_id, plan_workflow_id
 from workflows.model import (
     UPDATE_CALLBACK,
     UPDATE_COMPLETE,
+    UPDATE_DECIDE_DISPATCH,
     UPDATE_REPORT_PROGRESS,
     UPDATE_REQUEST_EXTENSION,
     UPDATE_RETURN_DISPATCH,
@@ -32,6 +33,7 @@ from workflows.model import (
     Ack,
     CallbackAnswer,
     Complete,
+    DispatchDecision,
     Filing,
     ReportProgress,
     RequestExtension,
@@ -97,6 +99,7 @@ ROUTES: dict[str, Route] = {
     "ComplaintSupplemented": Route(UPDATE_SUPPLEMENT, _from_record(Supplement)),
     "ComplaintUrged": Route(UPDATE_URGE, _from_record(Urge)),
     "ComplaintWithdrawn": Route(UPDATE_WITHDRAW, _from_record(Withdraw)),
+    "DispatchDecided": Route(UPDATE_DECIDE_DISPATCH, _from_record(DispatchDecision)),
     "DispatchSigned": Route(UPDATE_SIGN_FOR, _from_record(SignFor)),
     "DispatchReturned": Route(UPDATE_RETURN_DISPATCH, _from_record(ReturnDispatch)),
     "ProgressReported": Route(UPDATE_REPORT_PROGRESS, _from_record(ReportProgress)),
@@ -112,7 +115,8 @@ ROUTES: dict[str, Route] = {
 # Which records each inbound topic may carry (DESIGN.md, "The event contract").
 TOPIC_RECORDS: dict[str, frozenset[str]] = {
     INTAKE: frozenset(
-        {"ComplaintFiled", "ComplaintSupplemented", "ComplaintUrged", "ComplaintWithdrawn"}
+        {"ComplaintFiled", "ComplaintSupplemented", "ComplaintUrged", "ComplaintWithdrawn",
+         "DispatchDecided"}
     ),
     UNIT_REPLIES: frozenset(
         {
