@@ -23,13 +23,15 @@ async def apply_lifecycle(conn: AsyncConnection[Any], event: Mapping[str, Any]) 
     """
     await conn.execute(
         """INSERT INTO case_events (event_id, complaint_id, seq, at, event_type, status,
-               unit_id, dispatch_id, reason, attributes)
-           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+               unit_id, dispatch_id, reason, attributes, candidates)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
            ON CONFLICT DO NOTHING""",
         (event["event_id"], event["complaint_id"], event["seq"], event["at"],
          event["event_type"], event["status"], event.get("unit_id"), event.get("dispatch_id"),
          event.get("reason"), json.dumps(dict(event.get("attributes") or {}),
-                                         ensure_ascii=False)),
+                                         ensure_ascii=False),
+         None if event.get("candidates") is None
+         else json.dumps(list(event["candidates"]), ensure_ascii=False)),
     )
     case = event.get("case_row")
     if case:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
+from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from schemas import codec
 from workers.bridges.main import run_bridges
 from workers.devstack.stack import ensure_database, ensure_stack, ensure_topics
 from workers.runtime.settings import TOPIC_PARTITIONS, Settings
@@ -106,3 +109,42 @@ async def live_services(tag: str, **overrides: Any) -> AsyncIterator[Settings]:
     finally:
         stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
+
+
+class Topic:
+    """Reads one topic from the start without a consumer group, decoding as it goes."""
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        self.consumer = KafkaConsumer(
+            topic, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest",
+            enable_auto_commit=False, group_id=None,
+        )
+        self.seen: list[tuple[str, dict[str, Any]]] = []
+
+    def wait_for(self, match: Callable[[str, dict[str, Any]], bool],
+                 timeout: float = 60) -> dict[str, Any]:
+        """The first record (name, fields) that ``match`` accepts, seen or still to come."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for name, rec in self.seen:
+                if match(name, rec):
+                    return rec
+            for batch in self.consumer.poll(timeout_ms=300).values():
+                for msg in batch:
+                    decoded = codec.decode(msg.value)
+                    self.seen.append((decoded.name, decoded.record))
+        raise AssertionError(f"not seen within {timeout}s; saw {[n for n, _ in self.seen]}")
+
+    def names(self, match: Callable[[dict[str, Any]], bool]) -> list[str]:
+        """Names of the records seen so far that ``match`` accepts."""
+        return [name for name, rec in self.seen if match(rec)]
+
+
+def send(settings: Settings, topic: str, key: str, name: str, record: dict[str, Any]) -> None:
+    """Produce one Avro record as any upstream system would, acknowledged by the broker."""
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    try:
+        producer.send(topic, key=key.encode(), value=codec.encode(name, record),
+                      headers=codec.headers_for(name)).get(timeout=30)
+    finally:
+        producer.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from workers.cli.case import register as register_case_commands
+from workers.cli.desk import app as desk_app
 from workers.cli.dlq import app as dlq_app
 from workers.cli.governance import app as governance_app
 from workers.cli.plan import app as plan_app
@@ -16,6 +17,8 @@ app.add_typer(stack_app, name="stack", help="Start, stop and check the local sta
 app.add_typer(routing_app, name="routing",
               help="Precise dispatch: evaluate and explain classification and routing.")
 app.add_typer(dlq_app, name="dlq", help="Dead letters: list, show, re-drive once.")
+app.add_typer(desk_app, name="desk",
+              help="The dispatch desk (派单复核): list cases the machine was unsure of, decide.")
 register_case_commands(app)  # `hotline case ...` and `hotline overdue`
 # Governance: report, rankings, priority-streets, hotspots, schedules, projector.
 app.add_typer(governance_app)

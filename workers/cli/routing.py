@@ -169,3 +169,54 @@ def explain(
         table.add_row("assisting", "、".join(u.name for u in decision.assisting) or "—")
         table.add_row("rule", decision.rule + (f" ({decision.note})" if decision.note else ""))
     Console().print(table)
+
+
+# The dispatch issue's targets for a blind set (measure → minimum, or maximum for the
+# no-dispatch requests sent to a unit).
+BLIND_TARGETS = {"tier": 0.95, "t2h_recall": 1.0, "lead": 0.97, "street_named": 0.98,
+                 "redirected": 1.0, "without_review": 0.80, "right_without_review": 0.97}
+_BLIND_NAMES = {
+    "tier": "tier right (requests to dispatch)",
+    "t2h_recall": "T2H recall (urgent given 2 hours)",
+    "lead": "lead unit right (of what the machine dispatches alone)",
+    "street_named": "street right where the caller named a place",
+    "redirected": "emergencies in progress transferred to 110/119/120",
+    "no_dispatch_sent": "no-dispatch requests sent to a unit without a person",
+    "without_review": "dispatched without review",
+    "right_without_review": "tier and lead right, of those dispatched alone",
+}
+
+
+@app.command("blind")
+def blind_command(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False,
+                                help="A blind set (tests/data/blind/*.jsonl)."),
+    at: str = typer.Option("2026-12-06", help="Filing day of every request (YYYY-MM-DD)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the measures as JSON."),
+    config_dir: Path | None = typer.Option(None, help="Config folder (default: settings)."),
+) -> None:
+    """The dispatch measures on a blind set: totals only, never the items (so it stays blind)."""
+    from activities.dispatch.blind import accept_decision, load_blind, score
+
+    try:
+        items = load_blind(file)
+        day = date.fromisoformat(at)
+    except (EvalError, ValueError) as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    cfg = _config(config_dir)
+    report = score(items, lambda item: accept_decision(cfg, item, at=day))
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        return
+    table = Table(title=f"Blind set {file.name}: {report.total} requests "
+                        f"(outcomes {report.outcomes})")
+    for column in ("measure", "count", "rate", "target"):
+        table.add_column(column, justify="left" if column == "measure" else "right")
+    for name in report.MEASURES:
+        ratio = getattr(report, name)
+        target = BLIND_TARGETS.get(name)
+        goal = (f"≥ {_pct(target)} {_mark((ratio.rate or 0) >= target)}" if target is not None
+                else f"0 {_mark(ratio.ok == 0)}")
+        table.add_row(_BLIND_NAMES[name], f"{ratio.ok}/{ratio.of}", _pct(ratio.rate), goal)
+    Console().print(table)
