@@ -75,7 +75,9 @@ log = structlog.get_logger(__name__)
 # DESIGN.md's four deadline tiers; acceptance series for them are created at import (below)
 # so a rate over a counter that has not moved yet is 0, not absent.
 TIERS = TIER_ORDER
-ACCEPT_OUTCOMES = ("DISPATCH", "ANSWERED_DIRECTLY", "REJECTED", "REDIRECTED", "MERGED")
+ACCEPT_OUTCOMES = ("DISPATCH", "ANSWERED_DIRECTLY", "REJECTED", "REDIRECTED", "MERGED",
+                   "REVIEW")
+DESK_DECISIONS = ("DISPATCH", "ANSWER_DIRECTLY", "REJECT", "REDIRECT", "EXPIRED")
 NONE = "none"  # label value when a case has no tier / district / satisfaction yet
 UNKNOWN = "unknown"
 
@@ -102,6 +104,12 @@ CASES_ACCEPTED = Counter(
     "hotline_cases_accepted_total",
     "Acceptance decisions (受理) by tier and outcome: the intake rate.",
     ["tier", "outcome"],
+)
+DESK_DECIDED = Counter(
+    "hotline_dispatch_desk_decisions_total",
+    "Cases leaving the dispatch desk (派单复核), by the dispatcher's decision, or EXPIRED "
+    "when the review window ended and the top candidate was dispatched.",
+    ["decision"],
 )
 INTAKE_TO_DISPATCH = Histogram(
     "hotline_intake_to_dispatch_seconds",
@@ -191,9 +199,16 @@ for _tier in TIERS:
     for _outcome in ACCEPT_OUTCOMES:
         CASES_ACCEPTED.labels(_tier, _outcome)
 
-# The event types of the acceptance step: "ACCEPTED" for a dispatched case, else the
-# outcome's name (the workflow's ``accept``).
-_ACCEPT_EVENTS = frozenset({"ACCEPTED", *ACCEPT_OUTCOMES})
+for _decision in DESK_DECISIONS:
+    DESK_DECIDED.labels(_decision)
+
+# The event types of the acceptance step: "ACCEPTED" for a dispatched case,
+# "REVIEW_REQUESTED" for one sent to the dispatch desk, else the outcome's name (the
+# workflow's ``accept``).
+_ACCEPT_EVENTS = frozenset({"ACCEPTED", "REVIEW_REQUESTED", *ACCEPT_OUTCOMES})
+# A case leaving the desk records its outcome again (REJECTED, …) in the step that carries
+# the decision: it was counted once already, as REVIEW.
+_DESK_EVENTS = {"REVIEW_DECIDED", "REVIEW_EXPIRED"}
 _DISPATCH_TRIGGERS = {
     "DISPATCHED": "dispatch",
     "REDISPATCHED": "redispatch",
@@ -251,9 +266,13 @@ def _observe_event(step: StepRecord, ev: LifecycleRecord, units: UnitLookup | No
     attrs = ev.attributes
     tier = ev.tier or NONE
     CASE_EVENTS.labels(et).inc()
-    if et in _ACCEPT_EVENTS:
+    if et in _ACCEPT_EVENTS and not any(e.event_type in _DESK_EVENTS for e in step.lifecycle):
         CASES_ACCEPTED.labels(tier, attrs.get("outcome") or
                               ("DISPATCH" if et == "ACCEPTED" else et)).inc()
+    if et == "REVIEW_DECIDED":
+        DESK_DECIDED.labels(attrs.get("decision") or UNKNOWN).inc()
+    elif et == "REVIEW_EXPIRED":
+        DESK_DECIDED.labels("EXPIRED").inc()
     if et in _DISPATCH_TRIGGERS:
         for d in _new_dispatches(step):
             DISPATCHES.labels(tier, _unit_kind(units, d.unit_id), _DISPATCH_TRIGGERS[et]).inc()

@@ -101,6 +101,22 @@ def test_acceptance_counts_intake_by_tier_and_outcome() -> None:
     assert (dispatched(), answered(), events()) == (1, 1, 1)
 
 
+def test_the_dispatch_desk_counts_a_case_once_and_how_it_left() -> None:
+    review = Delta("hotline_cases_accepted_total", tier="T24H", outcome="REVIEW")
+    rejected = Delta("hotline_cases_accepted_total", tier="T24H", outcome="REJECTED")
+    decided = Delta("hotline_dispatch_desk_decisions_total", decision="REJECT")
+    expired = Delta("hotline_dispatch_desk_decisions_total", decision="EXPIRED")
+    observe_step(step("REVIEW_REQUESTED", attrs={"outcome": "REVIEW"}))
+    # The decision rides with the outcome it leads to: REJECTED is not a second intake.
+    left = step("REVIEW_DECIDED", attrs={"decision": "REJECT"})
+    closing = step("REJECTED", outcome="REJECTED")
+    observe_step(StepRecord(complaint_id=left.complaint_id, step="2-REJECTED",
+                            lifecycle=[*left.lifecycle, *closing.lifecycle], outbound=[],
+                            case=closing.case, dispatches=[]))
+    observe_step(step("REVIEW_EXPIRED"))
+    assert (review(), rejected(), decided(), expired()) == (1, 0, 1, 1)
+
+
 def test_acceptance_series_exist_before_the_first_case() -> None:
     # A rate over a counter that never moved must be 0, not absent (intake-stalled alert).
     for tier in ("T2H", "T24H", "T7D", "T15D"):
