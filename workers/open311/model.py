@@ -309,6 +309,7 @@ def filing_record(req: NewRequest, complaint_id: str, client: ApiClient,
 _OPEN_EXTENDED: dict[str, tuple[str, str]] = {
     "FILED": ("OPEN", "received; being classified"),
     "ACCEPTED": ("OPEN", "accepted; being dispatched"),
+    "AWAITING_REVIEW": ("OPEN", "accepted; a dispatcher is choosing the responsible unit"),
     "DISPATCHED": ("ACTION_SCHEDULED", "dispatched to the responsible unit"),
     "SIGNED": ("IN_PROGRESS", "the responsible unit has taken it on"),
     "IN_PROGRESS": ("IN_PROGRESS", "the responsible unit is handling it"),
