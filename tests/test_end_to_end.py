@@ -18,10 +18,10 @@ from typing import Any
 import psycopg
 import pytest
 import pytest_asyncio
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
-from schemas import codec
-from tests.live import live_services
+from tests.live import Topic, live_services
+from tests.live import send as _send
 from workers.runtime.settings import Settings
 
 pytestmark = pytest.mark.stack
@@ -33,37 +33,6 @@ async def live() -> AsyncIterator[Settings]:
     # T24H: due in 43 s, sign-for in 1.8 s
     async with live_services("e2e", time_scale=0.0005) as settings:
         yield settings
-
-
-class Topic:
-    """Reads one topic from the start, decoding as it goes (no consumer group)."""
-
-    def __init__(self, settings: Settings, topic: str) -> None:
-        self.consumer = KafkaConsumer(
-            topic, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest",
-            enable_auto_commit=False, group_id=None,
-        )
-        self.seen: list[tuple[str, dict[str, Any]]] = []
-
-    def wait_for(self, match: Callable[[str, dict[str, Any]], bool],
-                 timeout: float = 60) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for name, rec in self.seen:
-                if match(name, rec):
-                    return rec
-            for batch in self.consumer.poll(timeout_ms=500).values():
-                for msg in batch:
-                    decoded = codec.decode(msg.value)
-                    self.seen.append((decoded.name, decoded.record))
-        raise AssertionError(f"not seen within {timeout}s; saw {[n for n, _ in self.seen]}")
-
-
-def _send(settings: Settings, topic: str, key: str, name: str, record: dict[str, Any]) -> None:
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
-    producer.send(topic, key=key.encode(), value=codec.encode(name, record),
-                  headers=codec.headers_for(name)).get(timeout=30)
-    producer.close()
 
 
 def _filing(cid: str, content: str) -> dict[str, Any]:

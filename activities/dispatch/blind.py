@@ -20,18 +20,17 @@ The measures, each with its count so a reader sees the support:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from activities.dispatch.config import HotlineConfig
 from activities.dispatch.decide import first_look
-from activities.dispatch.evaluation import EvalError
+from activities.dispatch.evaluation import read_jsonl
 
 UNLOCATED = "UNLOCATED"
 
@@ -64,21 +63,7 @@ class BlindItem(_Strict):
 
 def load_blind(path: Path) -> list[BlindItem]:
     """Read a blind set; a bad line raises :class:`EvalError` naming it."""
-    items: list[BlindItem] = []
-    seen: set[str] = set()
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                item = BlindItem.model_validate(json.loads(line))
-            except (json.JSONDecodeError, ValidationError) as err:
-                raise EvalError(f"{path}:{number}: {err}") from None
-            if item.id in seen:
-                raise EvalError(f"{path}:{number}: duplicate id {item.id}")
-            seen.add(item.id)
-            items.append(item)
-    return items
+    return read_jsonl(path, BlindItem)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -72,25 +73,32 @@ class Labelled(_Strict):
     expect: Expected
 
 
-def load_labelled(path: Path) -> list[Labelled]:
-    """Read a labelled set; a bad line raises EvalError naming it."""
-    records: list[Labelled] = []
+def read_jsonl(path: Path, model: type[BaseModel], check: Callable[[Any], str | None]
+               = lambda _: None) -> list[Any]:
+    """The records of a JSON Lines set as ``model``; a bad line (unparsable, invalid, a
+    repeated id, or what ``check`` says is wrong) raises EvalError naming it."""
+    records: list[Any] = []
     seen: set[str] = set()
     with path.open(encoding="utf-8") as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
             try:
-                rec = Labelled.model_validate(json.loads(line))
+                rec: Any = model.model_validate(json.loads(line))
             except (json.JSONDecodeError, ValidationError) as err:
                 raise EvalError(f"{path}:{number}: {err}") from None
-            if rec.id in seen:
-                raise EvalError(f"{path}:{number}: duplicate id {rec.id}")
-            if rec.expect.tier not in TIERS:
-                raise EvalError(f"{path}:{number}: unknown tier {rec.expect.tier}")
+            problem = f"duplicate id {rec.id}" if rec.id in seen else check(rec)
+            if problem:
+                raise EvalError(f"{path}:{number}: {problem}")
             seen.add(rec.id)
             records.append(rec)
     return records
+
+
+def load_labelled(path: Path) -> list[Labelled]:
+    """Read a labelled set; a bad line raises EvalError naming it."""
+    return read_jsonl(path, Labelled, lambda rec: None if rec.expect.tier in TIERS
+                      else f"unknown tier {rec.expect.tier}")
 
 
 @dataclass(frozen=True)
