@@ -142,8 +142,10 @@ class ComplaintWorkflow(CaseUpdates):
             attrs["confidence"] = f"{acc.confidence:g}"
             attrs["review_by"] = (workflow.now()
                                   + timedelta(seconds=acc.review_seconds)).isoformat()
+        review = acc.outcome == Outcome.REVIEW
         await self._record(event, status, attributes=attrs, defer=defer,
-                           candidates=list(acc.candidates) or None)
+                           reason=acc.reason if review else None,
+                           candidates=list(acc.candidates) if review else None)
         return acc
 
     async def review(self) -> Acceptance:
