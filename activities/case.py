@@ -197,6 +197,7 @@ class CaseActivities:
             candidates=(candidates(cfg.registry, cl, loc, route, doubt.confidence)
                         if review else []),
             review_seconds=rules.review.window.total_seconds() * self._scale if review else 0.0,
+            routing_version=look.routing_version,
         )
 
     @activity.defn(name="route")

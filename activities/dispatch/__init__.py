@@ -10,10 +10,14 @@ import circle (not even through imports inside functions):
 - ``location``   the district and street of a request (``locate``);
 - ``lexicon``    ``categories.yaml``: categories and the phrases that point at them;
 - ``classify``   kind, category and tier of a request;
+- ``learned``    the learned tier model's JSON file and P(tier) in pure Python (imports
+                 none of these modules);
 - ``routing``    ``routing.yaml`` and the most specific rule for a category at a place;
 - ``config``     every file of the config folder, loaded and cross-checked together;
 - ``decide``     the routing decision asked with the whole configuration;
-- ``evaluation`` accuracy against a labelled set (``hotline routing eval``).
+- ``evaluation`` accuracy against a labelled set (``hotline routing eval``);
+- ``training``   fits the learned model with scikit-learn (``hotline routing learn`` only;
+                 the worker never imports it).
 
 This file imports none of them, so importing one module does not load the others.
 """

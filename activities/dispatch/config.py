@@ -6,36 +6,47 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from activities.dispatch.communities import load_communities
+from activities.dispatch.learned import MODEL_FILE, TierModel, load_model
 from activities.dispatch.lexicon import Lexicon, load_lexicon
 from activities.dispatch.registry import Registry, load_registry
 from activities.dispatch.routing import RoutingTable, load_routing_table
-from activities.dispatch.rules import Rules, load_rules
+from activities.dispatch.rules import TIERS, Rules, load_rules
 
 
 @dataclass(frozen=True)
 class HotlineConfig:
-    """Rules, unit registry (with its gazetteer), lexicon and routing table."""
+    """Rules, unit registry (with its gazetteer), lexicon and routing table; and the
+    learned tier model when its file is there (it may only raise a tier to T2H)."""
 
     rules: Rules
     registry: Registry
     lexicon: Lexicon
     routing: RoutingTable
+    model: TierModel | None = None
 
 
-def load_config(config_dir: Path) -> HotlineConfig:
+def load_config(config_dir: Path, *, with_model: bool = True) -> HotlineConfig:
     """Load and cross-check every config file.
 
+    ``with_model=False`` leaves the learned model out (``hotline routing learn`` replacing a
+    broken one).
+
     Raises:
-        RulesError / RegistryError / RoutingError: naming the file and the bad key or row.
+        RulesError / RegistryError / RoutingError / ModelError: naming the file and the bad
+        key or row.
     """
     registry = load_registry(config_dir)
     load_communities(registry, config_dir / "beijing_communities.csv")
     lexicon = load_lexicon(config_dir / "categories.yaml", registry)
     lexicon.shield(registry.unit_place_names())  # "椿树街道" is a place, not about trees
     routing = load_routing_table(config_dir / "routing.yaml", registry, lexicon)
+    model_file = config_dir / MODEL_FILE
+    model = (load_model(model_file, classes_expected=TIERS)
+             if with_model and model_file.exists() else None)
     return HotlineConfig(
         rules=load_rules(config_dir / "rules.yaml"),
         registry=registry,
         lexicon=lexicon,
         routing=routing,
+        model=model,
     )

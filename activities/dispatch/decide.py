@@ -7,7 +7,7 @@ registry; here both come from the loaded :class:`HotlineConfig`.
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 from activities.dispatch.classify import Classification, classify
@@ -50,15 +50,40 @@ def route(
     return decide_for(config.routing, config.registry, category.code, location, at=at).lead
 
 
+def classify_request(
+    config: HotlineConfig, content: str, *, kind_hint: str | None = None,
+    category_hint: str | None = None, urgency_hint: str | None = None,
+) -> Classification:
+    """The rules' classification, raised to T2H where the learned model is sure enough.
+
+    The model only ever raises (a missed T2H is the worst error dispatch can make; a false
+    one costs a unit two hours), never lowers, and never overrides an operator's urgency
+    hint: a person who heard the caller outranks a statistical guess. A raise is recorded
+    in ``matched`` with the probability and the threshold.
+    """
+    cl = classify(config.lexicon, content, kind_hint=kind_hint, category_hint=category_hint,
+                  urgency_hint=urgency_hint)
+    model = config.model
+    if model is None or cl.tier == "T2H" or "urgency" in cl.hints_used:
+        return cl
+    p = model.p_t2h(content)
+    if p < model.threshold:
+        return cl
+    return replace(cl, tier="T2H", urgent=True,
+                   matched=[*cl.matched, f"model: P(T2H)={p:.2f} ≥ {model.threshold:g}"])
+
+
 @dataclass(frozen=True)
 class FirstLook:
     """What the machine makes of a request on its own: the ``accept`` activity and the
-    blind-set score both start from it."""
+    blind-set score both start from it. ``routing_version``: the learned model's version
+    ("" without one), recorded on the case."""
 
     classification: Classification
     location: Location
     route: RouteDecision
     doubt: Assessment
+    routing_version: str = ""
 
     def outcome(self, min_confidence: float) -> str:
         """REDIRECTED (an emergency in progress), REVIEW (unsure, and not T2H) or DISPATCH."""
@@ -77,8 +102,9 @@ def first_look(
     at: datetime | date | None = None,
 ) -> FirstLook:
     """Classify, locate and route a request, and say how sure that is."""
-    cl = classify(config.lexicon, content, kind_hint=kind_hint, category_hint=category_hint,
-                  urgency_hint=urgency_hint)
+    cl = classify_request(config, content, kind_hint=kind_hint, category_hint=category_hint,
+                          urgency_hint=urgency_hint)
     loc = locate(config.registry, district, street, address, content, at=at)
     route = decide_route(config, cl.category, loc, at=at)
-    return FirstLook(cl, loc, route, assess(config.lexicon, config.registry, cl, loc, route))
+    return FirstLook(cl, loc, route, assess(config.lexicon, config.registry, cl, loc, route),
+                     config.model.version if config.model else "")

@@ -26,9 +26,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from activities.dispatch.classify import classify
 from activities.dispatch.config import HotlineConfig
-from activities.dispatch.decide import decide_route
+from activities.dispatch.decide import classify_request, decide_route
 from activities.dispatch.location import locate
 from activities.dispatch.rules import TIERS
 
@@ -130,8 +129,8 @@ def expected_value(exp: Expected, name: str) -> Any:
 def predict(config: HotlineConfig, rec: Labelled, *, at: date | None = None) -> Prediction:
     """Run one request through classification, location and routing."""
     day = rec.at or at or date.today()
-    cl = classify(config.lexicon, rec.content, kind_hint=rec.hints.kind,
-                  category_hint=rec.hints.category, urgency_hint=rec.hints.urgency)
+    cl = classify_request(config, rec.content, kind_hint=rec.hints.kind,
+                          category_hint=rec.hints.category, urgency_hint=rec.hints.urgency)
     loc = locate(config.registry, rec.district, rec.street, rec.address, rec.content, at=day)
     lead: str | None = None
     rule: str | None = None

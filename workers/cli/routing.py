@@ -6,6 +6,8 @@ Mounted by ``workers/cli/main.py`` as ``app.add_typer(routing_app, name="routing
 from __future__ import annotations
 
 import json
+import os
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -14,7 +16,15 @@ from rich.console import Console
 from rich.table import Table
 
 from activities.dispatch.config import HotlineConfig, load_config
-from activities.dispatch.evaluation import FIELDS, EvalError, Report, evaluate, load_labelled
+from activities.dispatch.evaluation import (
+    FIELDS,
+    EvalError,
+    Labelled,
+    Report,
+    evaluate,
+    load_labelled,
+)
+from activities.dispatch.learned import MODEL_FILE, ModelError, TierModel, load_model
 from activities.dispatch.rules import TIERS
 
 app = typer.Typer(help="Precise dispatch: evaluate and explain classification and routing.",
@@ -36,10 +46,18 @@ def main() -> None:
     """Precise dispatch (精准派单): evaluate and explain the routing."""
 
 
-def _config(config_dir: Path | None) -> HotlineConfig:
+def _config_dir(config_dir: Path | None) -> Path:
     from workers.runtime.settings import Settings
 
-    return load_config(config_dir or Settings().config_dir)
+    return config_dir or Settings().config_dir
+
+
+def _config(config_dir: Path | None) -> HotlineConfig:
+    try:
+        return load_config(_config_dir(config_dir))
+    except ModelError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _pct(value: float | None) -> str:
@@ -126,11 +144,21 @@ def eval_command(
         typer.echo(str(err), err=True)
         raise typer.Exit(2) from None
     day = date.fromisoformat(at) if at else None
-    report = evaluate(_config(config_dir), records, at=day)
+    cfg = _config(config_dir)
+    report = evaluate(cfg, records, at=day)
     if as_json:
         typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     else:
-        render(report, Console(), errors=errors)
+        console = Console()
+        console.print(_model_line(cfg.model))
+        render(report, console, errors=errors)
+
+
+def _model_line(model: TierModel | None) -> str:
+    if model is None:
+        return f"rules alone (no {MODEL_FILE})"
+    return (f"rules + learned model {model.version[:12]} "
+            f"(raises a tier to T2H at P(T2H) ≥ {model.threshold:g})")
 
 
 @app.command()
@@ -142,19 +170,21 @@ def explain(
     config_dir: Path | None = typer.Option(None),
 ) -> None:
     """Show how one request is classified, located and routed, and why."""
-    from activities.dispatch.classify import classify
-    from activities.dispatch.decide import decide_route
+    from activities.dispatch.decide import classify_request, decide_route
     from activities.dispatch.location import locate
 
     cfg = _config(config_dir)
     day = date.fromisoformat(at) if at else None
-    cl = classify(cfg.lexicon, content)
+    cl = classify_request(cfg, content)
     loc = locate(cfg.registry, district, street, address, content, at=day)
     table = Table(show_header=False)
     table.add_row("category", f"{cl.category.code} ({cl.category.name})")
     table.add_row("kind / tier", f"{cl.kind} / {cl.tier}"
                   + (" (emergency)" if cl.emergency else ""))
     table.add_row("matched", "、".join(cl.matched) or "—")
+    if cfg.model is not None:
+        table.add_row("model", f"P(T2H)={cfg.model.p_t2h(content):.2f}, raises at "
+                               f"≥ {cfg.model.threshold:g} (version {cfg.model.version[:12]})")
     if cl.redirect_to:
         table.add_row("redirect", cl.redirect_to)
     street_unit = cfg.registry.get(loc.street_id) if loc.street_id else None
@@ -220,3 +250,122 @@ def blind_command(
                 else f"0 {_mark(ratio.ok == 0)}")
         table.add_row(_BLIND_NAMES[name], f"{ratio.ok}/{ratio.of}", _pct(ratio.rate), goal)
     Console().print(table)
+
+
+# What `hotline routing learn` trains on and compares on, relative to the repository.
+LEARN_TRAIN = ("tests/data/routing_labelled.jsonl", "tests/data/dev/dispatch_dev_v1.jsonl")
+LEARN_HOLDOUT = "tests/data/routing_holdout.jsonl"
+
+
+def _holdout_score(cfg: HotlineConfig, model: TierModel | None, records: list[Labelled],
+                   day: date | None) -> tuple[Report, tuple[float, float]]:
+    """The report with ``model`` beside the rules, and its rank: T2H recall, then tier."""
+    report = evaluate(replace(cfg, model=model), records, at=day)
+    return report, (report.t2h_recall_rate, report.accuracy["tier"])
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(2)
+
+
+@app.command()
+def learn(
+    train: list[Path] = typer.Option(
+        [], "--train", dir_okay=False,
+        help="Labelled JSON Lines to train on (repeatable; default: the labelled and dev "
+             "sets under tests/data)."),
+    holdout: Path | None = typer.Option(
+        None, dir_okay=False, help=f"Held-out labelled set (default {LEARN_HOLDOUT})."),
+    out: Path | None = typer.Option(
+        None, dir_okay=False, help=f"Model file (default: {MODEL_FILE} in the config folder)."),
+    force: bool = typer.Option(False, "--force",
+                               help="Write the candidate even if it does not score better."),
+    at: str | None = typer.Option(None, help="Filing day for holdout records without one "
+                                             "(YYYY-MM-DD; default today)."),
+    config_dir: Path | None = typer.Option(None, help="Config folder (default: settings)."),
+) -> None:
+    """Train the tier model and replace the current one only if it scores better.
+
+    Both are measured beside the rules on the held-out set (never trained on): T2H recall
+    first, then tier accuracy. The file is JSON and the same data gives the same bytes.
+    """
+    from activities.dispatch.learned import model_from_document
+    from activities.dispatch.training import TrainingError, dumps, read_examples
+    from activities.dispatch.training import train as train_model
+    from workers.runtime.settings import REPO_ROOT
+
+    folder = _config_dir(config_dir)
+    target = out or folder / MODEL_FILE
+    sets = train or [REPO_ROOT / p for p in LEARN_TRAIN]
+    held = holdout or REPO_ROOT / LEARN_HOLDOUT
+    for path in [*sets, held]:
+        if not path.is_file():
+            raise _fail(f"{path}: no such file")
+    if held.resolve() in {p.resolve() for p in sets}:
+        raise _fail(f"{held} is the held-out set: it cannot also be trained on")
+    try:
+        day = date.fromisoformat(at) if at else None
+        records = load_labelled(held)
+        examples, sources = read_examples(sets, root=REPO_ROOT)
+    except (EvalError, TrainingError, ValueError) as err:
+        raise _fail(str(err)) from None
+
+    current: TierModel | None = None
+    if target.exists():
+        try:
+            current = load_model(target, classes_expected=TIERS)
+        except ModelError as err:
+            if not force:
+                raise _fail(f"{err}; --force replaces it") from None
+            typer.echo(f"the current model is unreadable and will be replaced: {err}")
+    cfg = load_config(folder, with_model=False)
+
+    typer.echo(f"training on {len(examples)} requests "
+               f"({', '.join(f'{s.file}: {s.examples}' for s in sources)}) …")
+    try:
+        doc = train_model(examples, sources)
+    except TrainingError as err:
+        raise _fail(str(err)) from None
+    candidate = model_from_document(doc)
+    cv = doc["cv"]
+    typer.echo(f"cross-validation ({cv['folds']} folds): T2H recall {_pct(cv['t2h_recall'])}, "
+               f"precision {_pct(cv['t2h_precision'])} at P(T2H) ≥ {cv['threshold']:g}; "
+               f"tier accuracy (model alone) {_pct(cv['tier_accuracy'])}")
+
+    table = Table(title=f"Beside the rules, on {held.name} ({len(records)} requests)")
+    for column in ("model", "version", "threshold", "T2H recall", "tier right"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    rows = [("rules alone", None), ("current", current), ("candidate", candidate)]
+    ranks: dict[str, tuple[float, float]] = {}
+    for name, model in rows:
+        if name == "current" and model is None:
+            table.add_row(name, "—", "—", "—", "—")
+            continue
+        report, ranks[name] = _holdout_score(cfg, model, records, day)
+        found, of = report.t2h_recall
+        table.add_row(name, model.version[:12] if model else "—",
+                      f"{model.threshold:g}" if model else "—",
+                      f"{found}/{of} ({_pct(report.t2h_recall_rate)})",
+                      f"{report.correct.get('tier', 0)}/{report.total} "
+                      f"({_pct(report.accuracy['tier'])})")
+    Console().print(table)
+
+    if current is not None and current.version == candidate.version and not force:
+        typer.echo(f"{target} is already this version ({candidate.version[:12]}): unchanged")
+        return
+    if current is not None and not force and ranks["candidate"] <= ranks["current"]:
+        typer.echo(f"kept {target}: the candidate does not score better on {held.name} "
+                   "(--force writes it anyway)")
+        return
+    text = dumps(doc)
+    tmp = target.with_name(target.name + ".tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, target)
+    except OSError as err:
+        raise _fail(f"{target}: cannot write: {err.strerror or err}") from None
+    why = ("forced" if force and current is not None and ranks["candidate"] <= ranks["current"]
+           else "no current model" if current is None else "it scores better")
+    typer.echo(f"wrote {target} (version {candidate.version[:12]}, "
+               f"{len(text.encode()) / 1024:.0f} KiB): {why}")
