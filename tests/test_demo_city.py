@@ -16,7 +16,7 @@ from fastavro.validation import validate
 
 from activities.dispatch.classify import classify
 from activities.dispatch.config import load_config
-from activities.dispatch.decide import decide_route
+from activities.dispatch.decide import classify_request, decide_route
 from activities.dispatch.location import locate
 from schemas.codec import decode, encode
 from workers.devstack.city import TEMPLATES, generate_city, load_streets
@@ -256,8 +256,8 @@ def test_plan_tier_is_what_the_classifier_will_decide() -> None:
     for case in _city(300, seed=4):
         plan = case.plan
         if plan.expected_outcome in (DISPATCH, MERGED):
-            result = classify(CONFIG.lexicon, case.filing["content"],
-                              kind_hint=case.filing["kind"])
+            result = classify_request(CONFIG, case.filing["content"],
+                                      kind_hint=case.filing["kind"])
             assert plan.tier == result.tier, (plan.template, case.filing["content"])
         else:
             assert plan.tier == ""

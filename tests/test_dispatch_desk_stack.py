@@ -10,6 +10,7 @@ DLQ with their reason and change nothing.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -70,11 +71,30 @@ async def _file_and_wait_review(s: Settings, lifecycle: Topic, content: str) -> 
     return cid, requested
 
 
-async def _status(s: Settings, cid: str) -> str | None:
+async def _listed(s: Settings, cid: str, timeout: float = 30) -> dict[str, Any]:
+    """The case as ``hotline desk list`` shows it, once the ledger has it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        listed = await asyncio.to_thread(waiting_cases, s, 100)
+        found = [c for c in listed if c["complaint_id"] == cid]
+        if found:
+            return found[0]
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"{cid} never listed at the desk")
+
+
+async def _status(s: Settings, cid: str, want: str, timeout: float = 30) -> str | None:
+    """The case's status in the ledger once it is ``want`` (or the last seen at timeout):
+    record_step writes the ledger after Kafka, so a status read at once may be behind."""
+    deadline = time.monotonic() + timeout
     async with await psycopg.AsyncConnection.connect(s.dsn, autocommit=True) as conn:
-        row = await (await conn.execute("SELECT status FROM cases WHERE complaint_id = %s",
-                                        (cid,))).fetchone()
-    return row[0] if row else None
+        while True:
+            row = await (await conn.execute("SELECT status FROM cases WHERE complaint_id = %s",
+                                            (cid,))).fetchone()
+            status = row[0] if row else None
+            if status == want or time.monotonic() >= deadline:
+                return status
+            await asyncio.sleep(0.3)
 
 
 async def test_a_dispatcher_sends_the_case_to_the_street_it_belongs_to(desk_env: Settings) -> None:
@@ -84,8 +104,8 @@ async def test_a_dispatcher_sends_the_case_to_the_street_it_belongs_to(desk_env:
     cid, requested = await _file_and_wait_review(s, lifecycle, AMBIGUOUS)
     assert requested["status"] == "AWAITING_REVIEW" and requested["candidates"]
     assert "several districts" in requested["reason"]
-    listed = await asyncio.to_thread(waiting_cases, s, 100)
-    [mine] = [c for c in listed if c["complaint_id"] == cid]
+    # record_step publishes to Kafka first, then writes the ledger.
+    mine = await _listed(s, cid)
     assert [c["unit_id"] for c in mine["candidates"]] == [
         c["unit_id"] for c in requested["candidates"]]
 
@@ -155,7 +175,7 @@ async def test_bad_decisions_go_to_the_dlq_with_their_reason_and_change_nothing(
     await dead(cid, "UNKNOWN_UNIT")
     await asyncio.to_thread(lifecycle.wait_for, lambda n, r: r["complaint_id"] == cid
                             and r["event_type"] == "REPLY_REFUSED")
-    assert await _status(s, cid) == "AWAITING_REVIEW"
+    assert await _status(s, cid, "AWAITING_REVIEW") == "AWAITING_REVIEW"
 
     # Rejected by a dispatcher: the case closes; a second decision finds it closed.
     await asyncio.to_thread(send, s, s.topic_intake, cid, "DispatchDecided",
@@ -164,7 +184,7 @@ async def test_bad_decisions_go_to_the_dlq_with_their_reason_and_change_nothing(
                             and r["event_type"] == "CLOSED")
     await asyncio.to_thread(send, s, s.topic_intake, cid, "DispatchDecided", _decision(cid))
     await dead(cid, "CASE_CLOSED")
-    assert await _status(s, cid) == "CLOSED"
+    assert await _status(s, cid, "CLOSED") == "CLOSED"
 
     # A case that is not at the desk (dispatched at once).
     t2h = f"DESK-{uuid.uuid4().hex[:8]}"
@@ -174,4 +194,4 @@ async def test_bad_decisions_go_to_the_dlq_with_their_reason_and_change_nothing(
                             and r["event_type"] == "DISPATCHED")
     await asyncio.to_thread(send, s, s.topic_intake, t2h, "DispatchDecided", _decision(t2h))
     await dead(t2h, "STATE_NOT_ALLOWED")
-    assert await _status(s, t2h) == "DISPATCHED"
+    assert await _status(s, t2h, "DISPATCHED") == "DISPATCHED"

@@ -372,7 +372,7 @@ def test_the_committed_openapi_document_is_the_served_one() -> None:
 
 
 def test_the_demo_files_a_fifth_of_its_city_through_open311() -> None:
-    from activities.dispatch.classify import classify
+    from activities.dispatch.decide import classify_request
     from workers.devstack.city import generate_city, open311_client, route_through_open311
     from workers.devstack.demo import open311_form
 
@@ -397,8 +397,8 @@ def test_the_demo_files_a_fifth_of_its_city_through_open311() -> None:
                      "district", "street", "address", "latitude", "longitude", "attachments"):
             assert record[name] == original.filing[name], name
         # The app's category (the service code) gives the tier the plan expects.
-        hinted = classify(config().lexicon, record["content"], kind_hint=record["kind"],
-                          category_hint=record["category_hint"])
+        hinted = classify_request(config(), record["content"], kind_hint=record["kind"],
+                                  category_hint=record["category_hint"])
         assert hinted.tier == case.plan.tier
     untouched = [c for c in routed if c.open311_key is None]
     assert all(before[c.plan.complaint_id] == c for c in untouched)

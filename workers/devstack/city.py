@@ -32,8 +32,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from activities.dispatch.classify import classify
 from activities.dispatch.config import HotlineConfig, load_config
+from activities.dispatch.decide import classify_request
 from workers.devstack.city_data import (
     ANSWERED_DIRECTLY,
     DISPATCH,
@@ -169,7 +169,8 @@ def generate_city(
         filing = _filing(cid, tpl, district, filed_at, rng, streets)
         plan = draw_plan(cid, tpl, rng)
         if tpl.outcome == DISPATCH:
-            tier = classify(config.lexicon, filing["content"], kind_hint=filing["kind"]).tier
+            # What accept will decide: the rules, raised by the learned model where it is sure.
+            tier = classify_request(config, filing["content"], kind_hint=filing["kind"]).tier
             plan = replace(plan, tier=tier)
         out.append(DemoCase(filing=filing, offset_seconds=offsets[i], plan=plan))
     # A stream of its own, so the rules played on top never change the filings of a seed.
