@@ -152,8 +152,7 @@ SELECT category, cy, cx, district, street,
        coalesce(sum(longitude) FILTER (WHERE filed_at >= %(ws)s), 0) AS lon_sum
   FROM (SELECT category, district, street, filed_at, latitude, longitude,
                floor(latitude / %(dlat)s)::bigint AS cy,
-               floor(longitude * cos(radians((floor(latitude / %(dlat)s) + 0.5) * %(dlat)s))
-                     / %(dlat)s)::bigint AS cx
+               floor(longitude * %(coslat)s / %(dlat)s)::bigint AS cx
           FROM cases
          WHERE filed_at >= %(bs)s AND filed_at < %(now)s
            AND latitude IS NOT NULL AND longitude IS NOT NULL
@@ -164,6 +163,18 @@ SELECT category, cy, cx, district, street,
 """
 
 _METRES_PER_DEGREE = 111_320.0
+
+
+def grid_cell(latitude: float, longitude: float, points: PointRule) -> tuple[int, int]:
+    """The (row, column) of the grid cell a point falls in; the same as the SQL above.
+
+    Rows are ``cell_m`` of latitude; columns ``cell_m`` of longitude at the reference
+    latitude, the same for every row (a column index that followed each row's own
+    latitude would shift by more than a cell from one row to the next).
+    """
+    dlat = points.cell_m / _METRES_PER_DEGREE
+    coslat = math.cos(math.radians(points.reference_latitude))
+    return math.floor(latitude / dlat), math.floor(longitude * coslat / dlat)
 
 
 @dataclass
@@ -196,6 +207,7 @@ async def _detect_point_hotspots(conn: AsyncConnection[Any], now: datetime,
     dlat = points.cell_m / _METRES_PER_DEGREE
     rows = await (await conn.execute(_POINT_SQL, {
         "bs": bs, "ws": ws, "now": now, "dlat": dlat, "hot": HOTSPOT_PREFIX + "%",
+        "coslat": math.cos(math.radians(points.reference_latitude)),
         "excl": list(rule.exclude_outcomes)})).fetchall()
     cells: dict[tuple[str, int, int], _Cell] = {}
     for category, cy, cx, district, street, n, b, lat_sum, lon_sum in rows:
