@@ -4,8 +4,8 @@ Definitions (DESIGN.md "Callback and evaluation", rules.yaml ``weights``):
 
 - a unit's month is the *counted* evaluations (``counted`` true) whose ``evaluated_at``
   falls in the calendar month (in ``governance.yaml`` ``timezone``), by ``lead_unit_id``;
-- response / resolution / satisfaction rate = responded / resolved / satisfied cases over
-  those counted cases; score = 100 × (w_response·r + w_resolution·r + w_satisfaction·r);
+- the three rates as :mod:`activities.governance.rates` defines them (satisfaction over
+  the counted cases whose citizen was reached); score = 100 × the weighted rates;
 - praise = PRAISE-kind cases filed in the month, by lead unit;
 - ranks: by score, then more cases, then unit id; equal score and cases share a rank.
 """
@@ -23,6 +23,7 @@ from psycopg import AsyncConnection
 from activities.dispatch.config import HotlineConfig
 from activities.dispatch.registry import STREET_KINDS
 from activities.governance.months import month_bounds
+from activities.governance.rates import RATE_COUNTS_SQL, ThreeRates
 
 GROUP_STREETS = "streets"
 GROUP_DEPARTMENTS = "departments"
@@ -70,10 +71,8 @@ def unit_group(kind: str) -> str:
     return GROUP_OTHER
 
 
-_RATES_SQL = """
-SELECT lead_unit_id, count(*),
-       count(*) FILTER (WHERE responded), count(*) FILTER (WHERE resolved),
-       count(*) FILTER (WHERE satisfied)
+_RATES_SQL = f"""
+SELECT lead_unit_id, {RATE_COUNTS_SQL}
   FROM evaluations
  WHERE counted AND lead_unit_id IS NOT NULL AND evaluated_at >= %s AND evaluated_at < %s
  GROUP BY lead_unit_id
@@ -107,13 +106,12 @@ async def compute_rankings(
     rates = await (await conn.execute(_RATES_SQL, (start, end))).fetchall()
     praise = dict(await (await conn.execute(_PRAISE_SQL, (start, end))).fetchall())
     grouped: dict[str, list[RankingRow]] = {}
-    for unit_id, n, responded, resolved, satisfied in rates:
+    for unit_id, *counts in rates:
         name, kind = units.describe(unit_id)
-        rr, res, sat = responded / n, resolved / n, satisfied / n
-        score = 100.0 * (weights["response"] * rr + weights["resolution"] * res
-                         + weights["satisfaction"] * sat)
+        three = ThreeRates(*counts)
         grouped.setdefault(unit_group(kind), []).append(RankingRow(
-            0, unit_id, name, n, rr, res, sat, score, int(praise.get(unit_id, 0))))
+            0, unit_id, name, three.counted, three.response, three.resolution,
+            three.satisfaction, three.score(weights), int(praise.get(unit_id, 0))))
     return {group: _ranked(rows) for group, rows in sorted(grouped.items())}
 
 

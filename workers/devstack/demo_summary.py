@@ -18,6 +18,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from activities.governance.rates import RATE_COUNTS_SQL, ThreeRates
 from workers.devstack.demo_board import Board
 from workers.devstack.stack import StackStatus
 from workers.runtime.settings import Settings
@@ -143,14 +144,8 @@ def print_summary(settings: Settings, complaint_ids: list[str], closed_seen: int
                           GROUP BY 1 ORDER BY 2 DESC""")
         rule_counts = _rule_counts(conn, ids)
         rates = conn.execute(
-            """SELECT count(*) FILTER (WHERE counted),
-                      count(*) FILTER (WHERE counted AND responded),
-                      count(*) FILTER (WHERE counted AND resolved),
-                      count(*) FILTER (WHERE counted AND satisfaction IS NOT NULL),
-                      count(*) FILTER (WHERE counted AND satisfaction IN
-                                       ('SATISFIED', 'BASICALLY_SATISFIED')),
-                      avg(score) FILTER (WHERE counted)
-               FROM evaluations WHERE complaint_id = ANY(%s)""", (ids,)).fetchone()
+            f"""SELECT {RATE_COUNTS_SQL}, avg(score) FILTER (WHERE counted)
+                  FROM evaluations WHERE complaint_id = ANY(%s)""", (ids,)).fetchone()
 
     console.rule("summary (PostgreSQL ledger)")
     in_ledger = sum(r[2] for r in by_status)
@@ -164,13 +159,12 @@ def print_summary(settings: Settings, complaint_ids: list[str], closed_seen: int
         ("none", 0, 0)]))
     console.print(rules_table(rule_counts))
 
-    counted, responded, resolved, reached, satisfied, mean_score = rates or (0, 0, 0, 0, 0, None)
+    *counts, mean_score = rates or (0, 0, 0, 0, 0, None)
+    counted, responded, resolved, reached, satisfied = counts
     weights = _weights(settings)
-    r_resp = responded / counted if counted else 0.0
-    r_res = resolved / counted if counted else 0.0
-    r_sat = satisfied / reached if reached else 0.0
-    score = 100 * (weights.get("response", 0) * r_resp + weights.get("resolution", 0) * r_res
-                   + weights.get("satisfaction", 0) * r_sat)
+    # One definition of the rates with the rankings and the report (satisfaction over the
+    # citizens reached).
+    score = ThreeRates(*counts).score(weights)
     three = Table(title=f"three rates over {counted} counted cases", title_justify="left")
     three.add_column("rate")
     three.add_column("value", justify="right")

@@ -33,6 +33,7 @@ from activities.governance import (
     shift_month,
     topic_candidates,
 )
+from activities.governance.rates import RATE_COUNTS_SQL, ThreeRates
 from workers.reports.charts import svg_bars, svg_lines
 from workers.runtime.settings import Settings
 
@@ -106,12 +107,14 @@ async def collect_monthly(settings: Settings, month: str) -> MonthlyData:
             (start, end))).fetchone()
         filed, overdue, praise, governance = row if row else (0, 0, 0, 0)
         trend_rows = await (await conn.execute(
-            """SELECT to_char(evaluated_at AT TIME ZONE %s, 'YYYY-MM') AS m, count(*),
-                      avg(responded::int), avg(resolved::int), avg(satisfied::int)
-                 FROM evaluations
-                WHERE counted AND evaluated_at >= %s AND evaluated_at < %s
-                GROUP BY m ORDER BY m""", (tz.key, trend_start, end))).fetchall()
-        by_month = {m: (int(n), float(a), float(b), float(c)) for m, n, a, b, c in trend_rows}
+            f"""SELECT to_char(evaluated_at AT TIME ZONE %s, 'YYYY-MM') AS m, {RATE_COUNTS_SQL}
+                  FROM evaluations
+                 WHERE counted AND evaluated_at >= %s AND evaluated_at < %s
+                 GROUP BY m ORDER BY m""", (tz.key, trend_start, end))).fetchall()
+        by_month = {}
+        for m, *counts in trend_rows:
+            three = ThreeRates(*counts)
+            by_month[m] = (three.counted, three.response, three.resolution, three.satisfaction)
         rate_trend = [(m, *by_month.get(m, (0, 0.0, 0.0, 0.0)))
                       for m in (shift_month(month, -k) for k in range(TREND_MONTHS - 1, -1, -1))]
         streets = await priority_streets(conn, month, gov)
