@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.dispatch.confidence import candidates
 from activities.dispatch.config import HotlineConfig
-from activities.dispatch.decide import decide_route, first_look
+from activities.dispatch.decide import decide_route, first_look, governance_route
 from activities.dispatch.location import Location
 from activities.ledger import apply_lifecycle
 from activities.metrics import observe_step
@@ -127,6 +127,8 @@ class CaseActivities:
             urgency_hint=filing.urgency_hint, at=filing.filed_at,
         )
         cl, loc, route, doubt = look.classification, look.location, look.route, look.doubt
+        if filing.governance:
+            route = governance_route(cfg, route, loc)
         street_unit = cfg.registry.get(loc.street_id) if loc.street_id else None
         street = street_unit.name if street_unit else filing.street
         caller = caller_hash(self._caller_key, filing.caller_phone)
@@ -141,10 +143,12 @@ class CaseActivities:
         elif caller and self._duplicates and (merge_into := await self._duplicates.find_open(
                 caller, cl.category.code, street, filing.complaint_id)):
             outcome, reason = Outcome.MERGED, f"same caller and problem as open case {merge_into}"
-        elif machine == Outcome.REVIEW:
+        elif machine == Outcome.REVIEW and not filing.governance:
+            # (A governance task goes out at once: a supervisor's scan already decided.)
             outcome, reason = Outcome.REVIEW, "; ".join(doubt.reasons)
         else:
-            outcome, reason = Outcome.DISPATCH, "dispatch"
+            outcome = Outcome.DISPATCH
+            reason = route.note if filing.governance and route.note else "dispatch"
 
         # Deadlines run from the workflow's acceptance time, not this activity's clock, so
         # a retried accept computes the same plan.

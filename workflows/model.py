@@ -626,6 +626,10 @@ class Filing:
     urgency_hint: str | None = None
     answered_directly: bool = False
     attachments: list[str] = field(default_factory=list)
+    # A proactive governance task (未诉先办) from a hotspot warning: the street where the
+    # hotspot is leads (DESIGN.md). Set only by the governance activity that starts it,
+    # never from Kafka, so no upstream system can claim it.
+    governance: bool = False
     # Set only by the workflow itself when it continues as new: the running case's state.
     # (Temporal drops argument types when a start passes fewer arguments than ``run``
     # declares, so the carried state rides in the one input rather than a second one.)

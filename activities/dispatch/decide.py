@@ -15,6 +15,7 @@ from activities.dispatch.confidence import Assessment, assess
 from activities.dispatch.config import HotlineConfig
 from activities.dispatch.lexicon import Category
 from activities.dispatch.location import Location, locate
+from activities.dispatch.registry import STREET_KINDS
 from activities.dispatch.routing import RouteDecision, decide_for
 from workflows.model import Unit
 
@@ -108,3 +109,18 @@ def first_look(
     route = decide_route(config, cl.category, loc, at=at)
     return FirstLook(cl, loc, route, assess(config.lexicon, config.registry, cl, loc, route),
                      config.model.version if config.model else "")
+
+
+def governance_route(config: HotlineConfig, route: RouteDecision,
+                     location: Location) -> RouteDecision:
+    """A hotspot's governance case: the street where it is leads (DESIGN.md, 未诉先办);
+    the units the category's rule names (a department's or utility's remit) assist."""
+    street = config.registry.get(location.street_id) if location.street_id else None
+    if street is None:
+        return route  # no street known: the rule's own lead, then the district (fallback)
+    helpers = [u for u in (route.lead, *route.assisting)
+               if u.unit_id != street.unit_id and u.kind not in STREET_KINDS]
+    return RouteDecision(
+        lead=street, assisting=list(dict.fromkeys(helpers)), rule="governance-street",
+        table_version=route.table_version,
+        note=f"governance case: the street leads; {route.rule} names the assisting units")

@@ -325,7 +325,7 @@ def governance_filing(h: Hotspot, category_name: str, at: datetime) -> Filing:
         event_id=f"hotspot:{h.warning_id}", complaint_id=h.complaint_id, filed_at=at,
         channel="OTHER", content=content, kind="REPORT", anonymous=True,
         district=h.district, street=h.street, category_hint=h.category,
-        latitude=h.latitude, longitude=h.longitude,
+        latitude=h.latitude, longitude=h.longitude, governance=True,
     )
 
 

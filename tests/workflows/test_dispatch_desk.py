@@ -5,8 +5,10 @@ candidate goes when the window ends; T2H never waits; bad decisions are refused.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import UTC, datetime, timedelta
 
+from activities.governance.hotspots import Hotspot, governance_filing
 from tests.workflows.harness import CONFIG, Harness, event_id, update
 from workflows.model import (
     UPDATE_DECIDE_DISPATCH,
@@ -150,3 +152,35 @@ async def test_a_case_withdrawn_at_the_desk_closes_undispatched(harness: Harness
     assert not result.counted
     events = harness.recorder.events(result.complaint_id)
     assert "DISPATCHED" not in events and events[-1] == "CLOSED"
+
+
+async def test_a_hotspots_governance_case_is_led_by_its_street(harness: Harness) -> None:
+    """未诉先办 (DESIGN.md): the street where the hotspot is leads; the department whose
+    remit the problem is (here the traffic police, for parking) assists."""
+    hotspot = Hotspot(
+        warning_id="HW-test", district="朝阳区", street="望京街道",
+        category="traffic.parking", window_start=datetime(2026, 11, 1, tzinfo=UTC),
+        window_end=datetime(2026, 11, 4, tzinfo=UTC), count=14, baseline=2.0, score=7.0)
+    filing = governance_filing(hotspot, "交通/违法停车", datetime.now(UTC))
+    h = await harness.file(filing.content, complaint_id=f"HOT-{uuid.uuid4().hex[:8]}",
+                           **{k: getattr(filing, k) for k in (
+                               "district", "street", "category_hint", "kind",
+                               "anonymous", "governance")})
+    view = await harness.until(h, "DISPATCHED")
+    wangjing = next(p.unit_id for p in CONFIG.registry.places.get("望京街道")
+                    if p.kind == "name")
+    assert view.lead_unit_id == wangjing
+    issued = harness.recorder.outbound(view.complaint_id, "DispatchIssued")
+    assert {(d["unit_id"], d["role"]) for d in issued} == {
+        (wangjing, "LEAD"), ("bj-traffic-police", "ASSISTING")}
+    accepted = next(e for e in view.timeline if e.event_type == "ACCEPTED")
+    assert "governance case: the street leads" in accepted.attributes["reason"]
+
+
+async def test_an_ordinary_parking_complaint_still_goes_to_the_traffic_police(
+    harness: Harness,
+) -> None:
+    h = await harness.file("望京街道阜通东大街路边天天有车违法停车，把人行道都占了",
+                           district="朝阳区")
+    view = await harness.until(h, "DISPATCHED")
+    assert view.lead_unit_id == "bj-traffic-police"
