@@ -172,7 +172,7 @@ class ComplaintWorkflow(CaseUpdates):
             # Failing the task (not the case) lets a fix resume it.
             raise RuntimeError(f"the review window ended and its top candidate cannot be "
                                f"dispatched: {settled[1]}")
-        self._state.acceptance = settled
+        self._apply_review(settled)
         await self._record("REVIEW_EXPIRED", Status.ACCEPTED, defer=True,
                            reason="no dispatcher decided in time: the top candidate leads",
                            attributes={"unit_id": settled.lead.unit_id if settled.lead else ""})

@@ -146,7 +146,8 @@ class ComplaintBase:
         category: str | None = None, redirect_to: str | None = None, note: str | None = None,
     ) -> Acceptance | tuple[RejectReason, str]:
         """The acceptance a dispatcher's decision (or the window's end) makes of a case at
-        the desk, or why it cannot be applied. The deadline still counts from acceptance."""
+        the desk, or why it cannot be applied. The deadline still counts from acceptance.
+        Nothing of the case changes here: the caller applies it (``_apply_review``)."""
         acc, filing = self._require()
         said = f"decided by {by}" + (f": {note}" if note else "")
         if decision == "ANSWER_DIRECTLY":
@@ -175,12 +176,16 @@ class ComplaintBase:
             plan = await workflow.execute_activity(
                 "plan", PlanRequest(tier=tier, start=self._state.accepted_at),
                 result_type=TierPlan, **ROUTE_OPTIONS)
-        self._state.plan = plan
         return replace(
             acc, outcome=Outcome.DISPATCH.value, lead=routed.lead, assisting=[], tier=tier,
             plan=plan, category=category,
             category_name=acc.category_name if category == acc.category else category,
             route_rule=f"dispatch desk ({by})", reason=said)
+
+    def _apply_review(self, settled: Acceptance) -> None:
+        """The desk's decision becomes the case's acceptance, and its deadline plan."""
+        self._state.acceptance = settled
+        self._state.plan = settled.plan
 
     async def _route(self, request: RouteRequest) -> RouteResult | None:
         """Ask the routing activity; None when it names a unit that does not exist."""

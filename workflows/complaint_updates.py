@@ -270,7 +270,7 @@ class CaseUpdates(ComplaintBase):
         if self._state.withdrawn is not None:  # withdrawn while the decision was applied
             return await self._refuse(event.event_id, RejectReason.STATE_NOT_ALLOWED,
                                       "the citizen withdrew the request")
-        self._state.acceptance = settled
+        self._apply_review(settled)
         attrs = {"decision": event.decision, "dispatcher_id": event.dispatcher_id}
         if settled.lead is not None and event.decision == "DISPATCH":
             attrs["unit_id"] = settled.lead.unit_id
