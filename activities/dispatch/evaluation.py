@@ -27,8 +27,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from activities.dispatch.config import HotlineConfig
-from activities.dispatch.decide import classify_request, decide_route
-from activities.dispatch.location import locate
+from activities.dispatch.decide import first_look
 from activities.dispatch.rules import TIERS
 
 FIELDS = ("category", "top", "kind", "tier", "redirect", "district", "street", "lead")
@@ -129,14 +128,14 @@ def expected_value(exp: Expected, name: str) -> Any:
 def predict(config: HotlineConfig, rec: Labelled, *, at: date | None = None) -> Prediction:
     """Run one request through classification, location and routing."""
     day = rec.at or at or date.today()
-    cl = classify_request(config, rec.content, kind_hint=rec.hints.kind,
-                          category_hint=rec.hints.category, urgency_hint=rec.hints.urgency)
-    loc = locate(config.registry, rec.district, rec.street, rec.address, rec.content, at=day)
+    look = first_look(config, rec.content, district=rec.district, street=rec.street,
+                      address=rec.address, kind_hint=rec.hints.kind,
+                      category_hint=rec.hints.category, urgency_hint=rec.hints.urgency, at=day)
+    cl, loc = look.classification, look.location
     lead: str | None = None
     rule: str | None = None
     if cl.redirect_to is None and not cl.unreasonable:
-        decision = decide_route(config, cl.category, loc, at=day)
-        lead, rule = decision.lead.unit_id, decision.rule
+        lead, rule = look.route.lead.unit_id, look.route.rule
     return Prediction(cl.category.code, cl.kind, cl.tier, cl.redirect_to, cl.unreasonable,
                       loc.district, loc.street_id, lead, rule)
 
