@@ -22,7 +22,7 @@ import typer
 from rich.table import Table
 
 from schemas.codec import encode, headers_for
-from workers.cli.output import console, err_console, fmt_time, mask_text, print_json
+from workers.cli.output import console, err_console, fail, fmt_time, mask_text, print_json
 from workers.runtime.kafka_io import make_producer
 from workers.runtime.settings import Settings
 
@@ -42,11 +42,6 @@ SELECT c.complaint_id, c.filed_at, c.tier, c.category, c.district, c.street,
  WHERE c.status = 'AWAITING_REVIEW'
  ORDER BY c.filed_at
  LIMIT %s"""
-
-
-def _fail(message: str, code: int) -> typer.Exit:
-    err_console().print(message, markup=False, style="red", soft_wrap=True)
-    return typer.Exit(code)
 
 
 def waiting_cases(settings: Settings, limit: int) -> list[dict[str, Any]]:
@@ -71,7 +66,7 @@ def list_command(
     try:
         cases = waiting_cases(settings, limit)
     except Exception as exc:  # psycopg.OperationalError and friends: one line, no trace
-        raise _fail(f"cannot read the ledger: {type(exc).__name__}: {exc}; is PostgreSQL "
+        raise fail(f"cannot read the ledger: {type(exc).__name__}: {exc}; is PostgreSQL "
                     "up (hotline stack status)?", EXIT_UNREACHABLE) from None
     if as_json:
         print_json(cases)
@@ -106,11 +101,11 @@ def decide_command(
     """Decide a case at the desk: sends DispatchDecided and shows what the case made of it."""
     decision = decision.upper()
     if decision not in DECISIONS:
-        raise _fail(f"--decision must be one of {', '.join(DECISIONS)}", EXIT_USAGE)
+        raise fail(f"--decision must be one of {', '.join(DECISIONS)}", EXIT_USAGE)
     if tier is not None and tier not in TIERS:
-        raise _fail(f"--tier must be one of {', '.join(TIERS)}", EXIT_USAGE)
+        raise fail(f"--tier must be one of {', '.join(TIERS)}", EXIT_USAGE)
     if decision == "REDIRECT" and not redirect_to:
-        raise _fail("REDIRECT needs --redirect-to (110, 119, 120, …)", EXIT_USAGE)
+        raise fail("REDIRECT needs --redirect-to (110, 119, 120, …)", EXIT_USAGE)
     settings = Settings()
     event_id = f"desk-{uuid.uuid4().hex}"
     record = {"event_id": event_id, "complaint_id": complaint_id,
@@ -126,14 +121,14 @@ def decide_command(
         finally:
             producer.close(timeout=5)
     except Exception as exc:  # kafka.errors.*: one line for the person at the desk
-        raise _fail(f"cannot send to Kafka at {settings.kafka_bootstrap}: "
+        raise fail(f"cannot send to Kafka at {settings.kafka_bootstrap}: "
                     f"{type(exc).__name__}: {exc}", EXIT_UNREACHABLE) from None
     outcome = {"complaint_id": complaint_id, "event_id": event_id, "sent": True}
     if wait > 0:
         try:
             outcome.update(await_outcome(settings, complaint_id, event_id, wait))
         except Exception as exc:
-            raise _fail(f"sent, but cannot read the ledger: {type(exc).__name__}: {exc}",
+            raise fail(f"sent, but cannot read the ledger: {type(exc).__name__}: {exc}",
                         EXIT_UNREACHABLE) from None
     _report(outcome, as_json)
 

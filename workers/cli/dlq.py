@@ -40,6 +40,7 @@ from workers.cli.dead_letters import DeadLetter, fetch_dead_letter, read_dead_le
 from workers.cli.output import (
     console,
     err_console,
+    fail,
     fmt_time,
     mask_text,
     print_json,
@@ -183,11 +184,6 @@ def _settings() -> Settings:
     return Settings()
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err_console().print(message, markup=False, style="red", soft_wrap=True)
-    return typer.Exit(code)
-
-
 # --------------------------------------------------------------------------------------
 # Commands
 
@@ -217,7 +213,7 @@ def list_command(
         letters = read_dead_letters(settings, reasons=reason, since=start, until=end,
                                     topic=topic, key=key, limit=limit)
     except (LookupError, TimeoutError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     marks = redrive_marks(settings)
     if as_json:
         print_json([_summary(d, (marks or {}).get((d.partition, d.offset))) for d in letters])
@@ -245,7 +241,7 @@ def show_command(
     try:
         letter = fetch_dead_letter(settings, partition, offset)
     except (LookupError, TimeoutError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     marks = redrive_marks(settings)
     mark = (marks or {}).get((partition, offset))
     r = letter.record
@@ -328,9 +324,9 @@ def redrive_command(
     settings = _settings()
     positions = positions or []
     if bool(positions) == all_matching:
-        raise _fail("name dead letters as PARTITION:OFFSET, or use --all with filters", 2)
+        raise fail("name dead letters as PARTITION:OFFSET, or use --all with filters", 2)
     if value_file is not None and len(positions) != 1:
-        raise _fail("--value-file replaces the bytes of exactly one dead letter", 2)
+        raise fail("--value-file replaces the bytes of exactly one dead letter", 2)
     value = value_file.read_bytes() if value_file is not None else None
     try:
         if all_matching:
@@ -341,7 +337,7 @@ def redrive_command(
         else:
             letters = [fetch_dead_letter(settings, *parse_position(p)) for p in positions]
     except (LookupError, TimeoutError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
     results: list[RedriveResult] = []
     failed = False

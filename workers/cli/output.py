@@ -27,6 +27,7 @@ __all__ = [
     "console",
     "describe_error",
     "err_console",
+    "fail",
     "fmt_time",
     "mask_text",
     "print_json",
@@ -126,3 +127,9 @@ def run_as_process(typer_app: typer.Typer) -> NoReturn:
             with contextlib.suppress(Exception):
                 stream.flush()
     os._exit(code)
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """One red line on stderr and the exit to raise: ``raise fail("…", 3) from None``."""
+    err_console().print(message, markup=False, style="red", soft_wrap=True)
+    return typer.Exit(code)
