@@ -7,12 +7,15 @@ import typer
 from workers.cli.case import register as register_case_commands
 from workers.cli.desk import app as desk_app
 from workers.cli.dlq import app as dlq_app
+from workers.cli.failures import EXIT_CODES_HELP, HotlineGroup, traceback_option
 from workers.cli.governance import app as governance_app
 from workers.cli.plan import app as plan_app
 from workers.cli.routing import app as routing_app
 from workers.devstack.stack import app as stack_app
 
-app = typer.Typer(help="Citizen hotline orchestration (12345 接诉即办).", no_args_is_help=True)
+# HotlineGroup: every failure is one line on stderr with a documented exit code (epilog).
+app = typer.Typer(help="Citizen hotline orchestration (12345 接诉即办).", no_args_is_help=True,
+                  cls=HotlineGroup, epilog=EXIT_CODES_HELP)
 app.add_typer(stack_app, name="stack", help="Start, stop and check the local stack.")
 app.add_typer(routing_app, name="routing",
               help="Precise dispatch: evaluate and explain classification and routing.")
@@ -23,6 +26,11 @@ register_case_commands(app)  # `hotline case ...` and `hotline overdue`
 # Governance: report, rankings, priority-streets, hotspots, schedules, projector.
 app.add_typer(governance_app)
 app.add_typer(plan_app, name="plan")
+
+
+@app.callback()
+def _root(traceback: bool = traceback_option()) -> None:
+    """Citizen hotline orchestration (12345 接诉即办)."""
 
 
 @app.command()
