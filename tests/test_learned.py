@@ -219,7 +219,7 @@ def test_learn_says_what_is_wrong_in_one_line(tmp_path: Path) -> None:
     out = tmp_path / MODEL_FILE
     out.write_text("{broken", encoding="utf-8")
     result = _learn(tmp_path, out)
-    assert result.exit_code == 2
+    assert result.exit_code == 4  # a bad file (docs/cli.md)
     assert "not valid JSON" in result.output and "--force" in result.output
     result = CliRunner().invoke(app, ["learn", "--train", str(HOLDOUT), "--out", str(out)])
     assert result.exit_code == 2 and "cannot also be trained on" in result.output

@@ -9,8 +9,8 @@ answered.
 ``case escalate|reassign|extension`` are Temporal updates. Each carries an ``event_id``
 (``--event-id``, a fresh one by default): the workflow de-duplicates by it, so a script
 may retry a timed-out command with the same id and the decision is applied once. The
-workflow's ``Ack`` is printed; a refused decision exits 1, a missing or closed case 2, and
-no answer (no worker polling?) 3.
+workflow's ``Ack`` is printed; a refused decision or a missing or closed case exits 1,
+Temporal unreachable 3, and no answer (no worker polling?) 5 (docs/cli.md).
 
 ``overdue`` reads the ledger only: cases whose deadline has passed while the unit still
 owes the answer (``ACCEPTED``, ``DISPATCHED``, ``SIGNED``, ``IN_PROGRESS``,
@@ -33,12 +33,13 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from activities.dispatch.rules import TIERS
 from workers.cli.case_report import CaseReport, load_case, overdue_cases
 from workers.cli.decisions import EXIT_NO_CASE, send_decision
+from workers.cli.failures import BadInput, HotlineGroup
 from workers.cli.output import (
     console,
-    describe_error,
-    err_console,
+    fail,
     fmt_time,
     mask_text,
     print_json,
@@ -75,12 +76,12 @@ def _run_decision(complaint_id: str, update: str, arg: object, event_id: str,
         print_json({"complaint_id": complaint_id, "update": update, "event_id": event_id,
                     "ack": asdict(decision.ack) if decision.ack else None,
                     "exit_code": decision.exit_code, "message": decision.message})
-    else:
-        style = "green" if decision.exit_code == 0 else "red"
-        console().print(f"[{style}]{update}[/{style}] {complaint_id}: "
-                        f"{mask_text(decision.message)}  [dim](event id {event_id})[/dim]")
     if decision.exit_code:
-        raise typer.Exit(decision.exit_code)
+        raise fail(f"{update} {complaint_id}: {mask_text(decision.message)} "
+                   f"(event id {event_id})", decision.exit_code)
+    if not as_json:
+        console().print(f"[green]{update}[/green] {complaint_id}: "
+                        f"{mask_text(decision.message)}  [dim](event id {event_id})[/dim]")
 
 
 def _event_id(given: str | None) -> str:
@@ -140,14 +141,12 @@ def overdue(
     Open: the unit still owes the answer (ACCEPTED, DISPATCHED, SIGNED, IN_PROGRESS,
     REOPENED).
     """
+    if tier is not None and tier not in TIERS:
+        raise BadInput(f"--tier must be one of {', '.join(TIERS)}, not {tier!r}")
     settings = Settings()
     now = datetime.now(UTC)
-    try:
-        rows = overdue_cases(settings, district=district, tier=tier, now=now)
-    except Exception as exc:
-        err_console().print(f"ledger not readable: {describe_error(exc)}", markup=False,
-                            style="red")
-        raise typer.Exit(1) from None
+    # The ledger away: psycopg's error, told in one line by HotlineGroup (exit 3).
+    rows = overdue_cases(settings, district=district, tier=tier, now=now)
     groups = _groups(rows)
     shown = rows[:limit]
     if as_json:
@@ -202,11 +201,9 @@ def show(
 ) -> None:
     """Status, units, deadlines, escalation level and full timeline of one case."""
     settings = Settings()
-    report = asyncio.run(load_case(settings, complaint_id))
+    report = asyncio.run(load_case(settings, complaint_id))  # a server away: exit 3
     if report is None:
-        err_console().print(f"case {complaint_id} not found in Temporal or the ledger",
-                            markup=False, style="red")
-        raise typer.Exit(EXIT_NO_CASE)
+        raise fail(f"case {complaint_id} not found in Temporal or the ledger", EXIT_NO_CASE)
     if as_json:
         print_json(_jsonable(report))
         return
@@ -343,6 +340,6 @@ def register(parent: typer.Typer) -> None:
 if __name__ == "__main__":
     # ``python -m workers.cli.case case show ID`` / ``... overdue``: the same commands as
     # ``hotline case ...`` and ``hotline overdue``.
-    _root = typer.Typer(no_args_is_help=True)
+    _root = typer.Typer(no_args_is_help=True, cls=HotlineGroup)
     register(_root)
     run_as_process(_root)

@@ -16,6 +16,7 @@ from typing import Any
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
+from workers.cli.failures import EXIT_UNREACHABLE, STACK_HINT, CliFailure, Failure, classify
 from workers.cli.output import describe_error
 from workers.runtime.settings import Settings
 from workers.runtime.temporal import connect_temporal
@@ -148,16 +149,23 @@ async def load_case(settings: Settings, complaint_id: str) -> CaseReport | None:
 
     Returns:
         The report, or ``None`` when neither the workflow nor the ledger knows the case.
+
+    Raises:
+        CliFailure: The case was not found and Temporal or the ledger did not answer
+            (exit 3 when a server is unreachable), so "not found" cannot be said.
     """
     notes: list[str] = []
     ledger_case: dict[str, Any] | None = None
     ledger_dispatches: list[dict[str, Any]] = []
     ledger_events: list[dict[str, Any]] = []
+    # Why a source did not answer: "not found" is only said when both did.
+    unanswered: list[Failure] = []
     try:
         ledger_case, ledger_dispatches, ledger_events = await _from_ledger(
             settings, complaint_id)
     except Exception as exc:  # ledger away: the workflow may still answer
         notes.append(f"ledger not read ({describe_error(exc)})")
+        unanswered.append(classify(exc))
 
     workflow_status: str | None = None
     view: CaseView | None = None
@@ -182,8 +190,10 @@ async def load_case(settings: Settings, complaint_id: str) -> CaseReport | None:
                          "never started)")
         else:
             notes.append(f"workflow query failed ({describe_error(exc)})")
+            unanswered.append(classify(exc))
     except Exception as exc:  # Temporal away, query timed out on a closed run
         notes.append(f"workflow not queried ({describe_error(exc)})")
+        unanswered.append(classify(exc))
     finally:
         del client  # temporalio's Client has no close(); drop it before the loop ends
 
@@ -195,9 +205,21 @@ async def load_case(settings: Settings, complaint_id: str) -> CaseReport | None:
         return CaseReport(complaint_id, "workflow", workflow_status, case, dispatches,
                           timeline, notes)
     if ledger_case is None:
+        if unanswered:
+            raise _unknown(complaint_id, unanswered)
         return None
     return CaseReport(complaint_id, "ledger", workflow_status, ledger_case,
                       ledger_dispatches, ledger_events, notes)
+
+
+def _unknown(complaint_id: str, unanswered: list[Failure]) -> CliFailure:
+    """Neither source knows the case, and at least one could not be asked."""
+    hint = f"; {STACK_HINT}"
+    why = "; ".join(f.message.removesuffix(hint) for f in unanswered)
+    codes = {f.code for f in unanswered}
+    return CliFailure(f"case {complaint_id}: not found, and not every source answered: {why}"
+                      + (hint if hint in " ".join(f.message for f in unanswered) else ""),
+                      EXIT_UNREACHABLE if EXIT_UNREACHABLE in codes else min(codes))
 
 
 # --------------------------------------------------------------------------------------

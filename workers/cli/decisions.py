@@ -2,8 +2,9 @@
 
 Each carries an ``event_id``: the workflow de-duplicates by it, so a script may retry a
 timed-out command with the same id and the decision is applied once. The answer is
-classified into the commands' exit status: 0 accepted, 1 refused by the workflow, 2 no
-such running case, 3 no answer in time (no worker polling?).
+classified into the commands' exit status (docs/cli.md): 0 accepted, 1 refused by the
+workflow or no such running case, 3 Temporal unreachable, 5 no answer in time (no worker
+polling?).
 """
 
 from __future__ import annotations
@@ -18,19 +19,25 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from workers.cli.failures import (
+    EXIT_NO_ANSWER,
+    EXIT_REFUSED,
+    EXIT_UNREACHABLE,
+    Unreachable,
+    classify,
+)
 from workers.cli.output import describe_error
 from workers.runtime.settings import Settings
 from workers.runtime.temporal import connect_temporal
 from workflows.ids import complaint_workflow_id
 from workflows.model import Ack
 
-__all__ = ["EXIT_NO_ANSWER", "EXIT_NO_CASE", "EXIT_REFUSED", "Decision", "send_decision"]
+__all__ = ["EXIT_NO_ANSWER", "EXIT_NO_CASE", "EXIT_REFUSED", "EXIT_UNREACHABLE", "Decision",
+           "send_decision"]
 
 UPDATE_TIMEOUT = timedelta(seconds=30)
 
-EXIT_REFUSED = 1
-EXIT_NO_CASE = 2
-EXIT_NO_ANSWER = 3
+EXIT_NO_CASE = EXIT_REFUSED  # "not found" and "refused" share a code (docs/cli.md)
 
 
 @dataclass(frozen=True)
@@ -48,8 +55,8 @@ async def send_decision(
     """Run one supervisor update on a case and classify the answer.
 
     Returns:
-        ``exit_code`` 0 (accepted), 1 (refused by the workflow), 2 (no such running case)
-        or 3 (no answer in time).
+        ``exit_code`` 0 (accepted), 1 (refused by the workflow, or no such running case),
+        3 (Temporal unreachable) or 5 (no answer in time).
     """
     client: Client | None = None
     try:
@@ -63,14 +70,18 @@ async def send_decision(
                             f"no running case {complaint_id} ({exc.message})")
         if exc.status in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
             return Decision(None, EXIT_NO_ANSWER, _no_answer(event_id))
-        return Decision(None, EXIT_NO_ANSWER, f"Temporal refused the call: {describe_error(exc)}")
+        failure = classify(exc)
+        return Decision(None, failure.code, failure.message)
     except RPCTimeoutOrCancelledError:
         return Decision(None, EXIT_NO_ANSWER, _no_answer(event_id))
     except WorkflowUpdateFailedError as exc:
         return Decision(None, EXIT_REFUSED, f"the case failed the update: "
                         f"{describe_error(exc.cause or exc)}")
     except (TimeoutError, OSError, RuntimeError) as exc:
-        return Decision(None, EXIT_NO_ANSWER, f"Temporal not reachable: {describe_error(exc)}")
+        why = "no answer" if isinstance(exc, TimeoutError) else (
+            "connection refused" if "refused" in str(exc).lower() else describe_error(exc))
+        return Decision(None, EXIT_UNREACHABLE,
+                        Unreachable("Temporal", settings.temporal_address, why).message)
     finally:
         del client
     if ack.accepted:

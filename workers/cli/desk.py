@@ -6,8 +6,8 @@ machine's candidates and why it was unsure. ``decide`` sends a ``DispatchDecided
 it: the case leaves the desk (dispatched or closed), or refuses the decision with a
 reason (a unit not in the registry, a case not awaiting review).
 
-Exit codes: 0 applied; 1 refused by the case; 2 bad arguments; 3 Kafka or PostgreSQL
-unreachable; 4 no answer within ``--wait`` seconds (the decision may still apply).
+Exit codes (docs/cli.md): 0 applied; 1 refused by the case; 2 bad arguments; 3 Kafka or
+PostgreSQL unreachable; 5 no answer within ``--wait`` seconds (the decision may still apply).
 """
 
 from __future__ import annotations
@@ -22,14 +22,22 @@ import typer
 from rich.table import Table
 
 from schemas.codec import encode, headers_for
-from workers.cli.output import console, err_console, fail, fmt_time, mask_text, print_json
+from workers.cli.failures import (
+    EXIT_BAD_INPUT,
+    EXIT_NO_ANSWER,
+    EXIT_REFUSED,
+    EXIT_UNREACHABLE,
+    classify,
+    require_kafka,
+)
+from workers.cli.output import console, fail, fmt_time, mask_text, print_json
 from workers.runtime.kafka_io import make_producer
 from workers.runtime.settings import Settings
 
 app = typer.Typer(help="The dispatch desk (派单复核): cases the machine was unsure of.",
                   no_args_is_help=True)
 
-EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_NO_ANSWER = 1, 2, 3, 4
+EXIT_USAGE = EXIT_BAD_INPUT
 DECISIONS = ("DISPATCH", "ANSWER_DIRECTLY", "REJECT", "REDIRECT")
 TIERS = ("T2H", "T24H", "T7D", "T15D")
 
@@ -62,12 +70,8 @@ def list_command(
     as_json: bool = typer.Option(False, "--json", help="JSON instead of a table."),
 ) -> None:
     """Cases waiting for a dispatcher, with the machine's candidates and its doubts."""
-    settings = Settings()
-    try:
-        cases = waiting_cases(settings, limit)
-    except Exception as exc:  # psycopg.OperationalError and friends: one line, no trace
-        raise fail(f"cannot read the ledger: {type(exc).__name__}: {exc}; is PostgreSQL "
-                    "up (hotline stack status)?", EXIT_UNREACHABLE) from None
+    # The ledger away: psycopg's error, told in one line by HotlineGroup (exit 3).
+    cases = waiting_cases(Settings(), limit)
     if as_json:
         print_json(cases)
         return
@@ -112,24 +116,21 @@ def decide_command(
               "decided_at": datetime.now(UTC), "dispatcher_id": dispatcher,
               "decision": decision, "unit_id": unit, "tier": tier, "category": category,
               "note": note, "redirect_to": redirect_to}
+    require_kafka(settings.kafka_bootstrap)  # at once, not after the client's 30 s retries
+    producer = make_producer(settings)  # kafka.errors.*: one line by HotlineGroup (exit 3)
     try:
-        producer = make_producer(settings)
-        try:
-            producer.send(settings.topic_intake, key=complaint_id.encode(),
-                          value=encode("DispatchDecided", record),
-                          headers=headers_for("DispatchDecided")).get(timeout=30)
-        finally:
-            producer.close(timeout=5)
-    except Exception as exc:  # kafka.errors.*: one line for the person at the desk
-        raise fail(f"cannot send to Kafka at {settings.kafka_bootstrap}: "
-                    f"{type(exc).__name__}: {exc}", EXIT_UNREACHABLE) from None
+        producer.send(settings.topic_intake, key=complaint_id.encode(),
+                      value=encode("DispatchDecided", record),
+                      headers=headers_for("DispatchDecided")).get(timeout=30)
+    finally:
+        producer.close(timeout=5)
     outcome = {"complaint_id": complaint_id, "event_id": event_id, "sent": True}
     if wait > 0:
         try:
             outcome.update(await_outcome(settings, complaint_id, event_id, wait))
         except Exception as exc:
-            raise fail(f"sent, but cannot read the ledger: {type(exc).__name__}: {exc}",
-                        EXIT_UNREACHABLE) from None
+            raise fail(f"sent ({event_id}), but the ledger did not answer: "
+                       f"{classify(exc).message}", EXIT_UNREACHABLE) from None
     _report(outcome, as_json)
 
 
@@ -162,17 +163,16 @@ def await_outcome(settings: Settings, complaint_id: str, event_id: str,
 def _report(outcome: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print(json.dumps(outcome, ensure_ascii=False))
-    elif outcome.get("applied") is True:
+    if outcome.get("applied") is False:
+        raise fail(f"{outcome['complaint_id']}: refused ({outcome['code']}): "
+                   f"{mask_text(outcome['reason'] or '')}", EXIT_REFUSED)
+    if "applied" in outcome and outcome["applied"] is None:
+        raise fail(f"{outcome['complaint_id']}: sent ({outcome['event_id']}); no answer yet "
+                   "(the case may not exist: see hotline dlq list --key)", EXIT_NO_ANSWER)
+    if as_json:
+        return
+    if outcome.get("applied") is True:
         lead = f" to {outcome['lead_unit_id']}" if outcome.get("lead_unit_id") else ""
         console().print(f"{outcome['complaint_id']}: {outcome['status']}{lead}")
-    elif outcome.get("applied") is False:
-        err_console().print(f"{outcome['complaint_id']}: refused ({outcome['code']}): "
-                            f"{outcome['reason']}", markup=False)
-    elif "applied" in outcome:
-        err_console().print(f"{outcome['complaint_id']}: sent; no answer yet (the case may "
-                            "not exist: see hotline dlq list --key)", markup=False)
     else:
         console().print(f"{outcome['complaint_id']}: sent ({outcome['event_id']})")
-    code = {True: 0, False: EXIT_REFUSED, None: EXIT_NO_ANSWER}.get(outcome.get("applied"), 0)
-    if code:
-        raise typer.Exit(code)

@@ -37,6 +37,7 @@ from rich.table import Table
 
 from schemas.codec import DecodeError, decode
 from workers.cli.dead_letters import DeadLetter, fetch_dead_letter, read_dead_letters
+from workers.cli.failures import BadFile, HotlineGroup, require_kafka
 from workers.cli.output import (
     console,
     err_console,
@@ -54,7 +55,7 @@ from workers.runtime.settings import Settings
 __all__ = ["app", "parse_position", "parse_when"]
 
 app = typer.Typer(
-    no_args_is_help=True,
+    no_args_is_help=True, cls=HotlineGroup,  # one-line failures under python -m too
     help="Dead letters: list and inspect hotline.dlq, re-drive fixed messages once.",
 )
 
@@ -181,7 +182,9 @@ def _letters_table(
 
 def _settings() -> Settings:
     # Fresh from the environment on every command (tests change it between invocations).
-    return Settings()
+    settings = Settings()
+    require_kafka(settings.kafka_bootstrap)  # at once, not after the client's 30 s retries
+    return settings
 
 
 # --------------------------------------------------------------------------------------
@@ -206,9 +209,9 @@ def list_command(
     as_json: bool = typer.Option(False, "--json", help="JSON instead of a table."),
 ) -> None:
     """List dead letters, oldest first, with their reason, origin and re-drive state."""
-    settings = _settings()
     start = parse_when(since) if since else None
     end = parse_when(until) if until else None
+    settings = _settings()
     try:
         letters = read_dead_letters(settings, reasons=reason, since=start, until=end,
                                     topic=topic, key=key, limit=limit)
@@ -236,8 +239,8 @@ def show_command(
     as_json: bool = typer.Option(False, "--json", help="JSON instead of text."),
 ) -> None:
     """Show one dead letter: where it came from, the error, and the decoded original."""
-    settings = _settings()
     partition, offset = parse_position(position)
+    settings = _settings()
     try:
         letter = fetch_dead_letter(settings, partition, offset)
     except (LookupError, TimeoutError) as exc:
@@ -298,7 +301,7 @@ def redrive_command(
         None, help="PARTITION:OFFSET of each dead letter to re-drive."
     ),
     value_file: Path | None = typer.Option(
-        None, "--value-file", exists=True, dir_okay=False, readable=True,
+        None, "--value-file",
         help="Replacement bytes (a fixed message, e.g. from a fix script); one position only.",
     ),
     all_matching: bool = typer.Option(
@@ -321,21 +324,24 @@ def redrive_command(
     Exit status 1 when any named dead letter was refused (already re-driven, or its
     bytes do not decode); with --all, those already re-driven are skipped and reported.
     """
-    settings = _settings()
     positions = positions or []
     if bool(positions) == all_matching:
         raise fail("name dead letters as PARTITION:OFFSET, or use --all with filters", 2)
     if value_file is not None and len(positions) != 1:
         raise fail("--value-file replaces the bytes of exactly one dead letter", 2)
-    value = value_file.read_bytes() if value_file is not None else None
+    value = value_file.read_bytes() if value_file is not None else None  # OSError: exit 4
+    if value is not None and not value:
+        raise BadFile(f"{value_file}: empty (a fixed message has bytes)")
+    start = parse_when(since) if since else None
+    end = parse_when(until) if until else None
+    wanted = [parse_position(p) for p in positions]
+    settings = _settings()
     try:
         if all_matching:
-            letters = read_dead_letters(
-                settings, reasons=reason, since=parse_when(since) if since else None,
-                until=parse_when(until) if until else None, topic=topic, key=key,
-            )
+            letters = read_dead_letters(settings, reasons=reason, since=start, until=end,
+                                        topic=topic, key=key)
         else:
-            letters = [fetch_dead_letter(settings, *parse_position(p)) for p in positions]
+            letters = [fetch_dead_letter(settings, *p) for p in wanted]
     except (LookupError, TimeoutError) as exc:
         raise fail(str(exc)) from None
 

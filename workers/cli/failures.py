@@ -31,7 +31,7 @@ import traceback
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import typer
 from typer._click import Context
@@ -50,6 +50,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_REFUSED",
     "EXIT_UNREACHABLE",
+    "STACK_HINT",
     "BadFile",
     "BadInput",
     "CliFailure",
@@ -90,9 +91,11 @@ class CliFailure(Exception):
 
     code = EXIT_BUG
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, code: int | None = None) -> None:
         super().__init__(message)
         self.message = message
+        if code is not None:
+            self.code = code
 
 
 class Refused(CliFailure):
@@ -151,6 +154,12 @@ def parse_month(text: str, option: str = "--month") -> str:
     return text.strip()
 
 
+@overload
+def parse_day(text: str, option: str = ...) -> date: ...
+@overload
+def parse_day(text: None, option: str = ...) -> None: ...
+@overload
+def parse_day(text: str | None, option: str = ...) -> date | None: ...
 def parse_day(text: str | None, option: str = "--at") -> date | None:
     """``YYYY-MM-DD`` as a date (``None`` stays ``None``), or :class:`BadInput`."""
     if text is None:
@@ -312,10 +321,27 @@ def classify(exc: BaseException) -> Failure:
 
     from kafka import errors as kafka_errors
 
-    if isinstance(exc, kafka_errors.NoBrokersAvailable | kafka_errors.KafkaConnectionError
-                  | kafka_errors.KafkaTimeoutError):
+    if isinstance(exc, kafka_errors.KafkaConnectionError | kafka_errors.KafkaTimeoutError
+                  | kafka_errors.BrokerNotAvailableError):
         return Failure(Unreachable("Kafka", _kafka_where(), _reason(str(exc))).message,
                        EXIT_UNREACHABLE)
+
+    from pydantic import ValidationError
+
+    from activities.dispatch.evaluation import EvalError
+    from activities.dispatch.learned import ModelError
+    from activities.dispatch.registry import RegistryError
+    from activities.dispatch.rules import RulesError
+    from activities.dispatch.training import TrainingError
+    from activities.governance.config import GovernanceError
+
+    if isinstance(exc, EvalError | ModelError | RegistryError | RulesError | TrainingError
+                  | GovernanceError):  # each names the file and the bad key or row
+        return Failure(f"bad file: {_one_line(str(exc), 400)}", EXIT_BAD_FILE)
+    if isinstance(exc, ValidationError) and exc.title == "Settings":
+        problems = "; ".join(f"HOTLINE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+                             for e in exc.errors())
+        return Failure(f"bad setting: {_one_line(problems, 300)}", EXIT_BAD_INPUT)
 
     import yaml
 
@@ -363,8 +389,9 @@ class HotlineGroup(TyperGroup):
             try:
                 failure = classify(exc)
             except Exception:  # never let the explanation hide the error
-                failure = Failure(f"unexpected error: {type(exc).__name__}", EXIT_BUG)
-            if failure.code == EXIT_BUG and ctx.params.get("traceback"):
+                failure = Failure(f"unexpected error: {type(exc).__name__}: "
+                                  f"{_one_line(str(exc), 200)}", EXIT_BUG)
+            if failure.code == EXIT_BUG and ctx.find_root().params.get("traceback"):
                 err_console().print("".join(traceback.format_exception(exc)), markup=False)
             raise fail(failure.message, failure.code) from None
 

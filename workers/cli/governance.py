@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,6 +28,8 @@ from activities.governance import (
     previous_month,
     priority_streets,
 )
+from workers.cli.failures import BadInput, parse_month
+from workers.cli.output import print_json
 from workers.reports.monthly import (
     GROUP_TITLES,
     RANK_HEADERS,
@@ -59,12 +62,11 @@ def _default_month(gov: GovernanceConfig) -> str:
 
 def _month(month: str | None, gov: GovernanceConfig) -> str:
     """The month asked for (``YYYY-MM``), or last month in the governance time zone."""
-    month = month or _default_month(gov)
-    try:
-        datetime.strptime(month, "%Y-%m")
-    except ValueError:
-        raise typer.BadParameter(f"month must be YYYY-MM, not {month!r}") from None
-    return month
+    return parse_month(month) if month is not None else _default_month(gov)
+
+
+# A person waits this long for the ledger before being told it is away.
+CONNECT_TIMEOUT_S = 10
 
 
 def _on_ledger(settings: Settings,
@@ -72,7 +74,8 @@ def _on_ledger(settings: Settings,
     """Run one read on a connection of its own to the ledger."""
 
     async def run() -> _T:
-        async with await psycopg.AsyncConnection.connect(settings.dsn) as conn:
+        async with await psycopg.AsyncConnection.connect(
+                settings.dsn, connect_timeout=CONNECT_TIMEOUT_S) as conn:
             return await read(conn)
 
     return asyncio.run(run())
@@ -87,41 +90,58 @@ def _print_table(title: str, headers: Sequence[str], rows: Iterable[Sequence[Any
     _console.print(table)
 
 
+AsJson = typer.Option(False, "--json", help="JSON on stdout instead of tables.")
+
+
 @report_app.command("monthly")
 def report_monthly(
     month: str = typer.Option(None, help="YYYY-MM; default: last month."),
     out: Path = typer.Option(None, help="Folder; default: <state_dir>/reports."),
+    as_json: bool = typer.Option(False, "--json", help="The written paths as JSON."),
 ) -> None:
     """Write the monthly HTML report (charts) and its CSV, and print where they are."""
     settings = get_settings()
     month = _month(month, load_configs(settings)[1])
     html_path, csv_path = write_monthly_report(settings, month, out)
+    if as_json:
+        print_json({"month": month, "html": str(html_path), "csv": str(csv_path)})
+        return
     _console.print(f"monthly report {month}:\n  {html_path}\n  {csv_path}")
 
 
 @app.command()
 def rankings(month: str = typer.Option(None, help="YYYY-MM; default: last month."),
-             group: str = typer.Option(None, help="streets or departments; default: all.")
-             ) -> None:
+             group: str = typer.Option(None, help="streets or departments; default: all."),
+             as_json: bool = AsJson) -> None:
     """Monthly three-rate rankings of units (考评排名), from the ledger."""
+    if group is not None and group not in GROUP_TITLES:
+        raise BadInput(f"--group must be one of {', '.join(GROUP_TITLES)}, not {group!r}")
     settings = get_settings()
     config, gov = load_configs(settings)
     month = _month(month, gov)
     by_group = _on_ledger(settings, lambda conn: compute_rankings(
         conn, month, gov.tz, config.rules.weights.model_dump(), RegistryDirectory(config)))
-    for g, rows in by_group.items():
-        if not group or g == group:
-            _print_table(f"{month} {GROUP_TITLES.get(g, g)}", RANK_HEADERS, ranking_rows(rows))
+    shown = {g: rows for g, rows in by_group.items() if not group or g == group}
+    if as_json:
+        print_json({"month": month, "groups": {g: [asdict(r) for r in rows]
+                                               for g, rows in shown.items()}})
+        return
+    for g, rows in shown.items():
+        _print_table(f"{month} {GROUP_TITLES.get(g, g)}", RANK_HEADERS, ranking_rows(rows))
 
 
 @app.command("priority-streets")
-def priority_streets_cmd(month: str = typer.Option(None, help="YYYY-MM; default: last month.")
-                         ) -> None:
+def priority_streets_cmd(month: str = typer.Option(None, help="YYYY-MM; default: last month."),
+                         as_json: bool = AsJson) -> None:
     """The month's priority streets/townships (治理类街乡镇) by complaint volume."""
     settings = get_settings()
     _, gov = load_configs(settings)
     month = _month(month, gov)
     by_kind = _on_ledger(settings, lambda conn: priority_streets(conn, month, gov))
+    if as_json:
+        print_json({"month": month, "by": {kind: [asdict(s) for s in rows]
+                                           for kind, rows in by_kind.items()}})
+        return
     for kind, rows in by_kind.items():
         _print_table(f"{month} priority streets by {kind}",
                      ("rank", "district", "street", "complaints", "per 10,000"),
@@ -129,26 +149,39 @@ def priority_streets_cmd(month: str = typer.Option(None, help="YYYY-MM; default:
                        "" if s.per_10k is None else f"{s.per_10k:.2f}") for s in rows])
 
 
+_HOTSPOTS_SQL = """
+SELECT w.warning_id, w.detected_at, w.district, w.street, w.category, w.count, w.baseline,
+       w.score, w.complaint_id, coalesce(c.status, w.status) AS status, w.latitude,
+       w.longitude
+  FROM hotspot_warnings w LEFT JOIN cases c USING (complaint_id)
+ WHERE w.detected_at >= %s ORDER BY w.detected_at DESC"""
+
+
 @app.command()
-def hotspots(days: int = typer.Option(30, help="Warnings detected in the last N days."),
-             open_only: bool = typer.Option(True, "--open-only/--all")) -> None:
+def hotspots(days: int = typer.Option(30, min=1, help="Warnings detected in the last N days."),
+             open_only: bool = typer.Option(True, "--open-only/--all"),
+             as_json: bool = AsJson) -> None:
     """Hotspot warnings (未诉先办) and the governance case each became."""
+    from psycopg.rows import dict_row
+
     settings = get_settings()
     since = datetime.now(UTC) - timedelta(days=days)
-    with psycopg.connect(settings.dsn) as conn:
-        rows = conn.execute(
-            """SELECT w.detected_at, w.district, w.street, w.category, w.count, w.baseline,
-                      w.score, w.complaint_id, coalesce(c.status, w.status), w.latitude,
-                      w.longitude
-                 FROM hotspot_warnings w LEFT JOIN cases c USING (complaint_id)
-                WHERE w.detected_at >= %s ORDER BY w.detected_at DESC""",
-            (since,)).fetchall()
+    with psycopg.connect(settings.dsn, connect_timeout=CONNECT_TIMEOUT_S,
+                         row_factory=dict_row) as conn:
+        rows = [r for r in conn.execute(_HOTSPOTS_SQL, (since,)).fetchall()
+                if not (open_only and r["status"] == "CLOSED")]
+    if as_json:
+        print_json({"since": since.isoformat(), "open_only": open_only,
+                    "warnings": [{**r, "detected_at": r["detected_at"].isoformat()}
+                                 for r in rows]})
+        return
     _print_table(f"hotspot warnings since {since:%Y-%m-%d}",
                  ("detected (UTC)", "district", "street", "category", "count", "expected",
                   "× baseline", "case", "status"),
-                 [(f"{r[0]:%Y-%m-%d %H:%M}", r[1] or "", r[2] + near(r[9], r[10]), r[3], r[4],
-                   f"{r[5]:.1f}", f"{r[6]:.1f}", r[7] or "", r[8])
-                  for r in rows if not (open_only and r[8] == "CLOSED")])
+                 [(f"{r['detected_at']:%Y-%m-%d %H:%M}", r["district"] or "",
+                   r["street"] + near(r["latitude"], r["longitude"]), r["category"],
+                   r["count"], f"{r['baseline']:.1f}", f"{r['score']:.1f}",
+                   r["complaint_id"] or "", r["status"]) for r in rows])
 
 
 async def install_schedules(settings: Settings, gov: GovernanceConfig, *,
@@ -208,11 +241,16 @@ async def install_schedules(settings: Settings, gov: GovernanceConfig, *,
 
 
 @schedules_app.command("install")
-def schedules_install() -> None:
+def schedules_install(as_json: bool = typer.Option(
+        False, "--json", help="The schedules as a JSON list of lines.")) -> None:
     """Create (or update) the monthly-evaluation and hotspot-scan Temporal Schedules."""
     settings = get_settings()
     _, gov = load_configs(settings)
-    for line in asyncio.run(install_schedules(settings, gov)):
+    lines = asyncio.run(install_schedules(settings, gov))
+    if as_json:
+        print_json({"schedules": lines})
+        return
+    for line in lines:
         _console.print(line)
 
 

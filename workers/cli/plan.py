@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from rich.console import Console
 from rich.table import Table
+from temporalio.service import RPCError, RPCStatusCode
 
 from activities.dispatch.config import HotlineConfig, load_config
+from workers.cli.failures import BadFile, Refused
+from workers.cli.output import print_json
 from workers.runtime.settings import Settings, get_settings
 from workers.runtime.temporal import connect_temporal
 from workflows.governance import (
@@ -98,8 +102,14 @@ def load_plan(path: Path, config: HotlineConfig) -> PlanInput:
     try:
         raw: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
         spec = PlanSpec.model_validate(raw)
-    except (OSError, yaml.YAMLError, ValidationError) as exc:
-        raise PlanFileError(f"{path}: {exc}") from exc
+    except ValidationError as exc:  # one clause per problem, not pydantic's page
+        raise PlanFileError(f"{path}: " + "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'the file'}: {e['msg']}"
+            for e in exc.errors(include_url=False))) from exc
+    except OSError as exc:
+        raise PlanFileError(f"{path}: {exc.strerror or exc}") from exc
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise PlanFileError(f"{path}: not YAML ({' '.join(str(exc).split())})") from exc
     problems = []
     if spec.category not in {c.code for c in config.lexicon.categories}:
         problems.append(f"unknown category {spec.category!r}")
@@ -148,7 +158,10 @@ async def plan_status(settings: Settings, plan_id: str) -> PlanStatus:
     return result
 
 
-def _print_status(status: PlanStatus) -> None:
+def _print_status(status: PlanStatus, as_json: bool) -> None:
+    if as_json:
+        print_json(_status_json(status))
+        return
     state = "closed (final report)" if status.closed else "open"
     _console.print(f"plan {status.plan_id} — topic {status.category}: {state}; tasks done "
                    f"{status.done}/{status.tasks} ({status.completion_rate:.0%})")
@@ -160,28 +173,66 @@ def _print_status(status: PlanStatus) -> None:
     _console.print(table)
 
 
+def _status_json(status: PlanStatus) -> dict[str, Any]:
+    data = asdict(status)
+    data["trend"] = [{"half_month_ending": day, "complaints": n} for day, n in status.trend]
+    return data
+
+
+def _known_plan(plan_id: str, exc: RPCError) -> Refused | None:
+    """A Refused naming the plan when Temporal says its workflow is unknown or closed."""
+    if exc.status == RPCStatusCode.NOT_FOUND:
+        what = "closed" if "completed" in exc.message.lower() else "no such plan"
+        return Refused(f"plan {plan_id}: {what} (workflow {plan_workflow_id(plan_id)}: "
+                       f"{exc.message})")
+    return None
+
+
+AsJson = typer.Option(False, "--json", help="JSON on stdout instead of text.")
+
+
 @app.command("start")
-def start_cmd(plan_file: Path = typer.Argument(..., help="The plan as YAML.")) -> None:
-    """Start a plan for a chosen monthly topic."""
+def start_cmd(plan_file: Path = typer.Argument(..., help="The plan as YAML."),
+              as_json: bool = AsJson) -> None:
+    """Start a plan for a chosen monthly topic.
+
+    Exit 4 when the file is missing or wrong (every problem is named), 1 when a plan
+    with its plan_id was started before (a plan id is used once).
+    """
+    from temporalio.exceptions import WorkflowAlreadyStartedError
+
+    if not plan_file.is_file():
+        raise BadFile(f"{plan_file}: no such file")
     settings = get_settings()
     try:
         plan = load_plan(plan_file, load_config(settings.config_dir))
     except PlanFileError as exc:
-        _console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from exc
-    workflow_id = asyncio.run(start_plan(settings, plan))
+        raise BadFile(str(exc)) from None
+    try:
+        workflow_id = asyncio.run(start_plan(settings, plan))
+    except WorkflowAlreadyStartedError:
+        raise Refused(f"plan {plan.plan_id} was started before (a plan id is used once); "
+                      f"see hotline plan show {plan.plan_id}") from None
+    if as_json:
+        print_json({"plan_id": plan.plan_id, "workflow_id": workflow_id,
+                    "tasks": len(plan.tasks)})
+        return
     _console.print(f"started {workflow_id}: {len(plan.tasks)} tasks; units report them "
                    "with PlanTaskReported on hotline.unit-replies (key: plan_id)")
 
 
 @app.command("show")
-def show_cmd(plan_id: str) -> None:
+def show_cmd(plan_id: str, as_json: bool = AsJson) -> None:
     """Completion rate and half-monthly topic volume (the final report once closed)."""
-    _print_status(asyncio.run(plan_status(get_settings(), plan_id)))
+    try:
+        status = asyncio.run(plan_status(get_settings(), plan_id))
+    except RPCError as exc:
+        raise _known_plan(plan_id, exc) or exc from None
+    _print_status(status, as_json)
 
 
 @app.command("close")
-def close_cmd(plan_id: str) -> None:
+def close_cmd(plan_id: str, as_json: bool = AsJson) -> None:
     """Close a plan early (a supervisor decision); it ends with its report."""
     async def _close() -> PlanStatus:
         settings = get_settings()
@@ -191,4 +242,8 @@ def close_cmd(plan_id: str) -> None:
         result: PlanStatus = await handle.result()
         return result
 
-    _print_status(asyncio.run(_close()))
+    try:
+        status = asyncio.run(_close())
+    except RPCError as exc:
+        raise _known_plan(plan_id, exc) or exc from None
+    _print_status(status, as_json)

@@ -26,6 +26,8 @@ from activities.dispatch.evaluation import (
 )
 from activities.dispatch.learned import MODEL_FILE, ModelError, TierModel, load_model
 from activities.dispatch.rules import TIERS
+from workers.cli.failures import EXIT_BAD_FILE, EXIT_BAD_INPUT, BadFile, parse_day
+from workers.cli.output import fail, print_json
 
 app = typer.Typer(help="Precise dispatch: evaluate and explain classification and routing.",
                   no_args_is_help=True)
@@ -53,11 +55,17 @@ def _config_dir(config_dir: Path | None) -> Path:
 
 
 def _config(config_dir: Path | None) -> HotlineConfig:
-    try:
-        return load_config(_config_dir(config_dir))
-    except ModelError as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
+    """The config folder loaded; a missing or broken file there exits 4 (HotlineGroup)."""
+    folder = _config_dir(config_dir)
+    if not folder.is_dir():
+        raise BadFile(f"{folder}: no such config folder")
+    return load_config(folder)
+
+
+def _input_file(path: Path) -> Path:
+    if not path.is_file():
+        raise BadFile(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+    return path
 
 
 def _pct(value: float | None) -> str:
@@ -130,7 +138,7 @@ def render(report: Report, console: Console, *, errors: int = 0) -> None:
 
 @app.command("eval")
 def eval_command(
-    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="Labelled JSON Lines."),
+    file: Path = typer.Argument(..., help="Labelled JSON Lines."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     at: str | None = typer.Option(None, help="Filing day for records without one "
                                               "(YYYY-MM-DD; default today)."),
@@ -138,12 +146,11 @@ def eval_command(
     config_dir: Path | None = typer.Option(None, help="Config folder (default: settings)."),
 ) -> None:
     """Accuracy per field, per-class precision/recall, T2H recall and tier confusion."""
+    day = parse_day(at)
     try:
-        records = load_labelled(file)
+        records = load_labelled(_input_file(file))
     except EvalError as err:
-        typer.echo(str(err), err=True)
-        raise typer.Exit(2) from None
-    day = date.fromisoformat(at) if at else None
+        raise BadFile(str(err)) from None
     cfg = _config(config_dir)
     report = evaluate(cfg, records, at=day)
     if as_json:
@@ -168,15 +175,37 @@ def explain(
     address: str | None = typer.Option(None),
     at: str | None = typer.Option(None, help="Filing day (YYYY-MM-DD)."),
     config_dir: Path | None = typer.Option(None),
+    as_json: bool = typer.Option(False, "--json", help="JSON on stdout instead of a table."),
 ) -> None:
     """Show how one request is classified, located and routed, and why."""
     from activities.dispatch.decide import classify_request, decide_route
     from activities.dispatch.location import locate
 
+    day = parse_day(at)
     cfg = _config(config_dir)
-    day = date.fromisoformat(at) if at else None
     cl = classify_request(cfg, content)
     loc = locate(cfg.registry, district, street, address, content, at=day)
+    street_unit = cfg.registry.get(loc.street_id) if loc.street_id else None
+    decision = None if cl.redirect_to else decide_route(cfg, cl.category, loc, at=day)
+    if as_json:
+        print_json({
+            "category": cl.category.code, "category_name": cl.category.name,
+            "kind": cl.kind, "tier": cl.tier, "emergency": cl.emergency,
+            "matched": list(cl.matched), "redirect_to": cl.redirect_to,
+            "model": None if cfg.model is None else {
+                "version": cfg.model.version, "p_t2h": cfg.model.p_t2h(content),
+                "threshold": cfg.model.threshold},
+            "district": loc.district, "street_id": loc.street_id,
+            "street": street_unit.name if street_unit else None,
+            "location_source": loc.source, "place": loc.place, "conflict": loc.conflict,
+            "lead": None if decision is None else {"unit_id": decision.lead.unit_id,
+                                                   "name": decision.lead.name},
+            "assisting": [] if decision is None else [
+                {"unit_id": u.unit_id, "name": u.name} for u in decision.assisting],
+            "rule": None if decision is None else decision.rule,
+            "note": None if decision is None else decision.note,
+        })
+        return
     table = Table(show_header=False)
     table.add_row("category", f"{cl.category.code} ({cl.category.name})")
     table.add_row("kind / tier", f"{cl.kind} / {cl.tier}"
@@ -187,14 +216,12 @@ def explain(
                                f"≥ {cfg.model.threshold:g} (version {cfg.model.version[:12]})")
     if cl.redirect_to:
         table.add_row("redirect", cl.redirect_to)
-    street_unit = cfg.registry.get(loc.street_id) if loc.street_id else None
     table.add_row("district / street", f"{loc.district or '?'} / "
                   f"{street_unit.name if street_unit else '?'}"
                   f" ({loc.source or 'not found'}: {loc.place or '—'})")
     if loc.conflict:
         table.add_row("conflict", loc.conflict)
-    if not cl.redirect_to:
-        decision = decide_route(cfg, cl.category, loc, at=day)
+    if decision is not None:
         table.add_row("lead", f"{decision.lead.name} [{decision.lead.unit_id}]")
         table.add_row("assisting", "、".join(u.name for u in decision.assisting) or "—")
         table.add_row("rule", decision.rule + (f" ({decision.note})" if decision.note else ""))
@@ -219,8 +246,7 @@ _BLIND_NAMES = {
 
 @app.command("blind")
 def blind_command(
-    file: Path = typer.Argument(..., exists=True, dir_okay=False,
-                                help="A blind set (tests/data/blind/*.jsonl)."),
+    file: Path = typer.Argument(..., help="A blind set (tests/data/blind/*.jsonl)."),
     at: str = typer.Option("2026-12-06", help="Filing day of every request (YYYY-MM-DD)."),
     as_json: bool = typer.Option(False, "--json", help="Print the measures as JSON."),
     config_dir: Path | None = typer.Option(None, help="Config folder (default: settings)."),
@@ -228,12 +254,11 @@ def blind_command(
     """The dispatch measures on a blind set: totals only, never the items (so it stays blind)."""
     from activities.dispatch.blind import accept_decision, load_blind, score
 
+    day = parse_day(at)
     try:
-        items = load_blind(file)
-        day = date.fromisoformat(at)
+        items = load_blind(_input_file(file))
     except (EvalError, ValueError) as err:
-        typer.echo(f"error: {err}", err=True)
-        raise typer.Exit(2) from None
+        raise BadFile(str(err)) from None
     cfg = _config(config_dir)
     report = score(items, lambda item: accept_decision(cfg, item, at=day))
     if as_json:
@@ -264,9 +289,9 @@ def _holdout_score(cfg: HotlineConfig, model: TierModel | None, records: list[La
     return report, (report.t2h_recall_rate, report.accuracy["tier"])
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(2)
+def _fail(message: str, code: int = EXIT_BAD_FILE) -> typer.Exit:
+    """``error: <message>`` on stderr; exit 4 (a file) unless told otherwise."""
+    return fail(f"error: {message}", code)
 
 
 @app.command()
@@ -299,13 +324,14 @@ def learn(
     target = out or folder / MODEL_FILE
     sets = train or [REPO_ROOT / p for p in LEARN_TRAIN]
     held = holdout or REPO_ROOT / LEARN_HOLDOUT
+    day = parse_day(at)
     for path in [*sets, held]:
         if not path.is_file():
             raise _fail(f"{path}: no such file")
     if held.resolve() in {p.resolve() for p in sets}:
-        raise _fail(f"{held} is the held-out set: it cannot also be trained on")
+        raise _fail(f"{held} is the held-out set: it cannot also be trained on",
+                    EXIT_BAD_INPUT)
     try:
-        day = date.fromisoformat(at) if at else None
         records = load_labelled(held)
         examples, sources = read_examples(sets, root=REPO_ROOT)
     except (EvalError, TrainingError, ValueError) as err:
