@@ -51,6 +51,19 @@ class Settings(BaseSettings):
     topic_prefix: str = ""
     consumer_group_prefix: str = "hotline"
 
+    # Schema Registry (docs/schema-registry.md). Unset: the single-object encoding only.
+    # Set (Confluent's API, or Apicurio's ``.../apis/ccompat/v7``): the bridges and the
+    # projector also read the Confluent wire format (``00`` + schema id) and register
+    # ``schemas/`` at start (subject = the record's full name, RecordNameStrategy).
+    schema_registry_url: str | None = None
+    # True (with the URL): the worker's publisher writes the Confluent wire format on
+    # hotline.dispatches, .lifecycle and .governance instead of the single-object one.
+    # The DLQ stays single-object: it is ours, read by `hotline dlq`.
+    schema_registry_write: bool = False
+    schema_registry_username: str | None = None  # HTTP basic auth (e.g. an API key)
+    schema_registry_password: SecretStr | None = None
+    schema_registry_ca_file: Path | None = None  # PEM CA of the registry's certificate
+
     # PostgreSQL: an external server when set, else the embedded one on postgres_port.
     database_url: str | None = None
     postgres_port: int = 55432
