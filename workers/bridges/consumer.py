@@ -36,7 +36,14 @@ workflow closed (before/while updating)       DLQ ``CASE_CLOSED``           yes
 Temporal unavailable, timeout, overloaded     retry with backoff            no
 DLQ write not acknowledged                    retry with backoff            no
 commit fails (rebalance)                      counted; redelivered later    —
+still applying when the drain time ran out    cancelled; redelivered later  no
 ============================================  ============================  ==========
+
+Shutdown (SIGTERM): the loop polls no more, the batch in hand is applied for up to
+``HOTLINE_GRACEFUL_SHUTDOWN_S``, the offsets of what was applied are committed, and the
+consumer leaves its group. A message still applying when that time runs out is cancelled
+and not committed: the next owner of its partition applies it (an update that reached the
+workflow anyway is dropped there by its event id).
 """
 
 
@@ -229,6 +236,7 @@ class TopicBridge:
         batch_budget_s: float = 120.0,
         poll_timeout_ms: int = 500,
         consumer_overrides: Mapping[str, Any] | None = None,
+        drain_s: float | None = None,
     ) -> None:
         self.name = name
         self.contract_topic = BRIDGES[name]
@@ -243,6 +251,9 @@ class TopicBridge:
         self._batch_budget_s = batch_budget_s
         self._poll_timeout_ms = poll_timeout_ms
         self._consumer_overrides = dict(consumer_overrides or {})
+        self._drain_s = settings.graceful_shutdown_s if drain_s is None else drain_s
+        # Done once stop was set ``drain_s`` ago: what still applies then is cancelled.
+        self._drain_over: asyncio.Task[None] | None = None
         self._listener = _AssignmentListener(name)
         self._lag = ConsumerLagReporter(self.contract_topic)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"kafka-{name}")
@@ -277,6 +288,8 @@ class TopicBridge:
         only, each partition keeps its order, and an
         offset is committed only after its message's effect.
         """
+        self._drain_over = asyncio.create_task(self._drain_clock(),
+                                               name=f"bridge-{self.name}-drain")
         try:
             consumer = await self._connect()
             if consumer is None:
@@ -300,6 +313,7 @@ class TopicBridge:
         finally:
             for task in self._chunks.values():
                 task.cancel()
+            self._drain_over.cancel()
             if self._consumer is not None:
                 try:
                     await self._on_thread(self._consumer.close, autocommit=False)
@@ -307,6 +321,14 @@ class TopicBridge:
                     self._log.warning("consumer close failed", error=describe_error(exc))
             self._executor.shutdown(wait=True)
             self._log.info("bridge stopped")
+
+    async def _drain_clock(self) -> None:
+        await self._stop.wait()
+        self._log.info("bridge stopping: finishing the batch in hand", drain_s=self._drain_s)
+        await asyncio.sleep(self._drain_s)
+
+    def _drain_ran_out(self) -> bool:
+        return self._drain_over is not None and self._drain_over.done()
 
     async def _start_chunks(
         self, consumer: KafkaConsumer, batch: Mapping[TopicPartition, Sequence[Any]]
@@ -451,7 +473,7 @@ class TopicBridge:
         """
 
         async def apply(message: Any) -> bool:
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or self._drain_ran_out():
                 return False
             return await self._handle_with_retry(tp, message)
 
@@ -462,7 +484,8 @@ class TopicBridge:
         deadline = time.monotonic() + self._retry_budget_s
         while True:
             try:
-                await self.handle(message)
+                if not await self._handle_unless_drained(message):
+                    return False
             except TransientError as exc:
                 TRANSIENT_ERRORS.labels(self.contract_topic).inc()
                 key = (tp, message.offset)
@@ -482,6 +505,34 @@ class TopicBridge:
             else:
                 self._attempts.pop((tp, message.offset), None)
                 return True
+
+    async def _handle_unless_drained(self, message: Any) -> bool:
+        """:meth:`handle`, cancelled if the drain time runs out first (then ``False``).
+
+        Raises:
+            TransientError: As :meth:`handle`.
+        """
+        drain = self._drain_over
+        if drain is None:  # not running under run() (tests call handle directly)
+            await self.handle(message)
+            return True
+        if drain.done():
+            return False
+        task = asyncio.ensure_future(self.handle(message))
+        try:
+            await asyncio.wait((task, drain), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if task.done():
+            task.result()
+            return True
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, TransientError):
+            await task
+        self._log.warning("drain time over; message left for redelivery",
+                          partition=message.partition, offset=message.offset)
+        return False
 
     async def handle(self, message: Any) -> str:
         """Decode, route and apply one message, dead-lettering what cannot be applied.

@@ -2,7 +2,10 @@
 
 ``hotline bridges`` runs one :class:`~workers.bridges.consumer.TopicBridge` per inbound
 topic (:data:`~workers.bridges.routes.BRIDGES`) over one shared Temporal client and one
-DLQ producer, until SIGTERM/SIGINT. Where to look:
+DLQ producer, until SIGTERM/SIGINT: then each bridge finishes its batch in hand (up to
+``HOTLINE_GRACEFUL_SHUTDOWN_S``), commits what was applied and leaves its group, the DLQ
+producer is flushed, and the process exits 0. ``/healthz`` and ``/readyz`` are served on
+the metrics port (ready: Temporal and Kafka answer; 503 from SIGTERM on). Where to look:
 
 - :mod:`workers.bridges.routes`    which record becomes which workflow start or update;
 - :mod:`workers.bridges.apply`     the Temporal call for one command;
@@ -25,6 +28,7 @@ from temporalio.client import Client
 
 from workers.bridges.consumer import TopicBridge, until_connected
 from workers.bridges.routes import BRIDGES
+from workers.runtime.health import Health, KafkaCheck, TemporalCheck
 from workers.runtime.kafka_io import make_producer
 from workers.runtime.observability import configure_logging, start_metrics_server, temporal_runtime
 from workers.runtime.security import temporal_connect_options
@@ -48,7 +52,7 @@ async def _connect_producer(settings: Settings, stop: asyncio.Event) -> KafkaPro
 
 
 async def _announce_ready(
-    bridges: Sequence[TopicBridge], ready: asyncio.Event | None
+    bridges: Sequence[TopicBridge], ready: asyncio.Event | None, health: Health | None
 ) -> None:
     await asyncio.gather(*(b.ready.wait() for b in bridges))
     log.info(
@@ -56,6 +60,8 @@ async def _announce_ready(
         topics=[b.topic for b in bridges],
         groups=[b.group for b in bridges],
     )
+    if health is not None:
+        health.serving()
     if ready is not None:
         ready.set()
 
@@ -66,12 +72,14 @@ async def run_bridges(
     *,
     ready: asyncio.Event | None = None,
     retry_budget_s: float = 60.0,
+    health: Health | None = None,
 ) -> None:
     """Run the three bridges until ``stop`` is set.
 
     Logs ``bridges ready`` (and sets ``ready``) once every consumer has joined its group
-    and received its assignment. On stop, each bridge finishes its in-flight batch,
-    commits and closes; then the DLQ producer is flushed and closed.
+    and received its assignment. On stop, each bridge finishes its in-flight batch
+    (within ``settings.graceful_shutdown_s``), commits what was applied and closes; then
+    the DLQ producer is flushed and closed.
 
     Args:
         settings: Process settings (addresses, topic prefix, group prefix, task queue).
@@ -79,6 +87,8 @@ async def run_bridges(
         ready: Optional event set together with the ``bridges ready`` line.
         retry_budget_s: How long one batch retries a transient failure before it goes
             back to polling (and fetches the message again).
+        health: Given the bridges' checks (Temporal, Kafka); told when they serve and
+            when they stop.
 
     Raises:
         Exception: Only a bug in a bridge loop; the other bridges are stopped first.
@@ -100,8 +110,11 @@ async def run_bridges(
         )
         for name in BRIDGES
     ]
+    if health is not None:
+        health.add(TemporalCheck(client, settings.temporal_namespace),
+                   KafkaCheck(settings, settings.topic_intake))
     tasks = [asyncio.create_task(b.run(), name=f"bridge-{b.name}") for b in bridges]
-    announcer = asyncio.create_task(_announce_ready(bridges, ready))
+    announcer = asyncio.create_task(_announce_ready(bridges, ready, health))
     log.info(
         "bridges starting",
         topics=[b.topic for b in bridges],
@@ -123,6 +136,8 @@ async def run_bridges(
                 break
     finally:
         stop.set()
+        if health is not None:
+            health.begin_shutdown()
         await asyncio.gather(*tasks, return_exceptions=True)
         announcer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -143,23 +158,33 @@ def _close_producer(producer: KafkaProducer) -> None:
         producer.close(timeout=10)
 
 
-async def _serve(settings: Settings) -> None:
+async def _serve(settings: Settings, health: Health) -> None:
     stop = asyncio.Event()
+    health.start()
+
+    def on_signal() -> None:
+        health.begin_shutdown()  # not ready from the first moment of the drain
+        stop.set()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await run_bridges(settings, stop)
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        await run_bridges(settings, stop, health=health)
+    finally:
+        await health.close()
 
 
 def main() -> None:
     """Entry point of ``hotline bridges``: serve until SIGTERM/SIGINT, then exit 0."""
     settings = get_settings()
     configure_logging(settings)
-    metrics = start_metrics_server(settings.bridge_metrics_port)
+    health = Health("bridges")
+    metrics = start_metrics_server(settings.bridge_metrics_port, health=health)
     if metrics is not None:
         log.info("metrics served", port=metrics.port)
     try:
-        asyncio.run(_serve(settings))
+        asyncio.run(_serve(settings, health))
     finally:
         if metrics is not None:
             metrics.close()

@@ -9,6 +9,7 @@ from workers.cli.desk import app as desk_app
 from workers.cli.dlq import app as dlq_app
 from workers.cli.failures import EXIT_CODES_HELP, HotlineGroup, traceback_option
 from workers.cli.governance import app as governance_app
+from workers.cli.migrate import migrate
 from workers.cli.plan import app as plan_app
 from workers.cli.routing import app as routing_app
 from workers.devstack.stack import app as stack_app
@@ -26,6 +27,7 @@ register_case_commands(app)  # `hotline case ...` and `hotline overdue`
 # Governance: report, rankings, priority-streets, hotspots, schedules, projector.
 app.add_typer(governance_app)
 app.add_typer(plan_app, name="plan")
+app.command()(migrate)  # `hotline migrate`: the ledger's migrations (a Kubernetes Job)
 
 
 @app.callback()

@@ -9,7 +9,9 @@ services, file requests, and follow them:
   (never the caller's contact details) go to ``open311_requests`` in the ledger;
 - ``GET requests``, ``GET requests/{id}``, ``GET tokens/{token}`` read the ledger.
 
-Every path ends in ``.json`` or ``.xml``; errors are the spec's
+``GET /healthz`` (the app answers) and ``GET /readyz`` (Kafka and the ledger answer; 503
+naming what is down) are for the kubelet's probes, outside the OpenAPI document and the
+rate limit. Every other path ends in ``.json`` or ``.xml``; errors are the spec's
 ``[{"code": ..., "description": ...}]`` (``<errors>`` in XML). The OpenAPI document is
 served at ``/openapi.json`` and kept in ``deploy/open311/openapi.json``.
 """
@@ -71,8 +73,9 @@ from workers.open311.responses import (
     TokenResult,
     responses,
 )
+from workers.runtime.health import Answer, Health, KafkaCheck, PostgresCheck
 from workers.runtime.kafka_io import make_producer
-from workers.runtime.migrate import apply_migrations
+from workers.runtime.migrate import migrate_or_wait
 from workers.runtime.observability import start_metrics_server
 from workers.runtime.settings import REPO_ROOT, Settings
 
@@ -102,6 +105,8 @@ MAX_PAGE_SIZE = 1000  # the spec's suggested cap on one answer
 MAX_IDS = 100
 SEND_TIMEOUT_S = 30.0
 FORM_TYPE = "application/x-www-form-urlencoded"
+# The kubelet's probes: never rate limited (the kubelet is one address for every pod).
+PROBE_PATHS = frozenset({"/healthz", "/readyz"})
 
 Fmt = Literal["json", "xml"]
 # A W3C datetime: a day, or a day and a time with its offset (the spec's
@@ -168,21 +173,37 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None,
                 or f"http://{settings.open311_host}:{settings.open311_port}").rstrip("/")
     state: dict[str, Any] = {}
 
+    health = Health("open311")
+
+    def _serve_once_current(schema: asyncio.Task[bool]) -> None:
+        if not schema.cancelled() and schema.exception() is None and schema.result():
+            health.serving()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await asyncio.to_thread(apply_migrations, settings.dsn)
+        health.start()
+        # Without migrate_on_start the schema is waited for in the background: uvicorn
+        # listens (alive, not ready) meanwhile instead of failing its startup probe.
+        schema = asyncio.create_task(migrate_or_wait(settings))
+        if settings.migrate_on_start:
+            await schema
         pool = AsyncConnectionPool(settings.dsn, min_size=1, max_size=4, open=False,
                                    check=AsyncConnectionPool.check_connection)
         await pool.open(wait=True, timeout=30)
         state["ledger"] = Ledger(pool)
         state["producer"] = await asyncio.to_thread(
             make_producer, settings, client_id="hotline-open311")
+        health.add(KafkaCheck(settings, settings.topic_intake), PostgresCheck(settings.dsn))
+        schema.add_done_callback(_serve_once_current)
         log.info("open311 ready", base_url=base_url, clients=len(clients))
         try:
             yield
         finally:
+            health.begin_shutdown()
+            schema.cancel()
             await pool.close()
             await asyncio.to_thread(state["producer"].close, 10)
+            await health.close()
 
     app = FastAPI(
         title="hotline Open311 GeoReport v2",
@@ -191,6 +212,7 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None,
                     "Statuses: open/closed, with FixMyStreet's extended statuses.",
         lifespan=lifespan, docs_url=None, redoc_url=None,
     )
+    app.state.health = health
 
     @app.middleware("http")
     async def limits(request: Request, call_next: Any) -> Response:
@@ -199,6 +221,9 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None,
                                    or int(length) > settings.open311_max_body_bytes):
             return _error(request, 413, f"request body over "
                           f"{settings.open311_max_body_bytes} bytes")
+        if request.url.path in PROBE_PATHS:
+            probe: Response = await call_next(request)
+            return probe
         host = request.client.host if request.client else "unknown"
         wait = limiter.hit(f"ip:{host}")
         if wait is not None:
@@ -247,6 +272,18 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None,
                        and r.path_regex.match(request.url.path) for m in r.methods or ()}
             headers = {"Allow": ", ".join(sorted(methods))}
         return _error(request, exc.status_code, str(exc.detail), headers)
+
+    def _probe(answer: Answer) -> Response:
+        return Response(json.dumps(answer.body, ensure_ascii=False), answer.status,
+                        {"Cache-Control": "no-store"}, media_type="application/json")
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> Response:
+        return _probe(health.liveness())
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> Response:
+        return _probe(await health.readiness())
 
     @app.get("/discovery.{fmt}", responses=responses(Discovery), response_model=None,
              summary="Service discovery")
@@ -492,9 +529,10 @@ class Open311Server:
 
 def main(settings: Settings) -> None:
     """Entry point of ``hotline open311``: serve until SIGINT / SIGTERM."""
-    metrics = start_metrics_server(settings.open311_metrics_port)
+    app = create_app(settings)
+    metrics = start_metrics_server(settings.open311_metrics_port, health=app.state.health)
     try:
-        uvicorn.Server(server_config(create_app(settings), settings)).run()
+        uvicorn.Server(server_config(app, settings)).run()
     finally:
         if metrics:
             metrics.close()

@@ -12,12 +12,16 @@ the ledger is a projection of the topic and can be rebuilt from offset 0. The pr
    constraint error) is rolled back to its savepoint and dead-lettered;
 4. commits ``offset + 1`` per partition only after the transaction committed.
 
-A crash between 3 and 4 redelivers the batch; the inbox drops the repeats.
+A crash between 3 and 4 redelivers the batch; the inbox drops the repeats. On SIGTERM the
+batch in hand is finished and committed (a batch still waiting for the database is
+dropped uncommitted), then the process exits 0. ``/metrics``, ``/healthz`` and ``/readyz``
+(Kafka and PostgreSQL answer) are served on ``HOTLINE_PROJECTOR_METRICS_PORT``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +37,7 @@ from psycopg import AsyncConnection
 
 from activities.ledger import apply_lifecycle
 from schemas import codec
+from workers.runtime.health import Health, KafkaCheck, PostgresCheck
 from workers.runtime.kafka_io import (
     DeadLetterPublisher,
     SourceMessage,
@@ -40,7 +45,8 @@ from workers.runtime.kafka_io import (
     make_consumer,
     make_producer,
 )
-from workers.runtime.migrate import apply_migrations
+from workers.runtime.migrate import migrate_or_wait
+from workers.runtime.observability import configure_logging, start_metrics_server
 from workers.runtime.settings import Settings, get_settings
 
 log = structlog.get_logger(__name__)
@@ -140,18 +146,21 @@ def _offsets(messages: Iterable[Any]) -> dict[TopicPartition, OffsetAndMetadata]
 
 
 async def run_projector(settings: Settings, stop: asyncio.Event, *,
-                        idle_timeout_s: float | None = None) -> int:
+                        idle_timeout_s: float | None = None,
+                        health: Health | None = None) -> int:
     """Consume ``hotline.lifecycle`` into the ledger until ``stop`` is set.
 
     Args:
         settings: Topics, group prefix, DSN.
         stop: Set to end the loop after the current batch.
         idle_timeout_s: Return once no message came for this long (rebuilds, tests).
+        health: Given the projector's checks (Kafka, PostgreSQL); told when it serves.
 
     Returns:
         How many events were applied (new to the ledger).
     """
-    await asyncio.to_thread(apply_migrations, settings.dsn)
+    if not await migrate_or_wait(settings, stop):
+        return 0
     group = group_id(settings, GROUP_NAME)
     # kafka-python's consumer is not thread-safe: every call goes through one thread.
     kafka_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projector-kafka")
@@ -169,6 +178,10 @@ async def run_projector(settings: Settings, stop: asyncio.Event, *,
     try:
         async with await AsyncConnection.connect(settings.dsn) as conn:
             log.info("projector ready", topic=settings.topic_lifecycle, group=group)
+            if health is not None:
+                health.add(KafkaCheck(settings, settings.topic_lifecycle),
+                           PostgresCheck(settings.dsn))
+                health.serving()
             while not stop.is_set():
                 batches = await on_kafka(consumer.poll, timeout_ms=500)
                 messages = [m for batch in batches.values() for m in batch]
@@ -178,18 +191,23 @@ async def run_projector(settings: Settings, stop: asyncio.Event, *,
                     continue
                 idle_since = loop.time()
                 attempt = 0
-                while True:
+                result: BatchResult | None = None
+                while result is None:
                     try:
                         result = await projector.apply_batch(conn, messages)
-                        break
                     except psycopg.OperationalError as err:
+                        if stop.is_set():  # uncommitted: the next run applies it
+                            break
                         attempt += 1
                         delay = min(30.0, 0.5 * 2 ** attempt)
                         log.warning("ledger unavailable; retrying batch", error=str(err),
                                     delay_s=delay)
-                        await asyncio.sleep(delay)
+                        with contextlib.suppress(TimeoutError):  # wakes on stop
+                            await asyncio.wait_for(stop.wait(), delay)
                         if conn.closed:
                             conn = await AsyncConnection.connect(settings.dsn)
+                if result is None:
+                    break
                 # The effect is durable: now, and only now, the offsets.
                 await on_kafka(consumer.commit, _offsets(messages))
                 applied += result.applied
@@ -203,17 +221,30 @@ async def run_projector(settings: Settings, stop: asyncio.Event, *,
 
 
 def main() -> None:
-    """Entry point of ``hotline projector``."""
-    from workers.runtime.observability import configure_logging
-
+    """Entry point of ``hotline projector``: serve until SIGTERM/SIGINT, then exit 0."""
     settings = get_settings()
     configure_logging(settings)
+    health = Health("projector")
+    metrics = start_metrics_server(settings.projector_metrics_port, health=health)
 
     async def _main() -> None:
         stop = asyncio.Event()
+        health.start()
+
+        def on_signal() -> None:
+            health.begin_shutdown()
+            stop.set()
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await run_projector(settings, stop)
+            loop.add_signal_handler(sig, on_signal)
+        try:
+            await run_projector(settings, stop, health=health)
+        finally:
+            await health.close()
 
-    asyncio.run(_main())
+    try:
+        asyncio.run(_main())
+    finally:
+        if metrics is not None:
+            metrics.close()

@@ -5,10 +5,18 @@ number order, and recorded in ``schema_migrations``. All pending files are appli
 transaction that first takes a transaction-level advisory lock, so two processes starting
 at the same moment (a worker and a bridge, two test sessions) apply each file exactly once:
 the second waits for the first, then finds nothing left to do.
+
+Who applies them: ``hotline migrate`` (a Kubernetes Job before each rollout,
+deploy/k8s/base/migrate-job.yaml) and ``hotline stack up``. The worker, the projector and
+Open311 also do at start while ``HOTLINE_MIGRATE_ON_START`` is true (the default, for the
+local stack and the tests); with it false they wait until nothing is pending
+(:func:`migrate_or_wait`), so a rollout applied together with its Job starts in order.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 from dataclasses import dataclass
@@ -183,3 +191,40 @@ def ensure_database(dsn_or_settings: str | Settings, name: str) -> bool:
             return False
     log.info("created database %s", name)
     return True
+
+
+async def migrate_or_wait(settings: Settings, stop: asyncio.Event | None = None, *,
+                          poll_s: float = 5.0) -> bool:
+    """Make sure the ledger's schema is current before a process uses it.
+
+    With ``settings.migrate_on_start`` the pending migrations are applied (idempotent,
+    serialised by the advisory lock). Otherwise this waits, logging what is pending, until
+    ``hotline migrate`` (the Job) has applied them; a database that does not answer yet is
+    waited for too.
+
+    Returns:
+        True when the schema is current; False when ``stop`` was set while waiting.
+
+    Raises:
+        MigrationError: ``migrate_on_start`` and a migration failed.
+    """
+    if settings.migrate_on_start:
+        await asyncio.to_thread(apply_migrations, settings.dsn)
+        return True
+    stop = stop or asyncio.Event()
+    said = ""
+    while not stop.is_set():
+        try:
+            pending = await asyncio.to_thread(pending_migrations, settings.dsn)
+        except psycopg.Error as exc:
+            news = f"ledger not reachable: {type(exc).__name__}"
+        else:
+            if not pending:
+                return True
+            news = f"waiting for `hotline migrate` to apply {', '.join(pending)}"
+        if news != said:  # once per change, not every poll
+            log.warning(news)
+            said = news
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), poll_s)
+    return False

@@ -2,23 +2,27 @@
 
 Logs are one JSON object per line on stdout (structlog, also for records from
 kafka-python and temporalio through the standard library). Metrics are served by
-``prometheus_client`` from a daemon thread.
+``prometheus_client``'s WSGI app from a daemon thread, beside the process's
+``/healthz`` and ``/readyz`` (:mod:`workers.runtime.health`) on the same port.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import socket
 import sys
 import threading
-from collections.abc import MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from functools import cache
+from socketserver import ThreadingMixIn
 from typing import Any, TextIO
-from wsgiref.simple_server import WSGIServer
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import structlog
-from prometheus_client import start_http_server
+from prometheus_client import make_wsgi_app
 from temporalio.runtime import (
     LogForwardingConfig,
     LoggingConfig,
@@ -28,6 +32,7 @@ from temporalio.runtime import (
     TelemetryFilter,
 )
 
+from workers.runtime.health import Answer, Health
 from workers.runtime.settings import Settings
 
 # Personal data never reaches a log line (STYLE.md): these keys are dropped outright ...
@@ -136,6 +141,47 @@ def temporal_runtime(sdk_metrics_port: int = 0, sdk_metrics_addr: str = "0.0.0.0
     )
 
 
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    # Fire-and-forget request threads: a slow scrape never holds the process at exit.
+    daemon_threads = True
+
+
+class _IPv6Server(_ThreadingServer):
+    address_family = socket.AF_INET6
+
+
+class _SilentHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Probes and scrapes every few seconds are not worth a log line each."""
+
+
+_StartResponse = Callable[..., Any]
+
+
+def _json(start_response: _StartResponse, answer: Answer) -> Iterable[bytes]:
+    body = json.dumps(answer.body, ensure_ascii=False).encode()
+    reason = "OK" if answer.status == 200 else "Service Unavailable"
+    start_response(f"{answer.status} {reason}", [("Content-Type", "application/json"),
+                                                 ("Content-Length", str(len(body))),
+                                                 ("Cache-Control", "no-store")])
+    return [body]
+
+
+def _app(health: Health | None) -> Callable[[dict[str, Any], _StartResponse], Iterable[bytes]]:
+    metrics = make_wsgi_app()
+
+    def app(environ: dict[str, Any], start_response: _StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if health is not None and path == "/healthz":
+            return _json(start_response, health.liveness())
+        if health is not None and path == "/readyz":
+            return _json(start_response, health.readiness_from_thread())
+        result: Iterable[bytes] = metrics(environ, start_response)
+        return result
+
+    return app
+
+
 @dataclass
 class MetricsServer:
     """A running ``/metrics`` endpoint; ``close()`` stops it."""
@@ -150,18 +196,24 @@ class MetricsServer:
         self._thread.join(timeout=5)
 
 
-def start_metrics_server(port: int, addr: str = "0.0.0.0") -> MetricsServer | None:
+def start_metrics_server(port: int, addr: str = "0.0.0.0", *,
+                         health: Health | None = None) -> MetricsServer | None:
     """Serve the default Prometheus registry on ``addr:port`` from a daemon thread.
 
     Args:
         port: TCP port; 0 means metrics are not served (tests, several processes on
             one host).
         addr: Bind address; the wildcard so a Prometheus on another host can scrape.
+        health: When given, ``/healthz`` and ``/readyz`` are answered from it on the
+            same port (every other path serves the metrics).
 
     Returns:
         The running server, or ``None`` when ``port`` is 0.
     """
     if port == 0:
         return None
-    server, thread = start_http_server(port, addr=addr)
+    server_class = _IPv6Server if ":" in addr else _ThreadingServer
+    server = make_server(addr, port, _app(health), server_class, handler_class=_SilentHandler)
+    thread = threading.Thread(target=server.serve_forever, name="metrics-server", daemon=True)
+    thread.start()
     return MetricsServer(port=port, _server=server, _thread=thread)

@@ -85,6 +85,16 @@ class Settings(BaseSettings):
     # Cases (message keys) of one partition's chunk a bridge applies side by side, each
     # case's messages in order; 1 = one case at a time.
     bridge_keys_in_flight: int = Field(default=16, ge=1)
+    # The projector's /metrics, /healthz and /readyz; 0 = off.
+    projector_metrics_port: int = 9469
+    # On SIGTERM: how long the worker lets running activities finish, and the bridges and
+    # projector their batch in hand, before giving up on them (uncommitted, so redelivered).
+    # Below the pods' terminationGracePeriodSeconds (60), with room to close the clients.
+    graceful_shutdown_s: float = Field(default=40.0, ge=0)
+    # True: the worker, projector and Open311 apply pending ledger migrations at start
+    # (local stack, tests). The Kubernetes manifests set false and run `hotline migrate`
+    # as a Job; a process then waits (not ready) until no migration is pending.
+    migrate_on_start: bool = True
 
     # Key of the caller-number hash that finds repeat callers; set a secret in production.
     caller_hash_key: str = "hotline-local-development-key"

@@ -1,9 +1,15 @@
-"""The Temporal worker process: ``ComplaintWorkflow`` and its activities."""
+"""The Temporal worker process: ``ComplaintWorkflow`` and its activities.
+
+On SIGTERM it stops polling, lets the activities it runs finish (up to
+``HOTLINE_GRACEFUL_SHUTDOWN_S``, then they are cancelled and Temporal retries them
+elsewhere), and exits 0; ``/readyz`` answers 503 from the signal on.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import signal
+from datetime import timedelta
 
 import structlog
 from psycopg_pool import AsyncConnectionPool
@@ -16,9 +22,11 @@ from activities.governance import GovernanceActivities, load_governance_config
 from activities.metrics import ActivityFailureInterceptor
 from activities.publisher import KafkaPublisher
 from workers.runtime.bytecode import ensure_bytecode, workflow_runner
+from workers.runtime.health import Health, KafkaCheck, PostgresCheck, TemporalCheck
 from workers.runtime.metrics_exporter import LedgerGauges
-from workers.runtime.migrate import apply_migrations
+from workers.runtime.migrate import migrate_or_wait
 from workers.runtime.observability import configure_logging, start_metrics_server, temporal_runtime
+from workers.runtime.schema_registry import writer_wire
 from workers.runtime.security import kafka_security_config
 from workers.runtime.settings import Settings, get_settings
 from workers.runtime.temporal import connect_temporal
@@ -33,19 +41,21 @@ log = structlog.get_logger(__name__)
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event, *,
-                     runtime: Runtime | None = None) -> None:
-    """Serve the task queue until ``stop`` is set.
+                     runtime: Runtime | None = None, health: Health | None = None) -> None:
+    """Serve the task queue until ``stop`` is set, then drain the running activities.
 
     ``runtime`` is the Temporal runtime (``main`` passes one serving the SDK's metrics);
-    by default one that only forwards Core's logs.
+    by default one that only forwards Core's logs. ``health`` gets the worker's checks
+    (Temporal, Kafka, PostgreSQL) and is told when it serves.
     """
     config = load_config(settings.config_dir)  # bad rules stop the process here, named
     if settings.workflow_sandbox:
         await asyncio.to_thread(ensure_bytecode)
     governance = load_governance_config(settings.config_dir / "governance.yaml")
-    # Idempotent and serialised by an advisory lock, so every worker may run it at start.
-    await asyncio.to_thread(apply_migrations, settings.dsn)
-    publisher = KafkaPublisher(settings.kafka_bootstrap, **kafka_security_config(settings))
+    if not await migrate_or_wait(settings, stop):
+        return
+    publisher = KafkaPublisher(settings.kafka_bootstrap, wire=writer_wire(settings),
+                               **kafka_security_config(settings))
     pool = AsyncConnectionPool(settings.dsn, min_size=1, max_size=8, open=False,
                                check=AsyncConnectionPool.check_connection)
     await pool.open(wait=True, timeout=30)
@@ -71,11 +81,24 @@ async def run_worker(settings: Settings, stop: asyncio.Event, *,
             max_cached_workflows=settings.max_cached_workflows,
             interceptors=[ActivityFailureInterceptor()],
             workflow_runner=workflow_runner(settings.workflow_sandbox),
+            # Without it shutdown cancels running activities at once.
+            graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_s),
         )
-        async with worker:
+        if health is not None:
+            health.add(TemporalCheck(client, settings.temporal_namespace),
+                       KafkaCheck(settings, settings.topic_lifecycle),
+                       PostgresCheck(settings.dsn))
+        async with worker:  # leaving it: stop polling, wait for the running activities
             log.info("worker ready", task_queue=settings.task_queue,
                      namespace=settings.temporal_namespace, time_scale=settings.time_scale)
+            if health is not None:
+                health.serving()
             await stop.wait()
+            if health is not None:
+                health.begin_shutdown()
+            log.info("worker stopping: no new tasks, running activities may finish",
+                     graceful_shutdown_s=settings.graceful_shutdown_s)
+        log.info("worker stopped")
     finally:
         await gauges.stop()
         await pool.close()
@@ -86,7 +109,8 @@ def main() -> None:
     """Entry point of ``hotline worker``."""
     settings = get_settings()
     configure_logging(settings)
-    start_metrics_server(settings.worker_metrics_port)
+    health = Health("worker")
+    start_metrics_server(settings.worker_metrics_port, health=health)
     # Binds the SDK's /metrics now, so a port in use stops the process at once.
     runtime = temporal_runtime(settings.temporal_sdk_metrics_port)
     log.info("metrics served", port=settings.worker_metrics_port or None,
@@ -94,9 +118,18 @@ def main() -> None:
 
     async def _main() -> None:
         stop = asyncio.Event()
+        health.start()
+
+        def on_signal() -> None:
+            health.begin_shutdown()  # not ready from the first moment of the drain
+            stop.set()
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await run_worker(settings, stop, runtime=runtime)
+            loop.add_signal_handler(sig, on_signal)
+        try:
+            await run_worker(settings, stop, runtime=runtime, health=health)
+        finally:
+            await health.close()
 
     asyncio.run(_main())
