@@ -11,7 +11,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
 .PHONY: help install lint typecheck unit test reliability demo up down status worker bridges clean \
-	prometheus-tools deploy-tools bench
+	prometheus-tools deploy-tools browser-tools bench
 
 help:
 	@echo "make test    - install, lint, type-check, run every test (brings the local stack up)"
@@ -52,7 +52,15 @@ deploy-tools:
 	@command -v openssl >/dev/null || { $(SUDO) apt-get update && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openssl; }
 
-test: $(STAMP) lint typecheck prometheus-tools deploy-tools
+# The workbench's browser tests (tests/workbench/test_browser.py): Debian's headless
+# Chromium, driven by Playwright (never `playwright install`), and a CJK font for its pages.
+browser-tools:
+	@test -x /usr/bin/chromium && fc-list :lang=zh | grep -q . || { \
+	  $(SUDO) apt-get update && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+	    chromium chromium-driver fonts-wqy-microhei; }
+
+test: $(STAMP) lint typecheck prometheus-tools deploy-tools browser-tools
 	$(BIN)/hotline stack up
 	$(BIN)/pytest -q
 

@@ -25,7 +25,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("activities",),
     ("workers.runtime",),
     ("workers.worker", "workers.bridges", "workers.projector", "workers.open311",
-     "workers.reports"),
+     "workers.reports", "workers.workbench"),
     ("workers.devstack",),
     ("workers.cli",),
     ("bench",),

@@ -13,6 +13,7 @@ from workers.cli.migrate import migrate
 from workers.cli.plan import app as plan_app
 from workers.cli.routing import app as routing_app
 from workers.devstack.stack import app as stack_app
+from workers.workbench.main import app as workbench_app
 
 # HotlineGroup: every failure is one line on stderr with a documented exit code (epilog).
 app = typer.Typer(help="Citizen hotline orchestration (12345 接诉即办).", no_args_is_help=True,
@@ -28,6 +29,7 @@ register_case_commands(app)  # `hotline case ...` and `hotline overdue`
 app.add_typer(governance_app)
 app.add_typer(plan_app, name="plan")
 app.command()(migrate)  # `hotline migrate`: the ledger's migrations (a Kubernetes Job)
+app.add_typer(workbench_app, name="workbench")
 
 
 @app.callback()

@@ -142,6 +142,33 @@ class Settings(BaseSettings):
     # 256 KiB: room for every field at its longest, percent-encoded.
     open311_max_body_bytes: int = Field(default=262_144, gt=0)
 
+    # The workbench (`hotline workbench`, workers/workbench): web pages for unit staff,
+    # dispatchers and supervisors.
+    workbench_host: str = "127.0.0.1"
+    workbench_port: int = 8312
+    # Its /metrics on a port of their own (not behind the ingress); 0 = off.
+    workbench_metrics_port: int = 9468
+    # The public base URL (photo links in events, redirects); default from host and port.
+    workbench_base_url: str | None = None
+    # Key that signs session cookies: set a long random secret in production (every replica
+    # the same). Unset: a random key per process, so sessions end when it restarts.
+    workbench_secret_key: SecretStr | None = None
+    # Cookies marked Secure (sent over HTTPS only): on wherever the workbench is served
+    # over HTTPS (it also turns on when the base URL starts with https://).
+    workbench_secure_cookies: bool = False
+    # A session lasts this long after login.
+    workbench_session_minutes: int = Field(default=480, gt=0)
+    # Login throttling per account and client address: this many failures lock it for
+    # workbench_login_lock_minutes.
+    workbench_login_max_failures: int = Field(default=5, ge=1)
+    workbench_login_lock_minutes: int = Field(default=15, ge=1)
+    # Completion photos: stored in this folder and served by the workbench at /photos/.
+    workbench_photo_dir: Path = REPO_ROOT / ".state" / "workbench-photos"
+    workbench_photo_max_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
+    # Seconds a page waits after an action for the case to apply or refuse it, before it
+    # shows "submitted, pending".
+    workbench_outcome_wait_s: float = Field(default=6.0, ge=0)
+
     # Multiplies every rule duration (tiers, ladder, callback windows). 1.0 in production;
     # the demo uses a small factor so a 7-day case takes seconds.
     time_scale: float = Field(default=1.0, gt=0)
