@@ -21,8 +21,9 @@ from activities.dispatch.confidence import candidates
 from activities.dispatch.config import HotlineConfig
 from activities.dispatch.decide import decide_route, first_look, governance_route
 from activities.dispatch.location import Location
+from activities.dispatch.workdays import CalendarNotCovered
 from activities.ledger import apply_lifecycle
-from activities.metrics import observe_step
+from activities.metrics import CALENDAR_REFUSALS, observe_step, watch_calendar
 from schemas import codec
 from workflows.model import (
     Acceptance,
@@ -112,6 +113,7 @@ class CaseActivities:
         self._topic_lifecycle = topic_lifecycle
         self._topic_dispatches = topic_dispatches
         self._scale = time_scale
+        watch_calendar(config.rules.calendar)
 
     @activity.defn(name="accept")
     async def accept(self, request: AcceptRequest) -> Acceptance:
@@ -133,6 +135,23 @@ class CaseActivities:
         street = street_unit.name if street_unit else filing.street
         caller = caller_hash(self._caller_key, filing.caller_phone)
 
+        # Deadlines run from the workflow's acceptance time, not this activity's clock, so
+        # a retried accept computes the same plan.
+        review_reasons = list(doubt.reasons)
+        try:
+            plan = self._plan_for(cl.tier, request.accepted_at)
+        except CalendarNotCovered as err:
+            # Never a silently wrong date: a person decides, told the date is provisional.
+            plan = self._plan_for(cl.tier, request.accepted_at, provisional=True)
+            calendar_doubt = (f"{err}; provisional {cl.tier} deadline "
+                              f"{plan.due_at:%Y-%m-%d} counts weekdays only")
+            review_reasons.insert(0, calendar_doubt)
+            CALENDAR_REFUSALS.labels(cl.tier, "accept").inc()
+            log.error("calendar_not_covered", complaint_id=filing.complaint_id, tier=cl.tier,
+                      year=err.year)
+        else:
+            calendar_doubt = ""
+
         # Unsure (below review.min_confidence) a dispatcher decides; T2H never waits.
         machine = Outcome(look.outcome(rules.review.min_confidence))
         merge_into = None
@@ -145,14 +164,13 @@ class CaseActivities:
             outcome, reason = Outcome.MERGED, f"same caller and problem as open case {merge_into}"
         elif machine == Outcome.REVIEW and not filing.governance:
             # (A governance task goes out at once: a supervisor's scan already decided.)
-            outcome, reason = Outcome.REVIEW, "; ".join(doubt.reasons)
+            outcome, reason = Outcome.REVIEW, "; ".join(review_reasons)
+        elif calendar_doubt:
+            outcome, reason = Outcome.REVIEW, calendar_doubt
         else:
             outcome = Outcome.DISPATCH
             reason = route.note if filing.governance and route.note else "dispatch"
 
-        # Deadlines run from the workflow's acceptance time, not this activity's clock, so
-        # a retried accept computes the same plan.
-        plan = self._plan_for(cl.tier, request.accepted_at)
         tier_rule = rules.tiers[cl.tier]
         ext = rules.extension
         ladder = LadderPlan(
@@ -197,7 +215,7 @@ class CaseActivities:
             caller_hash=caller,
             route_rule=decision.rule if decision else "",
             confidence=doubt.confidence,
-            review_reasons=doubt.reasons,
+            review_reasons=review_reasons,
             candidates=(candidates(cfg.registry, cl, loc, route, doubt.confidence)
                         if review else []),
             review_seconds=rules.review.window.total_seconds() * self._scale if review else 0.0,
@@ -233,14 +251,27 @@ class CaseActivities:
         if request.tier not in self._config.rules.tiers:
             raise ApplicationError(f"unknown tier {request.tier!r}", type="UnknownTier",
                                    non_retryable=True)
-        if request.extra_days and request.due_at is not None:
-            return self._extend(request.tier, request.start, request.due_at, request.extra_days)
-        return self._plan_for(request.tier, request.start)
+        try:
+            if request.extra_days and request.due_at is not None:
+                return self._extend(request.tier, request.start, request.due_at,
+                                    request.extra_days)
+            return self._plan_for(request.tier, request.start)
+        except CalendarNotCovered as err:
+            # A reopen or extension of a case already under way: refusing would strand it,
+            # so the deadline is provisional and said so loudly (log, metric, alert).
+            CALENDAR_REFUSALS.labels(request.tier, "plan").inc()
+            info = activity.info()
+            log.error("calendar_not_covered", complaint_id=info.workflow_id, tier=request.tier,
+                      year=err.year, provisional=True)
+            if request.extra_days and request.due_at is not None:
+                return self._extend(request.tier, request.start, request.due_at,
+                                    request.extra_days, provisional=True)
+            return self._plan_for(request.tier, request.start, provisional=True)
 
-    def _plan_for(self, tier: str, start: datetime) -> TierPlan:
+    def _plan_for(self, tier: str, start: datetime, *, provisional: bool = False) -> TierPlan:
         rules = self._config.rules
         rule = rules.tiers[tier]
-        due_at = rules.deadline(tier, start, self._scale)
+        due_at = rules.deadline(tier, start, self._scale, provisional=provisional)
         return TierPlan(
             tier=tier,
             deadline_seconds=(due_at - start).total_seconds(),
@@ -250,14 +281,15 @@ class CaseActivities:
             sign_by=start + rule.sign_for * self._scale,
         )
 
-    def _extend(self, tier: str, start: datetime, due_at: datetime, days: int) -> TierPlan:
+    def _extend(self, tier: str, start: datetime, due_at: datetime, days: int, *,
+                provisional: bool = False) -> TierPlan:
         """``due_at`` plus ``days`` (working days where the tier counts them), scaled."""
         rules = self._config.rules
         rule = rules.tiers[tier]
-        real_extra = (rules.calendar.add_workdays(due_at, days) - due_at if rule.working_days
-                      else timedelta(days=days))
+        real_extra = (rules.calendar.add_workdays(due_at, days, provisional=provisional)
+                      - due_at if rule.working_days else timedelta(days=days))
         new_due = due_at + real_extra * self._scale
-        base = self._plan_for(tier, start)
+        base = self._plan_for(tier, start, provisional=provisional)
         return replace(base, due_at=new_due,
                        deadline_seconds=(new_due - start).total_seconds())
 

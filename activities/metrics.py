@@ -43,6 +43,13 @@ Catalogue (name — type — labels — meaning):
 - ``hotline_cases_closed_total`` — counter — tier, outcome, overdue — closed cases by how
   they ended: HANDLED, WITHDRAWN, ANSWERED_DIRECTLY, REJECTED, REDIRECTED, MERGED.
 - ``hotline_case_duration_seconds`` — histogram — tier, outcome — filing to closing.
+- ``hotline_calendar_refusals_total`` — counter — tier, step — working-day deadlines
+  that reached a year ``calendar.yaml`` does not list: ``accept`` sends the case to the
+  dispatch desk; ``plan`` (reopen, extension) gives a provisional deadline, logged.
+- ``hotline_calendar_coverage_days`` — gauge — days from today to the last day the
+  working-day calendar lists (read at scrape time).
+- ``hotline_calendar_coverage_warn_days`` — gauge — ``calendar.yaml``'s
+  ``warn_days_ahead``: the alert fires when coverage drops below it.
 - ``hotline_activity_failures_total`` — counter — activity, error — activity attempts that
   raised (``error`` is the ApplicationError type or the exception class), counted by
   :class:`ActivityFailureInterceptor`.
@@ -57,9 +64,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 import structlog
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import (
@@ -68,6 +76,7 @@ from temporalio.worker import (
     Interceptor,
 )
 
+from activities.dispatch.workdays import Calendar
 from workflows.model import TIER_ORDER, DispatchRow, LifecycleRecord, StepRecord, Unit
 
 log = structlog.get_logger(__name__)
@@ -188,6 +197,21 @@ CASE_DURATION = Histogram(
     ["tier", "outcome"],
     buckets=_DURATION_BUCKETS,
 )
+CALENDAR_REFUSALS = Counter(
+    "hotline_calendar_refusals_total",
+    "Working-day deadlines that reached a year the calendar does not list, by tier and "
+    "step (accept: the case went to the dispatch desk; plan: a provisional deadline).",
+    ["tier", "step"],
+)
+CALENDAR_COVERAGE = Gauge(
+    "hotline_calendar_coverage_days",
+    "Days from today (the calendar's timezone) to the last day the working-day calendar "
+    "lists; negative once past it.",
+)
+CALENDAR_WARN = Gauge(
+    "hotline_calendar_coverage_warn_days",
+    "calendar.yaml's warn_days_ahead: HotlineCalendarCoverageEnding fires below it.",
+)
 ACTIVITY_FAILURES = Counter(
     "hotline_activity_failures_total",
     "Activity attempts that raised, by activity type and error type "
@@ -215,6 +239,13 @@ _DISPATCH_TRIGGERS = {
     "REOPENED": "reopen",
     "WHISTLED": "whistle",
 }
+
+
+def watch_calendar(calendar: Calendar) -> None:
+    """Export how long the working-day calendar still covers, computed at each scrape."""
+    zone = ZoneInfo(calendar.timezone)
+    CALENDAR_COVERAGE.set_function(lambda: calendar.days_left(datetime.now(zone).date()))
+    CALENDAR_WARN.set(calendar.warn_days_ahead)
 
 
 class UnitLookup(Protocol):

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import atexit
+import os
 import shutil
 import sys
+import tempfile
 from collections.abc import AsyncIterator
+from datetime import date
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
+import yaml
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.testing import WorkflowEnvironment
 
@@ -17,6 +22,40 @@ from workers.runtime.bytecode import ensure_bytecode
 from workflows import search_attributes
 
 VENV_BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parent.parent
+# Far ahead: a time-skipping server's clock only moves forward, and one module's tests
+# (each skipping weeks, some skipping idle timers) carry it decades past today.
+SYNTHETIC_YEARS_AHEAD = 80
+
+
+def _test_config_dir() -> Path:
+    """deploy/config with synthetic weekends-only calendar years after the real ones.
+
+    The real calendar ends when the State Council's list does, and a T7D/T15D case
+    accepted near its end is (rightly) sent to the dispatch desk. Tests that file such
+    cases "now" must not start failing on a date, so they run on this folder; the
+    calendar's own tests (tests/test_calendar.py) read deploy/config itself.
+    """
+    real = REPO / "deploy" / "config"
+    (REPO / ".state").mkdir(exist_ok=True)
+    # One folder per test process: several runs may share a checkout.
+    folder = Path(tempfile.mkdtemp(prefix="test-config-", dir=REPO / ".state"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    for item in real.iterdir():
+        if item.name != "calendar.yaml":
+            (folder / item.name).symlink_to(item)
+    calendar = yaml.safe_load((real / "calendar.yaml").read_text(encoding="utf-8"))
+    years = calendar["years"]
+    for year in range(max(years) + 1, date.today().year + SYNTHETIC_YEARS_AHEAD + 1):
+        years[year] = {"source": "test fixture: weekends only", "synthetic": True}
+    (folder / "calendar.yaml").write_text(yaml.safe_dump(calendar, allow_unicode=True),
+                                          encoding="utf-8")
+    return folder
+
+
+# Before any test module is imported: they read Settings().config_dir at import time, and
+# the workers and commands the tests start inherit the variable.
+os.environ.setdefault("HOTLINE_CONFIG_DIR", str(_test_config_dir()))
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

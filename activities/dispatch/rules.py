@@ -7,17 +7,19 @@ it, and turns tiers into deadlines (natural time, or working days on the calenda
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from activities.dispatch.workdays import Calendar
+
 TIERS = ("T2H", "T24H", "T7D", "T15D")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+CALENDAR_FILE = "calendar.yaml"
 
 
 class RulesError(ValueError):
@@ -115,42 +117,6 @@ class Weights(_Strict):
         return self
 
 
-class Calendar(_Strict):
-    holidays: list[date] = []
-    extra_workdays: list[date] = []
-    timezone: str = "Asia/Shanghai"
-
-    @field_validator("timezone")
-    @classmethod
-    def _tz(cls, value: str) -> str:
-        ZoneInfo(value)
-        return value
-
-    def is_workday(self, day: date) -> bool:
-        if day in self._extra:
-            return True
-        return day.weekday() < 5 and day not in self._holidays
-
-    @property
-    def _holidays(self) -> frozenset[date]:
-        return frozenset(self.holidays)
-
-    @property
-    def _extra(self) -> frozenset[date]:
-        return frozenset(self.extra_workdays)
-
-    def add_workdays(self, start: datetime, days: int) -> datetime:
-        """The same local clock time ``days`` working days after ``start``."""
-        local = start.astimezone(ZoneInfo(self.timezone))
-        counted = 0
-        day = local
-        while counted < days:
-            day += timedelta(days=1)
-            if self.is_workday(day.date()):
-                counted += 1
-        return day.astimezone(start.tzinfo)
-
-
 class ReviewRule(_Strict):
     """The dispatch desk (派单复核): below ``min_confidence`` a person decides."""
 
@@ -187,15 +153,21 @@ class Rules(_Strict):
                 raise ValueError(f"unknown tier {name!r}; tiers are {', '.join(TIERS)}")
         return self
 
-    def deadline(self, tier: str, start: datetime, scale: float = 1.0) -> datetime:
+    def deadline(self, tier: str, start: datetime, scale: float = 1.0, *,
+                 provisional: bool = False) -> datetime:
         """When a case of ``tier`` accepted at ``start`` is due, the time scale applied.
 
         Working-day tiers are first laid on the calendar in real time, then the whole span
         is scaled, so a demo keeps the shape of weekends and holidays.
+
+        Raises:
+            CalendarNotCovered: a working-day deadline reaches a year ``calendar.yaml`` does
+                not list (unless ``provisional``: then that year's weekdays count).
         """
         rule = self.tiers[tier]
         if rule.working_days:
-            real_due = self.calendar.add_workdays(start, rule.deadline.days)
+            real_due = self.calendar.add_workdays(start, rule.deadline.days,
+                                                  provisional=provisional)
         else:
             real_due = start + rule.deadline
         return start + (real_due - start) * scale
@@ -219,9 +191,22 @@ def describe_validation_error(path: Path, err: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def load_rules(path: Path) -> Rules:
-    """Read and validate ``rules.yaml``; raise :class:`RulesError` naming every bad key."""
+def load_calendar(path: Path) -> Calendar:
+    """Read and validate ``calendar.yaml``; raise :class:`RulesError` naming the bad key."""
     data = load_yaml(path)
+    try:
+        return Calendar.model_validate(data)
+    except ValidationError as err:
+        raise RulesError(describe_validation_error(path, err)) from None
+
+
+def load_rules(path: Path) -> Rules:
+    """Read and validate ``rules.yaml`` and the ``calendar.yaml`` beside it; raise
+    :class:`RulesError` naming the file and every bad key."""
+    data = load_yaml(path)
+    if isinstance(data, dict) and "calendar" not in data:
+        # The calendar is its own file so that the yearly update is one reviewed change.
+        data["calendar"] = load_calendar(path.parent / CALENDAR_FILE)
     try:
         return Rules.model_validate(data)
     except ValidationError as err:

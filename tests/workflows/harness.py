@@ -21,7 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.case import CaseActivities
-from activities.dispatch.config import load_config
+from activities.dispatch.config import HotlineConfig, load_config
 from workers.runtime.settings import Settings
 from workflows.complaint import ComplaintWorkflow
 from workflows.model import (
@@ -131,9 +131,12 @@ async def update(handle: WorkflowHandle[Any, Any], name: str, arg: Any) -> Ack:
 
 
 @asynccontextmanager
-async def running_harness(env: WorkflowEnvironment, **worker_options: Any
-                          ) -> AsyncIterator[Harness]:
-    """A worker for ComplaintWorkflow on its own task queue; its open cases end with it."""
+async def running_harness(env: WorkflowEnvironment, *, config: HotlineConfig = CONFIG,
+                          **worker_options: Any) -> AsyncIterator[Harness]:
+    """A worker for ComplaintWorkflow on its own task queue; its open cases end with it.
+
+    ``config`` defaults to the tests' folder (synthetic calendar years after the real ones,
+    tests/conftest.py); the calendar's own test passes deploy/config itself."""
     recorder = Recorder()
     duplicates = FakeDuplicates()
 
@@ -142,7 +145,7 @@ async def running_harness(env: WorkflowEnvironment, **worker_options: Any
         recorder.steps.append(step)
         return StepReceipt(step.complaint_id, step.step, len(step.lifecycle))
 
-    acts = CaseActivities(CONFIG, cast(Any, None), cast(Any, None),
+    acts = CaseActivities(config, cast(Any, None), cast(Any, None),
                           topic_lifecycle="l", topic_dispatches="d", duplicates=duplicates,
                           caller_key=b"test")
     task_queue = f"tq-{uuid.uuid4().hex[:8]}"

@@ -12,6 +12,7 @@ from workers.cli.governance import app as governance_app
 from workers.cli.migrate import migrate
 from workers.cli.plan import app as plan_app
 from workers.cli.routing import app as routing_app
+from workers.cli.workdays import app as calendar_app
 from workers.devstack.stack import app as stack_app
 from workers.workbench.main import app as workbench_app
 
@@ -28,6 +29,7 @@ register_case_commands(app)  # `hotline case ...` and `hotline overdue`
 # Governance: report, rankings, priority-streets, hotspots, schedules, projector.
 app.add_typer(governance_app)
 app.add_typer(plan_app, name="plan")
+app.add_typer(calendar_app, name="calendar")
 app.command()(migrate)  # `hotline migrate`: the ledger's migrations (a Kubernetes Job)
 app.add_typer(workbench_app, name="workbench")
 
