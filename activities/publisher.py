@@ -9,16 +9,23 @@ from typing import Any
 from kafka import KafkaProducer
 
 from schemas import codec
+from schemas.registry import ConfluentWire
 
 
 class KafkaPublisher:
     """Sends ``(topic, key, record name, fields)`` and returns once every record is acked.
 
     kafka-python's producer is thread-safe, so one instance serves every activity thread.
+    With ``wire`` (the Schema Registry option, ``HOTLINE_SCHEMA_REGISTRY_WRITE``) values
+    go out in the Confluent wire format instead of the single-object encoding; the
+    ``event-type`` header is sent either way.
     """
 
+    _wire: ConfluentWire | None = None
+
     def __init__(self, bootstrap: str, *, client_id: str = "hotline-worker",
-                 **config: Any) -> None:
+                 wire: ConfluentWire | None = None, **config: Any) -> None:
+        self._wire = wire
         self._producer = KafkaProducer(
             bootstrap_servers=bootstrap, client_id=client_id, acks="all", linger_ms=2,
             retries=5, **config,
@@ -41,6 +48,11 @@ class KafkaPublisher:
         the call (one deadline for the batch, not ``timeout`` per record).
         """
         deadline = time.monotonic() + timeout
+        if self._wire is not None:
+            # Blocks on the first call (registers schemas/); RegistryUnavailable fails the
+            # activity, which retries.
+            messages = [(topic, key, name, self._wire.reframe(name, value))
+                        for topic, key, name, value in messages]
         futures = [
             self._producer.send(topic, key=key.encode(), value=value,
                                 headers=codec.headers_for(name))

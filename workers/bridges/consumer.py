@@ -34,6 +34,7 @@ update raised ``ApplicationError``            DLQ ``REJECTED``              yes
 no such workflow                              DLQ ``UNKNOWN_CASE``          yes
 workflow closed (before/while updating)       DLQ ``CASE_CLOSED``           yes
 Temporal unavailable, timeout, overloaded     retry with backoff            no
+schema registry did not answer (its option)   retry with backoff            no
 DLQ write not acknowledged                    retry with backoff            no
 commit fails (rebalance)                      counted; redelivered later    —
 still applying when the drain time ran out    cancelled; redelivered later  no
@@ -66,7 +67,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 from prometheus_client import Counter, Histogram
 from temporalio.client import Client
 
-from schemas.codec import DecodeError, decode
+from schemas.codec import DecodeError
 from workers.bridges.apply import apply_command, update_id_for
 from workers.bridges.outcomes import (
     DEAD_LETTERED,
@@ -84,6 +85,12 @@ from workers.runtime.kafka_io import (
     resume_partitions,
 )
 from workers.runtime.metrics_exporter import ConsumerLagReporter
+from workers.runtime.schema_registry import (
+    RegistryUnavailable,
+    decode_value,
+    register_until_done,
+    registry_wire,
+)
 from workers.runtime.settings import Settings
 
 log = structlog.get_logger("hotline.bridges")
@@ -247,6 +254,8 @@ class TopicBridge:
         self._client = client
         self._stop = stop
         self._dlq = DeadLetterPublisher(producer, settings.topic_dlq)
+        # With HOTLINE_SCHEMA_REGISTRY_URL: the Confluent wire format too (shared cache).
+        self._wire = registry_wire(settings)
         self._retry_budget_s = retry_budget_s
         self._batch_budget_s = batch_budget_s
         self._poll_timeout_ms = poll_timeout_ms
@@ -290,6 +299,8 @@ class TopicBridge:
         """
         self._drain_over = asyncio.create_task(self._drain_clock(),
                                                name=f"bridge-{self.name}-drain")
+        registering = asyncio.create_task(
+            register_until_done(self._wire, self._stop, process="bridges", bridge=self.name))
         try:
             consumer = await self._connect()
             if consumer is None:
@@ -311,6 +322,7 @@ class TopicBridge:
                 await asyncio.gather(*self._chunks.values(), return_exceptions=True)
                 await self._finish_chunks(consumer)
         finally:
+            registering.cancel()
             for task in self._chunks.values():
                 task.cancel()
             self._drain_over.cancel()
@@ -567,9 +579,11 @@ class TopicBridge:
         if not message.value:
             return Verdict(DEAD_LETTERED, MALFORMED, "empty message value"), "unknown", mlog
         try:
-            decoded = decode(message.value)
+            decoded = await decode_value(self._wire, message.value)
         except DecodeError as exc:
             return Verdict(DEAD_LETTERED, exc.reason, exc.detail), "unknown", mlog
+        except RegistryUnavailable as exc:  # the record is not at fault: retry it
+            return Verdict(TRANSIENT, "", f"schema registry: {exc}"), "unknown", mlog
         except Exception as exc:  # the codec should wrap everything; never trust it to
             return Verdict(DEAD_LETTERED, MALFORMED, describe_error(exc)), "unknown", mlog
         name = decoded.name

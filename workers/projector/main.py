@@ -37,6 +37,7 @@ from psycopg import AsyncConnection
 
 from activities.ledger import apply_lifecycle
 from schemas import codec
+from schemas.registry import ConfluentWire
 from workers.runtime.health import Health, KafkaCheck, PostgresCheck
 from workers.runtime.kafka_io import (
     DeadLetterPublisher,
@@ -47,6 +48,7 @@ from workers.runtime.kafka_io import (
 )
 from workers.runtime.migrate import migrate_or_wait
 from workers.runtime.observability import configure_logging, start_metrics_server
+from workers.runtime.schema_registry import RegistryUnavailable, decode_value, registry_wire
 from workers.runtime.settings import Settings, get_settings
 
 log = structlog.get_logger(__name__)
@@ -80,7 +82,9 @@ class Projector:
     ``apply_batch`` is the whole contract and is used directly by the rebuild test.
     """
 
-    def __init__(self, dlq: DeadLetterPublisher | None, consumer_group: str) -> None:
+    def __init__(self, dlq: DeadLetterPublisher | None, consumer_group: str,
+                 wire: ConfluentWire | None = None) -> None:
+        self._wire = wire  # the Schema Registry option: the Confluent wire format too
         self._dlq = dlq
         self._group = consumer_group
 
@@ -98,7 +102,7 @@ class Projector:
             try:
                 if msg.value is None:
                     raise codec.DecodeError("MALFORMED", "empty message value")
-                rec = codec.decode(msg.value, expected=(RECORD,))
+                rec = await decode_value(self._wire, msg.value, expected=(RECORD,))
             except codec.DecodeError as err:
                 await self._dead_letter(msg, err.reason, err.detail, result)
                 continue
@@ -172,7 +176,8 @@ async def run_projector(settings: Settings, stop: asyncio.Event, *,
     consumer: KafkaConsumer = await on_kafka(make_consumer, settings,
                                              [settings.topic_lifecycle], group)
     producer: KafkaProducer = await asyncio.to_thread(make_producer, settings)
-    projector = Projector(DeadLetterPublisher(producer, settings.topic_dlq), group)
+    projector = Projector(DeadLetterPublisher(producer, settings.topic_dlq), group,
+                          wire=registry_wire(settings))
     applied = 0
     idle_since = loop.time()
     try:
@@ -195,12 +200,13 @@ async def run_projector(settings: Settings, stop: asyncio.Event, *,
                 while result is None:
                     try:
                         result = await projector.apply_batch(conn, messages)
-                    except psycopg.OperationalError as err:
+                    except (psycopg.OperationalError, RegistryUnavailable) as err:
                         if stop.is_set():  # uncommitted: the next run applies it
                             break
                         attempt += 1
                         delay = min(30.0, 0.5 * 2 ** attempt)
-                        log.warning("ledger unavailable; retrying batch", error=str(err),
+                        log.warning("ledger (or schema registry) unavailable; retrying "
+                                    "batch", error=str(err),
                                     delay_s=delay)
                         with contextlib.suppress(TimeoutError):  # wakes on stop
                             await asyncio.wait_for(stop.wait(), delay)
