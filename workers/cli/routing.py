@@ -27,7 +27,7 @@ from activities.dispatch.evaluation import (
 from activities.dispatch.learned import MODEL_FILE, ModelError, TierModel, load_model
 from activities.dispatch.rules import TIERS
 from workers.cli.failures import EXIT_BAD_FILE, EXIT_BAD_INPUT, BadFile, parse_day
-from workers.cli.output import fail, print_json
+from workers.cli.output import console, fail, print_json
 
 app = typer.Typer(help="Precise dispatch: evaluate and explain classification and routing.",
                   no_args_is_help=True)
@@ -275,6 +275,44 @@ def blind_command(
                 else f"0 {_mark(ratio.ok == 0)}")
         table.add_row(_BLIND_NAMES[name], f"{ratio.ok}/{ratio.of}", _pct(ratio.rate), goal)
     Console().print(table)
+
+
+@app.command("consistency")
+def consistency_command(
+    file: Path = typer.Argument(..., help="A phrasing set (problem_type, content, "
+                                "expected_unit_kind per line)."),
+    at: str = typer.Option("2026-12-06", help="Filing day of every request (YYYY-MM-DD)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the table as JSON."),
+    config_dir: Path | None = typer.Option(None, help="Config folder (default: settings)."),
+) -> None:
+    """Category consistency per problem type: the share of its phrasings in its modal
+    category (target ≥ 90 %), and the share routed to the expected kind of unit."""
+    from activities.dispatch.consistency import TARGET, consistency, load_phrasings
+
+    day = parse_day(at)
+    try:
+        items = load_phrasings(_input_file(file))
+    except (EvalError, ValueError) as err:
+        raise BadFile(str(err)) from None
+    report = consistency(_config(config_dir), items, at=day)
+    if as_json:
+        print_json(report.as_dict())
+        return
+    table = Table(title=f"Category consistency on {file.name}: {len(items)} phrasings, "
+                        f"{report.types_on_target}/{len(report.rows)} types ≥ {_pct(TARGET)}")
+    for column in ("problem type", "n", "modal category", "share", "other categories",
+                   "unit kind", "kind right"):
+        table.add_column(column, justify="right" if column in ("n", "share", "kind right")
+                         else "left")
+    for row in report.rows:
+        others = ", ".join(f"{c} {k}" for c, k in row.categories.most_common()[1:4])
+        table.add_row(row.problem_type, str(row.n), row.modal_category,
+                      f"{_pct(row.modal_share)} {_mark(row.modal_share >= TARGET)}", others,
+                      row.expected_kind, _pct(row.kind_right))
+    out = console()
+    out.print(table)
+    out.print(f"mean modal share {_pct(report.mean_modal_share)}; unit kind right "
+                    f"{_pct(report.kind_right)}")
 
 
 # What `hotline routing learn` trains on and compares on, relative to the repository.

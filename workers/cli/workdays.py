@@ -104,7 +104,7 @@ def check(
         "warn_days_ahead": calendar.warn_days_ahead,
         "status": "EXPIRED" if left < 0 else "ENDING" if short else "OK",
     }
-    differs = bool(diffs) and any(diffs.values())
+    differs = diffs is not None and any(diffs.values())
     if as_json:
         print_json(report)
     else:
