@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 import pytest
 import pytest_asyncio
 from confluent_kafka import Producer
@@ -33,6 +34,8 @@ from schemas.codec import DecodeError
 from schemas.registry import ConfluentWire, RegistryUnavailable, SchemaRegistry, record_schemas
 from tests.live import Topic, live_services
 from workers.devstack.registry_server import running_registry
+from workers.devstack.stack import ensure_database
+from workers.projector.main import run_projector
 from workers.runtime.schema_registry import decode_value, registry_wire
 from workers.runtime.settings import Settings
 
@@ -145,6 +148,36 @@ async def test_an_outside_avro_serializer_files_a_complaint_that_gets_dispatched
     ours = registry_wire(s)
     assert ours is not None
     assert int.from_bytes(value[1:5], "big") != ours.register_all()[FILED]
+
+
+async def _cases(dsn: str) -> dict[str, tuple[Any, ...]]:
+    async with await psycopg.AsyncConnection.connect(dsn) as conn:
+        rows = await (await conn.execute(
+            "SELECT complaint_id, tier, lead_unit_id FROM cases")).fetchall()
+    return {row[0]: tuple(row[1:]) for row in rows}
+
+
+async def test_the_projector_rebuilds_the_ledger_from_confluent_lifecycle_events(
+    live: Settings,
+) -> None:
+    s = live
+    cid = f"SR-{uuid.uuid4().hex[:8]}"
+    wire = registry_wire(s)
+    assert wire is not None
+    await asyncio.to_thread(_produce, s, cid, wire.encode(FILED, {
+        **_filing(cid), "attachments": []}))
+    first = await asyncio.to_thread(
+        _first, s, s.topic_lifecycle, lambda m: cid.encode() in m.value)
+    assert first.value[:1] == b"\x00"  # the worker writes lifecycle events the Confluent way
+
+    name = f"{s.postgres_db}_rebuilt"
+    rebuilt = s.model_copy(update={"postgres_db": name,
+                                   "consumer_group_prefix": f"{s.consumer_group_prefix}-rb"})
+    await asyncio.to_thread(ensure_database, rebuilt, name)
+    assert await run_projector(rebuilt, asyncio.Event(), idle_timeout_s=3) > 0
+    cases, reference = await _cases(rebuilt.dsn), await _cases(s.dsn)
+    assert cid in cases and cases[cid] == reference[cid]
+    assert cases.keys() == reference.keys()
 
 
 async def test_garbled_confluent_records_go_to_the_dead_letter_topic(live: Settings) -> None:
