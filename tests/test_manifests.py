@@ -298,9 +298,11 @@ def test_probes_and_scrape_jobs_use_the_metrics_ports() -> None:
         [container] = pod["containers"]
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
         assert ports["metrics"] == port
-        for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        # Alive: /healthz (the event loop turns); ready: /readyz (its servers answer).
+        for probe, path in (("startupProbe", "/healthz"), ("readinessProbe", "/readyz"),
+                            ("livenessProbe", "/healthz")):
             http = container[probe]["httpGet"]
-            assert (http["path"], ports[http["port"]]) == ("/metrics", port), probe
+            assert (http["path"], ports[http["port"]]) == (path, port), probe
         resources_ = container["resources"]
         assert resources_["requests"]["cpu"] and resources_["limits"]["memory"]
     # The job names the alerts and the dashboard select on (deploy/prometheus).
@@ -324,9 +326,9 @@ def test_probes_and_scrape_jobs_use_the_metrics_ports() -> None:
     assert env["HOTLINE_OPEN311_HOST"] == "0.0.0.0"
     probes = {p: (container[p]["httpGet"]["path"], container[p]["httpGet"]["port"])
               for p in ("startupProbe", "readinessProbe", "livenessProbe")}
-    assert probes == {"startupProbe": ("/metrics", "metrics"),
-                      "readinessProbe": ("/services.json", "http"),
-                      "livenessProbe": ("/metrics", "metrics")}
+    assert probes == {"startupProbe": ("/healthz", "http"),
+                      "readinessProbe": ("/readyz", "http"),
+                      "livenessProbe": ("/healthz", "http")}
     service = _find(resources, "Service", "hotline-open311")
     assert [p["targetPort"] for p in service["spec"]["ports"]] == ["http"]
     assert service["spec"]["selector"] == open311["spec"]["selector"]["matchLabels"]
@@ -345,6 +347,60 @@ def test_probes_and_scrape_jobs_use_the_metrics_ports() -> None:
     assert pod["terminationGracePeriodSeconds"] > pre_stop + SEND_TIMEOUT_S
     hpa = _find(resources, "HorizontalPodAutoscaler", "hotline-worker")
     assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+
+
+# What a pod needs after its drain to close its clients and exit before SIGKILL.
+CLOSE_MARGIN_S = 10
+
+
+def test_shutdown_and_migrations_fit_the_pods() -> None:
+    """The drain (HOTLINE_GRACEFUL_SHUTDOWN_S) ends inside the grace period; no pod
+    migrates at start, the Job does, with the ledger's address and credentials."""
+    resources = render("overlays/production")
+    env = _find(resources, "ConfigMap", "hotline-env")["data"]
+    settings = Settings(**{k.removeprefix("HOTLINE_").lower(): v for k, v in env.items()
+                           if k.startswith("HOTLINE_")})
+    assert settings.migrate_on_start is False
+    assert settings.graceful_shutdown_s < 60
+    for name in ("hotline-worker", "hotline-bridges"):
+        pod = _find(resources, "Deployment", name)["spec"]["template"]["spec"]
+        assert pod["terminationGracePeriodSeconds"] >= (
+            settings.graceful_shutdown_s + CLOSE_MARGIN_S), name
+    job = _find(resources, "Job", "hotline-migrate")
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["migrate"]
+    names = {e["name"] for e in container["env"]}
+    assert {"HOTLINE_DATABASE_URL", "PGPASSWORD"} <= names
+    mounts = [m["mountPath"] for m in container["volumeMounts"]]
+    assert "sslrootcert=/etc/hotline/pg-ca/ca.crt" in env["HOTLINE_DATABASE_URL"]
+    assert "/etc/hotline/pg-ca" in mounts
+
+
+def test_the_prometheus_rule_holds_the_same_rules_as_the_config_map() -> None:
+    """Operator users get a PrometheusRule; it cannot drift from alerts.yml."""
+    resources = render("overlays/production")
+    shipped = yaml.safe_load(_find(resources, "ConfigMap", "hotline-prometheus-rules")[
+        "data"]["alerts.yml"])["groups"]
+    rule = _find(resources, "PrometheusRule", "hotline-alerts")
+    assert rule["metadata"]["namespace"] == "monitoring"
+    assert rule["spec"]["groups"] == shipped, (
+        "deploy/k8s/monitoring/prometheusrule.yaml differs from deploy/prometheus/"
+        "alerts.yml: run python deploy/k8s/monitoring/prometheusrule.py")
+    generated = K8S / "monitoring" / "prometheusrule.yaml"
+    assert generated.read_text(encoding="utf-8") == _rule_file(), (
+        "run python deploy/k8s/monitoring/prometheusrule.py")
+
+
+def _rule_file() -> str:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "prometheusrule", K8S / "monitoring" / "prometheusrule.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    text: str = module.render()
+    return text
 
 
 def test_the_rules_and_the_dashboard_ship_as_config_maps() -> None:
