@@ -12,10 +12,12 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from activities.dispatch.registry import load_registry
 from tests.live import Topic, live_services, send
 from workers.runtime.settings import Settings
 from workers.workbench.accounts import NewAccount, save_account
@@ -89,22 +91,38 @@ class World:
     case_b: dict[str, Any]  # ... and one held by unit B
 
 
+def config_with_long_review(folder: Path) -> Path:
+    """The config folder in force, but a review window that lasts a minute at the tests'
+    time scale (15 minutes would be 0.45 s: the desk would never get to decide)."""
+    real = Settings().config_dir
+    for item in real.iterdir():
+        if item.name != "rules.yaml":
+            (folder / item.name).symlink_to(item.resolve())
+    rules = (real / "rules.yaml").read_text(encoding="utf-8")
+    assert "window: 15m" in rules
+    (folder / "rules.yaml").write_text(rules.replace("window: 15m", "window: 2000m", 1),
+                                       encoding="utf-8")
+    return folder
+
+
 @pytest.fixture(scope="session")
-def world() -> Iterator[World]:
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     # T24H is due in 43 s and signed for within 1.8 s: an unsigned case is escalated to the
     # district within seconds (the supervisor's list), a signed one stays open long enough.
-    live = LiveThread("wb", time_scale=0.0005)
+    live = LiveThread("wb", time_scale=0.0005,
+                      config_dir=config_with_long_review(tmp_path_factory.mktemp("config")))
     s = live.open()
     try:
         dispatches = Topic(s, s.topic_dispatches)
         case_a = file_case(s, dispatches, "WBA", *WANGJING)
         case_b = file_case(s, dispatches, "WBB", *DONGHUAMEN)
         assert case_a["unit_id"] != case_b["unit_id"], (case_a["unit_id"], case_b["unit_id"])
+        registry = load_registry(s.config_dir)
         for username, role, unit in (("unit-a", "unit", case_a["unit_id"]),
                                      ("unit-b", "unit", case_b["unit_id"]),
                                      ("desk", "dispatcher", None),
                                      ("supervisor", "supervisor", None)):
-            save_account(s.dsn, NewAccount(username, role, PASSWORD, unit))
+            save_account(s.dsn, NewAccount(username, role, PASSWORD, unit), registry)
         yield World(s, case_a["unit_id"], case_b["unit_id"], case_a, case_b)
     finally:
         live.close()

@@ -80,6 +80,7 @@ from workers.open311.service import Open311Server
 from workers.runtime.kafka_io import make_producer
 from workers.runtime.observability import configure_logging
 from workers.runtime.settings import Settings, get_settings
+from workers.workbench.server import demo_workbench
 
 __all__ = ["DemoError", "open311_form", "run_demo"]
 
@@ -270,6 +271,8 @@ def _run_city(settings: Settings, cases: int, seed: int | None, demo_dir: Path,
     console.print(f"Open311 GeoReport v2 at {open311.url} (e.g. {open311.url}/services.json); "
                   f"{len(via_open311)} of the complaints are filed through it; log "
                   f"{demo_dir}/open311.log")
+    workbench, workbench_logins = demo_workbench(settings)
+    console.print(workbench_logins, highlight=False, markup=False)
     plans = {c.plan.complaint_id: c.plan for c in city}
     ids = list(plans)
     board = Board(ids)
@@ -307,6 +310,7 @@ def _run_city(settings: Settings, cases: int, seed: int | None, demo_dir: Path,
         return ok, board
     finally:
         open311.stop()
+        workbench.stop()
         stop.set()
         with contextlib.suppress(threading.BrokenBarrierError):
             ready.abort()

@@ -18,6 +18,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from psycopg_pool import AsyncConnectionPool
 
+from activities.dispatch.registry import Registry
+
 ROLES = ("unit", "dispatcher", "supervisor")
 MIN_PASSWORD_CHARS = 10
 MAX_NAME_CHARS = 64
@@ -92,14 +94,19 @@ ON CONFLICT (username) DO UPDATE SET role = EXCLUDED.role, unit_id = EXCLUDED.un
     disabled = false"""
 
 
-def save_account(dsn: str, new: NewAccount) -> Account:
+def save_account(dsn: str, new: NewAccount, registry: Registry | None = None) -> Account:
     """Create the account, or replace its role, unit and password (blocking).
+
+    With ``registry``, a unit account's unit must be in it, and it names the account.
 
     Raises:
         AccountError: The definition is not valid.
     """
     new.check()
-    name = new.display_name or new.unit_id or new.username
+    unit = registry.get(new.unit_id) if registry is not None and new.unit_id else None
+    if registry is not None and new.unit_id and unit is None:
+        raise AccountError(f"no unit {new.unit_id!r} in the unit registry")
+    name = new.display_name or (unit.name if unit else None) or new.unit_id or new.username
     with psycopg.connect(dsn, connect_timeout=5) as conn:
         conn.execute(_UPSERT, (new.username, new.role, new.unit_id, name,
                                hash_password(new.password)))

@@ -24,7 +24,7 @@ from activities.dispatch.config import HotlineConfig
 from workers.runtime.settings import Settings
 from workers.workbench.accounts import Account, AccountStore
 from workers.workbench.actions import produce
-from workers.workbench.i18n import status_label, translator
+from workers.workbench.i18n import event_label, status_label, translator
 from workers.workbench.photos import MAX_PHOTOS, PhotoStore
 from workers.workbench.reads import LedgerReads
 from workers.workbench.session import CSRF_FIELD, Session, Sessions
@@ -103,6 +103,7 @@ class Workbench:
         session: Session = request.state.session
         html = self.templates.get_template(template).render(
             request=request, lang=lang, t=translator(lang), status_label=status_label(lang),
+            event_label=event_label(lang),
             account=getattr(request.state, "account", None), csrf_field=CSRF_FIELD,
             csrf=session.csrf, when=when, unit_name=self.unit_name,
             category_name=self.category_name, **context)

@@ -108,6 +108,25 @@ STATUS_ZH = {
 }
 
 
+EVENT_ZH = {
+    "ACCEPTED": "受理", "DISPATCHED": "派单", "REDISPATCHED": "改派", "SIGNED": "签收",
+    "PROGRESS": "阶段性答复", "COMPLETED": "办结", "ASSIST_REPLIED": "协办答复",
+    "RETURNED": "退单", "EXTENSION_REQUESTED": "申请延期", "EXTENSION_DECIDED": "延期审批",
+    "WHISTLED": "吹哨报到", "NOTICE": "提醒/督办", "URGED": "催办", "SUPPLEMENTED": "补充",
+    "WITHDRAWN": "撤诉", "CALLBACK_DUE": "待回访", "CALLBACK": "回访", "REOPENED": "重办",
+    "EVALUATED": "考评", "CLOSED": "结案", "MERGED": "合并", "REDIRECTED": "转警情/急救",
+    "ANSWERED_DIRECTLY": "直接答复", "REJECTED": "不予受理", "REVIEW_REQUESTED": "待派单复核",
+    "REVIEW_DECIDED": "复核派单", "REVIEW_EXPIRED": "复核超时", "REPLY_REFUSED": "答复被拒",
+}
+
+
+def event_label(lang: str) -> Callable[[str], str]:
+    def label(event_type: str) -> str:
+        return event_type if lang == "en" else EVENT_ZH.get(event_type, event_type)
+
+    return label
+
+
 def pick_lang(query: str | None, cookie: str | None) -> str:
     for value in (query, cookie):
         if value in LANGS:

@@ -46,6 +46,7 @@ def add_user(
                                  help="At least 10 characters (prompted when left out)."),
 ) -> None:
     """Create a workbench account, or reset its role, unit and password."""
+    from activities.dispatch.registry import load_registry
     from workers.runtime.migrate import apply_migrations
     from workers.runtime.settings import get_settings
     from workers.workbench.accounts import AccountError, NewAccount, save_account
@@ -53,7 +54,9 @@ def add_user(
     settings = get_settings()
     try:
         apply_migrations(settings.dsn)
-        account = save_account(settings.dsn, NewAccount(username, role, password, unit, name))
+        registry = load_registry(settings.config_dir)
+        account = save_account(settings.dsn, NewAccount(username, role, password, unit, name),
+                               registry)
     except AccountError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import uvicorn
 
+from activities.dispatch.registry import load_registry
 from workers.runtime.migrate import apply_migrations
 from workers.runtime.settings import Settings
 from workers.workbench.accounts import NewAccount, save_account
@@ -72,17 +73,44 @@ class DemoLogin:
     unit_id: str | None
 
 
-# The demo's units: a street and two departments the simulated city dispatches to often.
-DEMO_UNITS = ("bj-ecoenv", "bj-housing", "110105001")
+# The demo's units: departments the simulated city dispatches to most.
+DEMO_UNITS = ("bj-samr", "bj-ecoenv", "bj-police")
 
 
 def demo_accounts(settings: Settings, units: tuple[str, ...] = DEMO_UNITS) -> list[DemoLogin]:
     """Create (or reset) the demo's accounts, each with a fresh random password."""
     apply_migrations(settings.dsn)
+    registry = load_registry(settings.config_dir)
     logins = [DemoLogin("desk", secrets.token_urlsafe(9), "dispatcher", None),
               DemoLogin("supervisor", secrets.token_urlsafe(9), "supervisor", None)]
     logins += [DemoLogin(f"unit-{u}", secrets.token_urlsafe(9), "unit", u) for u in units]
     for login in logins:
         save_account(settings.dsn, NewAccount(login.username, login.role, login.password,
-                                              login.unit_id))
+                                              login.unit_id), registry)
     return logins
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def demo_workbench(settings: Settings) -> tuple[WorkbenchServer, str]:
+    """The demo's workbench, started, and the lines that tell a person how to sign in.
+
+    On ``workbench_port`` when it is free, else on any free port.
+    """
+    logins = demo_accounts(settings)
+    port = settings.workbench_port
+    if not _port_free(settings.workbench_host, port):
+        port = free_port(settings.workbench_host)
+    server = WorkbenchServer(settings.model_copy(update={
+        "workbench_port": port, "workbench_base_url": None})).start()
+    lines = [f"workbench (工作台) at {server.url}/ — sign in as:"]
+    lines += [f"  {login.username} / {login.password}  ({login.role}"
+              + (f" of {login.unit_id}" if login.unit_id else "") + ")" for login in logins]
+    return server, "\n".join(lines)

@@ -21,7 +21,7 @@ from workers.workbench.actions import (
     unit_record,
 )
 from workers.workbench.context import ACTIONS, Workbench
-from workers.workbench.i18n import translator
+from workers.workbench.i18n import status_label, translator
 from workers.workbench.photos import MAX_PHOTOS, PhotoError
 
 log = structlog.get_logger(__name__)
@@ -31,7 +31,7 @@ def banner_for(outcome: Outcome, lang: str) -> tuple[str, str]:
     """(css class, message) for what became of an event."""
     t = translator(lang)
     if outcome.applied is True:
-        return "ok", t("applied", status=outcome.status or "—")
+        return "ok", t("applied", status=status_label(lang)(outcome.status))
     if outcome.applied is False:
         return "refused", t("refused", code=outcome.code or "—", reason=outcome.reason or "—")
     return "pending", t("pending")
@@ -50,9 +50,14 @@ async def case_page(wb: Workbench, request: Request, complaint_id: str,
     dispatches = await wb.reads.dispatches(complaint_id)
     timeline = await wb.reads.timeline(complaint_id)
     assists = [e for e in timeline if e["event_type"] == "ASSIST_REPLIED"]
+    # Photos the units attached (their URLs ride in completion replies): shown inline.
+    prefix = f"{wb.photos.base_url}/photos/"
+    photos = [word for e in timeline for word in (e["reason"] or "").split()
+              if word.startswith(prefix)]
     filing = await wb.reads.filing(complaint_id)
     return wb.render(request, "case.html", status, case=case, dispatches=dispatches,
                      timeline=timeline, assists=assists, filing=filing, access=access,
+                     photos=[p.removeprefix(wb.photos.base_url) for p in photos],
                      banner=banner, actions=list(UNIT_ACTIONS))
 
 
