@@ -91,6 +91,7 @@ def start(name: str, settings: Settings, demo_dir: Path) -> DemoProcess:
     env = dict(os.environ)
     env["HOTLINE_TIME_SCALE"] = repr(settings.time_scale)
     env["PYTHONUNBUFFERED"] = "1"  # the ready line must reach the log at once
+    env.setdefault("HOTLINE_MIGRATE_ON_START", "false")  # ensure_stack applied them, once
     # Its own session: Ctrl-C in the terminal reaches the demo, which stops it.
     popen = spawn([sys.executable, "-m", "workers.cli.main", name], log_path=log_path,
                   pid_file=pid_file, cwd=REPO_ROOT, env=env, fresh_log=True)
