@@ -186,3 +186,18 @@ def test_a_photo_that_is_not_an_image_is_refused_and_nothing_is_produced(
     assert response.status_code == 400
     assert "JPEG, PNG or WebP" in response.text
     no_record_for(world, world.settings.topic_unit_replies, mine, seconds=2)
+
+
+def test_probes_metrics_and_english(app: object, unit_a: TestClient) -> None:
+    from prometheus_client import REGISTRY
+
+    probe = client_for(app, None)
+    assert probe.get("/healthz").status_code == 200
+    assert probe.get("/readyz").status_code == 200  # the ledger and Kafka answer
+    english = unit_a.get("/inbox?lang=en")
+    assert "Inbox" in english.text and "hotline_wb_lang=en" in english.headers["set-cookie"]
+    assert "Inbox" in unit_a.get("/inbox").text  # remembered
+    assert "待办工单" in unit_a.get("/inbox?lang=zh").text
+    served = REGISTRY.get_sample_value("hotline_workbench_responses_total",
+                                       {"route": "/inbox", "code": "200"})
+    assert served and served >= 3

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,8 +22,9 @@ from psycopg_pool import AsyncConnectionPool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from activities.dispatch.config import HotlineConfig, load_config
+from workers.runtime.health import Answer, Health, KafkaCheck, PostgresCheck
 from workers.runtime.kafka_io import make_producer
-from workers.runtime.migrate import apply_migrations
+from workers.runtime.migrate import migrate_or_wait
 from workers.runtime.settings import Settings
 from workers.runtime.temporal import connect_temporal
 from workers.workbench.accounts import AccountStore
@@ -66,9 +68,13 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None) -> Fa
         templates=templates())
     max_body = settings.workbench_photo_max_bytes * MAX_PHOTOS + 1024 * 1024
 
+    health = Health("workbench")
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await asyncio.to_thread(apply_migrations, settings.dsn)
+        health.start()
+        # Applies the ledger's migrations, or waits for `hotline migrate` (the k8s Job).
+        await migrate_or_wait(settings)
         pool = AsyncConnectionPool(settings.dsn, min_size=1, max_size=8, open=False,
                                    check=AsyncConnectionPool.check_connection)
         await pool.open(wait=True, timeout=30)
@@ -83,16 +89,23 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None) -> Fa
                                               settings.workbench_login_lock_minutes),
                         producer=await asyncio.to_thread(
                             make_producer, settings, client_id="hotline-workbench"))
+        # Temporal is not a readiness dependency: without it only the request's text is
+        # missing from the case page.
+        health.add(KafkaCheck(settings, settings.topic_unit_replies), PostgresCheck(settings.dsn))
+        health.serving()
         log.info("workbench ready", base_url=url)
         try:
             yield
         finally:
+            health.begin_shutdown()
             await pool.close()
             await asyncio.to_thread(wb.state["producer"].close, 10)
+            await health.close()
 
     app = FastAPI(title="hotline workbench", lifespan=lifespan, docs_url=None,
                   redoc_url=None, openapi_url=None)
     app.state.workbench = wb
+    app.state.health = health
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.middleware("http")
@@ -135,9 +148,17 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None) -> Fa
     async def error_page(request: Request, exc: StarletteHTTPException) -> Response:
         return wb.render(request, "error.html", exc.status_code, code=exc.status_code)
 
+    def probe(answer: Answer) -> Response:
+        return Response(json.dumps(answer.body, ensure_ascii=False), answer.status,
+                        {"Cache-Control": "no-store"}, media_type="application/json")
+
     @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> Response:
+        return probe(health.liveness())
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        return probe(await health.readiness())
 
     @app.get("/")
     async def home(request: Request) -> Response:

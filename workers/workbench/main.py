@@ -27,9 +27,11 @@ def serve(ctx: typer.Context) -> None:
 
     settings = get_settings()
     configure_logging(settings)
-    metrics = start_metrics_server(settings.workbench_metrics_port)
+    config = server_config(settings)
+    metrics = start_metrics_server(settings.workbench_metrics_port,
+                                   health=config.app.state.health)  # type: ignore[union-attr]
     try:
-        uvicorn.Server(server_config(settings)).run()
+        uvicorn.Server(config).run()
     finally:
         if metrics:
             metrics.close()
@@ -53,7 +55,8 @@ def add_user(
 
     settings = get_settings()
     try:
-        apply_migrations(settings.dsn)
+        if settings.migrate_on_start:  # else `hotline migrate` (the k8s Job) applies them
+            apply_migrations(settings.dsn)
         registry = load_registry(settings.config_dir)
         account = save_account(settings.dsn, NewAccount(username, role, password, unit, name),
                                registry)
