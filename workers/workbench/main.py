@@ -10,7 +10,8 @@ import typer
 
 from workers.workbench.accounts import ROLES
 
-app = typer.Typer(help="The workbench (工作台): web pages for units, dispatchers, supervisors.",
+app = typer.Typer(help="The workbench (工作台): web pages for units, dispatchers, supervisors. "
+                       "Without a command: serve it (HOTLINE_WORKBENCH_HOST / _PORT).",
                   invoke_without_command=True)
 
 
