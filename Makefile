@@ -12,7 +12,7 @@ LOCK_ARGS := --python-version 3.11 --python-platform x86_64-manylinux_2_28 --gen
 	--custom-compile-command "make lock" -q
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 
-.PHONY: lock help install lint typecheck unit test reliability demo up down status worker bridges clean \
+.PHONY: lock screenshots help install lint typecheck unit test reliability demo up down status worker bridges clean \
 	prometheus-tools deploy-tools browser-tools bench
 
 help:
@@ -77,6 +77,11 @@ browser-tools:
 test: $(STAMP) lint typecheck prometheus-tools deploy-tools browser-tools
 	$(BIN)/hotline stack up
 	$(BIN)/pytest -q
+
+# The README's workbench pictures, taken by the browser tests (docs/screenshots/).
+screenshots: $(STAMP) browser-tools
+	$(BIN)/hotline stack up
+	HOTLINE_UPDATE_SCREENSHOTS=1 $(BIN)/pytest -q tests/workbench/test_browser.py
 
 # The fault suite (tests/reliability): every fault at full scale, then the table
 # (also written to .state/reliability.md). Takes about 1.5 hours on 2 cores.

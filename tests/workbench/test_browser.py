@@ -2,11 +2,14 @@
 against the real stack: a unit signs in, sees only its cases, signs for one, completes it
 with a photo and returns another with a reason; a dispatcher decides a case at the desk; a
 supervisor opens the overdue list. Each step is checked against the records on Kafka and
-the ledger, and the pages are photographed into docs/screenshots/ (the README shows them).
+the ledger, and the pages are photographed: into .state/screenshots/ on every run, and into
+docs/screenshots/ (which the README shows) with `make screenshots`, so that a test run does
+not leave the checkout modified.
 """
 
 from __future__ import annotations
 
+import os
 import struct
 import time
 import zlib
@@ -31,7 +34,9 @@ from workers.workbench.server import WorkbenchServer, free_port
 pytestmark = pytest.mark.stack
 
 CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / ("docs" if os.environ.get("HOTLINE_UPDATE_SCREENSHOTS") == "1" else ".state") \
+    / "screenshots"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PHONE = {"width": 412, "height": 915}
