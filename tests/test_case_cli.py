@@ -225,4 +225,4 @@ async def test_overdue_lists_the_emergency_and_show_falls_back_to_the_ledger(
     assert shown["timeline"][0]["event_type"] == "ACCEPTED"
 
     code, out = await cli(live, CASE, "case", "show", f"NOPE-{uuid.uuid4().hex[:6]}")
-    assert code == 2
+    assert code == 1  # not found: 1 (docs/cli.md)

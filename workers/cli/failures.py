@@ -377,8 +377,8 @@ class HotlineGroup(TyperGroup):
         # typer (0.2x) vendors click as typer._click: its exceptions, not click's.
         try:
             return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, NoArgsIsHelpError):
-            raise
+        except (typer.Exit, typer.Abort, NoArgsIsHelpError, BrokenPipeError):
+            raise  # BrokenPipeError: `hotline ... | head` (typer ends quietly)
         except UsageError as exc:
             where = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
             raise fail(f"{where}: {_one_line(exc.format_message())} "

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import asdict
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from rich.table import Table
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.dispatch.config import HotlineConfig, load_config
-from workers.cli.failures import BadFile, Refused
+from workers.cli.failures import BadFile, NoAnswer, Refused
 from workers.cli.output import print_json
 from workers.runtime.settings import Settings, get_settings
 from workers.runtime.temporal import connect_temporal
@@ -51,6 +52,9 @@ app = typer.Typer(help="Governance plans for monthly topics (一方案三清单)
 _console = Console()
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
+# How long a person waits for a plan's status, or its report after closing it.
+QUERY_TIMEOUT = timedelta(seconds=15)
+CLOSE_TIMEOUT = timedelta(seconds=30)
 
 
 class _Strict(BaseModel):
@@ -150,9 +154,11 @@ async def plan_status(settings: Settings, plan_id: str) -> PlanStatus:
 
     handle = (await connect_temporal(settings)).get_workflow_handle(
         plan_workflow_id(plan_id), result_type=PlanStatus)
-    described = await handle.describe()
+    described = await handle.describe(rpc_timeout=QUERY_TIMEOUT)
     if described.status == WorkflowExecutionStatus.RUNNING:
-        status: PlanStatus = await handle.query(GovernancePlanWorkflow.status)
+        # No worker polling: DEADLINE_EXCEEDED after QUERY_TIMEOUT (exit 5), not a hang.
+        status: PlanStatus = await handle.query(GovernancePlanWorkflow.status,
+                                                rpc_timeout=QUERY_TIMEOUT)
         return status
     result: PlanStatus = await handle.result()
     return result
@@ -239,7 +245,13 @@ def close_cmd(plan_id: str, as_json: bool = AsJson) -> None:
         handle = (await connect_temporal(settings)).get_workflow_handle(
             plan_workflow_id(plan_id), result_type=PlanStatus)
         await handle.signal(GovernancePlanWorkflow.close)
-        result: PlanStatus = await handle.result()
+        try:
+            result: PlanStatus = await asyncio.wait_for(handle.result(),
+                                                        CLOSE_TIMEOUT.total_seconds())
+        except TimeoutError:
+            raise NoAnswer(f"plan {plan_id}: asked to close, no report within "
+                           f"{CLOSE_TIMEOUT.seconds} s (is a worker running?); it closes "
+                           "once one is") from None
         return result
 
     try:
