@@ -842,3 +842,14 @@ def test_lifecycle_events_written_before_the_dispatch_desk_still_decode() -> Non
                       .read_text(encoding="utf-8"))
     assert event.record["status"] == want["status"]
     assert event.record["complaint_id"] == want["complaint_id"]
+
+
+def test_completions_written_before_attachments_still_decode() -> None:
+    """HandlingCompleted before ``attachments`` (schemas/history v0) reads with none."""
+    raw = bytes.fromhex((DATA / "golden_history" / "HandlingCompleted.v0.hex")
+                        .read_text(encoding="ascii").strip())
+    assert raw[2:10] != fingerprint("HandlingCompleted")
+    event = decode(raw)
+    assert event.name == "HandlingCompleted" and event.record["attachments"] == []
+    assert event.record["reply_text"] == "已修补坑洼，排水管改造需区里立项。"
+

@@ -117,6 +117,9 @@ class CaseUpdates(ComplaintBase):
         if d is not None and d.role == "LEAD":
             closing = [a for a in active_dispatches(self._state) if a.role == "ASSISTING"]
         attrs = {"result": event.result, "role": d.role if d else ""}
+        if event.attachments:
+            # Where the case page and the callback centre find the photos of the result.
+            attrs["attachments"] = " ".join(event.attachments)
         for a in self._state.dispatches.values():
             if a.role == "ASSISTING" and a.reply_text:
                 attrs[f"assist:{a.unit_id}"] = a.reply_text[:200]

@@ -124,6 +124,8 @@ class Complete:
     at: datetime
     result: str
     reply_text: str
+    # URLs of the result's photos and files (HandlingCompleted.attachments).
+    attachments: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -153,12 +153,16 @@ def test_a_unit_signs_completes_with_a_photo_and_returns(world: World, server: W
     completed = replies.wait_for(
         lambda n, r: n == "HandlingCompleted" and r["complaint_id"] == mine)
     assert completed["result"] == "RESOLVED"
-    url = completed["reply_text"].rsplit("\n", 1)[-1]
+    assert completed["reply_text"] == "电梯已修复，已电话告知来电人"
+    [url] = completed["attachments"]
     assert url.startswith(f"{server.url}/photos/") and url.endswith(".png")
     assert httpx.get(url).content == png()
     assert ledger(world, "SELECT result FROM dispatches WHERE dispatch_id = %s "
                          "AND completed_at IS NOT NULL",
                   (completed["dispatch_id"],)) == ("RESOLVED",)
+    assert ledger(world, "SELECT attributes->>'attachments' FROM case_events WHERE "
+                         "complaint_id = %s AND event_type = 'COMPLETED'", (mine,)) == (url,)
+    assert page.locator(f"img[src='{url.removeprefix(server.url)}']").count() == 1
     shot(page, "case")
 
     # Return the other case with a reason.

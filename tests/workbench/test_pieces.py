@@ -71,7 +71,8 @@ def test_forms_become_records_only_when_complete() -> None:
     record = unit_record("complete", "C1", "C1-d1", "110105026", "unit-a",
                          {"result": "RESOLVED", "reply_text": "已修复"},
                          ["https://wb/photos/a.png"])
-    assert record["reply_text"].endswith("https://wb/photos/a.png")
+    assert record["reply_text"] == "已修复"
+    assert record["attachments"] == ["https://wb/photos/a.png"]
     assert record["dispatch_id"] == "C1-d1" and record["unit_id"] == "110105026"
     for action, form in (("return", {"reason": "  "}), ("extension", {"extra_days": "99",
                                                                         "reason": "x"}),

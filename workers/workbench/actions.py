@@ -83,12 +83,8 @@ def unit_record(action: str, complaint_id: str, dispatch_id: str, unit_id: str,
         result = form.get("result", "")
         if result not in RESULTS:
             raise ActionError("result")
-        text = _text(form, "reply_text")
-        if photo_urls:
-            # HandlingCompleted has no attachments field yet: the photos' URLs ride in the
-            # reply, one per line, where the callback centre and the ledger read them.
-            text += "\n附件 attachments:\n" + "\n".join(photo_urls)
-        record["result"], record["reply_text"] = result, text
+        record["result"], record["reply_text"] = result, _text(form, "reply_text")
+        record["attachments"] = list(photo_urls)
     elif action == "return":
         record["reason"] = _text(form, "reason")
     elif action == "extension":

@@ -50,10 +50,12 @@ async def case_page(wb: Workbench, request: Request, complaint_id: str,
     dispatches = await wb.reads.dispatches(complaint_id)
     timeline = await wb.reads.timeline(complaint_id)
     assists = [e for e in timeline if e["event_type"] == "ASSIST_REPLIED"]
-    # Photos the units attached (their URLs ride in completion replies): shown inline.
+    # Photos the units attached (HandlingCompleted.attachments, kept on the event): the
+    # workbench's own are shown inline, others are links in the timeline.
     prefix = f"{wb.photos.base_url}/photos/"
-    photos = [word for e in timeline for word in (e["reason"] or "").split()
-              if word.startswith(prefix)]
+    photos = [url for e in timeline
+              for url in str((e["attributes"] or {}).get("attachments", "")).split()
+              if url.startswith(prefix)]
     filing = await wb.reads.filing(complaint_id)
     return wb.render(request, "case.html", status, case=case, dispatches=dispatches,
                      timeline=timeline, assists=assists, filing=filing, access=access,
