@@ -14,14 +14,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import generate_latest
 
 from activities.dispatch.config import HotlineConfig, load_config
 from schemas import codec
-from workers.open311.clients import RateLimiter, find_client, load_clients
+from workers.open311.clients import find_client, load_clients
 from workers.open311.ledger import RequestQuery
 from workers.open311.model import (
     ApiClient,
@@ -37,7 +36,6 @@ from workers.open311.model import (
 )
 from workers.open311.service import (
     OPENAPI_PATH,
-    Open311Server,
     create_app,
     openapi_document,
 )
@@ -259,21 +257,13 @@ def test_clients_come_from_the_environment_and_a_keys_file(tmp_path: Path) -> No
         load_clients(Settings(open311_api_keys_file=keys))
 
 
-def test_the_rate_limiter_counts_per_key_and_minute() -> None:
-    limiter = RateLimiter(2)
-    assert limiter.hit("a", now=60.0) is None and limiter.hit("a", now=61.0) is None
-    assert limiter.hit("a", now=62.0) == pytest.approx(58.0)
-    assert limiter.hit("b", now=62.0) is None
-    assert limiter.hit("a", now=120.0) is None  # a new minute
-    assert RateLimiter(0).hit("a") is None
-
-
 # --- HTTP, without the stack -----------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def http() -> Iterator[TestClient]:
-    settings = Settings(open311_rate_per_minute=50, open311_max_body_bytes=2048)
+    # No rate limit: its counts live in PostgreSQL (tests/test_open311_rate_limit.py).
+    settings = Settings(open311_rate_per_minute=0, open311_max_body_bytes=2048)
     app = create_app(settings, config=config(), clients=[ApiClient("civic", KEY)])
     yield TestClient(app)  # no `with`: the lifespan (Kafka, PostgreSQL) never starts
 
@@ -326,37 +316,6 @@ def test_answers_are_counted_by_route_template_and_code(http: TestClient) -> Non
             'operation="GET /services/{service_code}.{fmt}"}') in text
     assert "nope.again" not in text
     assert "hotline_open311_response_seconds_bucket" in text
-
-
-def test_too_many_requests_are_answered_429() -> None:
-    app = create_app(Settings(open311_rate_per_minute=3), config=config(), clients=[],
-                     clock=lambda: 1_000_040.0)  # 20 s into a minute
-    client = TestClient(app)
-    codes = [client.get("/services.json").status_code for _ in range(5)]
-    assert codes == [200, 200, 200, 429, 429]
-    limited = client.get("/discovery.json")
-    assert limited.status_code == 429
-    assert limited.headers["retry-after"] == "41"  # the minute's 40 s left, rounded up
-    assert limited.json()[0]["code"] == 429
-
-
-@pytest.mark.parametrize(("trusted", "limited_per_client"), [("127.0.0.1", True),
-                                                             ("10.9.9.9", False)])
-def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit(
-        trusted: str, limited_per_client: bool) -> None:
-    # A real uvicorn (its proxy-headers handling is what is tested), no Kafka or ledger.
-    settings = Settings(open311_rate_per_minute=2, open311_forwarded_allow_ips=trusted)
-    server = Open311Server(settings, port=0, config=config(), clients=[], lifespan="off",
-                           clock=lambda: 1_000_040.0)  # one minute throughout
-    with server.running():
-        def get(client: str) -> int:
-            return httpx.get(f"{server.url}/services.json",
-                             headers={"X-Forwarded-For": client}).status_code
-        first = [get("203.0.113.1") for _ in range(3)]
-        other = get("203.0.113.2")
-    assert first[:2] == [200, 200] and first[2] == 429
-    # Trusted: the second citizen is someone else; untrusted: everyone is the proxy.
-    assert other == (200 if limited_per_client else 429)
 
 
 def test_the_committed_openapi_document_is_the_served_one() -> None:

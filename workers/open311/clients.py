@@ -1,10 +1,9 @@
-"""Who may file through Open311 and how often: API clients and the rate limiter."""
+"""Who may file through Open311: the API clients and their keys."""
 
 from __future__ import annotations
 
 import hmac
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
@@ -48,26 +47,3 @@ def find_client(clients: Sequence[ApiClient], key: str | None) -> ApiClient | No
             found = client
     return found
 
-
-class RateLimiter:
-    """At most ``per_minute`` hits per key in any fixed minute (0: no limit)."""
-
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.time) -> None:
-        self.per_minute = per_minute
-        self._clock = clock
-        self._minute = 0
-        self._counts: dict[str, int] = {}
-
-    def hit(self, key: str, now: float | None = None) -> float | None:
-        """None when allowed, else the seconds until the next minute starts."""
-        if self.per_minute <= 0:
-            return None
-        now = self._clock() if now is None else now
-        minute = int(now // 60)
-        if minute != self._minute:
-            self._minute, self._counts = minute, {}
-        count = self._counts.get(key, 0) + 1
-        self._counts[key] = count
-        if count > self.per_minute:
-            return 60 - now % 60
-        return None

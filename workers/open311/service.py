@@ -45,7 +45,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from activities.dispatch.config import HotlineConfig, load_config
 from schemas.codec import EncodeError, encode, headers_for
-from workers.open311.clients import RateLimiter, find_client, load_clients
+from workers.open311.clients import find_client, load_clients
 from workers.open311.ledger import DEFAULT_PAGE_SIZE, Ledger, RequestQuery
 from workers.open311.model import (
     BEIJING,
@@ -64,6 +64,7 @@ from workers.open311.model import (
     services,
     to_xml,
 )
+from workers.open311.rate_limit import SharedRateLimiter, Verdict
 from workers.open311.responses import (
     Discovery,
     RequestCreated,
@@ -107,6 +108,8 @@ SEND_TIMEOUT_S = 30.0
 FORM_TYPE = "application/x-www-form-urlencoded"
 # The kubelet's probes: never rate limited (the kubelet is one address for every pod).
 PROBE_PATHS = frozenset({"/healthz", "/readyz"})
+# What the rate limit lets through while its database is down (workers/open311/rate_limit.py).
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 Fmt = Literal["json", "xml"]
 # A W3C datetime: a day, or a day and a time with its offset (the spec's
@@ -137,6 +140,13 @@ def _error(request: Request, code: int, description: str,
     return _render(_fmt_of(request), "errors", error_body(code, description), code, headers)
 
 
+def _refusal(request: Request, verdict: Verdict, limited: str) -> Response:
+    headers = {"Retry-After": str(verdict.retry_after_s)}
+    if verdict.unavailable:
+        return _error(request, 503, "the ledger is not reachable; retry later", headers)
+    return _error(request, 429, limited, headers)
+
+
 def _split(value: str | None) -> tuple[str, ...]:
     return tuple(v.strip() for v in (value or "").split(",") if v.strip())
 
@@ -160,15 +170,15 @@ def _datetime(text: str | None, name: str) -> datetime | None:
 
 def create_app(settings: Settings, *, config: HotlineConfig | None = None,
                clients: Sequence[ApiClient] | None = None,
-               clock: Callable[[], float] = time.time) -> FastAPI:
+               clock: Callable[[], float] | None = None) -> FastAPI:
     """The ASGI app. The ledger pool and Kafka producer open with the app's lifespan.
 
     ``config`` and ``clients`` default to those of ``settings`` (config folder, keys);
-    ``clock`` is the rate limiter's (tests fix it inside one minute).
+    ``clock`` is the rate limiter's (tests move it by hand; None: the database's).
     """
     config = config or load_config(settings.config_dir)
     clients = list(clients) if clients is not None else load_clients(settings)
-    limiter = RateLimiter(settings.open311_rate_per_minute, clock)
+    limiter = SharedRateLimiter(settings, clock)
     base_url = (settings.open311_base_url
                 or f"http://{settings.open311_host}:{settings.open311_port}").rstrip("/")
     state: dict[str, Any] = {}
@@ -191,6 +201,7 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None,
                                    check=AsyncConnectionPool.check_connection)
         await pool.open(wait=True, timeout=30)
         state["ledger"] = Ledger(pool)
+        await limiter.open()
         state["producer"] = await asyncio.to_thread(
             make_producer, settings, client_id="hotline-open311")
         health.add(KafkaCheck(settings, settings.topic_intake), PostgresCheck(settings.dsn))
@@ -201,6 +212,7 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None,
         finally:
             health.begin_shutdown()
             schema.cancel()
+            await limiter.close()
             await pool.close()
             await asyncio.to_thread(state["producer"].close, 10)
             await health.close()
@@ -225,10 +237,9 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None,
             probe: Response = await call_next(request)
             return probe
         host = request.client.host if request.client else "unknown"
-        wait = limiter.hit(f"ip:{host}")
-        if wait is not None:
-            return _error(request, 429, "too many requests; slow down",
-                          {"Retry-After": str(int(wait) + 1)})
+        verdict = await limiter.hit(f"ip:{host}", write=request.method not in READ_METHODS)
+        if not verdict.allowed:
+            return _refusal(request, verdict, "too many requests; slow down")
         response: Response = await call_next(request)
         return response
 
@@ -343,8 +354,9 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None,
         client = find_client(clients, form.get("api_key"))
         if client is None:
             raise Open311Error(403, "api_key is missing or not valid")
-        if limiter.hit(f"client:{client.name}") is not None:
-            raise Open311Error(429, f"too many requests from {client.name}; slow down")
+        verdict = await limiter.hit(f"client:{client.name}", write=True)
+        if not verdict.allowed:
+            return _refusal(request, verdict, f"too many requests from {client.name}; slow down")
         req = parse_request(form, config.lexicon, config.registry)
         cid = complaint_id_for(client.name, idempotency_key)
         now = datetime.now(UTC)
@@ -495,7 +507,7 @@ class Open311Server:
                  clients: Sequence[ApiClient] | None = None,
                  config: HotlineConfig | None = None,
                  lifespan: Literal["on", "off"] = "on",
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] | None = None) -> None:
         self.app = create_app(settings, config=config, clients=clients, clock=clock)
         self.server = uvicorn.Server(server_config(self.app, settings, port=port,
                                                    lifespan=lifespan))

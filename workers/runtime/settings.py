@@ -136,7 +136,8 @@ class Settings(BaseSettings):
     # an ingress, its pods' addresses or CIDR; otherwise every client shares the proxy's
     # limit. Not "*" where anything but the ingress can reach the service.
     open311_forwarded_allow_ips: str = "127.0.0.1"
-    # Requests per minute per client address (POST: per API client too); 0 = no limit.
+    # Requests per client address (POST: per API client too) in any sliding minute, counted
+    # in PostgreSQL so every replica shares them (workers/open311/rate_limit.py); 0 = no limit.
     open311_rate_per_minute: int = Field(default=120, ge=0)
     # Largest request body accepted.
     # 256 KiB: room for every field at its longest, percent-encoded.
