@@ -20,6 +20,7 @@ from activities.dispatch.routing import RouteDecision
 from workflows.model import ReviewCandidate
 
 OUTSIDE_CITY = 0.2
+OUTSIDE_TOO = 0.5
 UNREASONABLE = 0.2
 UNKNOWN_PROBLEM = 0.3
 AMBIGUOUS_PLACE = 0.4
@@ -39,8 +40,11 @@ def assess(lexicon: Lexicon, registry: Registry, cl: Classification, loc: Locati
            route: RouteDecision) -> Assessment:
     """Every doubt about dispatching ``route.lead`` at once, and the confidence left."""
     doubts: list[tuple[float, str]] = []
-    if loc.street_id is None and loc.outside:
+    if loc.outside and loc.street_id is None and loc.district is None:
         doubts.append((OUTSIDE_CITY, f"the place is outside Beijing ({loc.outside})"))
+    elif loc.outside:
+        doubts.append((OUTSIDE_TOO, f"a place outside Beijing ({loc.outside}) is named beside "
+                                    "a Beijing one: where is the problem?"))
     if cl.unreasonable:
         doubts.append((UNREASONABLE, "the demand looks unreasonable: reject or dispatch?"))
     if cl.category.code == lexicon.fallback.code:

@@ -176,7 +176,9 @@ def locate(
         # A compound whose parts lie in several streets of one district ("天通东苑"): the
         # district is known even if the street is not.
         dist = _one_district(candidates, day)
-    away = outside[0] if outside and not mentioned else None
+    # A place outside the city is kept even beside a Beijing one ("我是北京大兴人…固安的厂子"):
+    # which of them the problem is at is for a person to say.
+    away = outside[0] if outside else None
     if best is None:
         unsure = tuple(dict.fromkeys(c.phrase for c in candidates if c.ambiguous))
         return Location(dist, None, conflict=conflict, ambiguous=unsure, outside=away)

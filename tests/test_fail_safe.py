@@ -1,0 +1,41 @@
+"""Requests that need no dispatch go to a person, not to a unit (issue 25 item 5): a place
+outside Beijing named beside a Beijing one, a consultation said as a question, a demand
+for a favour; T2H still never waits."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from activities.dispatch.config import load_config
+from activities.dispatch.decide import first_look
+from workers.runtime.settings import Settings
+
+CONFIG = load_config(Settings().config_dir)
+MIN = CONFIG.rules.review.min_confidence
+DAY = date(2026, 12, 6)
+
+
+@pytest.mark.parametrize(("text", "why"), [
+    ("我是北京朝阳人，在燕郊买的房子，物业一直不给修楼道的灯", "outside Beijing"),
+    ("养老保险断交了两年，在哪儿补办？", "consultation"),
+    ("居住证过期了，需要什么手续才能续？", "consultation"),
+    ("邻居家新装的空调外机坏了我家风水，要求他们拆了", "unreasonable"),
+])
+def test_it_waits_for_a_person_with_the_reason(text: str, why: str) -> None:
+    look = first_look(CONFIG, text, at=DAY)
+    assert look.outcome(MIN) == "REVIEW"
+    assert any(why in reason for reason in look.doubt.reasons), look.doubt.reasons
+
+
+def test_a_beijing_request_naming_no_outside_place_is_not_held() -> None:
+    look = first_look(CONFIG, "朝阳区望京街道望京西园三区的路灯坏了一个月了", at=DAY)
+    assert look.outcome(MIN) == "DISPATCH"
+    assert look.location.outside is None
+
+
+def test_danger_beside_an_outside_place_is_still_t2h_at_once() -> None:
+    look = first_look(CONFIG, "我是北京通州人，在燕郊的家里闻到很大的燃气味", at=DAY)
+    assert look.classification.tier == "T2H"
+    assert look.location.outside and look.outcome(MIN) == "DISPATCH"
