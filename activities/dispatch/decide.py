@@ -27,6 +27,7 @@ def decide_route(
     *,
     at: datetime | date | None = None,
     exclude: Collection[str] = (),
+    text: str = "",
 ) -> RouteDecision:
     """Lead and assisting units for a category at a place, skipping ``exclude``d units.
 
@@ -37,9 +38,12 @@ def decide_route(
         at: when the case was filed; the rules and units in force then apply (default now).
         exclude: units that returned the case; the next target of the rule leads, then the
             district government of the place, then the city centre.
+        text: the request's words, for rules that look at what the caller named (a transit
+            line's operator).
     """
     code = category if isinstance(category, str) else category.code
-    return decide_for(config.routing, config.registry, code, location, at=at, exclude=exclude)
+    return decide_for(config.routing, config.registry, code, location, at=at, exclude=exclude,
+                      text=text)
 
 
 
@@ -106,7 +110,7 @@ def first_look(
     cl = classify_request(config, content, kind_hint=kind_hint, category_hint=category_hint,
                           urgency_hint=urgency_hint)
     loc = locate(config.registry, district, street, address, content, at=at)
-    route = decide_route(config, cl.category, loc, at=at)
+    route = decide_route(config, cl.category, loc, at=at, text=content)
     return FirstLook(cl, loc, route, assess(config.lexicon, config.registry, cl, loc, route),
                      config.model.version if config.model else "")
 

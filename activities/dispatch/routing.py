@@ -8,9 +8,11 @@ effective dates; this module validates them at start-up and applies them
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,20 @@ class Where(_Strict):
     district: list[str] = []
     street_kind: list[str] = []
     street: list[str] = []
+    # Regular expressions on the request's words: the rule applies when one matches
+    # (a transit line names its operator: "14号线" → 京港地铁).
+    mentions: list[str] = []
+
+    @field_validator("mentions")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as err:
+                raise ValueError(f"mentions: {pattern!r} is not a regular expression: {err}"
+                                 ) from None
+        return value
 
     @field_validator("street_kind")
     @classmethod
@@ -48,7 +64,14 @@ class Where(_Strict):
 
     @property
     def specificity(self) -> int:
-        return 4 * bool(self.street) + 2 * bool(self.district) + bool(self.street_kind)
+        # What the caller's own words name outranks a district or a kind of street, not a
+        # list of streets.
+        return (4 * bool(self.street) + 3 * bool(self.mentions) + 2 * bool(self.district)
+                + bool(self.street_kind))
+
+    @cached_property
+    def mention(self) -> re.Pattern[str] | None:
+        return re.compile("|".join(f"(?:{p})" for p in self.mentions)) if self.mentions else None
 
 
 class Rule(_Strict):
@@ -121,10 +144,13 @@ def _day(at: date | datetime | None) -> date:
     return at.date() if isinstance(at, datetime) else at
 
 
-def _matches(rule: Rule, registry: Registry, location: Location, day: date) -> bool:
+def _matches(rule: Rule, registry: Registry, location: Location, day: date,
+             text: str) -> bool:
     if not rule.valid_at(day):
         return False
     where = rule.where
+    if where.mention is not None and not where.mention.search(text):
+        return False
     if where.district and location.district not in where.district:
         return False
     if where.street or where.street_kind:
@@ -153,12 +179,13 @@ def _resolve(target: str, registry: Registry, location: Location, day: date) -> 
 
 def decide_for(
     table: RoutingTable, registry: Registry, category_code: str, location: Location, *,
-    at: date | datetime | None = None, exclude: Collection[str] = (),
+    at: date | datetime | None = None, exclude: Collection[str] = (), text: str = "",
 ) -> RouteDecision:
-    """Apply the routing table: the most specific rule valid on ``at`` for the place."""
+    """Apply the routing table: the most specific rule valid on ``at`` for the place (and,
+    for rules with ``mentions``, the request's ``text``)."""
     day = _day(at)
     rule = next((r for r in table.candidates(category_code)
-                 if _matches(r, registry, location, day)), None)
+                 if _matches(r, registry, location, day, text)), None)
     if rule is None:  # load_routing_table checks coverage; this is a bug or a date before it
         raise LookupError(f"no routing rule for {category_code} on {day}")
     note = ""
@@ -264,7 +291,7 @@ def _overlap(a: Rule, b: Rule) -> bool:
         return False
     wa, wb = a.where, b.where
     for xs, ys in ((wa.district, wb.district), (wa.street_kind, wb.street_kind),
-                   (wa.street, wb.street)):
+                   (wa.street, wb.street), (wa.mentions, wb.mentions)):
         if xs and ys and not set(xs) & set(ys):
             return False
     return True

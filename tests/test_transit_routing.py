@@ -1,0 +1,50 @@
+"""Routing rules that look at what the caller named: a transit line goes to the operator
+that runs it (issue 25: "transit lines by operator")."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+from pathlib import Path
+
+import pytest
+import yaml
+
+from activities.dispatch.config import load_config
+from activities.dispatch.decide import first_look
+from activities.dispatch.routing import RoutingError
+from workers.runtime.settings import Settings
+
+CONFIG = load_config(Settings().config_dir)
+DAY = date(2026, 12, 6)
+
+
+@pytest.mark.parametrize(("text", "operator"), [
+    ("地铁4号线西单站的扶梯坏了一个礼拜", "bj-mtr"),
+    ("坐十四号线车厢里空调太冷", "bj-mtr"),
+    ("大兴线公益西桥站闸机多扣了钱", "bj-mtr"),
+    ("大兴机场线票价太贵了", "bj-rail-ops"),
+    ("燕房线发车间隔太长", "bj-rail-ops"),
+    ("地铁10号线早高峰太挤了", "bj-subway"),
+    ("地铁24号线什么时候开通", "bj-subway"),  # "4号线" inside "24号线" is not line 4
+])
+def test_a_named_line_goes_to_its_operator(text: str, operator: str) -> None:
+    look = first_look(CONFIG, text, at=DAY)
+    assert look.route.lead.unit_id == operator, (look.route.rule, look.classification)
+
+
+def test_without_the_words_the_category_rule_applies() -> None:
+    look = first_look(CONFIG, "地铁站里的厕所一直锁着", at=DAY)
+    assert look.route.rule == "subway" and look.route.lead.unit_id == "bj-subway"
+
+
+def test_a_bad_pattern_is_refused_at_start_naming_the_rule(tmp_path: Path) -> None:
+    folder = tmp_path / "config"
+    shutil.copytree(Settings().config_dir, folder)
+    data = yaml.safe_load((folder / "routing.yaml").read_text(encoding="utf-8"))
+    rule = next(r for r in data["rules"] if r["id"] == "subway-mtr")
+    rule["where"]["mentions"] = ["(4号线"]
+    (folder / "routing.yaml").write_text(yaml.safe_dump(data, allow_unicode=True),
+                                         encoding="utf-8")
+    with pytest.raises(RoutingError, match="not a regular expression"):
+        load_config(folder, with_model=False)
