@@ -26,6 +26,7 @@ def where(text: str, district: str | None = None) -> tuple[str | None, str | Non
     ("银闸社区居委会", {"银闸社区"}),  # 银闸 alone is too short to trust
     ("天通东苑第三北社区居委会", {"天通东苑第三北", "天通东苑第三北社区", "天通东苑"}),
     ("八里庄北里东社区居民委员会", {"八里庄北里东", "八里庄北里东社区", "八里庄北里"}),
+    ("隆恩颐园社区", {"隆恩颐园", "隆恩颐园社区"}),  # written without 居委会 (570 rows)
 ])
 def test_the_names_callers_use_come_from_the_official_name(official: str,
                                                            forms: set[str]) -> None:
@@ -35,6 +36,7 @@ def test_the_names_callers_use_come_from_the_official_name(official: str,
 def test_a_community_named_alone_finds_its_street() -> None:
     assert where("我住银闸社区，楼道灯坏了") == ("东城区", "110101001")
     assert where("马坡村的路坏了好几个坑") == ("顺义区", "110113009")
+    assert where("隆恩颐园小区的消防水泵房进水了") == ("石景山区", "110107010")
 
 
 def test_a_name_in_two_districts_without_a_district_is_not_guessed() -> None:

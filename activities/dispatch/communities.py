@@ -14,8 +14,9 @@ from activities.dispatch.registry import STREET_KINDS, Place, Registry, rows
 
 # Residents' and villagers' committees: the official name's tail is the committee, not
 # the place callers say ("安慧里社区居委会" → 安慧里社区, 安慧里).
+# Longest first; 570 rows are written as plain "…社区" (隆恩颐园社区), and callers drop it.
 _COMMITTEE_SUFFIX = re.compile(
-    r"(社区居民委员会|社区居委会|村民委员会|村委会|居民委员会|居委会|管委会|委员会)$")
+    r"(社区居民委员会|社区居委会|村民委员会|村委会|居民委员会|居委会|管委会|委员会|社区)$")
 # "天通东苑第三北" and "八里庄北里东" are parts of 天通东苑 and 八里庄北里: callers name the whole.
 _COMMUNITY_PART = re.compile(r"(第?[一二三四五六七八九十]+[东西南北中]?|[东西南北中])$")
 COMMUNITY_KIND = "community"
