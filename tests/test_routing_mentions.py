@@ -1,5 +1,6 @@
 """Routing rules that look at what the caller named: a transit line goes to the operator
-that runs it (issue 25: "transit lines by operator")."""
+that runs it; a sewer or a parking problem inside a compound is the street's (直派街乡),
+outside it the utility's or the traffic police's (issue 25 item 3)."""
 
 from __future__ import annotations
 
@@ -48,3 +49,16 @@ def test_a_bad_pattern_is_refused_at_start_naming_the_rule(tmp_path: Path) -> No
                                          encoding="utf-8")
     with pytest.raises(RoutingError, match="not a regular expression"):
         load_config(folder, with_model=False)
+
+
+@pytest.mark.parametrize(("text", "lead"), [
+    ("朝阳区望京街道望京西园三区小区里的下水道堵了，污水往外冒", "street"),
+    ("朝阳区望京街道阜通东大街上的下水道堵了，污水漫到路面", "bj-drainage"),
+    ("朝阳区望京街道望京西园三区小区里乱停车，消防车都进不来", "street"),
+    ("朝阳区望京街道阜通东大街路边违停严重，车都过不去", "bj-traffic-police"),
+])
+def test_inside_a_compound_the_street_leads(text: str, lead: str) -> None:
+    look = first_look(CONFIG, text, at=DAY)
+    want = look.location.street_id if lead == "street" else lead
+    assert want is not None and look.route.lead.unit_id == want, look.route.rule
+
