@@ -12,6 +12,10 @@ what a careful human dispatcher decided::
 Only ``id``, ``content`` and ``expect`` (with category, kind, tier) are required. Each
 request goes through the same steps as the ``accept`` activity: classify, locate, then
 (for a dispatch) the routing table.
+
+A set exported from the ledger (``hotline routing corrections``) also carries a
+``correction`` on each line: which person's act made the label, and what it teaches
+(docs/dispatch.md, "The loop: corrections").
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -60,6 +64,28 @@ class Expected(_Strict):
     unreasonable: bool = False
 
 
+# What a person did to the machine's choice, as ``hotline routing corrections`` exports it.
+CorrectionKind = Literal["DISPATCHED", "ANSWERED_DIRECTLY", "REJECTED", "REASSIGNED",
+                         "RETURNED"]
+CORRECTION_KINDS: tuple[str, ...] = get_args(CorrectionKind)
+
+
+class Correction(_Strict):
+    """Where a label exported from the ledger came from. ``teaches_tier``: the tier in
+    ``expect`` is a person's (a dispatcher chose or confirmed it), so the tier model may
+    learn it; otherwise it is the machine's and only the unit or the outcome is a label.
+    ``not_lead``: a unit that returned the case (退单) — it must not lead."""
+
+    kind: CorrectionKind
+    complaint_id: str
+    event_id: str
+    at: datetime
+    by: str | None = None
+    reason: str | None = None
+    not_lead: str | None = None
+    teaches_tier: bool = False
+
+
 class Labelled(_Strict):
     id: str
     content: str
@@ -69,6 +95,7 @@ class Labelled(_Strict):
     at: date | None = None
     hints: Hints = Hints()
     expect: Expected
+    correction: Correction | None = None
 
 
 def read_jsonl(path: Path, model: type[BaseModel], check: Callable[[Any], str | None]

@@ -22,7 +22,7 @@ import contextlib
 import hashlib
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,17 +65,39 @@ class Example:
 @dataclass(frozen=True)
 class Source:
     """One training file: how many requests it gave, and how many had no tier (a
-    redirect or a request that needs no dispatch)."""
+    redirect or a request that needs no dispatch). For a file of corrections exported
+    from the ledger (lines with a ``correction``): how many of the examples were
+    corrections, and how many corrections were left out because their tier is the
+    machine's, not a person's (a return, a reassignment, a rejection)."""
 
     file: str
     examples: int
     skipped: int
+    corrections: int = 0
+    corrections_not_for_tier: int = 0
+    held_out: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The file's entry in the model's ``created_from`` (the correction counts only
+        where there were corrections, so a model from the labelled sets alone is the same
+        file as before they existed)."""
+        entry: dict[str, Any] = {"file": self.file, "examples": self.examples,
+                                 "skipped_no_tier": self.skipped}
+        if self.corrections or self.corrections_not_for_tier:
+            entry["corrections"] = self.corrections
+            entry["corrections_not_for_tier"] = self.corrections_not_for_tier
+        if self.held_out:
+            entry["skipped_held_out"] = self.held_out
+        return entry
 
 
-def read_examples(paths: Sequence[Path], *, root: Path | None = None
-                  ) -> tuple[list[Example], list[Source]]:
+def read_examples(paths: Sequence[Path], *, root: Path | None = None,
+                  held_out: Collection[str] = ()) -> tuple[list[Example], list[Source]]:
     """Requests with a tier from JSON Lines sets (labelled, holdout or dev format: each line
-    has ``content`` and ``expect.tier``); lines whose tier is null are skipped and counted.
+    has ``content`` and ``expect.tier``); lines whose tier is null are skipped and counted,
+    and so are corrections whose tier no person chose (``correction.teaches_tier`` false)
+    and requests whose text is in ``held_out`` (the held-out set is never trained on, even
+    when a correction repeats one of its requests).
 
     ``root``: file names in ``created_from`` are relative to it when under it.
     """
@@ -86,7 +108,7 @@ def read_examples(paths: Sequence[Path], *, root: Path | None = None
         if root is not None:
             with contextlib.suppress(ValueError):  # outside root: the name as given
                 name = path.resolve().relative_to(root.resolve()).as_posix()
-        got = skipped = 0
+        got = skipped = corrections = not_for_tier = leaked = 0
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except OSError as err:
@@ -97,17 +119,26 @@ def read_examples(paths: Sequence[Path], *, root: Path | None = None
             try:
                 rec = json.loads(line)
                 text, tier = rec["content"], rec["expect"]["tier"]
-            except (json.JSONDecodeError, KeyError, TypeError) as err:
+                correction = rec.get("correction")
+                taught = correction is None or bool(correction.get("teaches_tier", False))
+            except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as err:
                 raise TrainingError(f"{path}:{number}: not a labelled request ({err!r})"
                                     ) from None
+            if not taught:
+                not_for_tier += 1
+                continue
             if tier is None:
                 skipped += 1
                 continue
             if tier not in TIERS or not isinstance(text, str) or not text.strip():
                 raise TrainingError(f"{path}:{number}: needs a content and a tier in {TIERS}")
+            if text in held_out:
+                leaked += 1
+                continue
             examples.append(Example(text, tier))
             got += 1
-        sources.append(Source(name, got, skipped))
+            corrections += correction is not None
+        sources.append(Source(name, got, skipped, corrections, not_for_tier, leaked))
     if not examples:
         raise TrainingError("no labelled request with a tier to train on")
     return examples, sources
@@ -248,8 +279,7 @@ def train(examples: Sequence[Example], sources: Sequence[Source],
     doc = {
         "format": FORMAT,
         "version": data_version(examples, params),
-        "created_from": [{"file": s.file, "examples": s.examples, "skipped_no_tier": s.skipped}
-                         for s in sources],
+        "created_from": [s.as_dict() for s in sources],
         "params": params,
         "trainer": {"scikit-learn": trainer},
         "analyzer": {"kind": "char", "ngram_min": params["ngram_min"],

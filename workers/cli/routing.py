@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -347,11 +349,16 @@ def learn(
     at: str | None = typer.Option(None, help="Filing day for holdout records without one "
                                              "(YYYY-MM-DD; default today)."),
     config_dir: Path | None = typer.Option(None, help="Config folder (default: settings)."),
+    corrections: list[Path] = typer.Option(
+        [], "--corrections", dir_okay=False,
+        help="Corrections exported by `hotline routing corrections` (repeatable): trained "
+             "on beside the labelled sets, never held out."),
 ) -> None:
     """Train the tier model and replace the current one only if it scores better.
 
     Both are measured beside the rules on the held-out set (never trained on): T2H recall
     first, then tier accuracy. The file is JSON and the same data gives the same bytes.
+    Corrections teach the tier where a dispatcher chose it; the model file counts them.
     """
     from activities.dispatch.learned import model_from_document
     from activities.dispatch.training import TrainingError, dumps, read_examples
@@ -363,15 +370,19 @@ def learn(
     sets = train or [REPO_ROOT / p for p in LEARN_TRAIN]
     held = holdout or REPO_ROOT / LEARN_HOLDOUT
     day = parse_day(at)
-    for path in [*sets, held]:
+    for path in [*sets, *corrections, held]:
         if not path.is_file():
             raise _fail(f"{path}: no such file")
-    if held.resolve() in {p.resolve() for p in sets}:
+    if held.resolve() in {p.resolve() for p in [*sets, *corrections]}:
         raise _fail(f"{held} is the held-out set: it cannot also be trained on",
                     EXIT_BAD_INPUT)
     try:
         records = load_labelled(held)
-        examples, sources = read_examples(sets, root=REPO_ROOT)
+        for path in corrections:
+            load_labelled(path)  # a corrections file is a labelled set: refused whole if not
+        examples, sources = read_examples(
+            [*sets, *corrections], root=REPO_ROOT,
+            held_out=frozenset(r.content for r in records))
     except (EvalError, TrainingError, ValueError) as err:
         raise _fail(str(err)) from None
 
@@ -387,6 +398,13 @@ def learn(
 
     typer.echo(f"training on {len(examples)} requests "
                f"({', '.join(f'{s.file}: {s.examples}' for s in sources)}) …")
+    if corrections:
+        taught = sum(s.corrections for s in sources)
+        left = sum(s.corrections_not_for_tier for s in sources)
+        typer.echo(f"of which {taught} corrections with a dispatcher's tier; {left} other "
+                   "corrections (returns, reassignments, no-dispatch) do not teach the tier")
+    if leaked := sum(s.held_out for s in sources):
+        typer.echo(f"left out {leaked} requests that are also in {held.name}")
     try:
         doc = train_model(examples, sources)
     except TrainingError as err:
@@ -433,3 +451,53 @@ def learn(
            else "no current model" if current is None else "it scores better")
     typer.echo(f"wrote {target} (version {candidate.version[:12]}, "
                f"{len(text.encode()) / 1024:.0f} KiB): {why}")
+
+
+@app.command("corrections")
+def corrections_command(
+    since: str | None = typer.Option(None, help="Only corrections made on or after this "
+                                                "day (YYYY-MM-DD, the city's day)."),
+    out: Path | None = typer.Option(None, dir_okay=False,
+                                    help="Write the JSON Lines here (default: stdout)."),
+    as_json: bool = typer.Option(False, "--json", help="The summary as JSON."),
+    config_dir: Path | None = typer.Option(None, help="Config folder (default: settings)."),
+) -> None:
+    """Export the labelled corrections (desk decisions, returns with reasons, supervisor
+    reassignments) from the ledger, with the request texts from Temporal, as JSON Lines
+    for `hotline routing learn --corrections`. The same ledger gives the same file."""
+    import asyncio
+
+    from activities.dispatch.corrections import to_jsonl
+    from workers.cli.corrections import export_corrections
+    from workers.runtime.settings import Settings
+
+    day = parse_day(since, "--since")
+    registry = load_config(_config_dir(config_dir), with_model=False).registry
+    # PostgreSQL or Temporal away: their error, one line by HotlineGroup (exit 3).
+    export = asyncio.run(export_corrections(Settings(), registry, day))
+    text = to_jsonl(export.records)
+    summary: dict[str, Any] = {"lines": len(export.records), "by_kind": export.counts(),
+                               "teach_tier": export.for_tier(),
+                               "left_out": dict(sorted(export.left_out.items())),
+                               "out": None if out is None else str(out)}
+    if out is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    else:
+        tmp = out.with_name(out.name + ".tmp")
+        try:
+            tmp.write_text(text, encoding="utf-8")
+            os.replace(tmp, out)
+        except OSError as err:
+            raise _fail(f"{out}: cannot write: {err.strerror or err}") from None
+    # The summary goes where it cannot mix with the lines.
+    stream = sys.stdout if out is not None else sys.stderr
+    if as_json:
+        stream.write(json.dumps(summary, ensure_ascii=False) + "\n")
+        return
+    kinds = ", ".join(f"{k} {n}" for k, n in summary["by_kind"].items()) or "none"
+    left = sum(export.left_out.values())
+    why = "; ".join(f"{reason}: {n}" for reason, n in summary["left_out"].items())
+    stream.write(f"{len(export.records)} corrections ({kinds}; {summary['teach_tier']} teach "
+                 f"the tier){f' written to {out}' if out else ''}"
+                 f"{f'; left out {left} ({why})' if left else ''}\n")
