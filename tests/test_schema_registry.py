@@ -36,7 +36,7 @@ from tests.live import Topic, live_services
 from workers.devstack.registry_server import running_registry
 from workers.devstack.stack import ensure_database
 from workers.projector.main import run_projector
-from workers.runtime.schema_registry import decode_value, registry_wire
+from workers.runtime.schema_registry import decode_blocking, decode_value, registry_wire
 from workers.runtime.settings import Settings
 
 pytestmark = pytest.mark.stack
@@ -238,3 +238,15 @@ async def test_an_unreachable_registry_is_a_retry_and_no_registry_a_clear_refusa
         await decode_value(None, b"\x00\x00\x00\x00\x01" + b"\x00" * 20)
     assert refused.value.reason == "MALFORMED"
     assert "HOTLINE_SCHEMA_REGISTRY_URL" in refused.value.detail
+
+
+def test_the_dlq_commands_read_confluent_framed_originals(registry_url: str) -> None:
+    """`hotline dlq show` and `redrive` decode a dead letter's original bytes through the
+    registry when it is configured (decode_blocking), and say why not when it is not."""
+    with_registry = Settings(schema_registry_url=registry_url)
+    record = {**_filing("SR-DLQ"), "attachments": []}
+    value = ConfluentWire(SchemaRegistry(registry_url)).encode(FILED, record)
+    assert decode_blocking(with_registry, value).record["complaint_id"] == "SR-DLQ"
+    with pytest.raises(DecodeError) as refused:
+        decode_blocking(Settings(schema_registry_url=None), value)
+    assert refused.value.reason == "MALFORMED"

@@ -35,7 +35,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from schemas.codec import DecodeError, decode
+from schemas.codec import DecodeError
 from workers.cli.dead_letters import DeadLetter, fetch_dead_letter, read_dead_letters
 from workers.cli.failures import BadFile, HotlineGroup, require_kafka
 from workers.cli.output import (
@@ -50,6 +50,7 @@ from workers.cli.output import (
 )
 from workers.cli.redrive import RedriveRefused, RedriveResult, redrive, redrive_marks
 from workers.runtime.kafka_io import make_producer
+from workers.runtime.schema_registry import decode_blocking
 from workers.runtime.settings import Settings
 
 __all__ = ["app", "parse_position", "parse_when"]
@@ -251,7 +252,7 @@ def show_command(
     original: dict[str, Any] = {}
     if r:
         try:
-            decoded = decode(bytes(r["value"]))
+            decoded = decode_blocking(settings, bytes(r["value"]))
             original = {"record": decoded.name, "decoded": redact(decoded.record)}
         except DecodeError as exc:
             raw = bytes(r["value"])

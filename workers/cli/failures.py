@@ -326,6 +326,17 @@ def classify(exc: BaseException) -> Failure:
         return Failure(Unreachable("Kafka", _kafka_where(), _reason(str(exc))).message,
                        EXIT_UNREACHABLE)
 
+    from schemas.registry import RegistryUnavailable
+
+    if isinstance(exc, RegistryUnavailable):
+        return Failure(f"the Schema Registry did not answer ({_one_line(str(exc), 200)})",
+                       EXIT_UNREACHABLE)
+
+    from activities.dispatch.workdays import CalendarNotCovered
+
+    if isinstance(exc, CalendarNotCovered):
+        return Failure(f"{exc} (docs/calendar.md)", EXIT_REFUSED)
+
     from pydantic import ValidationError
 
     from activities.dispatch.evaluation import EvalError

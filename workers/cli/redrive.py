@@ -18,10 +18,11 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from schemas.codec import EVENT_TYPE_HEADER, DecodeError, decode, headers_for
+from schemas.codec import EVENT_TYPE_HEADER, DecodeError, headers_for
 from workers.cli.dead_letters import DeadLetter
 from workers.cli.output import fmt_time
 from workers.runtime.kafka_io import make_producer
+from workers.runtime.schema_registry import decode_blocking
 from workers.runtime.settings import Settings
 
 __all__ = [
@@ -140,7 +141,7 @@ def redrive(
     event_type = record.get("event_type")
     event_id = complaint_id = None
     try:
-        decoded = decode(payload)
+        decoded = decode_blocking(settings, payload)
         event_type = decoded.full_name
         event_id = decoded.record.get("event_id")
         complaint_id = decoded.record.get("complaint_id")

@@ -86,6 +86,17 @@ async def decode_value(wire: ConfluentWire | None, value: bytes,
     return wire.decode(value, expected)
 
 
+def decode_blocking(settings: Settings, value: bytes,
+                    expected: Collection[str] | None = None) -> Decoded:
+    """:func:`decode_value` for a command (no event loop): either wire format, the writer
+    schema fetched in place when the registry is configured."""
+    wire = registry_wire(settings)
+    if wire is None:
+        return codec.decode(value, expected)
+    wire.fetch(value)
+    return wire.decode(value, expected)
+
+
 async def register_until_done(wire: ConfluentWire | None, stop: asyncio.Event,
                               *, process: str, **where: Any) -> None:
     """Register ``schemas/`` with the registry, retrying (capped backoff) until it worked
