@@ -6,6 +6,8 @@ The stack is left running at the end: the other stack tests reuse it.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import random
 import subprocess
 import sys
@@ -19,6 +21,7 @@ import pytest
 from kafka import KafkaAdminClient
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from typer.testing import CliRunner
 
 from workers.devstack import processes, temporal_server
 from workers.devstack.kafka_server import kafka_cluster_id
@@ -32,6 +35,7 @@ from workers.devstack.stack import (
     ensure_topics,
     stack_status,
 )
+from workers.devstack.stack import app as stack_app
 from workers.runtime.migrate import MigrationError, apply_migrations, discover, ensure_database
 from workers.runtime.settings import REPO_ROOT, TOPIC_PARTITIONS, Settings
 from workflows import search_attributes
@@ -249,3 +253,19 @@ def test_search_attributes_missing_from_an_older_database_are_usable_at_once(
         assert asyncio.run(_start_indexed(settings, late, "DISTRICT")) == "DISTRICT"
     finally:
         temporal_server.stop_temporal(settings)
+
+
+def test_status_as_json_and_the_unreachable_exit_code(stack: StackStatus) -> None:
+    runner = CliRunner()
+    ok = runner.invoke(stack_app, ["status", "--json"])
+    assert ok.exit_code == 0, ok.output
+    report = json.loads(ok.stdout)
+    assert report["healthy"] and [c["name"] for c in report["components"]] == \
+        [TEMPORAL, KAFKA, POSTGRES]
+    # The settings are read once per process: a fresh one sees the dead broker.
+    down = subprocess.run([sys.executable, "-m", "workers.cli.main", "stack", "status",
+                           "--json"], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "HOTLINE_KAFKA_BOOTSTRAP": "127.0.0.1:1"})
+    assert down.returncode == 3, down.stderr  # docs/cli.md: a server unreachable
+    kafka = next(c for c in json.loads(down.stdout)["components"] if c["name"] == KAFKA)
+    assert not kafka["healthy"] and kafka["detail"]

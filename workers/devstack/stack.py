@@ -24,7 +24,9 @@ raised.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -337,14 +339,30 @@ def up(
     _console.print(f"Up in {time.monotonic() - started:.1f} s.")
 
 
+# The CLI's code for a server that does not answer (docs/cli.md).
+EXIT_UNHEALTHY = 3
+
+
 @app.command()
-def status() -> None:
-    """Show each component's address, pid and health; exit 1 if any is unhealthy."""
+def status(
+    as_json: bool = typer.Option(False, "--json", help="Print the status as JSON."),
+) -> None:
+    """Show each component's address, pid and health; exit 3 (a server unreachable, as
+    every command says it) if any is unhealthy."""
     _configure_logging(False)
     current = stack_status()
-    _print_status(current)
+    if as_json:
+        sys.stdout.write(json.dumps({
+            "healthy": current.healthy, "temporal_ui_url": current.temporal_ui_url,
+            "state_dir": str(current.state_dir),
+            "components": [{"name": c.name, "address": c.address, "pid": c.pid,
+                            "healthy": c.healthy, "detail": c.detail,
+                            "log_path": str(c.log_path) if c.log_path else None}
+                           for c in current.components]}, ensure_ascii=False, indent=2) + "\n")
+    else:
+        _print_status(current)
     if not current.healthy:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_UNHEALTHY)
 
 
 @app.command()
