@@ -4,12 +4,15 @@ for a favour; T2H still never waits."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import pytest
+from typer.testing import CliRunner
 
 from activities.dispatch.config import load_config
 from activities.dispatch.decide import first_look
+from workers.cli.main import app as hotline
 from workers.runtime.settings import Settings
 
 CONFIG = load_config(Settings().config_dir)
@@ -39,3 +42,12 @@ def test_danger_beside_an_outside_place_is_still_t2h_at_once() -> None:
     look = first_look(CONFIG, "我是北京通州人，在燕郊的家里闻到很大的燃气味", at=DAY)
     assert look.classification.tier == "T2H"
     assert look.location.outside and look.outcome(MIN) == "DISPATCH"
+
+
+def test_explain_says_what_accept_decides_and_why() -> None:
+    out = CliRunner().invoke(hotline, ["routing", "explain", "--json",
+                                       "我是北京朝阳人，在燕郊买的房子，物业一直不给修楼道的灯"])
+    assert out.exit_code == 0, out.output
+    shown = json.loads(out.stdout)
+    assert shown["outcome"] == "REVIEW" and shown["confidence"] < MIN
+    assert any("outside Beijing" in d for d in shown["doubts"])

@@ -179,16 +179,17 @@ def explain(
     config_dir: Path | None = typer.Option(None),
     as_json: bool = typer.Option(False, "--json", help="JSON on stdout instead of a table."),
 ) -> None:
-    """Show how one request is classified, located and routed, and why."""
-    from activities.dispatch.decide import classify_request, decide_route
-    from activities.dispatch.location import locate
+    """Show how one request is classified, located and routed, how sure that is, and why:
+    what the ``accept`` activity decides (first_look)."""
+    from activities.dispatch.decide import first_look
 
     day = parse_day(at)
     cfg = _config(config_dir)
-    cl = classify_request(cfg, content)
-    loc = locate(cfg.registry, district, street, address, content, at=day)
+    look = first_look(cfg, content, district=district, street=street, address=address, at=day)
+    cl, loc = look.classification, look.location
+    outcome = look.outcome(cfg.rules.review.min_confidence)
     street_unit = cfg.registry.get(loc.street_id) if loc.street_id else None
-    decision = None if cl.redirect_to else decide_route(cfg, cl.category, loc, at=day)
+    decision = None if cl.redirect_to else look.route
     if as_json:
         print_json({
             "category": cl.category.code, "category_name": cl.category.name,
@@ -206,6 +207,8 @@ def explain(
                 {"unit_id": u.unit_id, "name": u.name} for u in decision.assisting],
             "rule": None if decision is None else decision.rule,
             "note": None if decision is None else decision.note,
+            "outcome": outcome, "confidence": look.doubt.confidence,
+            "doubts": list(look.doubt.reasons),
         })
         return
     table = Table(show_header=False)
@@ -227,7 +230,11 @@ def explain(
         table.add_row("lead", f"{decision.lead.name} [{decision.lead.unit_id}]")
         table.add_row("assisting", "、".join(u.name for u in decision.assisting) or "—")
         table.add_row("rule", decision.rule + (f" ({decision.note})" if decision.note else ""))
-    Console().print(table)
+    table.add_row("outcome", f"{outcome} (confidence {look.doubt.confidence:.2f}; the desk "
+                             f"decides below {cfg.rules.review.min_confidence:g}, never T2H)")
+    for reason in look.doubt.reasons:
+        table.add_row("doubt", reason)
+    console().print(table)
 
 
 # The dispatch issue's targets for a blind set (measure → minimum, or maximum for the
