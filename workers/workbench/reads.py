@@ -15,7 +15,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
 
-from workflows.ids import complaint_workflow_id
+from workers.runtime.filings import read_filing
 from workflows.model import Filing
 
 # Statuses in which a unit still owes an answer (the inbox; the supervisor's overdue list).
@@ -165,19 +165,7 @@ class LedgerReads:
         if self.temporal is None:
             return None
         try:
-            return await asyncio.wait_for(self._filing(complaint_id), FILING_TIMEOUT_S)
+            return await asyncio.wait_for(read_filing(self.temporal, complaint_id),
+                                          FILING_TIMEOUT_S)
         except Exception:  # RPCError, TimeoutError, a payload that does not decode
             return None
-
-    async def _filing(self, complaint_id: str) -> Filing | None:
-        assert self.temporal is not None
-        handle = self.temporal.get_workflow_handle(complaint_workflow_id(complaint_id))
-        async for event in handle.fetch_history_events():
-            attrs = event.workflow_execution_started_event_attributes
-            payloads = list(attrs.input.payloads)
-            if not payloads:
-                return None
-            decoded = await self.temporal.data_converter.decode(payloads[:1], [Filing])
-            filing = decoded[0]
-            return filing if isinstance(filing, Filing) else None
-        return None
