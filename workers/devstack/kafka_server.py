@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import os
 import shutil
 import time
 import uuid
@@ -32,6 +31,8 @@ from workers.devstack.servers import (
     StackError,
     StackPaths,
     checked_status,
+    java_binary,
+    maven_binary,
     require_ports_free,
     wait_healthy,
 )
@@ -55,16 +56,6 @@ def kafka_ports(settings: Settings) -> dict[int, str]:
     }
 
 
-def _java() -> str:
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home and (Path(java_home) / "bin" / "java").exists():
-        return str(Path(java_home) / "bin" / "java")
-    found = shutil.which("java")
-    if found is None:
-        raise StackError("java not found on PATH (Kafka needs Java 17 or newer)")
-    return found
-
-
 def _kafka_jars_complete(paths: StackPaths) -> bool:
     """True when the marker written after a finished download lists jars all present."""
     try:
@@ -79,9 +70,7 @@ def ensure_kafka_jars(settings: Settings) -> Path:
     paths = StackPaths(settings)
     if _kafka_jars_complete(paths):
         return paths.kafka_jars
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise StackError("mvn not found on PATH: Maven fetches the Kafka jars on first use")
+    mvn = maven_binary("the Kafka jars")
     paths.settings.cache_dir.mkdir(parents=True, exist_ok=True)
     # The cache can be shared by several state dirs (worktrees, CI jobs): one download.
     with file_lock(paths.settings.cache_dir / f"kafka-{settings.kafka_version}.lock"):
@@ -159,7 +148,7 @@ def _kafka_server_properties(settings: Settings, paths: StackPaths) -> str:
 def kafka_jvm(paths: StackPaths, jars: Path, *options: str) -> list[str]:
     """The ``java`` command line up to the main class: options, log4j, classpath."""
     return [
-        _java(),
+        java_binary("Kafka"),
         *options,
         f"-Dlog4j2.configurationFile={KAFKA_LOG4J}",
         f"-Dkafka.logs.dir={paths.kafka_logs}",

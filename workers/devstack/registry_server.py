@@ -14,7 +14,6 @@ the download cache beside Kafka's jars and unpacked there; it starts in about 4 
 from __future__ import annotations
 
 import logging
-import os
 import re
 import shutil
 import tarfile
@@ -32,7 +31,7 @@ from workers.devstack.processes import (
     terminate,
     wait_for_line,
 )
-from workers.devstack.servers import StackError
+from workers.devstack.servers import StackError, java_binary, maven_binary
 from workers.runtime.settings import REPO_ROOT, Settings
 
 log = logging.getLogger(__name__)
@@ -46,16 +45,6 @@ START_TIMEOUT_S = 90.0
 _LISTENING = re.compile(r"Listening on: (http://[0-9.]+:\d+)")
 
 
-def _java() -> str:
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home and (Path(java_home) / "bin" / "java").exists():
-        return str(Path(java_home) / "bin" / "java")
-    found = shutil.which("java")
-    if found is None:
-        raise StackError("java not found on PATH (Apicurio Registry needs Java 17 or newer)")
-    return found
-
-
 def registry_dir(settings: Settings) -> Path:
     """The unpacked distribution in the download cache."""
     return settings.cache_dir / f"apicurio-registry-{APICURIO_VERSION}"
@@ -67,9 +56,7 @@ def ensure_registry_app(settings: Settings) -> Path:
     runner = home / _RUNNER
     if runner.is_file():
         return runner
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise StackError("mvn not found on PATH: Maven fetches Apicurio Registry on first use")
+    mvn = maven_binary("Apicurio Registry")
     settings.cache_dir.mkdir(parents=True, exist_ok=True)
     maven_repo = settings.cache_dir / "m2"
     with file_lock(settings.cache_dir / f"apicurio-registry-{APICURIO_VERSION}.lock"):
@@ -115,7 +102,8 @@ def running_registry(settings: Settings, log_path: Path) -> Iterator[str]:
     runner = ensure_registry_app(settings)
     pid_file = log_path.with_suffix(".pid")
     proc = spawn(
-        [_java(), "-Xmx256m", "-XX:TieredStopAtLevel=1", "-XX:+ExitOnOutOfMemoryError",
+        [java_binary("Apicurio Registry"), "-Xmx256m", "-XX:TieredStopAtLevel=1",
+         "-XX:+ExitOnOutOfMemoryError",
          "-Dquarkus.http.host=127.0.0.1", "-Dquarkus.http.port=0", "-jar", str(runner)],
         log_path=log_path, pid_file=pid_file, cwd=runner.parent, fresh_log=True)
     marker = str(runner)

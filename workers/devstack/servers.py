@@ -8,6 +8,8 @@ Each server has its own module (:mod:`~workers.devstack.temporal_server`,
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,3 +206,23 @@ def checked_status(
     except Exception as exc:
         return ComponentStatus(name, address, pid, False, short(exc), log_path)
     return ComponentStatus(name, address, pid, True, detail, log_path)
+
+
+def java_binary(needed_by: str) -> str:
+    """The ``java`` to run a server with: ``$JAVA_HOME/bin/java`` if set, else the PATH's."""
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and (Path(java_home) / "bin" / "java").exists():
+        return str(Path(java_home) / "bin" / "java")
+    found = shutil.which("java")
+    if found is None:
+        raise StackError(f"java not found on PATH ({needed_by} needs Java 17 or newer)")
+    return found
+
+
+def maven_binary(fetches: str) -> str:
+    """``mvn``, which downloads a server's jars from Maven Central on first use."""
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise StackError(f"mvn not found on PATH: Maven fetches {fetches} on first use")
+    return mvn
+
