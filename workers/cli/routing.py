@@ -341,6 +341,16 @@ def _fail(message: str, code: int = EXIT_BAD_FILE) -> typer.Exit:
     return fail(f"error: {message}", code)
 
 
+def _write_atomically(path: Path, text: str) -> None:
+    """Write through a temporary file and a rename, so a reader never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as err:
+        raise _fail(f"{path}: cannot write: {err.strerror or err}") from None
+
+
 @app.command()
 def learn(
     train: list[Path] = typer.Option(
@@ -448,12 +458,7 @@ def learn(
                    "(--force writes it anyway)")
         return
     text = dumps(doc)
-    tmp = target.with_name(target.name + ".tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, target)
-    except OSError as err:
-        raise _fail(f"{target}: cannot write: {err.strerror or err}") from None
+    _write_atomically(target, text)
     why = ("forced" if force and current is not None and ranks["candidate"] <= ranks["current"]
            else "no current model" if current is None else "it scores better")
     typer.echo(f"wrote {target} (version {candidate.version[:12]}, "
@@ -491,12 +496,7 @@ def corrections_command(
         sys.stdout.write(text)
         sys.stdout.flush()
     else:
-        tmp = out.with_name(out.name + ".tmp")
-        try:
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, out)
-        except OSError as err:
-            raise _fail(f"{out}: cannot write: {err.strerror or err}") from None
+        _write_atomically(out, text)
     # The summary goes where it cannot mix with the lines.
     stream = sys.stdout if out is not None else sys.stderr
     if as_json:
