@@ -79,6 +79,13 @@ async def bare_burst(client: Client, sampler: Sampler, task_queue: str, n: int, 
                   {k: cpu1[k] - cpu0[k] for k in cpu0}, len(done))
 
 
+def _closed(city: City, tag: str, name: str, sample: int) -> list[str]:
+    """Workflow ids of up to ``sample`` closed burst cases of variant ``name``."""
+    prefixes = tuple(f"B{tag}{r}{name}-" for r in range(100))
+    return [complaint_workflow_id(cid) for cid, c in city.cases.items()
+            if c.closed and cid.startswith(prefixes)][:sample]
+
+
 def variants(args: argparse.Namespace) -> list[tuple[str, dict[str, str]]]:
     """``--variant NAME:KEY=VAL,KEY=VAL``: hotline bursts with other settings, same run."""
     out: list[tuple[str, dict[str, str]]] = [("hotline", {})]
@@ -155,11 +162,14 @@ async def ratio_phase(args: argparse.Namespace, city: City, sampler: Sampler, cl
         await asyncio.to_thread(hotline.start, {}, "hotline")
         for pname, proc in hotline.procs.items():
             sampler.set_pid(pname, proc.popen.pid)
-    closed_ids = [complaint_workflow_id(cid) for cid, c in city.cases.items()
-                  if c.closed and cid.startswith("B")][: args.history_sample]
     bare_ids = [f"bare-{tag}0-{i:05d}" for i in range(min(args.burst, args.history_sample))]
-    result["histories"] = {"hotline": await history_stats(client, closed_ids),
+    result["histories"] = {"hotline": await history_stats(client, _closed(city, tag, "hotline",
+                                                                          args.history_sample)),
                            "bare": await history_stats(client, bare_ids)}
+    for name, _ in kinds[1:]:
+        # Each variant's own cases: a variant may run other code (BENCH_CHECKOUT).
+        result["histories"][name] = await history_stats(
+            client, _closed(city, tag, name, args.history_sample))
     ours, theirs = (result["histories"][k].get("activities") for k in ("hotline", "bare"))
     if ours is not None and theirs is not None and abs(ours - theirs) >= 0.5:
         # The ratio only means something when both do the same orchestration work.

@@ -25,10 +25,18 @@ class Proc:
     log_path: Path
 
 
-def start_proc(name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> Proc:
+# A variant's setting, not the processes': run the worker and bridges from another
+# checkout of the code (e.g. `git archive` of an earlier commit), so a change and the code
+# before it are measured in one run. `python -m` puts the working directory first on
+# sys.path, ahead of the editable install.
+CHECKOUT = "BENCH_CHECKOUT"
+
+
+def start_proc(name: str, argv: list[str], env: dict[str, str], log_dir: Path,
+               cwd: Path = REPO_ROOT) -> Proc:
     log_path = log_dir / f"{name}.log"
     with log_path.open("wb") as fh:
-        popen = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
+        popen = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
                                  stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
     return Proc(name, popen, log_path)
 
@@ -69,11 +77,12 @@ class Hotline:
     def start(self, extra: dict[str, str] | None = None, label: str = "") -> None:
         self.stop()
         env = self.env | (extra or {})
+        cwd = Path(env.pop(CHECKOUT, REPO_ROOT))
         suffix = f"-{label}" if label else ""
         py = sys.executable
         for name in ("worker", "bridges"):
             self.procs[name] = start_proc(f"{name}{suffix}", [py, "-m", "workers.cli.main", name],
-                                          env, self.log_dir)
+                                          env, self.log_dir, cwd)
         wait_ready([(self.procs["worker"], "worker ready"),
                     (self.procs["bridges"], "bridges ready")])
         self.variant = label

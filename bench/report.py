@@ -64,12 +64,15 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append("")
     h = result.get("histories")
     if h:
-        lines += ["| history per case | hotline | bare |", "|---|---|---|"]
+        # hotline, then each variant (its own cases), then bare.
+        kinds = ["hotline", *(k for k in h if k not in ("hotline", "bare")), "bare"]
+        lines += ["| history per case | " + " | ".join(kinds) + " |",
+                  "|---|" + "---|" * len(kinds)]
         for key in ("events", "bytes", "actions", "workflow_started", "activities",
                     "activity_retries", "updates", "signals", "timers", "upserts", "markers",
                     "version_markers"):
-            lines.append(f"| {key} | {fmt(h['hotline'].get(key), 1)} | "
-                         f"{fmt(h['bare'].get(key), 1)} |")
+            lines.append(f"| {key} | " + " | ".join(fmt(h[k].get(key), 1) for k in kinds)
+                         + " |")
         lines.append("")
     c = result.get("cpu_s_per_case", {})
     rss = result["peak_rss_mib"]
