@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
         Unit,
     )
     from workflows.state import CaseState
-    from workflows.steps import OutboundSpec, StepFacts, build_step, lead_unit_id, merge_steps
+    from workflows.steps import OutboundSpec, StepFacts, build_step, merge_steps
 
 # Named options per activity: start-to-close always set, bounded retries, business
 # errors listed by type so they fail at once.
@@ -80,6 +80,10 @@ PATCH_EARLY_CITIZEN = "early-citizen-waits"
 # it (CLOSED, REOPENED or the next CALLBACK_DUE): two activities and the COMPLETED upsert
 # fewer per happy-path case.
 PATCH_REPLIES_RIDE_ALONG = "replies-ride-along"
+# The index changes only when a supervisor's filter would (the desk, dispatch, lead
+# unit, level, overdue, close), not at every step: 5 status upserts of a happy-path case
+# become 2 (dispatched, closed). See workflows/search_attributes.py.
+PATCH_LEAN_INDEX = "lean-index"
 # AWAITING_REVIEW too: a supplement behind a filing that waits at the dispatch desk
 # reaches the unit it is then dispatched to. (No landed history has that state.)
 ACCEPTING_STATES = {Status.FILED, Status.ACCEPTED, Status.AWAITING_REVIEW}
@@ -357,22 +361,12 @@ class ComplaintBase:
             raise RuntimeError(f"record_step {step.step} failed: {err.cause or err}") from err
 
     def _upsert_search_attributes(self) -> None:
-        """Index what supervisors filter on; only changed values, to keep history short."""
-        acc = self._state.acceptance
-        wanted: dict[Any, Any] = {
-            sa.STATUS: self._state.status.value, sa.OVERDUE: self._state.overdue,
-            sa.ESCALATION_LEVEL: self._state.level,
-        }
-        if acc is not None:
-            wanted[sa.TIER] = acc.tier
-            wanted[sa.CATEGORY] = acc.category
-            if acc.district:
-                wanted[sa.DISTRICT] = acc.district
-            lead_unit = lead_unit_id(self._state)
-            if lead_unit:
-                wanted[sa.LEAD_UNIT] = lead_unit
-        indexed = self._state.indexed
-        changed = [k.value_set(v) for k, v in wanted.items() if indexed.get(k.name) != v]
+        """Index what supervisors filter on; only changed values, to keep history short.
+
+        Histories recorded before ``PATCH_LEAN_INDEX`` indexed every status change and
+        replay so; a case on it indexes phases only (``search_attributes.PHASE``).
+        """
+        changed = sa.changed(self._state, lean=workflow.patched(PATCH_LEAN_INDEX))
         if changed:
-            workflow.upsert_search_attributes(changed)
-            self._state.indexed.update({k.name: v for k, v in wanted.items()})
+            workflow.upsert_search_attributes([k.value_set(v) for k, v in changed.items()])
+            self._state.indexed.update({k.name: v for k, v in changed.items()})

@@ -7,6 +7,7 @@ history for a new version: ``HOTLINE_RECORD_HISTORIES=1 pytest tests/workflows/t
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ from typing import Any, cast
 
 import pytest
 from temporalio import activity
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
@@ -121,6 +123,26 @@ async def test_stored_history_replays(path: Path) -> None:
 
 def test_histories_are_stored() -> None:
     assert len(list(HISTORIES.glob("*.json"))) >= 2
+
+
+def _upserts(history: WorkflowHistory) -> list[dict[str, Any]]:
+    """The case's own search-attribute upserts, in order (the SDK's version upserts apart)."""
+    out = []
+    for e in history.events:
+        if e.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
+            fields = e.upsert_workflow_search_attributes_event_attributes.search_attributes
+            values = {k: json.loads(v.data) for k, v in fields.indexed_fields.items()}
+            if "TemporalChangeVersion" not in values:
+                out.append(values)
+    return out
+
+
+async def test_a_fresh_happy_path_case_is_indexed_when_dispatched_and_closed(
+    time_env: WorkflowEnvironment,
+) -> None:
+    history = await _run_case(time_env, cache=0, late=False)
+    assert [u.get("HotlineStatus") for u in _upserts(history)] == ["DISPATCHED", "CLOSED"]
+    await Replayer(workflows=[ComplaintWorkflow]).replay_workflow(history)
 
 
 async def test_case_with_the_cache_off_replays_every_task(time_env: WorkflowEnvironment) -> None:
