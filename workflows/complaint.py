@@ -137,7 +137,7 @@ class ComplaintWorkflow(CaseUpdates):
         event = {Outcome.DISPATCH: "ACCEPTED", Outcome.REVIEW: "REVIEW_REQUESTED"}.get(
             Outcome(acc.outcome), acc.outcome)
         # A dispatched case records DISPATCHED at once: ACCEPTED goes out with it.
-        defer = acc.outcome == Outcome.DISPATCH and workflow.patched(PATCH_FEWER_STEPS)
+        defer = acc.outcome == Outcome.DISPATCH and self._patched(PATCH_FEWER_STEPS)
         if acc.outcome == Outcome.REVIEW:
             attrs["confidence"] = f"{acc.confidence:g}"
             attrs["review_by"] = (workflow.now()
@@ -257,7 +257,7 @@ class ComplaintWorkflow(CaseUpdates):
             not answer.resolved or answer.satisfaction == "UNSATISFIED")
         # Cases recorded before reopening existed evaluate as they did then.
         return (unhappy and self._state.reopens < acc.ladder.max_reopens
-                and workflow.patched(PATCH_REOPEN))
+                and self._patched(PATCH_REOPEN))
 
     async def reopen(self) -> None:
         """Unresolved or unsatisfied: back to the same lead unit, tier at most T7D (重办)."""
@@ -316,7 +316,7 @@ class ComplaintWorkflow(CaseUpdates):
         if counted:
             await self._record(
                 "EVALUATED", Status.EVALUATED, evaluation=evaluation,
-                defer=workflow.patched(PATCH_FEWER_STEPS),
+                defer=self._patched(PATCH_FEWER_STEPS),
                 attributes={
                     "counted": str(counted).lower(), "responded": str(scores.responded).lower(),
                     "resolved": str(scores.resolved).lower(),

@@ -131,7 +131,7 @@ class CaseUpdates(ComplaintBase):
             apply=apply, attributes=attrs, reason=event.reply_text[:500],
             also_revoke=closing, revoke_reason="the lead unit completed the case",
             # The run asks for the callback at once: CALLBACK_DUE carries this step.
-            defer=lead and workflow.patched(PATCH_REPLIES_RIDE_ALONG),
+            defer=lead and self._patched(PATCH_REPLIES_RIDE_ALONG),
         )
         del filing
         return ack
@@ -361,7 +361,7 @@ class CaseUpdates(ComplaintBase):
         # The run acts on the answer at once (close, reopen or call again): that step
         # carries this one.
         await self._record("CALLBACK", Status.CALLBACK, attributes=attrs,
-                           defer=workflow.patched(PATCH_REPLIES_RIDE_ALONG))
+                           defer=self._patched(PATCH_REPLIES_RIDE_ALONG))
         return self._accepted(event.event_id)
 
     async def _unit_reply(
@@ -402,7 +402,7 @@ class CaseUpdates(ComplaintBase):
         """Supplements and urges go to every unit holding the case; urges may escalate."""
         if (repeat := self._repeat(event_id)) is not None:
             return repeat
-        if self._state.status in ACCEPTING_STATES and workflow.patched(PATCH_EARLY_CITIZEN):
+        if self._state.status in ACCEPTING_STATES and self._patched(PATCH_EARLY_CITIZEN):
             # The call centre sends a supplement right behind its filing: it is the
             # citizen's, and must reach the unit, not fail or be refused for being early.
             await workflow.wait_condition(lambda: self._state.status not in ACCEPTING_STATES)

@@ -142,6 +142,10 @@ async def test_a_fresh_happy_path_case_is_indexed_when_dispatched_and_closed(
 ) -> None:
     history = await _run_case(time_env, cache=0, late=False)
     assert [u.get("HotlineStatus") for u in _upserts(history)] == ["DISPATCHED", "CLOSED"]
+    # One version marker: the lean index stands for every older patch.
+    markers = [e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data
+               for e in history.events if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED]
+    assert [json.loads(m)["id"] for m in markers] == ["lean-index"]
     await Replayer(workflows=[ComplaintWorkflow]).replay_workflow(history)
 
 
