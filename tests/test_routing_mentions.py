@@ -28,6 +28,7 @@ DAY = date(2026, 12, 6)
     ("燕房线发车间隔太长", "bj-rail-ops"),
     ("地铁10号线早高峰太挤了", "bj-subway"),
     ("地铁24号线什么时候开通", "bj-subway"),  # "4号线" inside "24号线" is not line 4
+    ("地铁公益西桥站进站刷卡扣了两回钱", "bj-mtr"),  # a station only line 4 serves
 ])
 def test_a_named_line_goes_to_its_operator(text: str, operator: str) -> None:
     look = first_look(CONFIG, text, at=DAY)
