@@ -38,6 +38,7 @@ from workers.reports.monthly import (
     ranking_rows,
     write_monthly_report,
 )
+from workers.reports.words import DEFAULT_LANG, LANGS
 from workers.runtime.settings import Settings, get_settings
 
 app = typer.Typer(no_args_is_help=True)
@@ -98,13 +99,18 @@ def report_monthly(
     month: str = typer.Option(None, help="YYYY-MM; default: last month."),
     out: Path = typer.Option(None, help="Folder; default: <state_dir>/reports."),
     as_json: bool = typer.Option(False, "--json", help="The written paths as JSON."),
+    lang: str = typer.Option(DEFAULT_LANG, "--lang",
+                             help="The HTML's language: zh (Chinese, default) or en."),
 ) -> None:
     """Write the monthly HTML report (charts) and its CSV, and print where they are."""
+    if lang not in LANGS:
+        raise BadInput(f"--lang must be one of {', '.join(LANGS)}, not {lang!r}")
     settings = get_settings()
     month = _month(month, load_configs(settings)[1])
-    html_path, csv_path = write_monthly_report(settings, month, out)
+    html_path, csv_path = write_monthly_report(settings, month, out, lang)
     if as_json:
-        print_json({"month": month, "html": str(html_path), "csv": str(csv_path)})
+        print_json({"month": month, "lang": lang, "html": str(html_path),
+                    "csv": str(csv_path)})
         return
     _console.print(f"monthly report {month}:\n  {html_path}\n  {csv_path}")
 

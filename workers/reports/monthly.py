@@ -3,6 +3,11 @@
 ``write_monthly_report`` reads the month's figures from the ledger (rankings, the three
 rates over the last months, priority streets, monthly-topic candidates and their trend,
 hotspot warnings) and writes ``monthly-<month>.html`` and ``monthly-<month>.csv``.
+
+The HTML speaks Chinese unless asked for English (``lang="en"``; words in
+:mod:`workers.reports.words`). The CSV is the same in both languages: its column names and
+``section``/``group`` values are keys that scripts read, and the names in it (units,
+streets, categories) are the ledger's own, in Chinese.
 """
 
 from __future__ import annotations
@@ -35,9 +40,18 @@ from activities.governance import (
 )
 from activities.governance.rates import RATE_COUNTS_SQL, ThreeRates
 from workers.reports.charts import svg_bars, svg_lines
+from workers.reports.words import (
+    DEFAULT_LANG,
+    group_titles,
+    month_label,
+    rank_headers,
+    status_label,
+    translator,
+)
 from workers.runtime.settings import Settings
 
 __all__ = [
+    "FONT_FAMILY",
     "GROUP_TITLES",
     "RANK_HEADERS",
     "MonthlyData",
@@ -60,11 +74,12 @@ def load_configs(settings: Settings) -> tuple[HotlineConfig, GovernanceConfig]:
             load_governance_config(settings.config_dir / GOVERNANCE_FILE))
 
 
-def near(latitude: float | None, longitude: float | None) -> str:
-    """A hotspot near one point names the point after its main street."""
+def near(latitude: float | None, longitude: float | None, lang: str = "en") -> str:
+    """A hotspot near one point names the point after its main street (English by default:
+    the ``hotline hotspots`` table)."""
     if latitude is None or longitude is None:
         return ""
-    return f" near {latitude:.5f},{longitude:.5f}"
+    return translator(lang)("near", at=f"{latitude:.5f},{longitude:.5f}")
 
 
 def _pct(x: float) -> str:
@@ -139,21 +154,23 @@ async def collect_monthly(settings: Settings, month: str) -> MonthlyData:
                        topics, topic_trend, [tuple(h) for h in hotspots], names)
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], empty: str) -> str:
     if not rows:
-        return "<p class='empty'>None this month.</p>"
+        return f"<p class='empty'>{html.escape(empty)}</p>"
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>"
                    for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-# The report's section titles and the `hotline rankings` table share these.
-GROUP_TITLES = {"streets": "Streets, towns and townships (街乡镇)",
-                "departments": "Departments and public-service companies (委办局/公共服务企业)",
-                "other": "Other units"}
-RANK_HEADERS = ["rank", "unit", "unit id", "cases", "response", "resolution",
-                "satisfaction", "score", "praise"]
+# The `hotline rankings` table (an English command line) and the English report share these.
+GROUP_TITLES = group_titles("en")
+RANK_HEADERS = rank_headers("en")
+
+# Chinese needs a CJK font on the reader's machine: the usual ones on Linux (Noto/Source Han,
+# WenQuanYi as Debian's fonts-wqy-microhei installs it), macOS and Windows, then any.
+FONT_FAMILY = ("'Noto Sans CJK SC','Source Han Sans SC','WenQuanYi Micro Hei',"
+               "'PingFang SC','Hiragino Sans GB','Microsoft YaHei',sans-serif")
 
 
 def ranking_rows(rows: Sequence[RankingRow]) -> list[list[Any]]:
@@ -163,71 +180,87 @@ def ranking_rows(rows: Sequence[RankingRow]) -> list[list[Any]]:
             for r in rows]
 
 
-def render_html(d: MonthlyData) -> str:
-    """The monthly report as one self-contained HTML page."""
-    t = d.totals
+def render_html(d: MonthlyData, lang: str = DEFAULT_LANG) -> str:
+    """The monthly report as one self-contained HTML page, in ``lang`` (``zh`` or ``en``)."""
+    t = translator(lang)
+    none, no_data = t("none_this_month"), t("no_data")
+
+    def table(keys: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+        return _table([t(k) for k in keys], rows, none)
+
+    totals = d.totals
+    titles = group_titles(lang)
     sections = [
-        f"<h1>Hotline monthly report {d.month} (12345 接诉即办)</h1>",
-        f"<p class='meta'>Generated {d.generated_at:%Y-%m-%d %H:%M} UTC from the case ledger."
+        f"<h1>{html.escape(t('title', month=month_label(d.month, lang)))}</h1>",
+        f"<p class='meta'>{html.escape(t('generated', at=f'{d.generated_at:%Y-%m-%d %H:%M}'))}"
         "</p>",
-        "<h2 id='summary'>1. Summary</h2>",
-        _table(["filed", "evaluated (counted)", "response", "resolution", "satisfaction",
-                "overdue", "praise", "hotspot warnings", "governance cases"],
-               [[t["filed"], t["evaluated"], _pct(t["response_rate"]),
-                 _pct(t["resolution_rate"]), _pct(t["satisfaction_rate"]), t["overdue"],
-                 t["praise"], t["hotspots"], t["governance_cases"]]]),
-        "<h2 id='rankings'>2. Rankings (考评排名)</h2>",
+        f"<h2 id='summary'>{t('summary')}</h2>",
+        table(["filed", "evaluated", "response", "resolution", "satisfaction", "overdue",
+               "praise", "hotspot_count", "governance_cases"],
+              [[totals["filed"], totals["evaluated"], _pct(totals["response_rate"]),
+                _pct(totals["resolution_rate"]), _pct(totals["satisfaction_rate"]),
+                totals["overdue"], totals["praise"], totals["hotspots"],
+                totals["governance_cases"]]]),
+        f"<h2 id='rankings'>{t('rankings')}</h2>",
     ]
     for group, rows in d.rankings.items():
-        sections.append(f"<h3>{html.escape(GROUP_TITLES.get(group, group))}</h3>")
-        sections.append(svg_bars([(r.unit_name, r.score) for r in rows[:25]],
-                                 max_value=100.0))
-        sections.append(_table(RANK_HEADERS, ranking_rows(rows)))
+        title = titles.get(group, group)
+        sections.append(f"<h3>{html.escape(title)}</h3>")
+        sections.append(svg_bars([(r.unit_name, r.score) for r in rows[:25]], max_value=100.0,
+                                 title=t("chart.scores", group=title), empty=no_data))
+        sections.append(_table(rank_headers(lang), ranking_rows(rows), none))
     months = [m for m, *_ in d.rate_trend]
+    volume = d.streets.get("volume", [])
     sections += [
-        "<h2 id='rates'>3. Three-rate trends (三率)</h2>",
-        svg_lines(months, [("response", [r[2] for r in d.rate_trend]),
-                           ("resolution", [r[3] for r in d.rate_trend]),
-                           ("satisfaction", [r[4] for r in d.rate_trend])], percent=True),
-        _table(["month", "counted cases", "response", "resolution", "satisfaction"],
-               [[m, n, _pct(a), _pct(b), _pct(c)] for m, n, a, b, c in d.rate_trend]),
-        "<h2 id='priority-streets'>4. Priority streets and townships (治理类街乡镇)</h2>",
-        svg_bars([(s.street, float(s.cases)) for s in d.streets.get("volume", [])]),
-        _table(["rank", "district", "street", "complaints", "per 10,000 residents"],
-               [[s.rank, s.district or "", s.street, s.cases,
-                 "" if s.per_10k is None else f"{s.per_10k:.2f}"]
-                for s in d.streets.get("volume", [])]),
+        f"<h2 id='rates'>{t('rates')}</h2>",
+        svg_lines(months, [(t("response"), [r[2] for r in d.rate_trend]),
+                           (t("resolution"), [r[3] for r in d.rate_trend]),
+                           (t("satisfaction"), [r[4] for r in d.rate_trend])],
+                  percent=True, title=t("chart.rates"), empty=no_data),
+        table(["month", "counted", "response", "resolution", "satisfaction"],
+              [[m, n, _pct(a), _pct(b), _pct(c)] for m, n, a, b, c in d.rate_trend]),
+        f"<h2 id='priority-streets'>{t('priority_streets')}</h2>",
+        svg_bars([(s.street, float(s.cases)) for s in volume], title=t("chart.streets"),
+                 empty=no_data, digits=0, unit=t("unit.cases")),
+        table(["rank", "district", "street", "complaints", "per_10k"],
+              [[s.rank, s.district or "", s.street, s.cases,
+                "" if s.per_10k is None else f"{s.per_10k:.2f}"] for s in volume]),
     ]
     if "per_10k" in d.streets:
-        sections.append("<h3>By complaints per 10,000 residents</h3>")
-        sections.append(_table(["rank", "district", "street", "complaints", "per 10,000"],
-                               [[s.rank, s.district or "", s.street, s.cases,
-                                 f"{s.per_10k:.2f}"] for s in d.streets["per_10k"]]))
+        sections.append(f"<h3>{t('by_per_10k')}</h3>")
+        sections.append(table(["rank", "district", "street", "complaints", "per_10k"],
+                              [[s.rank, s.district or "", s.street, s.cases,
+                                f"{s.per_10k:.2f}"] for s in d.streets["per_10k"]]))
     halves = next(iter(d.topic_trend.values()), [])
     sections += [
-        "<h2 id='topics'>5. Monthly-topic candidates and topic trends (每月一题)</h2>",
-        _table(["rank", "category", "name", "volume", "previous avg", "growth",
-                "units involved", "streets", "score"],
-               [[t.rank, t.category, d.category_names.get(t.category, ""), t.volume,
-                 f"{t.previous_volume:.1f}", f"{t.growth:+.0%}", t.units, t.streets,
-                 f"{t.score:.3f}"] for t in d.topics]),
-        "<h3>Half-monthly volume of tracked topics</h3>",
+        f"<h2 id='topics'>{t('topics')}</h2>",
+        table(["rank", "category_code", "category", "volume", "previous_avg", "growth",
+               "units_involved", "streets_involved", "score"],
+              [[c.rank, c.category, d.category_names.get(c.category, ""), c.volume,
+                f"{c.previous_volume:.1f}", f"{c.growth:+.0%}", c.units, c.streets,
+                f"{c.score:.3f}"] for c in d.topics]),
+        f"<h3>{t('topic_trend')}</h3>",
         svg_lines([h for h, _ in halves],
                   [(d.category_names.get(c, c), [float(n) for _, n in pts])
-                   for c, pts in d.topic_trend.items()]),
-        "<h2 id='hotspots'>6. Hotspot warnings (未诉先办)</h2>",
-        _table(["detected (UTC)", "district", "street", "category", "count", "expected",
-                "× baseline", "governance case", "status"],
-               [[f"{h[0]:%Y-%m-%d %H:%M}", h[1] or "", h[2] + near(h[9], h[10]),
-                 d.category_names.get(h[3], h[3]), h[4], f"{h[5]:.1f}", f"{h[6]:.1f}",
-                 h[7] or "", h[8]] for h in d.hotspots]),
+                   for c, pts in d.topic_trend.items()],
+                  title=t("chart.topic_trend"), empty=no_data),
+        f"<h2 id='hotspots'>{t('hotspots')}</h2>",
+        table(["detected", "district", "street", "hotspot_category", "count", "expected",
+               "times_baseline", "governance_case", "status"],
+              [[f"{h[0]:%Y-%m-%d %H:%M}", h[1] or "", h[2] + near(h[9], h[10], lang),
+                d.category_names.get(h[3], h[3]), h[4], f"{h[5]:.1f}", f"{h[6]:.1f}",
+                h[7] or "", status_label(h[8], lang)] for h in d.hotspots]),
     ]
-    style = ("body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}"
+    style = (f"body{{font-family:{FONT_FAMILY};max-width:1000px;margin:2em auto;color:#222}}"
              "table{border-collapse:collapse;margin:.5em 0 1.5em}"
              "td,th{border:1px solid #ccc;padding:2px 8px;font-size:13px}"
-             "th{background:#f3f4f6}.chart text{font-size:11px}.empty{color:#888}")
-    return ("<!DOCTYPE html><html lang='zh-CN'><head><meta charset='utf-8'>"
-            f"<title>Hotline monthly report {d.month}</title><style>{style}</style></head>"
+             f"th{{background:#f3f4f6}}.chart text{{font-size:11px;font-family:{FONT_FAMILY}}}"
+             ".chart text.chart-title{font-size:13px}.empty{color:#888}")
+    html_lang = "zh-CN" if lang == "zh" else "en"
+    page_title = html.escape(t("title", month=month_label(d.month, lang)))
+    return (f"<!DOCTYPE html><html lang='{html_lang}'><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>{page_title}</title><style>{style}</style></head>"
             f"<body>{''.join(sections)}</body></html>")
 
 
@@ -266,14 +299,15 @@ def write_csv(d: MonthlyData, path: Path) -> None:
                         f"expected={h[5]:.4f}"])
 
 
-def write_monthly_report(settings: Settings, month: str,
-                         out_dir: Path | None = None) -> tuple[Path, Path]:
-    """Write ``monthly-<month>.html`` and ``.csv``; returns both paths."""
+def write_monthly_report(settings: Settings, month: str, out_dir: Path | None = None,
+                         lang: str = DEFAULT_LANG) -> tuple[Path, Path]:
+    """Write ``monthly-<month>.html`` (in ``lang``) and ``.csv``; returns both paths."""
+    translator(lang)  # an unknown language fails before the ledger is read
     data = asyncio.run(collect_monthly(settings, month))
     folder = out_dir or settings.state_dir / "reports"
     folder.mkdir(parents=True, exist_ok=True)
     html_path = folder / f"monthly-{month}.html"
     csv_path = folder / f"monthly-{month}.csv"
-    html_path.write_text(render_html(data), encoding="utf-8")
+    html_path.write_text(render_html(data, lang), encoding="utf-8")
     write_csv(data, csv_path)
     return html_path, csv_path
