@@ -10,7 +10,8 @@ import pytest
 
 from workers.workbench.actions import ActionError, decision_record, unit_record
 from workers.workbench.i18n import pick_lang, translator
-from workers.workbench.photos import PhotoError, PhotoStore, photo_type
+from workers.workbench.photos import FolderPhotoStore as PhotoStore
+from workers.workbench.photos import PhotoError, photo_type
 from workers.workbench.reads import ladder_stage
 from workers.workbench.session import Session, Sessions
 

@@ -166,6 +166,18 @@ class Settings(BaseSettings):
     # Completion photos: stored in this folder and served by the workbench at /photos/.
     workbench_photo_dir: Path = REPO_ROOT / ".state" / "workbench-photos"
     workbench_photo_max_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
+    # ... or, when a bucket is named, in an S3 bucket (AWS, or an S3-compatible server at
+    # workbench_s3_endpoint_url), keyed by the same random names (docs/workbench.md).
+    workbench_s3_bucket: str | None = None
+    workbench_s3_endpoint_url: str | None = None
+    workbench_s3_region: str | None = None
+    # Both or neither; neither: boto3's chain (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY,
+    # a profile, a pod's web identity, an instance role).
+    workbench_s3_access_key: SecretStr | None = None
+    workbench_s3_secret_key: SecretStr | None = None
+    # Set when the bucket (or a CDN before it) serves its objects to anyone: a photo's URL
+    # is then this + its key. Unset: the workbench serves /photos/<key> from the bucket.
+    workbench_s3_public_base_url: str | None = None
     # Seconds a page waits after an action for the case to apply or refuse it, before it
     # shows "submitted, pending".
     workbench_outcome_wait_s: float = Field(default=6.0, ge=0)

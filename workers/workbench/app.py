@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import structlog
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from psycopg_pool import AsyncConnectionPool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -41,7 +41,14 @@ from workers.workbench.context import (
 )
 from workers.workbench.i18n import pick_lang, translator
 from workers.workbench.oversight_pages import register as register_oversight
-from workers.workbench.photos import MAX_PHOTOS, MEDIA_TYPES, PhotoStore
+from workers.workbench.photos import (
+    CACHE_CONTROL,
+    MAX_PHOTOS,
+    FolderPhotoStore,
+    PhotoStore,
+    PhotoUnavailable,
+)
+from workers.workbench.photos_s3 import S3PhotoStore
 from workers.workbench.reads import LedgerReads
 from workers.workbench.session import COOKIE, LANG_COOKIE, Session, Sessions
 from workers.workbench.unit_pages import register as register_units
@@ -54,6 +61,26 @@ def base_url(settings: Settings) -> str:
             or f"http://{settings.workbench_host}:{settings.workbench_port}").rstrip("/")
 
 
+def photo_store(settings: Settings, url: str) -> PhotoStore:
+    """The bucket when one is named (HOTLINE_WORKBENCH_S3_BUCKET), else the folder.
+
+    Raises:
+        PhotoConfigError: The S3 settings do not fit together.
+    """
+    if settings.workbench_s3_bucket:
+        return S3PhotoStore.from_settings(settings, url)
+    return FolderPhotoStore(settings.workbench_photo_dir, url, settings.workbench_photo_max_bytes)
+
+
+def image_sources(settings: Settings) -> str:
+    """CSP img-src: the workbench, and the bucket's public origin when photos live there."""
+    public = settings.workbench_s3_public_base_url if settings.workbench_s3_bucket else None
+    if not public:
+        return "'self' data:"
+    scheme, _, rest = public.partition("://")
+    return f"'self' data: {scheme}://{rest.split('/', 1)[0]}"
+
+
 def create_app(settings: Settings, *, config: HotlineConfig | None = None) -> FastAPI:
     """The ASGI app; the ledger pool, Kafka producer and Temporal client open with it."""
     url = base_url(settings)
@@ -64,9 +91,11 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None) -> Fa
         settings=settings,
         config=config or load_config(settings.config_dir, with_model=False),
         sessions=Sessions(secret, settings.workbench_session_minutes * 60, secure),
-        photos=PhotoStore(settings.workbench_photo_dir, url, settings.workbench_photo_max_bytes),
+        photos=photo_store(settings, url),
         templates=templates())
     max_body = settings.workbench_photo_max_bytes * MAX_PHOTOS + 1024 * 1024
+    csp = (f"default-src 'self'; img-src {image_sources(settings)}; style-src 'self'; "
+           "script-src 'self'; frame-ancestors 'none'; form-action 'self'")
 
     health = Health("workbench")
 
@@ -93,6 +122,11 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None) -> Fa
         # missing from the case page.
         health.add(KafkaCheck(settings, settings.topic_unit_replies), PostgresCheck(settings.dsn))
         health.serving()
+        if isinstance(wb.photos, S3PhotoStore):
+            why = await asyncio.to_thread(wb.photos.reachable)
+            if why:  # pages work without it; completing with photos is refused until it is
+                log.warning("workbench photo bucket not reachable", bucket=wb.photos.bucket,
+                            error=why)
         log.info("workbench ready", base_url=url)
         try:
             yield
@@ -126,9 +160,7 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None) -> Fa
             response.set_cookie(LANG_COOKIE, request.state.lang, max_age=365 * 86400,
                                 httponly=True, samesite="strict", secure=secure)
         response.headers.update({
-            "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
-                                       "style-src 'self'; script-src 'self'; "
-                                       "frame-ancestors 'none'; form-action 'self'",
+            "Content-Security-Policy": csp,
             "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
             "Referrer-Policy": "same-origin"})
         if not request.url.path.startswith(("/static/", "/photos/")):
@@ -201,10 +233,14 @@ def create_app(settings: Settings, *, config: HotlineConfig | None = None) -> Fa
 
     @app.get("/photos/{name}")
     async def photo(name: str) -> Response:
-        path = wb.photos.path(name)
-        if path is None:
+        try:
+            found = await asyncio.to_thread(wb.photos.read, name)
+        except PhotoUnavailable:
+            raise HTTPException(503) from None
+        if found is None:
             raise HTTPException(404)
-        return FileResponse(path, media_type=MEDIA_TYPES[name.rsplit(".", 1)[1]])
+        return Response(found.data, media_type=found.media_type,
+                        headers={"Cache-Control": CACHE_CONTROL})
 
     register_units(app, wb)
     register_oversight(app, wb)

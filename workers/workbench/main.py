@@ -24,11 +24,16 @@ def serve(ctx: typer.Context) -> None:
 
     from workers.runtime.observability import configure_logging, start_metrics_server
     from workers.runtime.settings import get_settings
+    from workers.workbench.photos import PhotoConfigError
     from workers.workbench.server import server_config
 
     settings = get_settings()
     configure_logging(settings)
-    config = server_config(settings)
+    try:
+        config = server_config(settings)
+    except PhotoConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     metrics = start_metrics_server(settings.workbench_metrics_port,
                                    health=config.app.state.health)  # type: ignore[union-attr]
     try:

@@ -7,6 +7,8 @@ dispatch: it acts on the unit's own open dispatch of the case, read from the led
 
 from __future__ import annotations
 
+import asyncio
+
 import structlog
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import Response
@@ -22,7 +24,7 @@ from workers.workbench.actions import (
 )
 from workers.workbench.context import ACTIONS, Workbench
 from workers.workbench.i18n import status_label, translator
-from workers.workbench.photos import MAX_PHOTOS, PhotoError
+from workers.workbench.photos import MAX_PHOTOS, PhotoError, PhotoUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -51,15 +53,14 @@ async def case_page(wb: Workbench, request: Request, complaint_id: str,
     timeline = await wb.reads.timeline(complaint_id)
     assists = [e for e in timeline if e["event_type"] == "ASSIST_REPLIED"]
     # Photos the units attached (HandlingCompleted.attachments, kept on the event): the
-    # workbench's own are shown inline, others are links in the timeline.
-    prefix = f"{wb.photos.base_url}/photos/"
-    photos = [url for e in timeline
+    # workbench's own (folder or bucket) are shown inline, others are links in the timeline.
+    photos = [shown for e in timeline
               for url in str((e["attributes"] or {}).get("attachments", "")).split()
-              if url.startswith(prefix)]
+              if (shown := wb.photos.shown(url)) is not None]
     filing = await wb.reads.filing(complaint_id)
     return wb.render(request, "case.html", status, case=case, dispatches=dispatches,
                      timeline=timeline, assists=assists, filing=filing, access=access,
-                     photos=[p.removeprefix(wb.photos.base_url) for p in photos],
+                     photos=photos,
                      banner=banner, actions=list(UNIT_ACTIONS))
 
 
@@ -102,6 +103,9 @@ def register(app: FastAPI, wb: Workbench) -> None:
         except PhotoError as exc:
             return await case_page(wb, request, complaint_id, account,
                                    ("refused", t("bad_photo", reason=str(exc))), 400)
+        except PhotoUnavailable as exc:  # nothing is sent: try again once the store is back
+            return await case_page(wb, request, complaint_id, account,
+                                   ("refused", t("bad_photo", reason=str(exc))), 503)
         except ActionError as exc:
             return await case_page(wb, request, complaint_id, account,
                                    ("refused", t("bad_field", field=t(str(exc)))), 400)
@@ -131,4 +135,4 @@ async def _photos(wb: Workbench, files: list[UploadFile | str]) -> list[str]:
     for upload in uploads:
         data = await upload.read(wb.photos.max_bytes + 1)
         checked.append((data, wb.photos.check(upload.filename or "photo", data)))
-    return [wb.photos.save(data, kind) for data, kind in checked]
+    return [await asyncio.to_thread(wb.photos.save, data, kind) for data, kind in checked]
