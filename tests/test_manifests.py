@@ -313,7 +313,8 @@ def test_probes_and_scrape_jobs_use_the_metrics_ports() -> None:
         for endpoint in monitor["spec"]["podMetricsEndpoints"]:
             jobs |= {rl["replacement"] for rl in endpoint.get("relabelings", [])
                      if rl.get("targetLabel") == "job"}
-    assert jobs == {"hotline-worker", "hotline-worker-sdk", "hotline-bridges", "hotline-open311"}
+    assert jobs == {"hotline-worker", "hotline-worker-sdk", "hotline-bridges", "hotline-open311",
+                    "hotline-workbench"}
     assert jobs <= local_jobs
     # Open311: the API on one port (the Service's target, open to the ingress only), its
     # /metrics on another (scraped and probed there, open to Prometheus only).
@@ -347,6 +348,61 @@ def test_probes_and_scrape_jobs_use_the_metrics_ports() -> None:
     assert pod["terminationGracePeriodSeconds"] > pre_stop + SEND_TIMEOUT_S
     hpa = _find(resources, "HorizontalPodAutoscaler", "hotline-worker")
     assert hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+
+
+# The metrics port each scrape job reads, as Settings names it (local defaults; the k8s
+# ConfigMap may set another, checked against the Deployment below).
+SCRAPED_PORTS = {"hotline-worker": "worker_metrics_port",
+                 "hotline-worker-sdk": "temporal_sdk_metrics_port",
+                 "hotline-bridges": "bridge_metrics_port",
+                 "hotline-open311": "open311_metrics_port",
+                 "hotline-workbench": "workbench_metrics_port"}
+
+
+def test_every_pod_monitor_scrapes_a_deployments_metrics_port() -> None:
+    """Each PodMonitor selects exactly one Deployment's pods, on a port that pod names, and
+    that port is the process's metrics port (HOTLINE_*_METRICS_PORT); the pod's
+    NetworkPolicy lets the monitoring namespace in on it. The local prometheus.yml scrapes
+    the same jobs on the settings' default ports."""
+    resources = render("overlays/production")
+    env = _find(resources, "ConfigMap", "hotline-env")["data"]
+    defaults = Settings()
+    deployments = [r for r in resources if r["kind"] == "Deployment"]
+    monitors = [r for r in resources if r["kind"] == "PodMonitor"]
+    assert {m["metadata"]["name"] for m in monitors} == {
+        "hotline-worker", "hotline-bridges", "hotline-open311", "hotline-workbench"}
+    for monitor in monitors:
+        selector = monitor["spec"]["selector"]["matchLabels"]
+        [deployment] = [d for d in deployments if selector.items()
+                        <= d["spec"]["template"]["metadata"]["labels"].items()]
+        [container] = deployment["spec"]["template"]["spec"]["containers"]
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        for endpoint in monitor["spec"]["podMetricsEndpoints"]:
+            [job] = [rl["replacement"] for rl in endpoint["relabelings"]
+                     if rl.get("targetLabel") == "job"]
+            field = SCRAPED_PORTS[job]
+            expected = int(env.get(f"HOTLINE_{field.upper()}", getattr(defaults, field)))
+            assert ports[endpoint["port"]] == expected, (job, ports, expected)
+            assert endpoint["path"] == "/metrics"
+        # Policies add up: once one selects the pod, together they must let Prometheus in.
+        policies = [p for p in resources if p["kind"] == "NetworkPolicy"
+                    and p["spec"]["podSelector"].get("matchLabels", {}).items()
+                    <= selector.items()]
+        if policies:
+            opened = {port["port"] for policy in policies
+                      for rule in policy["spec"].get("ingress", [])
+                      if any(peer.get("namespaceSelector", {}).get("matchLabels", {}).get(
+                          "kubernetes.io/metadata.name") == "monitoring"
+                             for peer in rule.get("from", []))
+                      for port in rule.get("ports", [])}
+            wanted = {e["port"] for e in monitor["spec"]["podMetricsEndpoints"]}
+            assert wanted <= opened, (monitor["metadata"]["name"], opened)
+    local = yaml.safe_load((REPO_ROOT / "deploy/prometheus/prometheus.yml").read_text())
+    for job in local["scrape_configs"]:
+        if job["job_name"] in SCRAPED_PORTS:
+            [target] = job["static_configs"][0]["targets"]
+            port = int(target.rsplit(":", 1)[1])
+            assert port == getattr(defaults, SCRAPED_PORTS[job["job_name"]]), job
 
 
 # What a pod needs after its drain to close its clients and exit before SIGKILL.

@@ -1,4 +1,5 @@
-"""A real Prometheus scrapes the running bridges and the Temporal SDK, and alerts fire.
+"""A real Prometheus scrapes the running bridges, the workbench and the Temporal SDK, and
+alerts fire.
 
 Debian's ``prometheus`` binary runs in a temporary folder on 127.0.0.1 with one-second
 scrape and evaluation intervals. It scrapes:
@@ -7,6 +8,9 @@ scrape and evaluation intervals. It scrapes:
   their ``/metrics`` on a free port (DLQ counter, consumer lag per partition);
 - ``hotline-worker-sdk``: the Temporal SDK's own endpoint of a client in this process
   (``temporal_runtime(port)``, as ``hotline worker`` does);
+- ``hotline-workbench``: ``hotline workbench`` run as its own process, as it is deployed,
+  its ``/metrics`` on ``HOTLINE_WORKBENCH_METRICS_PORT`` (a free port) apart from its pages;
+  one page is asked for first, so its response counter has a sample;
 - ``hotline-worker``: a free port nobody serves, i.e. a worker that is down.
 
 The rules are ``HotlineDLQGrowing`` and ``HotlineWorkerDown`` from
@@ -23,6 +27,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -172,6 +177,42 @@ async def bridges() -> AsyncIterator[tuple[Settings, int]]:
             server.close()
 
 
+@pytest.fixture(scope="module")
+def workbench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """``hotline workbench`` in a process of its own; yields its metrics port once one page
+    (the sign-in page) has been served."""
+    ensure_stack(Settings())  # the pages wait for the ledger's schema
+    folder = tmp_path_factory.mktemp("workbench")
+    pages, metrics = free_port(), free_port()
+    env = {**os.environ, "HOTLINE_WORKBENCH_HOST": "127.0.0.1",
+           "HOTLINE_WORKBENCH_PORT": str(pages), "HOTLINE_WORKBENCH_METRICS_PORT": str(metrics),
+           "HOTLINE_STATE_DIR": str(folder)}
+    log_path = folder / "workbench.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "hotline"), "workbench"],
+                                env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                assert proc.poll() is None, log_path.read_text(errors="replace")[-3000:]
+                assert time.monotonic() < deadline, "the workbench did not serve /login"
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{pages}/login",
+                                                timeout=5) as response:
+                        assert response.status == 200
+                    break
+                except OSError:  # not listening yet
+                    time.sleep(0.25)
+            yield metrics
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+
+
 @pytest.fixture()
 def folder(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path
@@ -189,7 +230,7 @@ def _produce(settings: Settings, values: list[bytes]) -> None:
 
 @pytest.mark.timeout(240)
 async def test_prometheus_scrapes_processes_and_alerts_fire(
-        bridges: tuple[Settings, int], folder: Path) -> None:
+        bridges: tuple[Settings, int], workbench: int, folder: Path) -> None:
     settings, bridge_port = bridges
     # The Temporal SDK's endpoint, as `hotline worker` serves it; one request to fill it.
     sdk_port = free_port()
@@ -208,6 +249,8 @@ async def test_prometheus_scrapes_processes_and_alerts_fire(
              "static_configs": [{"targets": [f"127.0.0.1:{bridge_port}"]}]},
             {"job_name": "hotline-worker-sdk",
              "static_configs": [{"targets": [f"127.0.0.1:{sdk_port}"]}]},
+            {"job_name": "hotline-workbench",
+             "static_configs": [{"targets": [f"127.0.0.1:{workbench}"]}]},
             {"job_name": "hotline-worker",
              "static_configs": [{"targets": [f"127.0.0.1:{dead_port}"]}]},
         ],
@@ -218,11 +261,17 @@ async def test_prometheus_scrapes_processes_and_alerts_fire(
 
         def scraped() -> dict[str, str] | None:
             health = prom.targets()
-            return health if len(health) == 3 and "unknown" not in health.values() else None
+            return health if len(health) == 4 and "unknown" not in health.values() else None
 
         health = await eventually(scraped, "every target scraped once", prom)
         assert health == {"hotline-bridges": "up", "hotline-worker-sdk": "up",
-                          "hotline-worker": "down"}
+                          "hotline-workbench": "up", "hotline-worker": "down"}
+
+        # The workbench's own series, from its process: the sign-in page it served.
+        served = await eventually(
+            lambda: prom.query('hotline_workbench_responses_total{job="hotline-workbench",'
+                               'route="/login",code="200"}'), "the workbench's responses", prom)
+        assert float(served[0]["value"][1]) >= 1
 
         # The SDK's metrics arrive under the names the catalogue and dashboard expect.
         sdk = await eventually(lambda: prom.query('{job="hotline-worker-sdk"}'),
