@@ -61,11 +61,18 @@ def photo_type(head: bytes) -> str | None:
 def check_photo(filename: str, data: bytes, max_bytes: int) -> str:
     """The photo's type; raises :class:`PhotoError` with a reason a person can act on."""
     if len(data) > max_bytes:
-        raise PhotoError(f"{filename}: over {max_bytes // (1024 * 1024)} MB")
+        raise PhotoError(f"{filename}: over {_size(max_bytes)}")
     kind = photo_type(data[:16])
     if kind is None:
         raise PhotoError(f"{filename}: not a JPEG, PNG or WebP photo")
     return kind
+
+
+def _size(n: int) -> str:
+    for unit, size in (("MB", 1024 * 1024), ("KB", 1024)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n} bytes"
 
 
 def new_name(kind: str) -> str:
