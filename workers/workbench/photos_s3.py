@@ -62,12 +62,15 @@ def s3_client(settings: Settings) -> Any:
         response_checksum_validation="when_required",
         retries={"max_attempts": 3, "mode": "standard"},
         connect_timeout=5, read_timeout=30)
-    return boto3.session.Session().client(
-        "s3", endpoint_url=settings.workbench_s3_endpoint_url,
-        region_name=settings.workbench_s3_region,
-        aws_access_key_id=access.get_secret_value() if access else None,
-        aws_secret_access_key=secret.get_secret_value() if secret else None,
-        config=config)
+    try:
+        return boto3.session.Session().client(
+            "s3", endpoint_url=settings.workbench_s3_endpoint_url,
+            region_name=settings.workbench_s3_region,
+            aws_access_key_id=access.get_secret_value() if access else None,
+            aws_secret_access_key=secret.get_secret_value() if secret else None,
+            config=config)
+    except (BotoCoreError, ValueError) as exc:  # e.g. an endpoint URL without its scheme
+        raise PhotoConfigError(f"HOTLINE_WORKBENCH_S3_*: {exc}") from None
 
 
 @dataclass(frozen=True)
