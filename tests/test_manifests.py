@@ -239,7 +239,8 @@ def _secret_refs(pod: Mapping[str, Any]) -> Iterator[str]:
             if ref:
                 yield ref["name"]
         for ref in container.get("envFrom", []):
-            if "secretRef" in ref:
+            # An optional Secret is a switch the operator may leave out (S3 photos).
+            if "secretRef" in ref and not ref["secretRef"].get("optional"):
                 yield ref["secretRef"]["name"]
 
 
