@@ -25,13 +25,9 @@ from pathlib import Path
 from workers.devstack.kafka_server import MAVEN_TIMEOUT_S
 from workers.devstack.processes import (
     file_lock,
-    process_alive,
     run,
-    spawn,
-    terminate,
-    wait_for_line,
 )
-from workers.devstack.servers import StackError, java_binary, maven_binary
+from workers.devstack.servers import StackError, java_binary, maven_binary, running_java_jar
 from workers.runtime.settings import REPO_ROOT, Settings
 
 log = logging.getLogger(__name__)
@@ -100,21 +96,10 @@ def running_registry(settings: Settings, log_path: Path) -> Iterator[str]:
         StackError: No Maven or Java, the download failed, or it did not start in time.
     """
     runner = ensure_registry_app(settings)
-    pid_file = log_path.with_suffix(".pid")
-    proc = spawn(
-        [java_binary("Apicurio Registry"), "-Xmx256m", "-XX:TieredStopAtLevel=1",
-         "-XX:+ExitOnOutOfMemoryError",
-         "-Dquarkus.http.host=127.0.0.1", "-Dquarkus.http.port=0", "-jar", str(runner)],
-        log_path=log_path, pid_file=pid_file, cwd=runner.parent, fresh_log=True)
-    marker = str(runner)
-    try:
-        wait_for_line(log_path, "Listening on: ", alive=lambda: process_alive(proc.pid, marker),
-                      timeout=START_TIMEOUT_S, what=f"Apicurio Registry (pid {proc.pid})")
-        found = _LISTENING.search(log_path.read_text(errors="replace"))
-        if found is None:
-            raise StackError(f"Apicurio Registry logged no address: see {log_path}")
-        yield found.group(1) + CCOMPAT_PATH
-    finally:
-        terminate(proc.pid, marker, 15.0)
-        proc.wait(timeout=15)
-        pid_file.unlink(missing_ok=True)
+    with running_java_jar(
+            [java_binary("Apicurio Registry"), "-Xmx256m", "-XX:TieredStopAtLevel=1",
+             "-XX:+ExitOnOutOfMemoryError",
+             "-Dquarkus.http.host=127.0.0.1", "-Dquarkus.http.port=0", "-jar", str(runner)],
+            runner, log_path=log_path, cwd=runner.parent, ready="Listening on: ",
+            address=_LISTENING, what="Apicurio Registry", timeout=START_TIMEOUT_S) as url:
+        yield url + CCOMPAT_PATH

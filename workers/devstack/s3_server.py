@@ -24,13 +24,9 @@ from pathlib import Path
 from workers.devstack.kafka_server import MAVEN_TIMEOUT_S
 from workers.devstack.processes import (
     file_lock,
-    process_alive,
     run,
-    spawn,
-    terminate,
-    wait_for_line,
 )
-from workers.devstack.servers import StackError, java_binary, maven_binary
+from workers.devstack.servers import StackError, java_binary, maven_binary, running_java_jar
 from workers.runtime.settings import REPO_ROOT, Settings
 
 log = logging.getLogger(__name__)
@@ -103,23 +99,15 @@ def running_s3proxy(settings: Settings, log_path: Path) -> Iterator[S3Endpoint]:
         "",
     ]), encoding="utf-8")
     properties.chmod(0o600)
-    pid_file = log_path.with_suffix(".pid")
-    proc = spawn(
-        [java_binary("S3Proxy"), "-Xmx256m", "-XX:TieredStopAtLevel=1",
-         "-XX:+ExitOnOutOfMemoryError", "-jar", str(jar), "--properties", str(properties)],
-        log_path=log_path, pid_file=pid_file, cwd=log_path.parent, fresh_log=True)
-    marker = str(jar)
     try:
         # Jetty logs the connector once it listens.
-        wait_for_line(log_path, "ServerConnector@", alive=lambda: process_alive(proc.pid, marker),
-                      timeout=START_TIMEOUT_S, what=f"S3Proxy (pid {proc.pid})")
-        found = _LISTENING.search(log_path.read_text(errors="replace"))
-        if found is None:
-            raise StackError(f"S3Proxy logged no address: see {log_path}")
-        log.info("S3Proxy %s at http://%s (pid %s)", S3PROXY_VERSION, found.group(1), proc.pid)
-        yield S3Endpoint(f"http://{found.group(1)}", access, secret)
+        with running_java_jar(
+                [java_binary("S3Proxy"), "-Xmx256m", "-XX:TieredStopAtLevel=1",
+                 "-XX:+ExitOnOutOfMemoryError", "-jar", str(jar), "--properties",
+                 str(properties)],
+                jar, log_path=log_path, cwd=log_path.parent, ready="ServerConnector@",
+                address=_LISTENING, what="S3Proxy", timeout=START_TIMEOUT_S) as address:
+            log.info("S3Proxy %s at http://%s", S3PROXY_VERSION, address)
+            yield S3Endpoint(f"http://{address}", access, secret)
     finally:
-        terminate(proc.pid, marker, 15.0)
-        proc.wait(timeout=15)
-        pid_file.unlink(missing_ok=True)
         properties.unlink(missing_ok=True)

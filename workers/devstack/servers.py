@@ -9,12 +9,22 @@ Each server has its own module (:mod:`~workers.devstack.temporal_server`,
 from __future__ import annotations
 
 import os
+import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from workers.devstack.processes import ProcessError, port_free, wait_until
+from workers.devstack.processes import (
+    ProcessError,
+    port_free,
+    process_alive,
+    spawn,
+    terminate,
+    wait_for_line,
+    wait_until,
+)
 from workers.runtime.settings import REPO_ROOT, Settings
 
 LOCAL_DIR = REPO_ROOT / "deploy" / "local"
@@ -225,4 +235,32 @@ def maven_binary(fetches: str) -> str:
     if mvn is None:
         raise StackError(f"mvn not found on PATH: Maven fetches {fetches} on first use")
     return mvn
+
+
+@contextmanager
+def running_java_jar(command: list[str], jar: Path, *, log_path: Path, cwd: Path,
+                     ready: str, address: re.Pattern[str], what: str,
+                     timeout: float) -> Iterator[str]:
+    """A Java server started with ``command`` (its ``jar``), on a port it picks, until exit.
+
+    Waits for the ``ready`` line in its log, then yields the first group of ``address``
+    found there (where it listens); stops it and removes its pid file on the way out.
+
+    Raises:
+        StackError: It exited or did not log ``ready`` in time, or logged no address.
+    """
+    pid_file = log_path.with_suffix(".pid")
+    proc = spawn(command, log_path=log_path, pid_file=pid_file, cwd=cwd, fresh_log=True)
+    marker = str(jar)
+    try:
+        wait_for_line(log_path, ready, alive=lambda: process_alive(proc.pid, marker),
+                      timeout=timeout, what=f"{what} (pid {proc.pid})")
+        found = address.search(log_path.read_text(errors="replace"))
+        if found is None:
+            raise StackError(f"{what} logged no address: see {log_path}")
+        yield found.group(1)
+    finally:
+        terminate(proc.pid, marker, 15.0)
+        proc.wait(timeout=15)
+        pid_file.unlink(missing_ok=True)
 
