@@ -18,6 +18,7 @@ from rich.table import Table
 
 from activities.dispatch.rules import CALENDAR_FILE, RulesError, load_calendar
 from activities.dispatch.workdays import Calendar
+from workers.cli.failures import EXIT_BAD_FILE, EXIT_BAD_INPUT, EXIT_REFUSED, parse_day
 from workers.cli.output import console, fail, print_json
 from workers.runtime.settings import get_settings
 
@@ -29,10 +30,6 @@ app = typer.Typer(help="The working-day calendar (holidays and exchanged working
 @app.callback()
 def _calendar() -> None:
     """The working-day calendar (holidays and exchanged working days)."""
-
-
-EXIT_SHORT = 1
-EXIT_BAD_FILE = 4
 
 
 def package_differences(calendar: Calendar) -> dict[int, list[str]] | None:
@@ -79,19 +76,13 @@ def check(
         calendar = load_calendar(path)
     except RulesError as err:
         raise fail(f"{err}", EXIT_BAD_FILE) from None
-    if today:
-        try:
-            as_of = date.fromisoformat(today)
-        except ValueError:
-            raise fail(f"--today {today!r} is not a date; use YYYY-MM-DD", 2) from None
-    else:
-        as_of = datetime.now(ZoneInfo(calendar.timezone)).date()
+    as_of = parse_day(today, "--today") or datetime.now(ZoneInfo(calendar.timezone)).date()
     left = calendar.days_left(as_of)
     short = left < calendar.warn_days_ahead
     diffs = package_differences(calendar) if against_package else None
     if against_package and diffs is None:
         raise fail("--against-package: the chinesecalendar package is not installed "
-                   "(pip install chinesecalendar)", 2)
+                   "(pip install chinesecalendar)", EXIT_BAD_INPUT)
     report: dict[str, Any] = {
         "file": str(path),
         "years": [{"year": y, "source": e.source, "holidays": len(e.holidays),
@@ -110,7 +101,8 @@ def check(
     else:
         _print(report)
     if short or differs:
-        raise typer.Exit(EXIT_SHORT)
+        # Refused in the table's terms (docs/cli.md): coverage too short, or a year differs.
+        raise typer.Exit(EXIT_REFUSED)
 
 
 def _print(report: dict[str, Any]) -> None:
