@@ -61,6 +61,18 @@ def writer_wire(settings: Settings) -> ConfluentWire | None:
     return registry_wire(settings) if settings.schema_registry_write else None
 
 
+def _decode_without_registry(value: bytes, expected: Collection[str] | None) -> Decoded:
+    """The codec alone; a Confluent-framed value is refused with a detail that says why."""
+    try:
+        return codec.decode(value, expected)
+    except DecodeError as exc:
+        if exc.reason == "MALFORMED" and value[:1] == b"\x00":
+            raise DecodeError(
+                "MALFORMED", f"{exc.detail} (Confluent wire format: 00 + schema "
+                "id; set HOTLINE_SCHEMA_REGISTRY_URL to read it)") from exc
+        raise
+
+
 async def decode_value(wire: ConfluentWire | None, value: bytes,
                        expected: Collection[str] | None = None) -> Decoded:
     """Decode a Kafka value in either wire format, fetching a new writer schema on a thread.
@@ -73,14 +85,7 @@ async def decode_value(wire: ConfluentWire | None, value: bytes,
         RegistryUnavailable: The registry did not answer; retry, do not dead-letter.
     """
     if wire is None:
-        try:
-            return codec.decode(value, expected)
-        except DecodeError as exc:
-            if exc.reason == "MALFORMED" and value[:1] == b"\x00":
-                raise DecodeError(
-                    "MALFORMED", f"{exc.detail} (Confluent wire format: 00 + schema "
-                    "id; set HOTLINE_SCHEMA_REGISTRY_URL to read it)") from exc
-            raise
+        return _decode_without_registry(value, expected)
     if wire.needs_fetch(value):
         await asyncio.to_thread(wire.fetch, value)
     return wire.decode(value, expected)
@@ -92,7 +97,7 @@ def decode_blocking(settings: Settings, value: bytes,
     schema fetched in place when the registry is configured."""
     wire = registry_wire(settings)
     if wire is None:
-        return codec.decode(value, expected)
+        return _decode_without_registry(value, expected)
     wire.fetch(value)
     return wire.decode(value, expected)
 
