@@ -146,9 +146,6 @@ class CaseActivities:
             calendar_doubt = (f"{err}; provisional {cl.tier} deadline "
                               f"{plan.due_at:%Y-%m-%d} counts weekdays only")
             review_reasons.insert(0, calendar_doubt)
-            CALENDAR_REFUSALS.labels(cl.tier, "accept").inc()
-            log.error("calendar_not_covered", complaint_id=filing.complaint_id, tier=cl.tier,
-                      year=err.year)
         else:
             calendar_doubt = ""
 
@@ -170,6 +167,11 @@ class CaseActivities:
         else:
             outcome = Outcome.DISPATCH
             reason = route.note if filing.governance and route.note else "dispatch"
+        if calendar_doubt and outcome == Outcome.REVIEW:
+            # Counted only where the calendar held the case (not a transfer or a merge).
+            CALENDAR_REFUSALS.labels(cl.tier, "accept").inc()
+            log.error("calendar_not_covered", complaint_id=filing.complaint_id, tier=cl.tier,
+                      reason=calendar_doubt)
 
         tier_rule = rules.tiers[cl.tier]
         ext = rules.extension
