@@ -38,6 +38,7 @@ from workflows.model import (
     StepRecord,
     TierPlan,
 )
+from workflows.steps import expand_step
 
 log = structlog.get_logger(__name__)
 
@@ -296,12 +297,17 @@ class CaseActivities:
                        deadline_seconds=(new_due - start).total_seconds())
 
     @activity.defn(name="record_step")
-    async def record_step(self, step: StepRecord) -> StepReceipt:
+    async def record_step(self, step: StepRecord) -> StepReceipt | None:
         """Publish a step's records and write its ledger rows; safe to repeat.
 
         Kafka first, then PostgreSQL: a retry after a database failure re-sends records
         with the same event ids, which consumers drop; the ledger writes are upserts.
+        A lean step (``workflows.steps.slim_step``) is expanded first, and answered with
+        nothing: the workflow does not read the receipt, and each byte of it would stay
+        in the case's history.
         """
+        lean = step.lean
+        step = expand_step(step)
         events = [_lifecycle_fields(ev) for ev in step.lifecycle]
         if events:
             # The step's ledger rows ride on its (last) lifecycle event, so the ledger can
@@ -333,7 +339,7 @@ class CaseActivities:
             for ev in on_topic:
                 await apply_lifecycle(conn, ev)
         observe_step(step, units=self._config.registry)  # only once the step is durable
-        return StepReceipt(step.complaint_id, step.step, len(messages))
+        return None if lean else StepReceipt(step.complaint_id, step.step, len(messages))
 
 
 def _lifecycle_fields(ev: LifecycleRecord) -> dict[str, Any]:

@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
         Unit,
     )
     from workflows.state import CaseState
-    from workflows.steps import OutboundSpec, StepFacts, build_step, merge_steps
+    from workflows.steps import OutboundSpec, StepFacts, build_step, merge_steps, slim_step
 
 # Named options per activity: start-to-close always set, bounded retries, business
 # errors listed by type so they fail at once.
@@ -86,6 +86,14 @@ PATCH_REPLIES_RIDE_ALONG = "replies-ride-along"
 # every patch above: a case recorded with it writes one version marker, not one per
 # patch (``ComplaintBase._patched``).
 PATCH_LEAN_INDEX = "lean-index"
+# record_step gets its step lean (``workflows.steps.slim_step``: no complaint id on every
+# row, no case row fields the last lifecycle event says, no classification repeated by a
+# later event of the same step), and answers a lean step with nothing. Like
+# PATCH_LEAN_INDEX before it, it stands for every older patch: one marker per case.
+PATCH_LEAN_STEPS = "lean-steps"
+# Newest first: a history holding one of these markers has every patch after it here,
+# and every patch older than them all (``ComplaintBase._patched``).
+UMBRELLA_PATCHES = (PATCH_LEAN_STEPS, PATCH_LEAN_INDEX)
 # AWAITING_REVIEW too: a supplement behind a filing that waits at the dispatch desk
 # reaches the unit it is then dispatched to. (No landed history has that state.)
 ACCEPTING_STATES = {Status.FILED, Status.ACCEPTED, Status.AWAITING_REVIEW}
@@ -355,6 +363,8 @@ class ComplaintBase:
                 await self._send(held)
 
     async def _send(self, step: StepRecord) -> None:
+        if self._patched(PATCH_LEAN_STEPS):
+            step = slim_step(step)
         try:
             await workflow.execute_activity("record_step", step, **RECORD_OPTIONS)
         except ActivityError as err:
@@ -363,19 +373,22 @@ class ComplaintBase:
             raise RuntimeError(f"record_step {step.step} failed: {err.cause or err}") from err
 
     def _patched(self, patch_id: str) -> bool:
-        """``workflow.patched(patch_id)`` for a patch older than ``PATCH_LEAN_INDEX``.
+        """``workflow.patched(patch_id)``, or a newer patch of ``UMBRELLA_PATCHES``.
 
-        Code that records the lean index has every older patch, so where a history has
+        Code that records an umbrella patch has every older patch, so where a history has
         it, the older ones hold without a marker of their own: a fresh case writes one
         version marker (and one TemporalChangeVersion upsert) instead of one per patch.
-        A history recorded before (v1–v6 in tests/histories) has the older patch's marker
-        where its code asked, and replay must meet it there: asked first when replaying.
-        Live, the older patch is asked only in a run that began without the lean index,
-        which then records as the code it began on did.
+        A history recorded before (v1–v7 in tests/histories) has the older patch's marker
+        where its code asked, and replay must meet it there: asked oldest first when
+        replaying. Live, the newest is asked first, so an older one is asked only in a run
+        whose history already said no to the newer ones.
         """
-        if workflow.unsafe.is_replaying():
-            return workflow.patched(patch_id) or workflow.patched(PATCH_LEAN_INDEX)
-        return workflow.patched(PATCH_LEAN_INDEX) or workflow.patched(patch_id)
+        newer = UMBRELLA_PATCHES[:UMBRELLA_PATCHES.index(patch_id)] if (
+            patch_id in UMBRELLA_PATCHES) else UMBRELLA_PATCHES
+        order = (patch_id, *reversed(newer)) if workflow.unsafe.is_replaying() else (
+            *newer, patch_id)
+        # Lazily, in order: each call asked may write a marker.
+        return any(workflow.patched(p) for p in order)
 
     def _upsert_search_attributes(self) -> None:
         """Index what supervisors filter on; only changed values, to keep history short.
@@ -383,7 +396,7 @@ class ComplaintBase:
         Histories recorded before ``PATCH_LEAN_INDEX`` indexed every status change and
         replay so; a case on it indexes phases only (``search_attributes.PHASE``).
         """
-        changed = sa.changed(self._state, lean=workflow.patched(PATCH_LEAN_INDEX))
+        changed = sa.changed(self._state, lean=self._patched(PATCH_LEAN_INDEX))
         if changed:
             workflow.upsert_search_attributes([k.value_set(v) for k, v in changed.items()])
             self._state.indexed.update({k.name: v for k, v in changed.items()})

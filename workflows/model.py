@@ -459,6 +459,9 @@ class StepRecord:
     case: CaseRow | None = None
     dispatches: list[DispatchRow] = field(default_factory=list)
     evaluation: EvaluationRow | None = None
+    # Written without what the activity can derive from the rest (``workflows.steps``:
+    # ``slim_step`` / ``expand_step``); ``record_step`` expands it before anything else.
+    lean: bool = False
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ result to the ``record_step`` activity; nothing here touches Temporal, so each b
 unit-tested alone (``tests/workflows/test_steps.py``).
 """
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -99,4 +99,98 @@ def merge_steps(held: StepRecord, step: StepRecord) -> StepRecord:
         outbound=[*held.outbound, *step.outbound],
         dispatches=[*held.dispatches, *step.dispatches],
         evaluation=step.evaluation or held.evaluation,
+    )
+
+
+# --- the lean wire form of a step (PATCH_LEAN_STEPS) ----------------------------------
+# Every step repeats the case: each lifecycle event its classification, the case row the
+# last event's, every row the complaint id. A lean step leaves out what the activity
+# can put back from the rest of the step; :func:`slim_step` only sends it lean when
+# :func:`expand_step` gives back exactly the step it was made from.
+
+_EVENT_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(LifecycleRecord)}
+# A later event of the same step says these as the event before it does.
+_INHERITED = ("tier", "kind", "category", "district", "street", "lead_unit_id",
+              "escalation_level", "overdue")
+# The case row says these as the step's last event does.
+_CASE_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(CaseRow)}
+_CASE_FROM_EVENT = ("kind", "category", "tier", "district", "street", "lead_unit_id",
+                    "overdue", "escalation_level")
+
+
+def _outbound_event_id(cid: str, out: Outbound) -> int | None:
+    """The step seq in an outbound record's event id, when it is the usual one."""
+    event_id = out.fields.get("event_id")
+    head, tail = f"{cid}:", f":{out.record}:{out.unit_id}"
+    if (isinstance(event_id, str) and event_id.startswith(head) and event_id.endswith(tail)
+            and event_id[len(head):-len(tail)].isdigit()):
+        return int(event_id[len(head):-len(tail)])
+    return None
+
+
+def _slim_fields(cid: str, out: Outbound) -> dict[str, Any]:
+    slim = dict(out.fields)
+    if slim.get("complaint_id") == cid:
+        del slim["complaint_id"]
+    if (seq := _outbound_event_id(cid, out)) is not None:
+        slim["event_id"] = seq
+    return slim
+
+
+def _expand_fields(cid: str, out: Outbound) -> dict[str, Any]:
+    full = dict(out.fields)
+    full.setdefault("complaint_id", cid)
+    if isinstance(full.get("event_id"), int):
+        full["event_id"] = f"{cid}:{full['event_id']}:{out.record}:{out.unit_id}"
+    # The usual key order (event id first), though no reader depends on it.
+    return {"event_id": full.pop("event_id"), **full} if "event_id" in full else full
+
+
+def slim_step(step: StepRecord) -> StepRecord:
+    """``step`` lean, or as it is when its lean form would not expand back to it."""
+    if step.lean:
+        return step
+    events = []
+    for i, ev in enumerate(step.lifecycle):
+        blank: dict[str, Any] = {"event_id": "", "complaint_id": ""}
+        if i:
+            blank |= {name: _EVENT_DEFAULTS[name] for name in _INHERITED}
+        events.append(replace(ev, **blank))
+    case = step.case and replace(
+        step.case, complaint_id="", version=0, status="",
+        **{name: _CASE_DEFAULTS[name] for name in _CASE_FROM_EVENT})
+    lean = replace(
+        step, lean=True, lifecycle=events, case=case,
+        dispatches=[replace(d, complaint_id="") for d in step.dispatches],
+        evaluation=step.evaluation and replace(step.evaluation, complaint_id=""),
+        outbound=[replace(o, fields=_slim_fields(step.complaint_id, o))
+                  for o in step.outbound],
+    )
+    return lean if expand_step(lean) == step else step
+
+
+def expand_step(step: StepRecord) -> StepRecord:
+    """The full step a lean one stands for (a full step as it is)."""
+    if not step.lean:
+        return step
+    cid = step.complaint_id
+    events: list[LifecycleRecord] = []
+    for ev in step.lifecycle:
+        fill: dict[str, Any] = {"event_id": ev.event_id or f"{cid}:{ev.seq}",
+                                "complaint_id": ev.complaint_id or cid}
+        if events:
+            fill |= {name: getattr(events[-1], name) for name in _INHERITED
+                     if getattr(ev, name) == _EVENT_DEFAULTS[name]}
+        events.append(replace(ev, **fill))
+    case = step.case
+    if case is not None and events:
+        last = events[-1]
+        case = replace(case, complaint_id=cid, version=last.seq, status=last.status,
+                       **{name: getattr(last, name) for name in _CASE_FROM_EVENT})
+    return replace(
+        step, lean=False, lifecycle=events, case=case,
+        dispatches=[replace(d, complaint_id=d.complaint_id or cid) for d in step.dispatches],
+        evaluation=step.evaluation and replace(
+            step.evaluation, complaint_id=step.evaluation.complaint_id or cid),
+        outbound=[replace(o, fields=_expand_fields(cid, o)) for o in step.outbound],
     )

@@ -33,6 +33,7 @@ from workflows.model import (
     StepReceipt,
     StepRecord,
 )
+from workflows.steps import expand_step
 
 CONFIG = load_config(Settings().config_dir)
 
@@ -40,6 +41,8 @@ CONFIG = load_config(Settings().config_dir)
 @dataclass
 class Recorder:
     steps: list[StepRecord] = field(default_factory=list)
+    # The steps as the workflow sent them (``steps`` holds them expanded).
+    sent: list[StepRecord] = field(default_factory=list)
 
     def events(self, complaint_id: str) -> list[str]:
         return [event for group in self.groups(complaint_id) for event in group]
@@ -142,7 +145,9 @@ async def running_harness(env: WorkflowEnvironment, *, config: HotlineConfig = C
 
     @activity.defn(name="record_step")
     async def record_step(step: StepRecord) -> StepReceipt:
-        recorder.steps.append(step)
+        # As the real activity does: a lean step stands for its full form.
+        recorder.sent.append(step)
+        recorder.steps.append(expand_step(step))
         return StepReceipt(step.complaint_id, step.step, len(step.lifecycle))
 
     acts = CaseActivities(config, cast(Any, None), cast(Any, None),

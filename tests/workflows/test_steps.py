@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import fields, replace
 from datetime import UTC, datetime, timedelta
 
+from workers.runtime.temporal import DATA_CONVERTER
 from workflows.ladder import active_dispatches, next_checkpoint
 from workflows.model import (
     Acceptance,
@@ -15,11 +16,19 @@ from workflows.model import (
     Filing,
     LadderPlan,
     Status,
+    StepRecord,
     TierPlan,
     Unit,
 )
 from workflows.state import SEEN_KEPT, TIMELINE_KEPT, CaseState, restore, snapshot
-from workflows.steps import StepFacts, build_step, lead_unit_id, merge_steps
+from workflows.steps import (
+    StepFacts,
+    build_step,
+    expand_step,
+    lead_unit_id,
+    merge_steps,
+    slim_step,
+)
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -160,6 +169,67 @@ def test_a_held_step_goes_first_and_keeps_its_evaluation() -> None:
     merged = merge_steps(held, closing)
     assert [e.seq for e in merged.lifecycle] == [1, 2]
     assert merged.step == "2-CLOSED" and merged.evaluation == evaluation
+
+
+# --- the lean wire form of a step ---------------------------------------------------------
+
+def _merged_dispatch_step() -> tuple[CaseState, StepRecord]:
+    """ACCEPTED held and DISPATCHED carrying it, as a fresh case sends them."""
+    state = _handled(_dispatch(1), _dispatch(2, role="ASSISTING"))
+    state.seq = 1
+    held = build_step(state, FILING, StepFacts("ACCEPTED", Status.ACCEPTED,
+                                               attributes={"outcome": "DISPATCH"}), T0)
+    state.seq = 2
+    issued = [("DispatchIssued", d.unit_id, {"complaint_id": "C1", "content": "电梯坏了"})
+              for d in state.dispatches.values()]
+    step = build_step(state, FILING, StepFacts(
+        "DISPATCHED", Status.DISPATCHED, unit_id="u1", dispatch_id="C1-d1", outbound=issued,
+        dispatch_rows=list(state.dispatches.values())), T0)
+    return state, merge_steps(held, step)
+
+
+def _size(step: StepRecord) -> int:
+    return len(DATA_CONVERTER.payload_converter.to_payloads([step])[0].data)
+
+
+def test_a_lean_step_expands_to_the_step_it_was_made_from_and_is_smaller() -> None:
+    _, step = _merged_dispatch_step()
+    lean = slim_step(step)
+    assert lean.lean and expand_step(lean) == step
+    # The complaint id once, the case row and the second event without the repeats.
+    assert (lean.lifecycle[0].event_id, lean.lifecycle[1].tier, lean.case.status) == (
+        "", None, "")
+    assert lean.outbound[0].fields == {"content": "电梯坏了", "event_id": 2}
+    assert expand_step(lean).outbound[0].fields["event_id"] == "C1:2:DispatchIssued:u1"
+    assert _size(lean) < 0.85 * _size(step)  # 0.79 here; real complaint ids are longer
+    # A full step passes through both untouched (histories before the lean form).
+    assert expand_step(step) is step and slim_step(lean) is lean
+
+
+def test_a_step_the_lean_form_cannot_say_goes_full() -> None:
+    _, step = _merged_dispatch_step()
+    # A later event that says None where the one before says a street: the lean form
+    # would read it as "the same street", so the step goes as it is.
+    odd = replace(step, lifecycle=[step.lifecycle[0], replace(step.lifecycle[1], street=None)])
+    assert slim_step(odd) == odd and not slim_step(odd).lean
+    # So does a case row that differs from the last event (a filing not yet accepted).
+    state = CaseState(seq=1)
+    filed = build_step(state, replace(FILING, kind="HELP"),
+                       StepFacts("REJECTED", Status.REJECTED), T0)
+    assert not slim_step(filed).lean and slim_step(filed) == filed
+
+
+def test_a_lean_closing_step_keeps_its_evaluation() -> None:
+    state = _handled(_dispatch(1))
+    state.seq = 1
+    evaluation = EvaluationRow(complaint_id="C1", counted=True, responded=True, resolved=True,
+                               satisfied=True, satisfaction="SATISFIED", overdue=False,
+                               returns=0, escalations=0, reopens=0, score=1.0, evaluated_at=T0)
+    state.closed_at = T0
+    step = build_step(state, FILING, StepFacts("CLOSED", Status.CLOSED, evaluation=evaluation),
+                      T0)
+    lean = slim_step(step)
+    assert lean.lean and lean.evaluation.complaint_id == "" and expand_step(lean) == step
 
 
 # --- state copies -------------------------------------------------------------------------
