@@ -12,6 +12,7 @@ from workers.cli.governance import app as governance_app
 from workers.cli.migrate import migrate
 from workers.cli.plan import app as plan_app
 from workers.cli.routing import app as routing_app
+from workers.cli.routing_categories import learn_categories
 from workers.cli.workdays import app as calendar_app
 from workers.devstack.stack import app as stack_app
 from workers.workbench.main import app as workbench_app
@@ -22,6 +23,7 @@ app = typer.Typer(help="Citizen hotline orchestration (12345 接诉即办).", no
 app.add_typer(stack_app, name="stack", help="Start, stop and check the local stack.")
 app.add_typer(routing_app, name="routing",
               help="Precise dispatch: evaluate and explain classification and routing.")
+routing_app.command("learn-categories")(learn_categories)  # issue 29: the category model
 app.add_typer(dlq_app, name="dlq", help="Dead letters: list, show, re-drive once.")
 app.add_typer(desk_app, name="desk",
               help="The dispatch desk (派单复核): list cases the machine was unsure of, decide.")
