@@ -462,9 +462,19 @@ def _rule_file() -> str:
 
 def test_the_rules_and_the_dashboard_ship_as_config_maps() -> None:
     resources = render("overlays/production")
-    config = next(r for r in resources if r["kind"] == "ConfigMap"
-                  and r["metadata"]["name"].startswith("hotline-config"))
-    shipped = set(config["data"])
+    configs = {name: next(r for r in resources if r["kind"] == "ConfigMap"
+                          and r["metadata"]["name"].startswith(name + "-"))
+               for name in ("hotline-config", "hotline-model")}
+    assert set(configs["hotline-model"]["data"]) == {"dispatch_model.json"}
+    shipped = {key for c in configs.values() for key in c["data"]}
+    # Every process that reads the config folder sees both, projected into one volume,
+    # under the names kustomize gave them (with their content hash).
+    names = {c["metadata"]["name"] for c in configs.values()}
+    for deployment in (r for r in resources if r["kind"] == "Deployment"):
+        for volume in deployment["spec"]["template"]["spec"].get("volumes", []):
+            if volume["name"] == "config":
+                sources = {s["configMap"]["name"] for s in volume["projected"]["sources"]}
+                assert sources == names, deployment["metadata"]["name"]
     present = {p.name for p in (REPO_ROOT / "deploy" / "config").iterdir() if p.is_file()}
     assert shipped == present, f"deploy/config and the ConfigMap differ: {shipped ^ present}"
     dashboard = _find(resources, "ConfigMap", "hotline-grafana-dashboard")

@@ -23,6 +23,8 @@ class Classification:
     ``hints_used``: which operator hints decided (category, kind, urgency).
     ``hints_refused``: hints not applied (an urgency hint below an emergency's T2H).
     ``matched``: the phrases found, for the case record.
+    ``held_back``: the kind of no-dispatch request (CONSULTATION, OUTSIDE_BEIJING,
+    UNREASONABLE) the learned model reads, with its probability: a doubt for the desk.
     """
 
     kind: str
@@ -35,6 +37,8 @@ class Classification:
     hints_refused: list[str] = field(default_factory=list)
     matched: list[str] = field(default_factory=list)
     urgent: bool = False
+    held_back: str | None = None
+    held_back_p: float = 0.0
 
 
 def _faster(a: str, b: str) -> str:

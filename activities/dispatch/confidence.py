@@ -26,6 +26,10 @@ UNKNOWN_PROBLEM = 0.3
 AMBIGUOUS_PLACE = 0.4
 CONSULTATION = 0.4
 DISTRICT_ONLY = 0.7
+HELD_BACK = 0.4
+_HELD_BACK_WHAT = {"CONSULTATION": "a consultation the operator may answer",
+                   "OUTSIDE_BEIJING": "a place outside Beijing",
+                   "UNREASONABLE": "a demand no unit can meet"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,10 @@ def assess(lexicon: Lexicon, registry: Registry, cl: Classification, loc: Locati
     if loc.street_id is None and loc.ambiguous:
         doubts.append((AMBIGUOUS_PLACE, f"{'、'.join(loc.ambiguous)} is in several districts "
                                         "and the caller named none"))
+    if cl.held_back:
+        doubts.append((HELD_BACK, f"the learned model reads "
+                                  f"{_HELD_BACK_WHAT.get(cl.held_back, cl.held_back)} "
+                                  f"(P={cl.held_back_p:.2f}): dispatch, answer or reject?"))
     if cl.kind == "CONSULTATION":
         doubts.append((CONSULTATION, "a consultation: the operator may answer it directly"))
     lead = registry.record(route.lead.unit_id)

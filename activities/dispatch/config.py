@@ -10,13 +10,13 @@ from activities.dispatch.learned import MODEL_FILE, TierModel, load_model
 from activities.dispatch.lexicon import Lexicon, load_lexicon
 from activities.dispatch.registry import Registry, load_registry
 from activities.dispatch.routing import RoutingTable, load_routing_table
-from activities.dispatch.rules import TIERS, Rules, load_rules
+from activities.dispatch.rules import Rules, load_rules
 
 
 @dataclass(frozen=True)
 class HotlineConfig:
     """Rules, unit registry (with its gazetteer), lexicon and routing table; and the
-    learned tier model when its file is there (it may only raise a tier to T2H)."""
+    learned dispatch model when its file is there (:mod:`activities.dispatch.decide`)."""
 
     rules: Rules
     registry: Registry
@@ -41,7 +41,7 @@ def load_config(config_dir: Path, *, with_model: bool = True) -> HotlineConfig:
     lexicon.shield(registry.unit_place_names())  # "椿树街道" is a place, not about trees
     routing = load_routing_table(config_dir / "routing.yaml", registry, lexicon)
     model_file = config_dir / MODEL_FILE
-    model = (load_model(model_file, classes_expected=TIERS)
+    model = (load_model(model_file)
              if with_model and model_file.exists() else None)
     return HotlineConfig(
         rules=load_rules(config_dir / "rules.yaml"),

@@ -59,23 +59,48 @@ def classify_request(
     config: HotlineConfig, content: str, *, kind_hint: str | None = None,
     category_hint: str | None = None, urgency_hint: str | None = None,
 ) -> Classification:
-    """The rules' classification, raised to T2H where the learned model is sure enough.
+    """The rules' classification, with the learned model beside them.
 
-    The model only ever raises (a missed T2H is the worst error dispatch can make; a false
-    one costs a unit two hours), never lowers, and never overrides an operator's urgency
-    hint: a person who heard the caller outranks a statistical guess. A raise is recorded
-    in ``matched`` with the probability and the threshold.
+    What the model may do, most at stake first (DESIGN.md "Dispatch that fails safe"):
+    transfer an emergency in progress the rules missed, when a transfer is its most
+    probable reading; raise a tier to T2H where P(urgent) reaches its threshold; choose
+    among T24H, T7D and T15D (a model over every outcome: on each writer's set it was not
+    trained on it told them apart better than a category's default tier and a few urgency
+    words did); and hold back a request it reads as needing no dispatch — a doubt that
+    sends it to the dispatch desk (:func:`assess`), never a decision. What it may not do:
+    lower a T2H the rules found, change the category, or go against an operator's urgency
+    hint (a person who heard the caller outranks a statistical guess). Each change is
+    recorded in ``matched`` with its probability.
     """
     cl = classify(config.lexicon, content, kind_hint=kind_hint, category_hint=category_hint,
                   urgency_hint=urgency_hint)
     model = config.model
-    if model is None or cl.tier == "T2H" or "urgency" in cl.hints_used:
+    if model is None or "urgency" in cl.hints_used:
         return cl
-    p = model.p_t2h(content)
-    if p < model.threshold:
-        return cl
-    return replace(cl, tier="T2H", urgent=True,
-                   matched=[*cl.matched, f"model: P(T2H)={p:.2f} ≥ {model.threshold:g}"])
+    reading = model.read(content)
+    notes: list[str] = []
+    if reading.redirect and cl.redirect_to is None:
+        if over := config.rules.model.in_progress_ruled_out(content):
+            notes.append(f"model: transfer to {reading.redirect} (P={reading.redirect_p:.2f})"
+                         f" not made: “{over}” says it is not happening now")
+        else:
+            cl = replace(cl, redirect_to=reading.redirect, emergency=True, tier="T2H",
+                         urgent=True)
+            notes.append(f"model: transfer to {reading.redirect} "
+                         f"(P={reading.redirect_p:.2f} ≥ {model.redirect_threshold:g})")
+    if cl.tier != "T2H":
+        if reading.p_urgent >= model.threshold:
+            cl = replace(cl, tier="T2H", urgent=True)
+            notes.append(f"model: P(T2H)={reading.p_urgent:.2f} ≥ {model.threshold:g}")
+        elif (model.decides_tier and reading.tier != cl.tier
+              and reading.tier_p >= config.rules.model.tier_min_p):
+            notes.append(f"model: {reading.tier} (P={reading.tier_p:.2f}) rather than the "
+                         f"rules' {cl.tier}")
+            cl = replace(cl, tier=reading.tier, urgent=cl.urgent or reading.tier == "T2H")
+    if reading.no_dispatch and cl.redirect_to is None:
+        cl = replace(cl, held_back=reading.no_dispatch, held_back_p=reading.no_dispatch_p)
+        notes.append(f"model: {reading.no_dispatch} (P={reading.no_dispatch_p:.2f})")
+    return replace(cl, matched=[*cl.matched, *notes]) if notes else cl
 
 
 @dataclass(frozen=True)

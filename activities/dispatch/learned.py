@@ -1,15 +1,20 @@
-"""The learned tier model beside the rules: read its JSON file and predict P(tier).
+"""The learned dispatch model beside the rules: read its JSON file and predict what a
+request needs.
 
 ``deploy/config/dispatch_model.json`` is written by ``hotline routing learn``
 (:mod:`activities.dispatch.training`, scikit-learn): character n-grams (1–3) weighted by
-TF-IDF and a multinomial logistic regression over the four tiers. It is JSON, not a pickle,
+TF-IDF and a multinomial logistic regression over the outcomes of a first look — the four
+tiers, a transfer to 110/119/120 (``REDIRECT_110`` …), and the three kinds of request no
+unit should get without a person's decision (``CONSULTATION``, ``OUTSIDE_BEIJING``,
+``UNREASONABLE``). A file of format ``/1`` knows the four tiers only. It is JSON, not a pickle,
 because config is data a person reviews and a pickle runs code when loaded; and the worker
 predicts from it in pure Python (dict lookups over the text's n-grams), so it never needs
 scikit-learn.
 
 The file holds, per n-gram, ``[idf, coefficient of each class in "classes" order]``, the
-class intercepts, the threshold on P(T2H) chosen by cross-validation, the CV figures, and a
-``version`` (sha256 of the training data and parameters) that each case records.
+class intercepts, the thresholds (on P(urgent) = P(T2H) + P(a transfer), chosen by
+cross-validation; on P(transfer) and P(no dispatch), from the parameters), the CV figures,
+and a ``version`` (sha256 of the training data and parameters) that each case records.
 """
 
 from __future__ import annotations
@@ -21,9 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-FORMAT = "hotline-tier-model/1"
+FORMAT = "hotline-tier-model/2"
+FORMATS = ("hotline-tier-model/1", FORMAT)
 MODEL_FILE = "dispatch_model.json"
 T2H = "T2H"
+TIER_CLASSES = ("T2H", "T24H", "T7D", "T15D")
+REDIRECT_PREFIX = "REDIRECT_"
+SERVICES = ("110", "119", "120")
+REDIRECT_CLASSES = tuple(REDIRECT_PREFIX + s for s in SERVICES)
+NO_DISPATCH_CLASSES = ("CONSULTATION", "OUTSIDE_BEIJING", "UNREASONABLE")
+CLASSES = (*TIER_CLASSES, *REDIRECT_CLASSES, *NO_DISPATCH_CLASSES)
 
 # scikit-learn's char analyzer turns each run of two or more whitespace characters into
 # one space before cutting n-grams; predicting the same numbers needs the same text.
@@ -35,8 +47,30 @@ class ModelError(ValueError):
 
 
 @dataclass(frozen=True)
+class Reading:
+    """What the model reads in one request.
+
+    ``p_urgent``: P(T2H) + P(a transfer), the probability that the request is urgent.
+    ``tier``: the most probable of the four tiers (``tier_p`` its share among them).
+    ``redirect``: the service (110/119/120) when a transfer is the most probable outcome
+    and at least as probable as the file's ``redirect_threshold``; else None.
+    ``no_dispatch``: the most probable kind of no-dispatch request when together they are
+    more probable than any other outcome and at least ``no_dispatch_threshold``; else None.
+    """
+
+    p_urgent: float
+    tier: str
+    tier_p: float
+    redirect: str | None = None
+    redirect_p: float = 0.0
+    no_dispatch: str | None = None
+    no_dispatch_p: float = 0.0
+
+
+@dataclass(frozen=True)
 class TierModel:
-    """A loaded tier model: P(tier) of a text, and the threshold on P(T2H)."""
+    """A loaded dispatch model: P(outcome) of a text, and the thresholds that turn it into
+    a reading (:class:`Reading`)."""
 
     version: str
     classes: tuple[str, ...]
@@ -48,6 +82,14 @@ class TierModel:
     lowercase: bool = True
     sublinear_tf: bool = False
     cv: dict[str, Any] | None = None
+    redirect_threshold: float | None = None      # None: the model transfers nothing
+    no_dispatch_threshold: float | None = None   # None: the model holds nothing back
+
+    @property
+    def decides_tier(self) -> bool:
+        """A model over every outcome (format /2) decides the tier; one over the tiers
+        alone (format /1) may only raise a tier to T2H."""
+        return any(c not in TIER_CLASSES for c in self.classes)
 
     def scores(self, text: str) -> list[float]:
         """The logistic regression's decision value for each class (``classes`` order)."""
@@ -81,8 +123,38 @@ class TierModel:
         return {c: e / total for c, e in zip(self.classes, exps, strict=True)}
 
     def p_t2h(self, text: str) -> float:
-        """P(T2H): the only probability the dispatch decision uses."""
-        return self.probabilities(text)[T2H]
+        """P(urgent): P(T2H) and P(a transfer to 110/119/120) together."""
+        probs = self.probabilities(text)
+        return probs[T2H] + sum(probs.get(c, 0.0) for c in REDIRECT_CLASSES)
+
+    def read(self, text: str) -> Reading:
+        """P(outcome) turned into what the dispatch decision uses (:class:`Reading`)."""
+        return reading_of(self.probabilities(text), self.redirect_threshold,
+                          self.no_dispatch_threshold)
+
+
+def reading_of(probs: dict[str, float], redirect_threshold: float | None,
+               no_dispatch_threshold: float | None) -> Reading:
+    """The reading of one request's P(outcome) (the model's and cross-validation's)."""
+    tiers = {c: probs[c] for c in TIER_CLASSES if c in probs}
+    tier = max(tiers, key=lambda c: tiers[c])
+    p_urgent = probs.get(T2H, 0.0) + sum(probs.get(c, 0.0) for c in REDIRECT_CLASSES)
+    top = max(probs, key=lambda c: probs[c])
+    redirect, redirect_p = None, 0.0
+    if (redirect_threshold is not None and top in REDIRECT_CLASSES
+            and probs[top] >= redirect_threshold):
+        redirect, redirect_p = top.removeprefix(REDIRECT_PREFIX), probs[top]
+    held = {c: probs[c] for c in NO_DISPATCH_CLASSES if c in probs}
+    p_held = sum(held.values())
+    others = max((p for c, p in probs.items() if c not in held), default=0.0)
+    no_dispatch, no_dispatch_p = None, 0.0
+    # The three kinds together: a consultation that is half a complaint about an
+    # outside place is still not for a unit to act on.
+    if (no_dispatch_threshold is not None and held and p_held >= no_dispatch_threshold
+            and p_held >= others):
+        no_dispatch, no_dispatch_p = max(held, key=lambda c: held[c]), p_held
+    return Reading(p_urgent, tier, tiers[tier] / (sum(tiers.values()) or 1.0),
+                   redirect, redirect_p, no_dispatch, no_dispatch_p)
 
 
 def _number(value: Any, what: str) -> float:
@@ -91,13 +163,21 @@ def _number(value: Any, what: str) -> float:
     return float(value)
 
 
-def model_from_document(doc: Any, *, classes_expected: tuple[str, ...] | None = None
+def _threshold(value: Any, what: str) -> float:
+    number = _number(value, what)
+    if not 0.0 < number <= 1.0:
+        raise ValueError(f"{what} must be in (0, 1], not {number}")
+    return number
+
+
+def model_from_document(doc: Any, *, classes_expected: tuple[str, ...] = CLASSES
                         ) -> TierModel:
     """Check a parsed model document and build the model; ValueError says what is wrong."""
     if not isinstance(doc, dict):
         raise ValueError("the top level must be a JSON object")
-    if doc.get("format") != FORMAT:
-        raise ValueError(f"format must be {FORMAT!r}, not {doc.get('format')!r}")
+    if doc.get("format") not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(map(repr, FORMATS))}, "
+                         f"not {doc.get('format')!r}")
     missing = [k for k in ("version", "classes", "intercepts", "features", "t2h_threshold",
                            "analyzer") if k not in doc]
     if missing:
@@ -108,10 +188,10 @@ def model_from_document(doc: Any, *, classes_expected: tuple[str, ...] | None = 
     classes = doc["classes"]
     if not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)
             and len(set(classes)) == len(classes)):
-        raise ValueError("classes must be a list of distinct tier names")
+        raise ValueError("classes must be a list of distinct class names")
     if T2H not in classes:
         raise ValueError(f"classes must include {T2H}")
-    if classes_expected is not None and not set(classes) <= set(classes_expected):
+    if not set(classes) <= set(classes_expected):
         raise ValueError(f"unknown class(es): {sorted(set(classes) - set(classes_expected))}")
     width = len(classes)
     intercepts = doc["intercepts"]
@@ -133,9 +213,12 @@ def model_from_document(doc: Any, *, classes_expected: tuple[str, ...] | None = 
         if not (isinstance(row, list) and len(row) == width + 1):
             raise ValueError(f"feature {gram!r} must be [idf, {width} coefficients]")
         rows[gram] = tuple(_number(v, f"feature {gram!r}") for v in row)
-    threshold = _number(doc["t2h_threshold"], "t2h_threshold")
-    if not 0.0 < threshold <= 1.0:
-        raise ValueError(f"t2h_threshold must be in (0, 1], not {threshold}")
+    if doc["format"] == FORMATS[0] and not set(classes) <= set(TIER_CLASSES):
+        raise ValueError(f"a {FORMATS[0]} model knows the tiers only, not "
+                         f"{sorted(set(classes) - set(TIER_CLASSES))}")
+    threshold = _threshold(doc["t2h_threshold"], "t2h_threshold")
+    optional = {key: None if doc.get(key) is None else _threshold(doc[key], key)
+                for key in ("redirect_threshold", "no_dispatch_threshold")}
     cv = doc.get("cv")
     return TierModel(
         version=version,
@@ -148,10 +231,11 @@ def model_from_document(doc: Any, *, classes_expected: tuple[str, ...] | None = 
         lowercase=bool(analyzer.get("lowercase", True)),
         sublinear_tf=bool(analyzer.get("sublinear_tf", False)),
         cv=cv if isinstance(cv, dict) else None,
+        **optional,
     )
 
 
-def load_model(path: Path, *, classes_expected: tuple[str, ...] | None = None) -> TierModel:
+def load_model(path: Path, *, classes_expected: tuple[str, ...] = CLASSES) -> TierModel:
     """Read and check a model file.
 
     Raises:

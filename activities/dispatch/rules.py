@@ -129,6 +129,42 @@ class ReviewRule(_Strict):
         return parse_duration(value)
 
 
+class ModelRule(_Strict):
+    """Limits on the learned dispatch model (:func:`activities.dispatch.decide.classify_request`).
+
+    ``not_in_progress``: regular expressions for words that say a matter is long-standing
+    or over ("成天", "好几年了", "上个月"): the model reads danger in "冒黑烟" whenever it
+    is said, so it does not transfer a request with these words; the rules' own patterns
+    for an emergency in progress still do.
+    ``tier_min_p``: the model's tier replaces the rules' only where the model gives it at
+    least this share of the four tiers' probability (a dispatcher reading "rather than the
+    rules' T7D" should see a model that is more sure than not).
+    """
+
+    not_in_progress: tuple[re.Pattern[str], ...] = ()
+    tier_min_p: float = Field(default=0.5, ge=0, le=1)
+
+    @field_validator("not_in_progress", mode="before")
+    @classmethod
+    def _patterns(cls, value: Any) -> tuple[re.Pattern[str], ...]:
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ValueError("must be a list of regular expressions")
+        compiled = []
+        for pattern in value:
+            try:
+                compiled.append(re.compile(pattern))
+            except re.error as err:
+                raise ValueError(f"{pattern!r} is not a regular expression: {err}") from None
+        return tuple(compiled)
+
+    def in_progress_ruled_out(self, text: str) -> str | None:
+        """The words of ``text`` that say the matter is not happening now, if any."""
+        for pattern in self.not_in_progress:
+            if found := pattern.search(text):
+                return found.group(0)
+        return None
+
+
 class Rules(_Strict):
     version: int
     tiers: dict[str, TierRule]
@@ -140,6 +176,7 @@ class Rules(_Strict):
     calendar: Calendar
     review: ReviewRule = Field(default_factory=lambda: ReviewRule.model_validate(
         {"min_confidence": 0.6, "window": "15m"}))
+    model: ModelRule = Field(default_factory=ModelRule)
 
     @model_validator(mode="after")
     def _every_tier(self) -> Rules:

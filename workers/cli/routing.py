@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -324,16 +325,60 @@ def consistency_command(
                     f"{_pct(report.kind_right)}")
 
 
-# What `hotline routing learn` trains on and compares on, relative to the repository.
-LEARN_TRAIN = ("tests/data/routing_labelled.jsonl", "tests/data/dev/dispatch_dev_v1.jsonl")
-LEARN_HOLDOUT = "tests/data/routing_holdout.jsonl"
+# What `hotline routing learn` trains on and compares on, relative to the repository: the
+# labelled and development sets and the first retired blind set; the second retired blind
+# set (another writer, never trained on) is the held-out set a new model must beat.
+LEARN_TRAIN = ("tests/data/routing_labelled.jsonl", "tests/data/dev/dispatch_dev_v1.jsonl",
+               "tests/data/dev/dispatch_dev_v2.jsonl", "tests/data/retired/dispatch_blind_v1.jsonl")
+LEARN_HOLDOUT = "tests/data/retired/dispatch_blind_v2.jsonl"
+_HOLDOUT_COLUMNS = ("T2H recall", "tier right", "transfers", "no-dispatch sent")
 
 
-def _holdout_score(cfg: HotlineConfig, model: TierModel | None, records: list[Labelled],
-                   day: date | None) -> tuple[Report, tuple[float, float]]:
-    """The report with ``model`` beside the rules, and its rank: T2H recall, then tier."""
-    report = evaluate(replace(cfg, model=model), records, at=day)
-    return report, (report.t2h_recall_rate, report.accuracy["tier"])
+@dataclass(frozen=True)
+class _HeldOut:
+    """A held-out set in either format (labelled, or blind with transfers and no-dispatch
+    requests) and how a model beside the rules ranks on it: T2H recall, then tier right,
+    then (blind format) transfers right and no-dispatch requests kept from the units."""
+
+    texts: frozenset[str]
+    size: int
+    score: Callable[[TierModel | None], tuple[tuple[float, ...], list[str]]]
+
+
+def _ratio(ok: int, of: int) -> str:
+    return f"{ok}/{of} ({_pct(ok / of if of else None)})"
+
+
+def _read_holdout(path: Path, cfg: HotlineConfig, day: date | None) -> _HeldOut:
+    from activities.dispatch.blind import accept_decision, load_blind, score
+
+    try:
+        records: list[Labelled] = load_labelled(path)
+    except EvalError as labelled_error:
+        try:
+            items = load_blind(path)
+        except (EvalError, ValueError):
+            raise labelled_error from None
+
+        def blind_score(model: TierModel | None) -> tuple[tuple[float, ...], list[str]]:
+            with_model = replace(cfg, model=model)
+            day_of = day or date.today()
+            r = score(items, lambda item: accept_decision(with_model, item, at=day_of))
+            rank = (r.t2h_recall.rate or 0.0, r.tier.rate or 0.0, r.redirected.rate or 0.0,
+                    1.0 - (r.no_dispatch_sent.rate or 0.0))
+            return rank, [_ratio(x.ok, x.of) for x in (r.t2h_recall, r.tier, r.redirected,
+                                                      r.no_dispatch_sent)]
+
+        return _HeldOut(frozenset(i.content for i in items), len(items), blind_score)
+
+    def labelled_score(model: TierModel | None) -> tuple[tuple[float, ...], list[str]]:
+        report = evaluate(replace(cfg, model=model), records, at=day)
+        found, of = report.t2h_recall
+        return ((report.t2h_recall_rate, report.accuracy["tier"]),
+                [_ratio(found, of), _ratio(report.correct.get("tier", 0), report.total),
+                 "—", "—"])
+
+    return _HeldOut(frozenset(r.content for r in records), len(records), labelled_score)
 
 
 def _fail(message: str, code: int = EXIT_BAD_FILE) -> typer.Exit:
@@ -371,10 +416,11 @@ def learn(
         help="Corrections exported by `hotline routing corrections` (repeatable): trained "
              "on beside the labelled sets, never held out."),
 ) -> None:
-    """Train the tier model and replace the current one only if it scores better.
+    """Train the dispatch model and replace the current one only if it scores better.
 
     Both are measured beside the rules on the held-out set (never trained on): T2H recall
-    first, then tier accuracy. The file is JSON and the same data gives the same bytes.
+    first, then tier right, then (a blind-format set) transfers and no-dispatch requests.
+    The file is JSON and the same data gives the same bytes.
     Corrections teach the tier where a dispatcher chose it; the model file counts them.
     """
     from activities.dispatch.learned import model_from_document
@@ -393,25 +439,24 @@ def learn(
     if held.resolve() in {p.resolve() for p in [*sets, *corrections]}:
         raise _fail(f"{held} is the held-out set: it cannot also be trained on",
                     EXIT_BAD_INPUT)
+    cfg = load_config(folder, with_model=False)
     try:
-        records = load_labelled(held)
+        held_out = _read_holdout(held, cfg, day)
         for path in corrections:
             load_labelled(path)  # a corrections file is a labelled set: refused whole if not
-        examples, sources = read_examples(
-            [*sets, *corrections], root=REPO_ROOT,
-            held_out=frozenset(r.content for r in records))
+        examples, sources = read_examples([*sets, *corrections], root=REPO_ROOT,
+                                          held_out=held_out.texts)
     except (EvalError, TrainingError, ValueError) as err:
         raise _fail(str(err)) from None
 
     current: TierModel | None = None
     if target.exists():
         try:
-            current = load_model(target, classes_expected=TIERS)
+            current = load_model(target)
         except ModelError as err:
             if not force:
                 raise _fail(f"{err}; --force replaces it") from None
             typer.echo(f"the current model is unreadable and will be replaced: {err}")
-    cfg = load_config(folder, with_model=False)
 
     typer.echo(f"training on {len(examples)} requests "
                f"({', '.join(f'{s.file}: {s.examples}' for s in sources)}) …")
@@ -428,26 +473,26 @@ def learn(
         raise _fail(str(err)) from None
     candidate = model_from_document(doc)
     cv = doc["cv"]
-    typer.echo(f"cross-validation ({cv['folds']} folds): T2H recall {_pct(cv['t2h_recall'])}, "
-               f"precision {_pct(cv['t2h_precision'])} at P(T2H) ≥ {cv['threshold']:g}; "
-               f"tier accuracy (model alone) {_pct(cv['tier_accuracy'])}")
+    typer.echo(f"cross-validation ({cv['folds']} folds, model alone): urgent recall "
+               f"{_pct(cv['t2h_recall'])}, precision {_pct(cv['t2h_precision'])} at "
+               f"P(urgent) ≥ {cv['threshold']:g}; tier accuracy {_pct(cv['tier_accuracy'])}"
+               + (f"; transfers {cv['redirects_found']}/{cv['redirects']} "
+                  f"({cv['redirects_false']} false); no-dispatch held "
+                  f"{cv['no_dispatch_found']}/{cv['no_dispatch']} "
+                  f"({cv['no_dispatch_false']} false)" if "redirects" in cv else ""))
 
-    table = Table(title=f"Beside the rules, on {held.name} ({len(records)} requests)")
-    for column in ("model", "version", "threshold", "T2H recall", "tier right"):
+    table = Table(title=f"Beside the rules, on {held.name} ({held_out.size} requests)")
+    for column in ("model", "version", "threshold", *_HOLDOUT_COLUMNS):
         table.add_column(column, justify="left" if column == "model" else "right")
     rows = [("rules alone", None), ("current", current), ("candidate", candidate)]
-    ranks: dict[str, tuple[float, float]] = {}
+    ranks: dict[str, tuple[float, ...]] = {}
     for name, model in rows:
         if name == "current" and model is None:
-            table.add_row(name, "—", "—", "—", "—")
+            table.add_row(name, *["—"] * (2 + len(_HOLDOUT_COLUMNS)))
             continue
-        report, ranks[name] = _holdout_score(cfg, model, records, day)
-        found, of = report.t2h_recall
+        ranks[name], cells = held_out.score(model)
         table.add_row(name, model.version[:12] if model else "—",
-                      f"{model.threshold:g}" if model else "—",
-                      f"{found}/{of} ({_pct(report.t2h_recall_rate)})",
-                      f"{report.correct.get('tier', 0)}/{report.total} "
-                      f"({_pct(report.accuracy['tier'])})")
+                      f"{model.threshold:g}" if model else "—", *cells)
     Console().print(table)
 
     if current is not None and current.version == candidate.version and not force:
