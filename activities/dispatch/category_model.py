@@ -244,7 +244,10 @@ def apply_category_model(cl: Classification, model: CategoryModel | None, conten
                      category_hint=code,
                      urgency_hint=cl.tier if "urgency" in cl.hints_used else None)
     tier = T2H if cl.tier == T2H else again.tier
-    return replace(again, tier=tier, urgent=cl.urgent or again.urgent,
+    # A guess where the lexicon found nothing, below the model's own threshold, keeps the
+    # case's category consistent but is no reason to dispatch without a person.
+    guess = p if p < model.threshold else 0.0
+    return replace(again, tier=tier, urgent=cl.urgent or again.urgent, category_guess_p=guess,
                    hints_used=list(cl.hints_used), hints_refused=list(cl.hints_refused),
                    matched=[*cl.matched, f"category model: {code} p={p:.2f} "
                                          f"(lexicon: {cl.category.code})"])

@@ -25,6 +25,8 @@ class Classification:
     ``matched``: the phrases found, for the case record.
     ``held_back``: the kind of no-dispatch request (CONSULTATION, OUTSIDE_BEIJING,
     UNREASONABLE) the learned model reads, with its probability: a doubt for the desk.
+    ``category_guess_p``: set when the category model named the category where the
+    lexicon found none, less sure than its own threshold: a doubt for the desk.
     """
 
     kind: str
@@ -39,6 +41,7 @@ class Classification:
     urgent: bool = False
     held_back: str | None = None
     held_back_p: float = 0.0
+    category_guess_p: float = 0.0
 
 
 def _faster(a: str, b: str) -> str:

@@ -53,6 +53,10 @@ def assess(lexicon: Lexicon, registry: Registry, cl: Classification, loc: Locati
         doubts.append((UNREASONABLE, "the demand looks unreasonable: reject or dispatch?"))
     if cl.category.code == lexicon.fallback.code:
         doubts.append((UNKNOWN_PROBLEM, "the problem type was not recognised"))
+    elif cl.category_guess_p:
+        doubts.append((UNKNOWN_PROBLEM, f"the problem type is the category model's guess "
+                                        f"(P={cl.category_guess_p:.2f}): no phrase of the "
+                                        "lexicon matched"))
     if loc.street_id is None and loc.ambiguous:
         doubts.append((AMBIGUOUS_PLACE, f"{'、'.join(loc.ambiguous)} is in several districts "
                                         "and the caller named none"))

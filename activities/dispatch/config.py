@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from activities.dispatch.category_model import (
+    CATEGORY_MODEL_FILE,
+    CategoryModel,
+    load_category_model,
+)
 from activities.dispatch.communities import load_communities
 from activities.dispatch.learned import MODEL_FILE, TierModel, load_model
 from activities.dispatch.lexicon import Lexicon, load_lexicon
@@ -23,6 +28,7 @@ class HotlineConfig:
     lexicon: Lexicon
     routing: RoutingTable
     model: TierModel | None = None
+    category_model: CategoryModel | None = None
 
 
 def load_config(config_dir: Path, *, with_model: bool = True) -> HotlineConfig:
@@ -43,10 +49,14 @@ def load_config(config_dir: Path, *, with_model: bool = True) -> HotlineConfig:
     model_file = config_dir / MODEL_FILE
     model = (load_model(model_file)
              if with_model and model_file.exists() else None)
+    category_file = config_dir / CATEGORY_MODEL_FILE
+    category_model = (load_category_model(category_file, lexicon)
+                      if with_model and category_file.exists() else None)
     return HotlineConfig(
         rules=load_rules(config_dir / "rules.yaml"),
         registry=registry,
         lexicon=lexicon,
         routing=routing,
         model=model,
+        category_model=category_model,
     )

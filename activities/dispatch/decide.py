@@ -10,6 +10,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 
+from activities.dispatch.category_model import apply_category_model
 from activities.dispatch.classify import Classification, classify
 from activities.dispatch.confidence import Assessment, assess
 from activities.dispatch.config import HotlineConfig
@@ -74,6 +75,8 @@ def classify_request(
     """
     cl = classify(config.lexicon, content, kind_hint=kind_hint, category_hint=category_hint,
                   urgency_hint=urgency_hint)
+    # The category first: the tier model then sees the case as it will be routed.
+    cl = apply_category_model(cl, config.category_model, content)
     model = config.model
     if model is None or "urgency" in cl.hints_used:
         return cl

@@ -91,26 +91,31 @@ class TierModel:
         alone (format /1) may only raise a tier to T2H."""
         return any(c not in TIER_CLASSES for c in self.classes)
 
+    def __post_init__(self) -> None:
+        # idf and coefficients apart, so the hot loop below zips two flat tuples instead
+        # of slicing a row for every n-gram found.
+        object.__setattr__(self, "_rows", {g: (r[0], r[1:]) for g, r in self.features.items()})
+
     def scores(self, text: str) -> list[float]:
         """The logistic regression's decision value for each class (``classes`` order)."""
         if self.lowercase:
             text = text.lower()
         text = _WHITE_SPACES.sub(" ", text)
-        feats = self.features
+        rows: dict[str, tuple[float, tuple[float, ...]]] = self._rows  # type: ignore[attr-defined]
         counts: dict[str, int] = {}
         for n in range(self.ngram_min, self.ngram_max + 1):
             for i in range(len(text) - n + 1):
                 gram = text[i:i + n]
-                if gram in feats:
+                if gram in rows:
                     counts[gram] = counts.get(gram, 0) + 1
         sums = [0.0] * len(self.classes)
         norm2 = 0.0
+        sublinear, log = self.sublinear_tf, math.log
         for gram, count in counts.items():
-            row = feats[gram]
-            weight = (1.0 + math.log(count) if self.sublinear_tf else count) * row[0]
+            idf, coefs = rows[gram]
+            weight = (1.0 + log(count) if sublinear else count) * idf
             norm2 += weight * weight
-            for k in range(len(sums)):
-                sums[k] += weight * row[k + 1]
+            sums = [s + weight * c for s, c in zip(sums, coefs, strict=True)]
         norm = math.sqrt(norm2) or 1.0  # no known n-gram: the intercepts alone
         return [s / norm + b for s, b in zip(sums, self.intercepts, strict=True)]
 
