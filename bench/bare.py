@@ -46,12 +46,14 @@ class BareStep:
 @dataclass
 class BareCase:
     case_id: str
-    # Happy-path shape (6 activities since the replies-ride-along patch): before the
-    # first update (accept, ACCEPTED+DISPATCHED), one for each update but ``complete``
-    # and ``callback`` (their steps ride with the next), one at the callback-due wait
+    # Happy-path shape (6 activities since the replies-ride-along patch, the first of
+    # them local since local-accept): before the first update (accept as a local
+    # activity, ACCEPTED+DISPATCHED), one for each update but ``complete`` and
+    # ``callback`` (their steps ride with the next), one at the callback-due wait
     # (COMPLETED+CALLBACK_DUE) and one to close (CALLBACK+EVALUATED+CLOSED).
     # bench.e2e flags a mismatch in its report.
-    activities_before: int = 2
+    local_activities_before: int = 1
+    activities_before: int = 1
     activities_callback_due: int = 1
     activities_after: int = 1
     updates_without_step: tuple[str, ...] = ("complete", "callback")
@@ -85,12 +87,15 @@ class BareWorkflow:
         self._lock = asyncio.Lock()
         self._steps = 0
 
-    async def _step(self, name: str) -> None:
+    async def _step(self, name: str, local: bool = False) -> None:
         async with self._lock:
-            await workflow.execute_activity(
-                bare_step, BareStep(self._case.case_id, name, "x" * self._case.payload_bytes),
-                start_to_close_timeout=timedelta(seconds=30),
-            )
+            step = BareStep(self._case.case_id, name, "x" * self._case.payload_bytes)
+            if local:
+                await workflow.execute_local_activity(
+                    bare_step, step, start_to_close_timeout=timedelta(seconds=30))
+            else:
+                await workflow.execute_activity(
+                    bare_step, step, start_to_close_timeout=timedelta(seconds=30))
             self._steps += 1
             if self._steps <= self._case.upserts:
                 workflow.upsert_search_attributes([STATUS.value_set(name)])
@@ -105,6 +110,8 @@ class BareWorkflow:
 
     @workflow.run
     async def run(self, case: BareCase) -> str:
+        for i in range(case.local_activities_before):
+            await self._step(f"local-{i}", local=True)
         for i in range(case.activities_before):
             await self._step(f"before-{i}")
         self._stage = "handle"

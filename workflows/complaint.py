@@ -58,6 +58,7 @@ from workflows.complaint_base import (
     ACCEPT_OPTIONS,
     HISTORY_EVENTS_LIMIT,
     PATCH_FEWER_STEPS,
+    PATCH_LOCAL_ACCEPT,
     PATCH_REOPEN,
     ROUTE_OPTIONS,
     STATUS_OF_OUTCOME,
@@ -121,10 +122,14 @@ class ComplaintWorkflow(CaseUpdates):
     async def accept(self, filing: Filing) -> Acceptance:
         """Classify, pick the tier and lead unit; close at once unless it is dispatched."""
         self._state.accepted_at = workflow.now()
-        acc: Acceptance = await workflow.execute_activity(
-            "accept", AcceptRequest(filing, self._state.accepted_at), result_type=Acceptance,
-            **ACCEPT_OPTIONS,
-        )
+        request = AcceptRequest(filing, self._state.accepted_at)
+        acc: Acceptance
+        if self._patched(PATCH_LOCAL_ACCEPT):
+            acc = await workflow.execute_local_activity(
+                "accept", request, result_type=Acceptance, **ACCEPT_OPTIONS)
+        else:
+            acc = await workflow.execute_activity(
+                "accept", request, result_type=Acceptance, **ACCEPT_OPTIONS)
         self._state.acceptance = acc
         self._state.plan = acc.plan
         attrs = {"outcome": acc.outcome, "reason": acc.reason,

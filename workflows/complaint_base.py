@@ -91,9 +91,13 @@ PATCH_LEAN_INDEX = "lean-index"
 # later event of the same step), and answers a lean step with nothing. Like
 # PATCH_LEAN_INDEX before it, it stands for every older patch: one marker per case.
 PATCH_LEAN_STEPS = "lean-steps"
+# accept runs as a local activity: its result is a marker in the history, its input (the
+# filing, already the workflow's input) is not there twice, and the first record_step
+# goes out in the workflow task that started the case. Stands for every older patch.
+PATCH_LOCAL_ACCEPT = "local-accept"
 # Newest first: a history holding one of these markers has every patch after it here,
 # and every patch older than them all (``ComplaintBase._patched``).
-UMBRELLA_PATCHES = (PATCH_LEAN_STEPS, PATCH_LEAN_INDEX)
+UMBRELLA_PATCHES = (PATCH_LOCAL_ACCEPT, PATCH_LEAN_STEPS, PATCH_LEAN_INDEX)
 # AWAITING_REVIEW too: a supplement behind a filing that waits at the dispatch desk
 # reaches the unit it is then dispatched to. (No landed history has that state.)
 ACCEPTING_STATES = {Status.FILED, Status.ACCEPTED, Status.AWAITING_REVIEW}

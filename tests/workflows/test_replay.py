@@ -147,10 +147,18 @@ async def test_a_fresh_happy_path_case_is_indexed_when_dispatched_and_closed(
 ) -> None:
     history = await _run_case(time_env, cache=0, late=False)
     assert [u.get("HotlineStatus") for u in _upserts(history)] == ["DISPATCHED", "CLOSED"]
-    # One version marker: lean-steps stands for every older patch.
-    markers = [e.marker_recorded_event_attributes.details["patch-data"].payloads[0].data
-               for e in history.events if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED]
-    assert [json.loads(m)["id"] for m in markers] == ["lean-steps"]
+    # One version marker: local-accept stands for every older patch.
+    markers = [e.marker_recorded_event_attributes for e in history.events
+               if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED]
+    patches = [m.details["patch-data"].payloads[0].data for m in markers
+               if m.marker_name == "core_patch"]
+    assert [json.loads(p)["id"] for p in patches] == ["local-accept"]
+    # accept ran as a local activity: a marker, no activity task, the filing not repeated.
+    assert [m.marker_name for m in markers] == ["core_patch", "core_local_activity"]
+    scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name
+                 for e in history.events
+                 if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
+    assert "accept" not in scheduled and scheduled == ["record_step"] * 4
     await Replayer(workflows=[ComplaintWorkflow]).replay_workflow(history)
 
 
