@@ -353,8 +353,12 @@ class Acceptance:
 class LifecycleRecord:
     """One ``LifecycleEvent`` to publish; ``seq`` orders them per case."""
 
-    event_id: str
-    complaint_id: str
+    # A lean step (``StepRecord.lean``) leaves both out and ``record_step`` puts them back
+    # (``workflows.steps.expand_step``): a worker from before lean steps cannot decode such
+    # a step, so its activity fails and is retried, never misread. Keyword-only, so the
+    # defaults can stand before the fields without one.
+    event_id: str = field(default="", kw_only=True)
+    complaint_id: str = field(default="", kw_only=True)
     seq: int
     at: datetime
     event_type: str

@@ -11,6 +11,7 @@ from typing import Any
 
 from workflows.model import (
     CaseRow,
+    DispatchRow,
     DispatchState,
     EvaluationRow,
     Filing,
@@ -128,18 +129,48 @@ def _outbound_event_id(cid: str, out: Outbound) -> int | None:
     return None
 
 
-def _slim_fields(cid: str, out: Outbound) -> dict[str, Any]:
-    slim = dict(out.fields)
-    if slim.get("complaint_id") == cid:
-        del slim["complaint_id"]
+# Every outbound record names its case and unit; a DispatchIssued also says these as the
+# step's last lifecycle event does,
+_OUTBOUND_FROM_EVENT = ("kind", "category", "district", "street", "tier")
+# ... and these, in epoch milliseconds, as the step's row of its dispatch does.
+_OUTBOUND_FROM_ROW = ("issued_at", "sign_by", "due_at")
+
+
+def _ms(at: datetime) -> int:
+    """As the workflow writes outbound timestamps (``complaint_base._ms``)."""
+    return int(at.timestamp() * 1000)
+
+
+def _derived_fields(cid: str, out: Outbound, last: LifecycleRecord | None,
+                    rows: dict[str, DispatchRow]) -> dict[str, Any]:
+    """The fields of ``out`` that a lean step may leave out: what the rest says of them."""
+    derived: dict[str, Any] = {"complaint_id": cid, "unit_id": out.unit_id}
+    if out.record != "DispatchIssued":
+        return derived
+    if last is not None:
+        derived |= {name: getattr(last, name) for name in _OUTBOUND_FROM_EVENT}
+    dispatch_id = out.fields.get("dispatch_id")
+    row = rows.get(dispatch_id) if isinstance(dispatch_id, str) else None
+    if row is not None:
+        derived |= {name: _ms(getattr(row, name)) for name in _OUTBOUND_FROM_ROW}
+    return derived
+
+
+def _slim_fields(cid: str, out: Outbound, last: LifecycleRecord | None,
+                 rows: dict[str, DispatchRow]) -> dict[str, Any]:
+    derived = _derived_fields(cid, out, last, rows)
+    slim = {k: v for k, v in out.fields.items() if k not in derived or derived[k] != v}
     if (seq := _outbound_event_id(cid, out)) is not None:
         slim["event_id"] = seq
     return slim
 
 
-def _expand_fields(cid: str, out: Outbound) -> dict[str, Any]:
+def _expand_fields(cid: str, out: Outbound, last: LifecycleRecord | None,
+                   rows: dict[str, DispatchRow]) -> dict[str, Any]:
+    # A lean step from before a field could be left out has it: setdefault keeps it.
     full = dict(out.fields)
-    full.setdefault("complaint_id", cid)
+    for k, v in _derived_fields(cid, out, last, rows).items():
+        full.setdefault(k, v)
     if isinstance(full.get("event_id"), int):
         full["event_id"] = f"{cid}:{full['event_id']}:{out.record}:{out.unit_id}"
     # The usual key order (event id first), though no reader depends on it.
@@ -150,6 +181,8 @@ def slim_step(step: StepRecord) -> StepRecord:
     """``step`` lean, or as it is when its lean form would not expand back to it."""
     if step.lean:
         return step
+    last = step.lifecycle[-1] if step.lifecycle else None
+    rows = {d.dispatch_id: d for d in step.dispatches}
     events = []
     for i, ev in enumerate(step.lifecycle):
         blank: dict[str, Any] = {"event_id": "", "complaint_id": ""}
@@ -163,7 +196,7 @@ def slim_step(step: StepRecord) -> StepRecord:
         step, lean=True, lifecycle=events, case=case,
         dispatches=[replace(d, complaint_id="") for d in step.dispatches],
         evaluation=step.evaluation and replace(step.evaluation, complaint_id=""),
-        outbound=[replace(o, fields=_slim_fields(step.complaint_id, o))
+        outbound=[replace(o, fields=_slim_fields(step.complaint_id, o, last, rows))
                   for o in step.outbound],
     )
     return lean if expand_step(lean) == step else step
@@ -182,15 +215,17 @@ def expand_step(step: StepRecord) -> StepRecord:
             fill |= {name: getattr(events[-1], name) for name in _INHERITED
                      if getattr(ev, name) == _EVENT_DEFAULTS[name]}
         events.append(replace(ev, **fill))
+    last = events[-1] if events else None
     case = step.case
-    if case is not None and events:
-        last = events[-1]
+    if case is not None and last is not None:
         case = replace(case, complaint_id=cid, version=last.seq, status=last.status,
                        **{name: getattr(last, name) for name in _CASE_FROM_EVENT})
+    dispatches = [replace(d, complaint_id=d.complaint_id or cid) for d in step.dispatches]
+    rows = {d.dispatch_id: d for d in dispatches}
     return replace(
-        step, lean=False, lifecycle=events, case=case,
-        dispatches=[replace(d, complaint_id=d.complaint_id or cid) for d in step.dispatches],
+        step, lean=False, lifecycle=events, case=case, dispatches=dispatches,
         evaluation=step.evaluation and replace(
             step.evaluation, complaint_id=step.evaluation.complaint_id or cid),
-        outbound=[replace(o, fields=_expand_fields(cid, o)) for o in step.outbound],
+        outbound=[replace(o, fields=_expand_fields(cid, o, last, rows))
+                  for o in step.outbound],
     )
