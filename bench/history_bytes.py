@@ -210,6 +210,26 @@ async def live(args: argparse.Namespace) -> list[dict[str, Any]]:
         city.stop.set()
         producer.close(timeout=5)
         hotline.stop()
+        if not args.keep:
+            await asyncio.to_thread(_clean_up, settings)
+
+
+def _clean_up(settings: Any) -> None:
+    """Drop the run's database and topics (the histories stay in Temporal)."""
+    import psycopg
+    from kafka.admin import KafkaAdminClient
+
+    from workers.runtime.migrate import admin_dsn
+
+    with psycopg.connect(admin_dsn(settings), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{settings.postgres_db}" WITH (FORCE)')
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        topics = [t for t in admin.list_topics() if t.startswith(settings.topic_prefix)]
+        if topics:
+            admin.delete_topics(topics)
+    finally:
+        admin.close()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -222,6 +242,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--timeout", type=float, default=180.0)
     p.add_argument("--checkout", type=Path, help="run the worker and bridges of this tree")
     p.add_argument("--label", default="", help="heading of the report")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the run's database and topics (dropped by default)")
     p.add_argument("--json", type=Path, help="also write the per-case figures here")
     args = p.parse_args(argv)
     if args.history:
