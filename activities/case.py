@@ -19,7 +19,12 @@ from temporalio.exceptions import ApplicationError
 
 from activities.dispatch.confidence import candidates
 from activities.dispatch.config import HotlineConfig
-from activities.dispatch.decide import decide_route, first_look, governance_route
+from activities.dispatch.decide import (
+    MODEL_STREET_RULE,
+    decide_route,
+    first_look,
+    governance_route,
+)
 from activities.dispatch.location import Location
 from activities.dispatch.workdays import CalendarNotCovered
 from activities.ledger import apply_lifecycle
@@ -167,7 +172,9 @@ class CaseActivities:
             outcome, reason = Outcome.REVIEW, calendar_doubt
         else:
             outcome = Outcome.DISPATCH
-            reason = route.note if filing.governance and route.note else "dispatch"
+            # Why a lead other than the routing table's first choice: on the case record.
+            special = filing.governance or route.rule == MODEL_STREET_RULE
+            reason = route.note if special and route.note else "dispatch"
         if calendar_doubt and outcome == Outcome.REVIEW:
             # Counted only where the calendar held the case (not a transfer or a merge).
             CALENDAR_REFUSALS.labels(cl.tier, "accept").inc()

@@ -327,3 +327,39 @@ def test_learn_ranks_on_a_blind_format_held_out_set(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "transfers" in result.output and "wrote" in result.output
     assert load_model(out).decides_tier
+
+
+def _with_lead(model: TierModel, p_street: float) -> TierModel:
+    z = math.log(p_street / (1 - p_street))
+    return replace(model, lead_intercepts=(-z / 2, z / 2), street_threshold=0.7,
+                   features={"\x00": (1.0, *[0.0] * (len(model.classes) + 2))})
+
+
+def test_the_lead_head_gives_a_compound_matter_to_its_street() -> None:
+    text = "海淀区学院路街道，小区里的供水管爆了，院子里全是水"
+    rules_only = first_look(replace(CONFIG, model=None), text, district="海淀区",
+                            street="学院路街道")
+    department = rules_only.route.lead
+    assert department.kind not in ("street", "district"), department
+    sure = replace(CONFIG, model=_with_lead(_reading(T24H=0.6), 0.9))
+    look = first_look(sure, text, district="海淀区", street="学院路街道")
+    assert look.route.lead.unit_id == look.location.street_id
+    assert look.route.rule == "model-street" and department in look.route.assisting
+    assert "P=0.90 ≥ 0.7" in look.route.note
+    # Not sure enough, or no street found: the rule's department leads.
+    unsure = replace(CONFIG, model=_with_lead(_reading(T24H=0.6), 0.6))
+    assert first_look(unsure, text, district="海淀区",
+                      street="学院路街道").route.lead == department
+    nowhere = first_look(sure, "小区里的供水管爆了，院子里全是水")
+    assert nowhere.location.street_id is None and nowhere.route.rule != "model-street"
+
+
+def test_a_supervisors_reassignment_teaches_who_leads_not_the_tier(tmp_path: Path) -> None:
+    line = {"id": "c1", "content": "楼下垃圾桶满了没人收", "district": "海淀区",
+            "expect": {"tier": "T24H", "lead": "110108001", "category": "environment.rubbish"},
+            "correction": {"kind": "REASSIGNED", "teaches_tier": False}}
+    path = tmp_path / "corrections.jsonl"
+    path.write_text(json.dumps(line, ensure_ascii=False) + "\n", encoding="utf-8")
+    [example], [source] = read_examples([path])
+    assert (example.label, example.lead) == (None, "STREET")
+    assert source.corrections_not_for_tier == 1

@@ -42,6 +42,7 @@ class Classification:
     held_back: str | None = None
     held_back_p: float = 0.0
     category_guess_p: float = 0.0
+    street_p: float | None = None   # the dispatch model's P(a street leads), when it has one
 
 
 def _faster(a: str, b: str) -> str:

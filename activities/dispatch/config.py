@@ -31,11 +31,13 @@ class HotlineConfig:
     category_model: CategoryModel | None = None
 
 
-def load_config(config_dir: Path, *, with_model: bool = True) -> HotlineConfig:
+def load_config(config_dir: Path, *, with_model: bool = True,
+                with_category_model: bool | None = None) -> HotlineConfig:
     """Load and cross-check every config file.
 
-    ``with_model=False`` leaves the learned model out (``hotline routing learn`` replacing a
-    broken one).
+    ``with_model=False`` leaves the learned models out (``hotline routing learn`` replacing
+    a broken dispatch model); ``with_category_model`` says otherwise for the category
+    model (``routing learn`` compares dispatch models beside the one they will run with).
 
     Raises:
         RulesError / RegistryError / RoutingError / ModelError: naming the file and the bad
@@ -50,8 +52,9 @@ def load_config(config_dir: Path, *, with_model: bool = True) -> HotlineConfig:
     model = (load_model(model_file)
              if with_model and model_file.exists() else None)
     category_file = config_dir / CATEGORY_MODEL_FILE
+    wanted = with_model if with_category_model is None else with_category_model
     category_model = (load_category_model(category_file, lexicon)
-                      if with_model and category_file.exists() else None)
+                      if wanted and category_file.exists() else None)
     return HotlineConfig(
         rules=load_rules(config_dir / "rules.yaml"),
         registry=registry,

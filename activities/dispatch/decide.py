@@ -16,7 +16,7 @@ from activities.dispatch.confidence import Assessment, assess
 from activities.dispatch.config import HotlineConfig
 from activities.dispatch.lexicon import Category
 from activities.dispatch.location import Location, locate
-from activities.dispatch.registry import STREET_KINDS
+from activities.dispatch.registry import DISTRICT_KIND, STREET_KINDS
 from activities.dispatch.routing import RouteDecision, decide_for
 from workflows.model import Unit
 
@@ -81,6 +81,7 @@ def classify_request(
     if model is None or "urgency" in cl.hints_used:
         return cl
     reading = model.read(content)
+    cl = replace(cl, street_p=reading.p_street)
     notes: list[str] = []
     if reading.redirect and cl.redirect_to is None:
         if over := config.rules.model.in_progress_ruled_out(content):
@@ -138,9 +139,38 @@ def first_look(
     cl = classify_request(config, content, kind_hint=kind_hint, category_hint=category_hint,
                           urgency_hint=urgency_hint)
     loc = locate(config.registry, district, street, address, content, at=at)
-    route = decide_route(config, cl.category, loc, at=at, text=content)
+    route = street_leads(config, cl, loc, decide_route(config, cl.category, loc, at=at,
+                                                       text=content))
     return FirstLook(cl, loc, route, assess(config.lexicon, config.registry, cl, loc, route),
                      config.model.version if config.model else "")
+
+
+MODEL_STREET_RULE = "model-street"
+
+
+def street_leads(config: HotlineConfig, cl: Classification, location: Location,
+                 route: RouteDecision) -> RouteDecision:
+    """The dispatch model's lead head beside the routing table: where the rules chose a
+    department or utility and the model is sure the matter is in the street's territory
+    (直派街乡: inside a compound, a lane, a village), the located street leads and the
+    rule's units assist. Nothing changes without a located street: a district government
+    is no better a guess than the department."""
+    model = config.model
+    p = cl.street_p
+    if (model is None or model.street_threshold is None or p is None
+            or p < model.street_threshold or location.street_id is None):
+        return route
+    lead = config.registry.record(route.lead.unit_id)
+    street = config.registry.get(location.street_id)
+    if lead is None or lead.kind in (*STREET_KINDS, DISTRICT_KIND) or street is None:
+        return route
+    helpers = [u for u in (route.lead, *route.assisting) if u.unit_id != street.unit_id]
+    return RouteDecision(
+        lead=street, assisting=list(dict.fromkeys(helpers)), rule=MODEL_STREET_RULE,
+        table_version=route.table_version,
+        note=f"the learned model reads a matter in the street's territory "
+             f"(P={p:.2f} ≥ {model.street_threshold:g}); rule {route.rule} named "
+             f"{route.lead.name}, now assisting")
 
 
 def governance_route(config: HotlineConfig, route: RouteDecision,

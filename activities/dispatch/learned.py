@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,9 @@ SERVICES = ("110", "119", "120")
 REDIRECT_CLASSES = tuple(REDIRECT_PREFIX + s for s in SERVICES)
 NO_DISPATCH_CLASSES = ("CONSULTATION", "OUTSIDE_BEIJING", "UNREASONABLE")
 CLASSES = (*TIER_CLASSES, *REDIRECT_CLASSES, *NO_DISPATCH_CLASSES)
+# The second head: does a street (直派街乡) or a department or utility lead?
+STREET, DEPARTMENT = "STREET", "DEPARTMENT"
+LEAD_CLASSES = (DEPARTMENT, STREET)
 
 # scikit-learn's char analyzer turns each run of two or more whitespace characters into
 # one space before cutting n-grams; predicting the same numbers needs the same text.
@@ -65,6 +68,7 @@ class Reading:
     redirect_p: float = 0.0
     no_dispatch: str | None = None
     no_dispatch_p: float = 0.0
+    p_street: float | None = None   # P(a street leads); None: the file has no lead head
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,8 @@ class TierModel:
     version: str
     classes: tuple[str, ...]
     intercepts: tuple[float, ...]
-    features: dict[str, tuple[float, ...]]   # n-gram → (idf, coef of each class)
+    # n-gram → (idf, coef of each class, then of each lead class when there is a lead head)
+    features: dict[str, tuple[float, ...]]
     threshold: float
     ngram_min: int = 1
     ngram_max: int = 3
@@ -84,6 +89,8 @@ class TierModel:
     cv: dict[str, Any] | None = None
     redirect_threshold: float | None = None      # None: the model transfers nothing
     no_dispatch_threshold: float | None = None   # None: the model holds nothing back
+    lead_intercepts: tuple[float, ...] = ()      # (DEPARTMENT, STREET); () no lead head
+    street_threshold: float | None = None        # P(street) at which a street leads
 
     @property
     def decides_tier(self) -> bool:
@@ -96,8 +103,9 @@ class TierModel:
         # of slicing a row for every n-gram found.
         object.__setattr__(self, "_rows", {g: (r[0], r[1:]) for g, r in self.features.items()})
 
-    def scores(self, text: str) -> list[float]:
-        """The logistic regression's decision value for each class (``classes`` order)."""
+    def _decisions(self, text: str) -> list[float]:
+        """Every column's decision value without its intercept: the outcome classes, then
+        the lead head's (one pass over the text's n-grams for both)."""
         if self.lowercase:
             text = text.lower()
         text = _WHITE_SPACES.sub(" ", text)
@@ -108,7 +116,7 @@ class TierModel:
                 gram = text[i:i + n]
                 if gram in rows:
                     counts[gram] = counts.get(gram, 0) + 1
-        sums = [0.0] * len(self.classes)
+        sums = [0.0] * (len(self.classes) + len(self.lead_intercepts))
         norm2 = 0.0
         sublinear, log = self.sublinear_tf, math.log
         for gram, count in counts.items():
@@ -117,15 +125,24 @@ class TierModel:
             norm2 += weight * weight
             sums = [s + weight * c for s, c in zip(sums, coefs, strict=True)]
         norm = math.sqrt(norm2) or 1.0  # no known n-gram: the intercepts alone
-        return [s / norm + b for s, b in zip(sums, self.intercepts, strict=True)]
+        return [s / norm for s in sums]
+
+    def scores(self, text: str) -> list[float]:
+        """The logistic regression's decision value for each class (``classes`` order)."""
+        decisions = self._decisions(text)
+        return [d + b for d, b in zip(decisions, self.intercepts, strict=False)]
 
     def probabilities(self, text: str) -> dict[str, float]:
-        """P(tier) for each tier (a softmax over the decision values)."""
-        scores = self.scores(text)
-        top = max(scores)
-        exps = [math.exp(s - top) for s in scores]
-        total = sum(exps)
-        return {c: e / total for c, e in zip(self.classes, exps, strict=True)}
+        """P(outcome) for each class (a softmax over the decision values)."""
+        return _softmax(self.classes, self.scores(text))
+
+    def p_street(self, text: str) -> float | None:
+        """P(a street leads) from the lead head; None when the file has none."""
+        if not self.lead_intercepts:
+            return None
+        decisions = self._decisions(text)[len(self.classes):]
+        lead = [d + b for d, b in zip(decisions, self.lead_intercepts, strict=True)]
+        return _softmax(LEAD_CLASSES, lead)[STREET]
 
     def p_t2h(self, text: str) -> float:
         """P(urgent): P(T2H) and P(a transfer to 110/119/120) together."""
@@ -134,8 +151,22 @@ class TierModel:
 
     def read(self, text: str) -> Reading:
         """P(outcome) turned into what the dispatch decision uses (:class:`Reading`)."""
-        return reading_of(self.probabilities(text), self.redirect_threshold,
-                          self.no_dispatch_threshold)
+        decisions = self._decisions(text)
+        width = len(self.classes)
+        outcome = [d + b for d, b in zip(decisions[:width], self.intercepts, strict=True)]
+        reading = reading_of(_softmax(self.classes, outcome), self.redirect_threshold,
+                             self.no_dispatch_threshold)
+        if not self.lead_intercepts:
+            return reading
+        lead = [d + b for d, b in zip(decisions[width:], self.lead_intercepts, strict=True)]
+        return replace(reading, p_street=_softmax(LEAD_CLASSES, lead)[STREET])
+
+
+def _softmax(names: tuple[str, ...], scores: list[float]) -> dict[str, float]:
+    top = max(scores)
+    exps = [math.exp(s - top) for s in scores]
+    total = sum(exps)
+    return {c: e / total for c, e in zip(names, exps, strict=True)}
 
 
 def reading_of(probs: dict[str, float], redirect_threshold: float | None,
@@ -202,6 +233,18 @@ def model_from_document(doc: Any, *, classes_expected: tuple[str, ...] = CLASSES
     intercepts = doc["intercepts"]
     if not isinstance(intercepts, list) or len(intercepts) != width:
         raise ValueError(f"intercepts must be a list of {width} numbers (one per class)")
+    lead = doc.get("lead")
+    lead_intercepts: tuple[float, ...] = ()
+    street_threshold = None
+    if lead is not None:
+        if not (isinstance(lead, dict) and lead.get("classes") == list(LEAD_CLASSES)
+                and isinstance(lead.get("intercepts"), list)
+                and len(lead["intercepts"]) == len(LEAD_CLASSES)):
+            raise ValueError(f"lead must be an object with classes {list(LEAD_CLASSES)}, "
+                             "two intercepts and a street_threshold")
+        lead_intercepts = tuple(_number(v, "lead.intercepts") for v in lead["intercepts"])
+        street_threshold = _threshold(lead.get("street_threshold"), "lead.street_threshold")
+        width += len(LEAD_CLASSES)
     analyzer = doc["analyzer"]
     if not isinstance(analyzer, dict):
         raise ValueError("analyzer must be an object")
@@ -236,6 +279,8 @@ def model_from_document(doc: Any, *, classes_expected: tuple[str, ...] = CLASSES
         lowercase=bool(analyzer.get("lowercase", True)),
         sublinear_tf=bool(analyzer.get("sublinear_tf", False)),
         cv=cv if isinstance(cv, dict) else None,
+        lead_intercepts=lead_intercepts,
+        street_threshold=street_threshold,
         **optional,
     )
 

@@ -177,10 +177,19 @@ async def test_a_hotspots_governance_case_is_led_by_its_street(harness: Harness)
     assert "governance case: the street leads" in accepted.attributes["reason"]
 
 
-async def test_an_ordinary_parking_complaint_still_goes_to_the_traffic_police(
+async def test_an_ordinary_parking_complaint_records_why_its_street_leads(
     harness: Harness,
 ) -> None:
+    """The routing table names the traffic police for parking; the dispatch model's lead
+    head, sure the matter is the street's (every writer's set labels parking so), gives it
+    to the street with the police assisting, and the case says so. Not a governance case."""
     h = await harness.file("望京街道阜通东大街路边天天有车违法停车，把人行道都占了",
                            district="朝阳区")
     view = await harness.until(h, "DISPATCHED")
-    assert view.lead_unit_id == "bj-traffic-police"
+    assert view.lead_unit_id == "110105026"  # 望京街道
+    issued = harness.recorder.outbound(view.complaint_id, "DispatchIssued")
+    assert ("bj-traffic-police", "ASSISTING") in {(d["unit_id"], d["role"]) for d in issued}
+    accepted = next(e for e in view.timeline if e.event_type == "ACCEPTED")
+    assert "the learned model reads a matter in the street's territory" in \
+        accepted.attributes["reason"]
+    assert "governance" not in accepted.attributes["reason"]

@@ -331,7 +331,8 @@ def consistency_command(
 LEARN_TRAIN = ("tests/data/routing_labelled.jsonl", "tests/data/dev/dispatch_dev_v1.jsonl",
                "tests/data/dev/dispatch_dev_v2.jsonl", "tests/data/retired/dispatch_blind_v1.jsonl")
 LEARN_HOLDOUT = "tests/data/retired/dispatch_blind_v2.jsonl"
-_HOLDOUT_COLUMNS = ("T2H recall", "tier right", "transfers", "no-dispatch sent")
+_HOLDOUT_COLUMNS = ("T2H recall", "tier right", "transfers", "no-dispatch sent",
+                    "lead right")
 
 
 @dataclass(frozen=True)
@@ -364,10 +365,12 @@ def _read_holdout(path: Path, cfg: HotlineConfig, day: date | None) -> _HeldOut:
             with_model = replace(cfg, model=model)
             day_of = day or date.today()
             r = score(items, lambda item: accept_decision(with_model, item, at=day_of))
+            # Lead right counted over every request to dispatch, so a model that sends
+            # more to the desk does not look better for it.
             rank = (r.t2h_recall.rate or 0.0, r.tier.rate or 0.0, r.redirected.rate or 0.0,
-                    1.0 - (r.no_dispatch_sent.rate or 0.0))
+                    1.0 - (r.no_dispatch_sent.rate or 0.0), r.lead.ok / (r.tier.of or 1))
             return rank, [_ratio(x.ok, x.of) for x in (r.t2h_recall, r.tier, r.redirected,
-                                                      r.no_dispatch_sent)]
+                                                      r.no_dispatch_sent, r.lead)]
 
         return _HeldOut(frozenset(i.content for i in items), len(items), blind_score)
 
@@ -376,7 +379,7 @@ def _read_holdout(path: Path, cfg: HotlineConfig, day: date | None) -> _HeldOut:
         found, of = report.t2h_recall
         return ((report.t2h_recall_rate, report.accuracy["tier"]),
                 [_ratio(found, of), _ratio(report.correct.get("tier", 0), report.total),
-                 "—", "—"])
+                 "—", "—", "—"])
 
     return _HeldOut(frozenset(r.content for r in records), len(records), labelled_score)
 
@@ -439,7 +442,7 @@ def learn(
     if held.resolve() in {p.resolve() for p in [*sets, *corrections]}:
         raise _fail(f"{held} is the held-out set: it cannot also be trained on",
                     EXIT_BAD_INPUT)
-    cfg = load_config(folder, with_model=False)
+    cfg = load_config(folder, with_model=False, with_category_model=True)
     try:
         held_out = _read_holdout(held, cfg, day)
         for path in corrections:
@@ -479,7 +482,11 @@ def learn(
                + (f"; transfers {cv['redirects_found']}/{cv['redirects']} "
                   f"({cv['redirects_false']} false); no-dispatch held "
                   f"{cv['no_dispatch_found']}/{cv['no_dispatch']} "
-                  f"({cv['no_dispatch_false']} false)" if "redirects" in cv else ""))
+                  f"({cv['no_dispatch_false']} false)" if "redirects" in cv else "")
+               + (f"; lead head: kind right {_pct(cv['lead_accuracy'])}, street at "
+                  f"P ≥ {doc['lead']['street_threshold']:g} right "
+                  f"{_pct(cv['street_precision'])} of {cv['street_flagged']}"
+                  if "lead" in doc and "lead_accuracy" in cv else ""))
 
     table = Table(title=f"Beside the rules, on {held.name} ({held_out.size} requests)")
     for column in ("model", "version", "threshold", *_HOLDOUT_COLUMNS):
