@@ -28,6 +28,7 @@ from activities.dispatch.category_training import (
     read_examples,
     read_type_labels,
     train,
+    type_consistency,
 )
 from activities.dispatch.classify import classify
 from activities.dispatch.config import load_config
@@ -168,3 +169,21 @@ def test_training_is_deterministic(small_set: list[Example], lexicon: Lexicon,
     assert data_version(small_set[1:], SMALL) != again["version"]
     model = model_from_document(json.loads(dumps(small_doc)))
     assert model.version == small_doc["version"]
+
+
+def test_consistency_per_problem_type_is_the_share_in_the_modal_category() -> None:
+    examples = [Example("a", "order.noise", "renovation_noise"),
+                Example("b", "order.noise", "renovation_noise"),
+                Example("c", "order.noise", "renovation_noise"),
+                Example("d", "order.noise", "renovation_noise"),
+                Example("e", "traffic.parking", "illegal_parking"),
+                Example("f", "traffic.parking")]  # a labelled request: no problem type
+    out = ["order.noise", "housing.compound", "order.noise", "order.noise",
+           "traffic.bikes", "other.general"]
+    # The modal category counts, not the label: one problem, one category.
+    assert type_consistency(examples, out) == {"illegal_parking": 1.0,
+                                               "renovation_noise": 0.75}
+
+
+def test_phrasings_keep_their_problem_type(small_set: list[Example]) -> None:
+    assert {e.problem_type for e in small_set} >= {"subway_service_facility", "dog_nuisance"}

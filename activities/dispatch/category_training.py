@@ -26,6 +26,7 @@ import hashlib
 import json
 import math
 import warnings
+from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,8 +58,12 @@ PARAMS: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class Example:
+    """A text and its category; ``problem_type`` (phrasing sets only) groups the texts
+    whose out-of-fold consistency the cross-validation reports."""
+
     text: str
     category: str
+    problem_type: str = ""
 
 
 @dataclass(frozen=True)
@@ -145,7 +150,7 @@ def read_examples(labelled: Sequence[Path], phrasings: Sequence[Path],
             if text in held_out:
                 leaked += 1
                 continue
-            examples.append(Example(text, category))
+            examples.append(Example(text, category, kind if phrasing else ""))
             got += 1
         sources.append(Source(_name(path, root), got, leaked))
     if not examples:
@@ -326,7 +331,22 @@ def cross_validate(examples: Sequence[Example], params: dict[str, Any] = PARAMS,
         "replaced_precision": round(sum(oof[i][0] == labels[i] for i in replaced)
                                     / len(replaced), 4) if replaced else None,
     }
+    if types := type_consistency(examples, combined):
+        figures["types"] = types
     return figures, oof
+
+
+def type_consistency(examples: Sequence[Example], categories: Sequence[str]
+                     ) -> dict[str, float]:
+    """Per problem type (phrasing sets), the share of its texts in its modal category —
+    the consistency measure of :mod:`activities.dispatch.consistency`, here on the
+    out-of-fold categories (each text's by a model not trained on it)."""
+    by_type: dict[str, Counter[str]] = {}
+    for example, category in zip(examples, categories, strict=True):
+        if example.problem_type:
+            by_type.setdefault(example.problem_type, Counter())[category] += 1
+    return {kind: round(counts.most_common(1)[0][1] / sum(counts.values()), 4)
+            for kind, counts in sorted(by_type.items())}
 
 
 def train(examples: Sequence[Example], sources: Sequence[Source],

@@ -24,6 +24,7 @@ from activities.dispatch.category_model import (
 )
 from activities.dispatch.classify import classify
 from activities.dispatch.config import load_config
+from activities.dispatch.consistency import TARGET
 from activities.dispatch.evaluation import EvalError, Labelled, load_labelled
 from activities.dispatch.lexicon import Lexicon
 from activities.dispatch.training import TrainingError
@@ -32,7 +33,8 @@ from workers.cli.output import fail
 
 # What it trains on and compares on, relative to the repository.
 LABELLED = ("tests/data/routing_labelled.jsonl",)
-PHRASINGS = ("tests/data/blind/phrasings_v1.jsonl", "tests/data/dev/phrasings_dev_v3.jsonl")
+PHRASINGS = ("tests/data/blind/phrasings_v1.jsonl", "tests/data/dev/phrasings_dev_v3.jsonl",
+             "tests/data/dev/phrasings_dev_v4.jsonl")
 TYPE_LABELS = "tests/data/phrasing_categories.yaml"
 HOLDOUT = "tests/data/routing_holdout.jsonl"
 
@@ -66,7 +68,8 @@ def learn_categories(
     phrasings: list[Path] = typer.Option(
         [], "--phrasings", dir_okay=False,
         help="Phrasing sets (problem_type) to train on (repeatable; default "
-             "phrasings_v1 under tests/data/blind and phrasings_dev_v3 under tests/data/dev)."),
+             "phrasings_v1 under tests/data/blind, phrasings_dev_v3 and _v4 under "
+             "tests/data/dev)."),
     labels: Path | None = typer.Option(
         None, "--labels", dir_okay=False,
         help=f"Problem type → category code (default {TYPE_LABELS})."),
@@ -146,6 +149,12 @@ def learn_categories(
                f"(≥ {cv['fallback_threshold']:g} where the lexicon found none); changed "
                f"{cv['changed']}: {cv['changed_right']} to the right category, "
                f"{cv['changed_from_right']} away from it")
+    if types := cv.get("types"):
+        low = sorted((share, kind) for kind, share in types.items() if share < TARGET)
+        typer.echo(f"out-of-fold consistency (share in the modal category, lexicon with the "
+                   f"model): {len(types) - len(low)} of {len(types)} problem types ≥ "
+                   f"{TARGET:.0%}" + (f"; below: {', '.join(f'{k} {_pct(v)}' for v, k in low)}"
+                                       if low else ""))
 
     table = Table(title=f"Beside the lexicon, on {held.name} ({len(records)} requests)")
     for column in ("model", "version", "thresholds", "category right"):
