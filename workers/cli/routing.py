@@ -167,8 +167,23 @@ def eval_command(
 def _model_line(model: TierModel | None) -> str:
     if model is None:
         return f"rules alone (no {MODEL_FILE})"
-    return (f"rules + learned model {model.version[:12]} "
-            f"(raises a tier to T2H at P(T2H) ≥ {model.threshold:g})")
+    if not model.decides_tier:
+        return (f"rules + learned model {model.version[:12]} "
+                f"(raises a tier to T2H at P(T2H) ≥ {model.threshold:g})")
+    return (f"rules + learned model {model.version[:12]} (T2H at P(urgent) ≥ "
+            f"{model.threshold:g}; tiers, transfers, no-dispatch"
+            + (", street or department" if model.street_threshold else "") + ")")
+
+
+def _reading(model: TierModel, content: str) -> dict[str, Any]:
+    """What the dispatch model reads in one request (``routing explain``)."""
+    r = model.read(content)
+    return {"version": model.version, "p_urgent": round(r.p_urgent, 4),
+            "t2h_threshold": model.threshold, "tier": r.tier, "tier_p": round(r.tier_p, 4),
+            "redirect": r.redirect, "no_dispatch": r.no_dispatch,
+            "no_dispatch_p": round(r.no_dispatch_p, 4),
+            "p_street": None if r.p_street is None else round(r.p_street, 4),
+            "street_threshold": model.street_threshold}
 
 
 @app.command()
@@ -196,9 +211,9 @@ def explain(
             "category": cl.category.code, "category_name": cl.category.name,
             "kind": cl.kind, "tier": cl.tier, "emergency": cl.emergency,
             "matched": list(cl.matched), "redirect_to": cl.redirect_to,
-            "model": None if cfg.model is None else {
-                "version": cfg.model.version, "p_t2h": cfg.model.p_t2h(content),
-                "threshold": cfg.model.threshold},
+            "model": None if cfg.model is None else _reading(cfg.model, content),
+            "category_model": None if cfg.category_model is None
+            else cfg.category_model.version,
             "district": loc.district, "street_id": loc.street_id,
             "street": street_unit.name if street_unit else None,
             "location_source": loc.source, "place": loc.place, "conflict": loc.conflict,
@@ -218,8 +233,15 @@ def explain(
                   + (" (emergency)" if cl.emergency else ""))
     table.add_row("matched", "、".join(cl.matched) or "—")
     if cfg.model is not None:
-        table.add_row("model", f"P(T2H)={cfg.model.p_t2h(content):.2f}, raises at "
-                               f"≥ {cfg.model.threshold:g} (version {cfg.model.version[:12]})")
+        r = _reading(cfg.model, content)
+        table.add_row("model", f"P(urgent)={r['p_urgent']:.2f} (T2H at ≥ {r['t2h_threshold']:g})"
+                      f"; tier {r['tier']} ({r['tier_p']:.2f})"
+                      + (f"; transfer {r['redirect']}" if r["redirect"] else "")
+                      + (f"; {r['no_dispatch']} ({r['no_dispatch_p']:.2f})"
+                         if r["no_dispatch"] else "")
+                      + (f"; P(street leads)={r['p_street']:.2f}"
+                         if r["p_street"] is not None else "")
+                      + f" (version {cfg.model.version[:12]})")
     if cl.redirect_to:
         table.add_row("redirect", cl.redirect_to)
     table.add_row("district / street", f"{loc.district or '?'} / "
