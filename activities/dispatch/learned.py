@@ -19,12 +19,20 @@ and a ``version`` (sha256 of the training data and parameters) that each case re
 
 from __future__ import annotations
 
-import json
 import math
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+from activities.dispatch.textmodel import (
+    analyzer_settings,
+    count_ngrams,
+    number,
+    probability,
+    read_json,
+    softmax,
+    tf_weight,
+)
 
 FORMAT = "hotline-tier-model/2"
 FORMATS = ("hotline-tier-model/1", FORMAT)
@@ -40,9 +48,6 @@ CLASSES = (*TIER_CLASSES, *REDIRECT_CLASSES, *NO_DISPATCH_CLASSES)
 STREET, DEPARTMENT = "STREET", "DEPARTMENT"
 LEAD_CLASSES = (DEPARTMENT, STREET)
 
-# scikit-learn's char analyzer turns each run of two or more whitespace characters into
-# one space before cutting n-grams; predicting the same numbers needs the same text.
-_WHITE_SPACES = re.compile(r"\s\s+")
 
 
 class ModelError(ValueError):
@@ -106,22 +111,14 @@ class TierModel:
     def _decisions(self, text: str) -> list[float]:
         """Every column's decision value without its intercept: the outcome classes, then
         the lead head's (one pass over the text's n-grams for both)."""
-        if self.lowercase:
-            text = text.lower()
-        text = _WHITE_SPACES.sub(" ", text)
         rows: dict[str, tuple[float, tuple[float, ...]]] = self._rows  # type: ignore[attr-defined]
-        counts: dict[str, int] = {}
-        for n in range(self.ngram_min, self.ngram_max + 1):
-            for i in range(len(text) - n + 1):
-                gram = text[i:i + n]
-                if gram in rows:
-                    counts[gram] = counts.get(gram, 0) + 1
+        counts = count_ngrams(text, self.ngram_min, self.ngram_max, rows,
+                              lowercase=self.lowercase)
         sums = [0.0] * (len(self.classes) + len(self.lead_intercepts))
         norm2 = 0.0
-        sublinear, log = self.sublinear_tf, math.log
         for gram, count in counts.items():
             idf, coefs = rows[gram]
-            weight = (1.0 + log(count) if sublinear else count) * idf
+            weight = tf_weight(count, idf, self.sublinear_tf)
             norm2 += weight * weight
             sums = [s + weight * c for s, c in zip(sums, coefs, strict=True)]
         norm = math.sqrt(norm2) or 1.0  # no known n-gram: the intercepts alone
@@ -134,7 +131,7 @@ class TierModel:
 
     def probabilities(self, text: str) -> dict[str, float]:
         """P(outcome) for each class (a softmax over the decision values)."""
-        return _softmax(self.classes, self.scores(text))
+        return softmax(self.classes, self.scores(text))
 
     def p_street(self, text: str) -> float | None:
         """P(a street leads) from the lead head; None when the file has none."""
@@ -142,7 +139,7 @@ class TierModel:
             return None
         decisions = self._decisions(text)[len(self.classes):]
         lead = [d + b for d, b in zip(decisions, self.lead_intercepts, strict=True)]
-        return _softmax(LEAD_CLASSES, lead)[STREET]
+        return softmax(LEAD_CLASSES, lead)[STREET]
 
     def p_t2h(self, text: str) -> float:
         """P(urgent): P(T2H) and P(a transfer to 110/119/120) together."""
@@ -154,19 +151,12 @@ class TierModel:
         decisions = self._decisions(text)
         width = len(self.classes)
         outcome = [d + b for d, b in zip(decisions[:width], self.intercepts, strict=True)]
-        reading = reading_of(_softmax(self.classes, outcome), self.redirect_threshold,
+        reading = reading_of(softmax(self.classes, outcome), self.redirect_threshold,
                              self.no_dispatch_threshold)
         if not self.lead_intercepts:
             return reading
         lead = [d + b for d, b in zip(decisions[width:], self.lead_intercepts, strict=True)]
-        return replace(reading, p_street=_softmax(LEAD_CLASSES, lead)[STREET])
-
-
-def _softmax(names: tuple[str, ...], scores: list[float]) -> dict[str, float]:
-    top = max(scores)
-    exps = [math.exp(s - top) for s in scores]
-    total = sum(exps)
-    return {c: e / total for c, e in zip(names, exps, strict=True)}
+        return replace(reading, p_street=softmax(LEAD_CLASSES, lead)[STREET])
 
 
 def reading_of(probs: dict[str, float], redirect_threshold: float | None,
@@ -191,19 +181,6 @@ def reading_of(probs: dict[str, float], redirect_threshold: float | None,
         no_dispatch, no_dispatch_p = max(held, key=lambda c: held[c]), p_held
     return Reading(p_urgent, tier, tiers[tier] / (sum(tiers.values()) or 1.0),
                    redirect, redirect_p, no_dispatch, no_dispatch_p)
-
-
-def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{what} must be a finite number, not {value!r}")
-    return float(value)
-
-
-def _threshold(value: Any, what: str) -> float:
-    number = _number(value, what)
-    if not 0.0 < number <= 1.0:
-        raise ValueError(f"{what} must be in (0, 1], not {number}")
-    return number
 
 
 def model_from_document(doc: Any, *, classes_expected: tuple[str, ...] = CLASSES
@@ -242,17 +219,10 @@ def model_from_document(doc: Any, *, classes_expected: tuple[str, ...] = CLASSES
                 and len(lead["intercepts"]) == len(LEAD_CLASSES)):
             raise ValueError(f"lead must be an object with classes {list(LEAD_CLASSES)}, "
                              "two intercepts and a street_threshold")
-        lead_intercepts = tuple(_number(v, "lead.intercepts") for v in lead["intercepts"])
-        street_threshold = _threshold(lead.get("street_threshold"), "lead.street_threshold")
+        lead_intercepts = tuple(number(v, "lead.intercepts") for v in lead["intercepts"])
+        street_threshold = probability(lead.get("street_threshold"), "lead.street_threshold")
         width += len(LEAD_CLASSES)
-    analyzer = doc["analyzer"]
-    if not isinstance(analyzer, dict):
-        raise ValueError("analyzer must be an object")
-    nmin, nmax = analyzer.get("ngram_min"), analyzer.get("ngram_max")
-    if not (isinstance(nmin, int) and isinstance(nmax, int) and 1 <= nmin <= nmax):
-        raise ValueError("analyzer.ngram_min and ngram_max must be integers, 1 ≤ min ≤ max")
-    if analyzer.get("norm") != "l2":
-        raise ValueError("analyzer.norm must be 'l2' (the only one this reader computes)")
+    nmin, nmax, lowercase, sublinear = analyzer_settings(doc["analyzer"])
     features = doc["features"]
     if not isinstance(features, dict) or not features:
         raise ValueError("features must be a non-empty object of n-gram → [idf, coefs…]")
@@ -260,24 +230,24 @@ def model_from_document(doc: Any, *, classes_expected: tuple[str, ...] = CLASSES
     for gram, row in features.items():
         if not (isinstance(row, list) and len(row) == width + 1):
             raise ValueError(f"feature {gram!r} must be [idf, {width} coefficients]")
-        rows[gram] = tuple(_number(v, f"feature {gram!r}") for v in row)
+        rows[gram] = tuple(number(v, f"feature {gram!r}") for v in row)
     if doc["format"] == FORMATS[0] and not set(classes) <= set(TIER_CLASSES):
         raise ValueError(f"a {FORMATS[0]} model knows the tiers only, not "
                          f"{sorted(set(classes) - set(TIER_CLASSES))}")
-    threshold = _threshold(doc["t2h_threshold"], "t2h_threshold")
-    optional = {key: None if doc.get(key) is None else _threshold(doc[key], key)
+    threshold = probability(doc["t2h_threshold"], "t2h_threshold")
+    optional = {key: None if doc.get(key) is None else probability(doc[key], key)
                 for key in ("redirect_threshold", "no_dispatch_threshold")}
     cv = doc.get("cv")
     return TierModel(
         version=version,
         classes=tuple(classes),
-        intercepts=tuple(_number(v, "intercepts") for v in intercepts),
+        intercepts=tuple(number(v, "intercepts") for v in intercepts),
         features=rows,
         threshold=threshold,
         ngram_min=nmin,
         ngram_max=nmax,
-        lowercase=bool(analyzer.get("lowercase", True)),
-        sublinear_tf=bool(analyzer.get("sublinear_tf", False)),
+        lowercase=lowercase,
+        sublinear_tf=bool(sublinear),
         cv=cv if isinstance(cv, dict) else None,
         lead_intercepts=lead_intercepts,
         street_threshold=street_threshold,
@@ -291,12 +261,7 @@ def load_model(path: Path, *, classes_expected: tuple[str, ...] = CLASSES) -> Ti
     Raises:
         ModelError: naming the file and what is wrong with it.
     """
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise ModelError(f"{path}: cannot read the model file: {err.strerror or err}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ModelError(f"{path}: not valid JSON: {err}") from None
+    doc = read_json(path, ModelError)
     try:
         return model_from_document(doc, classes_expected=classes_expected)
     except ValueError as err:

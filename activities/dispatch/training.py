@@ -47,6 +47,7 @@ from activities.dispatch.learned import (
     model_from_document,
     reading_of,
 )
+from activities.dispatch.textmodel import dumps_model
 
 # The parameters are part of the version: change one and the model is a new one.
 PARAMS: dict[str, Any] = {
@@ -453,19 +454,4 @@ def train(examples: Sequence[Example], sources: Sequence[Source],
 def dumps(doc: dict[str, Any]) -> str:
     """The model file's text: sorted keys, one feature a line (a readable diff between
     versions), everything else on its key's line."""
-    lines = ["{"]
-    keys = sorted(doc)
-    for n, key in enumerate(keys):
-        comma = "," if n < len(keys) - 1 else ""
-        if key == "features":
-            grams = sorted(doc[key])
-            lines.append(f"{json.dumps(key)}: {{")
-            lines += [f"  {json.dumps(g, ensure_ascii=False)}: "
-                      f"{json.dumps(doc[key][g])}{',' if i < len(grams) - 1 else ''}"
-                      for i, g in enumerate(grams)]
-            lines.append("}" + comma)
-        else:
-            value = json.dumps(doc[key], ensure_ascii=False, sort_keys=True)
-            lines.append(f"{json.dumps(key)}: {value}{comma}")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+    return dumps_model(doc, ("features",), indent="  ")
