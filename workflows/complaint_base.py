@@ -95,9 +95,15 @@ PATCH_LEAN_STEPS = "lean-steps"
 # filing, already the workflow's input) is not there twice, and the first record_step
 # goes out in the workflow task that started the case. Stands for every older patch.
 PATCH_LOCAL_ACCEPT = "local-accept"
+# A case does not index its close (HotlineStatus=CLOSED): Temporal's ExecutionStatus says
+# it, and a supervisor's filter for open cases names ExecutionStatus = 'Running'
+# (workflows/search_attributes.py). One billed upsert fewer per case. Stands for every
+# older patch.
+PATCH_CLOSE_UNINDEXED = "close-unindexed"
 # Newest first: a history holding one of these markers has every patch after it here,
 # and every patch older than them all (``ComplaintBase._patched``).
-UMBRELLA_PATCHES = (PATCH_LOCAL_ACCEPT, PATCH_LEAN_STEPS, PATCH_LEAN_INDEX)
+UMBRELLA_PATCHES = (PATCH_CLOSE_UNINDEXED, PATCH_LOCAL_ACCEPT, PATCH_LEAN_STEPS,
+                    PATCH_LEAN_INDEX)
 # AWAITING_REVIEW too: a supplement behind a filing that waits at the dispatch desk
 # reaches the unit it is then dispatched to. (No landed history has that state.)
 ACCEPTING_STATES = {Status.FILED, Status.ACCEPTED, Status.AWAITING_REVIEW}
@@ -398,9 +404,14 @@ class ComplaintBase:
         """Index what supervisors filter on; only changed values, to keep history short.
 
         Histories recorded before ``PATCH_LEAN_INDEX`` indexed every status change and
-        replay so; a case on it indexes phases only (``search_attributes.PHASE``).
+        replay so; a case on it indexes phases only (``search_attributes.PHASE``), and on
+        ``PATCH_CLOSE_UNINDEXED`` not its close.
         """
-        changed = sa.changed(self._state, lean=self._patched(PATCH_LEAN_INDEX))
+        lean = self._patched(PATCH_LEAN_INDEX)
+        # Asked only at the close, so a history from before it meets no marker elsewhere.
+        close = not (lean and self._state.status == Status.CLOSED
+                     and self._patched(PATCH_CLOSE_UNINDEXED))
+        changed = sa.changed(self._state, lean=lean, close=close)
         if changed:
             workflow.upsert_search_attributes([k.value_set(v) for k, v in changed.items()])
             self._state.indexed.update({k.name: v for k, v in changed.items()})

@@ -6,6 +6,13 @@ event in the case's history and a billed action, so a case started on
 ``PATCH_LEAN_INDEX`` (``workflows.complaint_base``) indexes only at the moments a
 supervisor's filter changes: it waits at the dispatch desk, it is dispatched, its lead
 unit, level or overdue flag changes, it closes. :func:`wanted` says what to index then.
+
+A case started on ``PATCH_CLOSE_UNINDEXED`` does not index its close: Temporal's own
+``ExecutionStatus`` says a case closed (one billed upsert fewer per case). Its
+``HotlineStatus`` stays the phase it closed in, so a filter for open cases names both:
+``HotlineStatus = 'DISPATCHED' AND ExecutionStatus = 'Running'`` (held by units),
+``HotlineStatus = 'AWAITING_REVIEW' AND ExecutionStatus = 'Running'`` (at the desk);
+closed cases are ``ExecutionStatus = 'Completed'``, whatever their ``HotlineStatus``.
 """
 
 from __future__ import annotations
@@ -46,13 +53,15 @@ PHASE = {
 }
 
 
-def wanted(state: CaseState, lean: bool) -> dict[SearchAttributeKey[Any], Any]:
+def wanted(state: CaseState, lean: bool,
+           close: bool = True) -> dict[SearchAttributeKey[Any], Any]:
     """What the index should say now. ``lean``: the phase instead of the status, and
-    nothing while the case is not in a phase supervisors filter on."""
+    nothing while the case is not in a phase supervisors filter on; ``close``: closing
+    is such a phase (not on ``PATCH_CLOSE_UNINDEXED``)."""
     status: str = state.status.value
     if lean:
         phase = PHASE.get(state.status)
-        if phase is None:
+        if phase is None or (not close and state.status == Status.CLOSED):
             return {}
         status = phase
     out: dict[SearchAttributeKey[Any], Any] = {
@@ -70,9 +79,11 @@ def wanted(state: CaseState, lean: bool) -> dict[SearchAttributeKey[Any], Any]:
     return out
 
 
-def changed(state: CaseState, lean: bool) -> dict[SearchAttributeKey[Any], Any]:
+def changed(state: CaseState, lean: bool,
+            close: bool = True) -> dict[SearchAttributeKey[Any], Any]:
     """The part of :func:`wanted` the index does not say yet (``state.indexed``)."""
-    return {k: v for k, v in wanted(state, lean).items() if state.indexed.get(k.name) != v}
+    return {k: v for k, v in wanted(state, lean, close).items()
+            if state.indexed.get(k.name) != v}
 
 
 def cli_type(key: SearchAttributeKey) -> str:

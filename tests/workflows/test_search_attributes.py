@@ -12,8 +12,8 @@ def _names(changed: dict) -> dict[str, object]:  # type: ignore[type-arg]
     return {k.name: v for k, v in changed.items()}
 
 
-def _index(state: CaseState, lean: bool) -> dict[str, object]:
-    changed = sa.changed(state, lean)
+def _index(state: CaseState, lean: bool, close: bool = True) -> dict[str, object]:
+    changed = sa.changed(state, lean, close)
     state.indexed.update({k.name: v for k, v in changed.items()})
     return _names(changed)
 
@@ -64,3 +64,16 @@ def test_a_case_not_dispatched_is_indexed_once_when_it_closes() -> None:
 def test_the_desk_is_a_phase() -> None:
     state = CaseState(status=Status.AWAITING_REVIEW)
     assert _index(state, lean=True)["HotlineStatus"] == "AWAITING_REVIEW"
+
+
+def test_on_close_unindexed_the_close_is_left_to_the_execution_status() -> None:
+    # A happy-path case indexes once (dispatched); its HotlineStatus stays DISPATCHED, and
+    # a supervisor's filter for open cases adds ExecutionStatus = 'Running'.
+    state = _handled(_dispatch(1))
+    assert _index(state, lean=True, close=False)["HotlineStatus"] == "DISPATCHED"
+    for status in (Status.SIGNED, Status.CALLBACK, Status.EVALUATED, Status.CLOSED):
+        state.status = status
+        assert _index(state, lean=True, close=False) == {}, status
+    assert state.indexed["HotlineStatus"] == "DISPATCHED"
+    # Unchanged the old way: every status, the close included.
+    assert _index(state, lean=False, close=False) == {"HotlineStatus": "CLOSED"}
