@@ -27,13 +27,14 @@ from activities.dispatch.decide import (
 )
 from activities.dispatch.location import Location
 from activities.dispatch.workdays import CalendarNotCovered
-from activities.ledger import apply_lifecycle
+from activities.ledger import apply_lifecycle, read_rows
 from activities.metrics import CALENDAR_REFUSALS, observe_step, watch_calendar
 from schemas import codec
 from workflows.model import (
     Acceptance,
     AcceptRequest,
     LadderPlan,
+    LedgerRows,
     LifecycleRecord,
     Outcome,
     PlanRequest,
@@ -43,7 +44,7 @@ from workflows.model import (
     StepRecord,
     TierPlan,
 )
-from workflows.steps import expand_step
+from workflows.steps import NO_LEDGER_BASE, expand_step
 
 log = structlog.get_logger(__name__)
 
@@ -311,10 +312,12 @@ class CaseActivities:
         with the same event ids, which consumers drop; the ledger writes are upserts.
         A lean step (``workflows.steps.slim_step``) is expanded first, and answered with
         nothing: the workflow does not read the receipt, and each byte of it would stay
-        in the case's history.
+        in the case's history. A delta step's left-out columns come from the ledger's
+        rows, which must be those of its base version, or of the step itself (a retry
+        after the ledger was written: the columns it left out are the same in both).
         """
         lean = step.lean
-        step = expand_step(step)
+        step = expand_step(step, await self._ledger_base(step) if step.base else None)
         events = [_lifecycle_fields(ev) for ev in step.lifecycle]
         if events:
             # The step's ledger rows ride on its (last) lifecycle event, so the ledger can
@@ -347,6 +350,23 @@ class CaseActivities:
                 await apply_lifecycle(conn, ev)
         observe_step(step, units=self._config.registry)  # only once the step is durable
         return None if lean else StepReceipt(step.complaint_id, step.step, len(messages))
+
+
+    async def _ledger_base(self, step: StepRecord) -> LedgerRows:
+        last = step.lifecycle[-1].seq if step.lifecycle else step.base
+        async with self._pool.connection() as conn:
+            rows = await read_rows(conn, step.complaint_id)
+        if rows is None or rows.version not in (step.base, last):
+            # Restored or rebuilt behind the case (or reset ahead of it): the workflow
+            # sends the step again with every column.
+            log.warning("ledger_base_missing", complaint_id=step.complaint_id,
+                        step=step.step, base=step.base,
+                        ledger_version=rows.version if rows else None)
+            raise ApplicationError(
+                f"step {step.step}: the ledger holds version "
+                f"{rows.version if rows else 'none'} of the case, not {step.base}",
+                type=NO_LEDGER_BASE, non_retryable=True)
+        return rows
 
 
 def _lifecycle_fields(ev: LifecycleRecord) -> dict[str, Any]:

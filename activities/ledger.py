@@ -9,9 +9,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+
+from workflows.model import CaseRow, DispatchRow, LedgerRows
+
+_CASE_COLUMNS = ("complaint_id", "version", "status", "filed_at", "channel", "kind",
+                 "category", "tier", "district", "street", "lead_unit_id", "due_at",
+                 "overdue", "escalation_level", "closed_at", "outcome", "caller_hash",
+                 "latitude", "longitude")
+_DISPATCH_COLUMNS = ("dispatch_id", "complaint_id", "unit_id", "role", "issued_at",
+                     "sign_by", "due_at", "signed_at", "completed_at", "revoked_at", "result")
 
 
 async def apply_lifecycle(conn: AsyncConnection[Any], event: Mapping[str, Any]) -> None:
@@ -101,3 +112,24 @@ async def _insert_evaluation(conn: AsyncConnection[Any], row: Mapping[str, Any])
            ON CONFLICT (complaint_id) DO NOTHING""",
         dict(row),
     )
+
+
+def _utc(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.astimezone(UTC) if isinstance(v, datetime) else v for k, v in row.items()}
+
+
+async def read_rows(conn: AsyncConnection[Any], complaint_id: str) -> LedgerRows | None:
+    """The case's row and its dispatches' rows as the ledger holds them, or None when it
+    has no row for the case. What a delta step (``StepRecord.base``) left out."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(f"SELECT {', '.join(_CASE_COLUMNS)} FROM cases "
+                          "WHERE complaint_id = %s", (complaint_id,))
+        case = await cur.fetchone()
+        if case is None:
+            return None
+        await cur.execute(f"SELECT {', '.join(_DISPATCH_COLUMNS)} FROM dispatches "
+                          "WHERE complaint_id = %s", (complaint_id,))
+        dispatches = [DispatchRow(**_utc(d)) for d in await cur.fetchall()]
+    row = CaseRow(**_utc(case))
+    return LedgerRows(version=row.version, case=row,
+                      dispatches={d.dispatch_id: d for d in dispatches})

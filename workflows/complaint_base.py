@@ -37,7 +37,15 @@ with workflow.unsafe.imports_passed_through():
         Unit,
     )
     from workflows.state import CaseState
-    from workflows.steps import OutboundSpec, StepFacts, build_step, merge_steps, slim_step
+    from workflows.steps import (
+        NO_LEDGER_BASE,
+        OutboundSpec,
+        StepFacts,
+        build_step,
+        ledger_after,
+        merge_steps,
+        slim_step,
+    )
 
 # Named options per activity: start-to-close always set, bounded retries, business
 # errors listed by type so they fail at once.
@@ -100,10 +108,16 @@ PATCH_LOCAL_ACCEPT = "local-accept"
 # (workflows/search_attributes.py). One billed upsert fewer per case. Stands for every
 # older patch.
 PATCH_CLOSE_UNINDEXED = "close-unindexed"
+# A lean step also leaves out the case's and dispatches' columns unchanged since the last
+# recorded step, and record_step reads them from the ledger (``workflows.steps``:
+# ``slim_step`` with the ledger's rows). Where the ledger does not hold that step's rows
+# (restored, rebuilt), record_step says so and the step goes again without them. Stands
+# for every older patch.
+PATCH_DELTA_STEPS = "delta-steps"
 # Newest first: a history holding one of these markers has every patch after it here,
 # and every patch older than them all (``ComplaintBase._patched``).
-UMBRELLA_PATCHES = (PATCH_CLOSE_UNINDEXED, PATCH_LOCAL_ACCEPT, PATCH_LEAN_STEPS,
-                    PATCH_LEAN_INDEX)
+UMBRELLA_PATCHES = (PATCH_DELTA_STEPS, PATCH_CLOSE_UNINDEXED, PATCH_LOCAL_ACCEPT,
+                    PATCH_LEAN_STEPS, PATCH_LEAN_INDEX)
 # AWAITING_REVIEW too: a supplement behind a filing that waits at the dispatch desk
 # reaches the unit it is then dispatched to. (No landed history has that state.)
 ACCEPTING_STATES = {Status.FILED, Status.ACCEPTED, Status.AWAITING_REVIEW}
@@ -373,13 +387,30 @@ class ComplaintBase:
                 await self._send(held)
 
     async def _send(self, step: StepRecord) -> None:
+        full = step
         if self._patched(PATCH_LEAN_STEPS):
-            step = slim_step(step)
+            delta = self._patched(PATCH_DELTA_STEPS)
+            step = slim_step(full, self._state.ledger if delta else None)
+            if delta:
+                # Before the activity runs: an update recording meanwhile waits for the
+                # lock, and a failed step fails the task, so nothing reads it too early.
+                self._state.ledger = ledger_after(self._state.ledger, full)
         try:
             await workflow.execute_activity("record_step", step, **RECORD_OPTIONS)
         except ActivityError as err:
+            if (step.base and isinstance(err.cause, ApplicationError)
+                    and err.cause.type == NO_LEDGER_BASE):
+                # The ledger lacks the rows the step left out: send it with them.
+                await self._send_alone(slim_step(full))
+                return
             # Retries ran out or the step is invalid: a bug or a long outage, not a
             # business outcome. Failing the task (not the case) lets a fix resume it.
+            raise RuntimeError(f"record_step {step.step} failed: {err.cause or err}") from err
+
+    async def _send_alone(self, step: StepRecord) -> None:
+        try:
+            await workflow.execute_activity("record_step", step, **RECORD_OPTIONS)
+        except ActivityError as err:
             raise RuntimeError(f"record_step {step.step} failed: {err.cause or err}") from err
 
     def _patched(self, patch_id: str) -> bool:

@@ -10,7 +10,7 @@ took 2.4× as long). So a class comes after the classes its fields name; ``Filin
 """
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -391,15 +391,25 @@ class Outbound:
     fields: dict[str, Any]
 
 
+# What a lean step's row leaves out for ``record_step`` to put back (``workflows.steps``):
+# a timestamp no row ever holds. Rows built by the workflow name every column.
+LEFT_OUT = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 @dataclass(frozen=True)
 class CaseRow:
-    """The ledger's row for a case; ``version`` guards against stale writes."""
+    """The ledger's row for a case; ``version`` guards against stale writes.
 
-    complaint_id: str
-    version: int
-    status: str
-    filed_at: datetime
-    channel: str
+    The defaults of the first five stand for "left out" in a lean step (each has one, so
+    the payload converter leaves it out); a worker from before them cannot decode such a
+    row, so its ``record_step`` fails and is retried, never misread.
+    """
+
+    complaint_id: str = field(default="", kw_only=True)
+    version: int = field(default=0, kw_only=True)
+    status: str = field(default="", kw_only=True)
+    filed_at: datetime = field(default=LEFT_OUT, kw_only=True)
+    channel: str = field(default="", kw_only=True)
     kind: str | None = None
     category: str | None = None
     tier: str | None = None
@@ -418,13 +428,15 @@ class CaseRow:
 
 @dataclass(frozen=True)
 class DispatchRow:
+    """The ledger's row for one unit's dispatch (defaults: left out, as in ``CaseRow``)."""
+
     dispatch_id: str
-    complaint_id: str
-    unit_id: str
-    role: str
-    issued_at: datetime
-    sign_by: datetime
-    due_at: datetime
+    complaint_id: str = field(default="", kw_only=True)
+    unit_id: str = field(default="", kw_only=True)
+    role: str = field(default="", kw_only=True)
+    issued_at: datetime = field(default=LEFT_OUT, kw_only=True)
+    sign_by: datetime = field(default=LEFT_OUT, kw_only=True)
+    due_at: datetime = field(default=LEFT_OUT, kw_only=True)
     signed_at: datetime | None = None
     completed_at: datetime | None = None
     revoked_at: datetime | None = None
@@ -433,7 +445,7 @@ class DispatchRow:
 
 @dataclass(frozen=True)
 class EvaluationRow:
-    complaint_id: str
+    complaint_id: str = field(default="", kw_only=True)
     counted: bool
     responded: bool
     resolved: bool
@@ -466,6 +478,19 @@ class StepRecord:
     # Written without what the activity can derive from the rest (``workflows.steps``:
     # ``slim_step`` / ``expand_step``); ``record_step`` expands it before anything else.
     lean: bool = False
+    # A lean step that also leaves out what the ledger's rows say at this version (the
+    # last seq recorded before it): the columns unchanged since then. 0: none left out.
+    base: int = 0
+
+
+@dataclass(frozen=True)
+class LedgerRows:
+    """What the ledger holds for a case after the step numbered ``version`` (not a
+    payload: the workflow keeps it in memory, ``record_step`` reads it from PostgreSQL)."""
+
+    version: int
+    case: CaseRow
+    dispatches: dict[str, DispatchRow] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from workflows.model import (
     CaseSnapshot,
     Complete,
     DispatchState,
+    LedgerRows,
     LifecycleRecord,
     RequestExtension,
     Status,
@@ -38,8 +39,8 @@ class CaseState:
     """Everything the workflow knows about one case, as it runs.
 
     Field names match :class:`CaseSnapshot` where the field is carried; the rest
-    (``withdrawn``, ``closed_at``, ``timers_version``, ``deferred``) lives only within
-    one run: a withdrawn or closing case never continues as new, and timers are set
+    (``withdrawn``, ``closed_at``, ``timers_version``, ``deferred``, ``ledger``) lives
+    only within one run: a withdrawn or closing case never continues as new, and timers are set
     afresh by a new run.
     """
 
@@ -78,6 +79,9 @@ class CaseState:
     timers_version: int = 0
     # A step made but not yet recorded: it goes out with the next one.
     deferred: StepRecord | None = None
+    # What the ledger holds after the last recorded step (PATCH_DELTA_STEPS): the next
+    # step leaves out what it says. A fresh run sends its first step without it.
+    ledger: LedgerRows | None = None
     # The dispatch desk: when accept ran (deadlines count from it, review included), and
     # a dispatcher's decision being applied (a second one, or the window's end, waits).
     accepted_at: datetime | None = None

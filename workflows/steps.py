@@ -15,6 +15,7 @@ from workflows.model import (
     DispatchState,
     EvaluationRow,
     Filing,
+    LedgerRows,
     LifecycleRecord,
     Outbound,
     ReviewCandidate,
@@ -22,6 +23,9 @@ from workflows.model import (
     StepRecord,
 )
 from workflows.state import CaseState
+
+# record_step's error type for a delta step whose base the ledger does not hold.
+NO_LEDGER_BASE = "NoLedgerBase"
 
 # (record name, unit id, fields) of one outbound Kafka record, before its event id.
 OutboundSpec = tuple[str, str, dict[str, Any]]
@@ -177,10 +181,24 @@ def _expand_fields(cid: str, out: Outbound, last: LifecycleRecord | None,
     return {"event_id": full.pop("event_id"), **full} if "event_id" in full else full
 
 
-def slim_step(step: StepRecord) -> StepRecord:
-    """``step`` lean, or as it is when its lean form would not expand back to it."""
+def slim_step(step: StepRecord, ledger: LedgerRows | None = None) -> StepRecord:
+    """``step`` lean, or as it is when its lean form would not expand back to it.
+
+    With ``ledger`` (what the ledger holds after the last recorded step), the lean step
+    also leaves out the case's and dispatches' columns unchanged since then, and the
+    first event's classification where the case row says it (``StepRecord.base``).
+    """
     if step.lean:
         return step
+    if ledger is not None:
+        delta = _delta(_lean(step), ledger)
+        if expand_step(delta, ledger) == step:
+            return delta
+    lean = _lean(step)
+    return lean if expand_step(lean) == step else step
+
+
+def _lean(step: StepRecord) -> StepRecord:
     last = step.lifecycle[-1] if step.lifecycle else None
     rows = {d.dispatch_id: d for d in step.dispatches}
     events = []
@@ -199,13 +217,68 @@ def slim_step(step: StepRecord) -> StepRecord:
         outbound=[replace(o, fields=_slim_fields(step.complaint_id, o, last, rows))
                   for o in step.outbound],
     )
-    return lean if expand_step(lean) == step else step
+    return lean
 
 
-def expand_step(step: StepRecord) -> StepRecord:
-    """The full step a lean one stands for (a full step as it is)."""
+# --- what the ledger already says (PATCH_DELTA_STEPS) -------------------------------------
+# The case row's columns a step never derives from its events, and a dispatch row's
+# columns: a delta step sends those that changed since the ledger's version.
+_CASE_KEPT = tuple(f.name for f in fields(CaseRow)
+                   if f.name not in (*_CASE_FROM_EVENT, "complaint_id", "version", "status"))
+_DISPATCH_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(DispatchRow)}
+_DISPATCH_KEPT = tuple(f.name for f in fields(DispatchRow)
+                       if f.name not in ("dispatch_id", "complaint_id"))
+
+
+def _blank(row: Any, base: Any, names: tuple[str, ...], defaults: dict[str, Any]) -> Any:
+    """``row`` without the columns ``base`` says alike."""
+    return replace(row, **{n: defaults[n] for n in names
+                           if getattr(row, n) == getattr(base, n)})
+
+
+def _fill(row: Any, base: Any, names: tuple[str, ...], defaults: dict[str, Any]) -> Any:
+    """``row`` with its left-out columns (at their defaults) as ``base`` says them."""
+    return replace(row, **{n: getattr(base, n) for n in names
+                           if getattr(row, n) == defaults[n]})
+
+
+def _delta(lean: StepRecord, ledger: LedgerRows) -> StepRecord:
+    events = list(lean.lifecycle)
+    if events:
+        events[0] = _blank(events[0], ledger.case, _INHERITED, _EVENT_DEFAULTS)
+    return replace(
+        lean, base=ledger.version, lifecycle=events,
+        case=lean.case and _blank(lean.case, ledger.case, _CASE_KEPT, _CASE_DEFAULTS),
+        dispatches=[_blank(d, ledger.dispatches[d.dispatch_id], _DISPATCH_KEPT,
+                           _DISPATCH_DEFAULTS) if d.dispatch_id in ledger.dispatches else d
+                    for d in lean.dispatches],
+    )
+
+
+def ledger_after(ledger: LedgerRows | None, step: StepRecord) -> LedgerRows | None:
+    """What the ledger holds once ``step`` (full) is recorded, by its writer's rules
+    (``activities.ledger``): the case row as the step says it, a dispatch's sign-by and
+    deadline as the newest step says them, its other timestamps and result as the first
+    step that said them."""
+    if step.case is None or step.lean:
+        return ledger
+    dispatches = dict(ledger.dispatches) if ledger else {}
+    for d in step.dispatches:
+        old = dispatches.get(d.dispatch_id)
+        dispatches[d.dispatch_id] = d if old is None else replace(
+            d, **{n: getattr(old, n) for n in ("signed_at", "completed_at", "revoked_at",
+                                                "result") if getattr(old, n) is not None})
+    return LedgerRows(version=step.case.version, case=step.case, dispatches=dispatches)
+
+
+def expand_step(step: StepRecord, ledger: LedgerRows | None = None) -> StepRecord:
+    """The full step a lean one stands for (a full step as it is). A delta step
+    (``base``) needs ``ledger``: the ledger's rows at that version (or after the step
+    itself, when a retry finds it already written)."""
     if not step.lean:
         return step
+    if step.base and ledger is None:
+        raise ValueError(f"step {step.step} leaves out what the ledger says: pass its rows")
     cid = step.complaint_id
     events: list[LifecycleRecord] = []
     for ev in step.lifecycle:
@@ -214,16 +287,26 @@ def expand_step(step: StepRecord) -> StepRecord:
         if events:
             fill |= {name: getattr(events[-1], name) for name in _INHERITED
                      if getattr(ev, name) == _EVENT_DEFAULTS[name]}
+        elif step.base and ledger is not None:
+            fill |= {name: getattr(ledger.case, name) for name in _INHERITED
+                     if getattr(ev, name) == _EVENT_DEFAULTS[name]}
         events.append(replace(ev, **fill))
     last = events[-1] if events else None
     case = step.case
+    if case is not None and step.base and ledger is not None:
+        case = _fill(case, ledger.case, _CASE_KEPT, _CASE_DEFAULTS)
     if case is not None and last is not None:
         case = replace(case, complaint_id=cid, version=last.seq, status=last.status,
                        **{name: getattr(last, name) for name in _CASE_FROM_EVENT})
-    dispatches = [replace(d, complaint_id=d.complaint_id or cid) for d in step.dispatches]
+    dispatches = list(step.dispatches)
+    if step.base and ledger is not None:
+        dispatches = [_fill(d, ledger.dispatches[d.dispatch_id], _DISPATCH_KEPT,
+                            _DISPATCH_DEFAULTS) if d.dispatch_id in ledger.dispatches else d
+                      for d in dispatches]
+    dispatches = [replace(d, complaint_id=d.complaint_id or cid) for d in dispatches]
     rows = {d.dispatch_id: d for d in dispatches}
     return replace(
-        step, lean=False, lifecycle=events, case=case, dispatches=dispatches,
+        step, lean=False, base=0, lifecycle=events, case=case, dispatches=dispatches,
         evaluation=step.evaluation and replace(
             step.evaluation, complaint_id=step.evaluation.complaint_id or cid),
         outbound=[replace(o, fields=_expand_fields(cid, o, last, rows))

@@ -30,10 +30,11 @@ from workflows.model import (
     CaseResult,
     CaseView,
     Filing,
+    LedgerRows,
     StepReceipt,
     StepRecord,
 )
-from workflows.steps import expand_step
+from workflows.steps import expand_step, ledger_after
 
 CONFIG = load_config(Settings().config_dir)
 
@@ -43,6 +44,8 @@ class Recorder:
     steps: list[StepRecord] = field(default_factory=list)
     # The steps as the workflow sent them (``steps`` holds them expanded).
     sent: list[StepRecord] = field(default_factory=list)
+    # The ledger's rows per case, as the real ledger would hold them.
+    ledger: dict[str, LedgerRows] = field(default_factory=dict)
 
     def events(self, complaint_id: str) -> list[str]:
         return [event for group in self.groups(complaint_id) for event in group]
@@ -145,9 +148,17 @@ async def running_harness(env: WorkflowEnvironment, *, config: HotlineConfig = C
 
     @activity.defn(name="record_step")
     async def record_step(step: StepRecord) -> StepReceipt:
-        # As the real activity does: a lean step stands for its full form.
+        # As the real activity does: a lean step stands for its full form, a delta step
+        # with the ledger's rows of its base version (kept here by the ledger's rules).
         recorder.sent.append(step)
-        recorder.steps.append(expand_step(step))
+        ledger = recorder.ledger.get(step.complaint_id)
+        if step.base:
+            assert ledger is not None and ledger.version == step.base, (step.step, ledger)
+        full = expand_step(step, ledger)
+        recorder.steps.append(full)
+        rows = ledger_after(ledger, full)
+        if rows is not None:
+            recorder.ledger[step.complaint_id] = rows
         return StepReceipt(step.complaint_id, step.step, len(step.lifecycle))
 
     acts = CaseActivities(config, cast(Any, None), cast(Any, None),

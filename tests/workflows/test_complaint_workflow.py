@@ -69,6 +69,12 @@ async def test_happy_path_goes_through_all_five_stages(harness: Harness) -> None
     # last event's, with the complaint id back on it.
     sent = [s for s in harness.recorder.sent if s.complaint_id == cid]
     assert len(sent) == 5 and all(s.lean and s.case and not s.case.complaint_id for s in sent)
+    # After the first, each leaves out what the ledger already says (patch delta-steps):
+    # the case's filing time and channel, the dispatch's unit and times.
+    assert [s.base for s in sent] == [0, 2, 3, 4, 6]
+    assert all(s.case and s.case.channel == "" for s in sent[1:])
+    signed = sent[1].dispatches[0]
+    assert (signed.unit_id, signed.signed_at is not None) == ("", True)
     closed = [s for s in harness.recorder.steps if s.complaint_id == cid][-1]
     assert closed.case is not None
     assert (closed.case.complaint_id, closed.case.status, closed.case.version) == (cid, "CLOSED", 9)

@@ -16,7 +16,15 @@ from temporalio.converter import default
 import workflows.model as model
 from bench.bench_payloads import payloads
 from workers.runtime.temporal import DATA_CONVERTER
-from workflows.model import Acceptance, CaseRow, Filing, LadderPlan, StepRecord, TierPlan
+from workflows.model import (
+    Acceptance,
+    CaseRow,
+    Filing,
+    LadderPlan,
+    LifecycleRecord,
+    StepRecord,
+    TierPlan,
+)
 
 COMPACT = DATA_CONVERTER.payload_converter
 DEFAULT = default().payload_converter
@@ -57,12 +65,14 @@ def test_text_is_utf8_and_default_fields_are_left_out() -> None:
 
 
 def test_a_value_that_only_compares_equal_to_its_default_is_kept() -> None:
-    # overdue=False is CaseRow's default; version 0 is a value (no default), so is kept;
+    # overdue=False is CaseRow's default; seq 0 is a value (no default), so is kept;
     # a float 1.0 where the default is the float 1.0 goes, but 0 (int) is not False.
-    row = CaseRow(complaint_id="c", version=0, status="FILED", filed_at=datetime.now(UTC),
+    row = CaseRow(complaint_id="c", version=1, status="FILED", filed_at=datetime.now(UTC),
                   channel="APP", overdue=False)
     text = COMPACT.to_payloads([row])[0].data.decode()
-    assert '"version":0' in text and "overdue" not in text
+    assert '"version":1' in text and "overdue" not in text
+    event = LifecycleRecord(seq=0, at=datetime.now(UTC), event_type="X", status="FILED")
+    assert '"seq":0' in COMPACT.to_payloads([event])[0].data.decode()
     ladder = LadderPlan(warning_fractions=[0.5], sign_for_misses_to_district=2,
                         city_after_overdue_fraction=0.5, urges_to_escalate=2, max_returns=2,
                         unreached_attempts=3, unreached_window_seconds=1.0, max_reopens=1,

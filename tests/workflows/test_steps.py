@@ -29,6 +29,7 @@ from workflows.steps import (
     build_step,
     expand_step,
     lead_unit_id,
+    ledger_after,
     merge_steps,
     slim_step,
 )
@@ -248,6 +249,70 @@ def test_a_worker_from_before_lean_steps_cannot_read_one_so_never_misreads_it() 
     full_event = converter.to_payloads([step.lifecycle[0]])
     assert default().payload_converter.from_payloads(
         full_event, [_EventBeforeLeanSteps])[0].event_id == "C1:1"
+
+
+def _signed_step(state: CaseState) -> StepRecord:
+    state.seq = 3
+    state.status = Status.SIGNED
+    state.dispatches["C1-d1"].signed_at = T0 + DAY
+    return build_step(state, FILING, StepFacts(
+        "SIGNED", Status.SIGNED, unit_id="u1", dispatch_id="C1-d1",
+        dispatch_rows=[state.dispatches["C1-d1"]]), T0 + DAY)
+
+
+def _ms(ledger: object) -> object:
+    """The rows as the ledger gives them back: timestamps to the millisecond."""
+    def cut(row: object) -> object:
+        return replace(row, **{f.name: v.replace(microsecond=v.microsecond // 1000 * 1000)  # type: ignore[call-overload]
+                               for f in fields(row)  # type: ignore[arg-type]
+                               if isinstance(v := getattr(row, f.name), datetime)})
+    return replace(ledger, case=cut(ledger.case),  # type: ignore[type-var,attr-defined]
+                   dispatches={k: cut(d) for k, d in ledger.dispatches.items()})  # type: ignore[attr-defined]
+
+
+def test_a_delta_step_leaves_out_what_the_ledger_says_and_expands_with_its_rows() -> None:
+    state, dispatched = _merged_dispatch_step()
+    ledger = ledger_after(None, dispatched)
+    assert ledger is not None and ledger.version == 2
+    signed = _signed_step(state)
+    delta = slim_step(signed, ledger)
+    assert delta.lean and delta.base == 2 and expand_step(delta, ledger) == signed
+    # Only what changed: the signature; the case row and the event say nothing repeated.
+    row = delta.dispatches[0]
+    assert (row.dispatch_id, row.signed_at, row.unit_id, row.due_at.year) == (
+        "C1-d1", T0 + DAY, "", 1970)
+    assert delta.case is not None and delta.case.channel == "" and delta.lifecycle[0].tier is None
+    assert _size(delta) < 0.75 * _size(slim_step(signed))
+    # The ledger's own rows (milliseconds), at the base or already at this step (a retry),
+    # give the same step to the millisecond, which is all Kafka and the ledger keep.
+    after = ledger_after(ledger, signed)
+    assert after is not None and after.version == 3
+    for rows in (_ms(ledger), _ms(after)):
+        again = expand_step(delta, rows)  # type: ignore[arg-type]
+        assert _ms(ledger_after(_ms(ledger), again)) == _ms(after)  # type: ignore[arg-type]
+        assert again.lifecycle == signed.lifecycle
+    with pytest.raises(ValueError, match="ledger"):
+        expand_step(delta)
+
+
+def test_a_delta_step_it_cannot_say_goes_lean_without_the_ledger() -> None:
+    state, dispatched = _merged_dispatch_step()
+    ledger = ledger_after(None, dispatched)
+    signed = _signed_step(state)
+    # A column back to None reads as "as the ledger says": the step goes without a base.
+    odd = replace(signed, case=replace(signed.case, due_at=None))  # type: ignore[arg-type]
+    assert ledger is not None and ledger.case.due_at is not None
+    assert slim_step(odd, ledger).base == 0 and expand_step(slim_step(odd, ledger)) == odd
+
+
+def test_the_ledger_keeps_a_dispatch_s_first_signature_as_its_writer_does() -> None:
+    state, dispatched = _merged_dispatch_step()
+    ledger = ledger_after(None, dispatched)
+    signed = _signed_step(state)
+    resigned = replace(signed, dispatches=[replace(signed.dispatches[0],
+                                                   signed_at=T0 + 2 * DAY)])
+    after = ledger_after(ledger_after(ledger, signed), resigned)
+    assert after is not None and after.dispatches["C1-d1"].signed_at == T0 + DAY
 
 
 def test_a_step_the_lean_form_cannot_say_goes_full() -> None:
