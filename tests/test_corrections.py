@@ -183,8 +183,9 @@ async def test_desk_decisions_returns_and_reassignments_teach_the_next_model(
     assert "no current model" in result.output
     doc = json.loads(model.read_text(encoding="utf-8"))
     entry = next(e for e in doc["created_from"] if e["file"] == str(out))
+    # The supervisor's reassignment teaches who leads (the lead head), not the tier.
     assert entry == {"file": str(out), "examples": 1, "skipped_no_tier": 0,
-                     "corrections": 1, "corrections_not_for_tier": 2}
+                     "corrections": 1, "corrections_not_for_tier": 2, "lead_only": 1}
     assert "tests/data/routing_holdout.jsonl" not in {e["file"] for e in doc["created_from"]}
 
     # A current model the candidate cannot beat on the held-out set is kept.

@@ -362,4 +362,4 @@ def test_a_supervisors_reassignment_teaches_who_leads_not_the_tier(tmp_path: Pat
     path.write_text(json.dumps(line, ensure_ascii=False) + "\n", encoding="utf-8")
     [example], [source] = read_examples([path])
     assert (example.label, example.lead) == (None, "STREET")
-    assert source.corrections_not_for_tier == 1
+    assert (source.corrections_not_for_tier, source.lead_only, source.examples) == (1, 1, 0)

@@ -103,7 +103,8 @@ class Source:
     (no tier, no transfer and no no-dispatch kind). For a file of corrections exported
     from the ledger (lines with a ``correction``): how many of the examples were
     corrections, and how many corrections were left out because their tier is the
-    machine's, not a person's (a return, a reassignment, a rejection)."""
+    machine's, not a person's (a return, a reassignment, a rejection); ``lead_only``: how
+    many of those still teach who leads (a supervisor's reassignment)."""
 
     file: str
     examples: int
@@ -111,6 +112,7 @@ class Source:
     corrections: int = 0
     corrections_not_for_tier: int = 0
     held_out: int = 0
+    lead_only: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """The file's entry in the model's ``created_from`` (the correction counts only
@@ -123,6 +125,8 @@ class Source:
             entry["corrections_not_for_tier"] = self.corrections_not_for_tier
         if self.held_out:
             entry["skipped_held_out"] = self.held_out
+        if self.lead_only:
+            entry["lead_only"] = self.lead_only
         return entry
 
 
@@ -144,7 +148,7 @@ def read_examples(paths: Sequence[Path], *, root: Path | None = None,
         if root is not None:
             with contextlib.suppress(ValueError):  # outside root: the name as given
                 name = path.resolve().relative_to(root.resolve()).as_posix()
-        got = skipped = corrections = not_for_tier = leaked = 0
+        got = skipped = corrections = not_for_tier = leaked = lead_only = 0
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
         except OSError as err:
@@ -176,9 +180,13 @@ def read_examples(paths: Sequence[Path], *, root: Path | None = None,
                 leaked += 1
                 continue
             examples.append(Example(text, label, lead))
-            got += 1
-            corrections += correction is not None
-        sources.append(Source(name, got, skipped, corrections, not_for_tier, leaked))
+            if label is None:
+                lead_only += 1
+            else:
+                got += 1
+                corrections += correction is not None
+        sources.append(Source(name, got, skipped, corrections, not_for_tier, leaked,
+                              lead_only))
     if not examples:
         raise TrainingError("no labelled request with a tier to train on")
     return examples, sources
