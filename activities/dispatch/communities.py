@@ -20,6 +20,14 @@ _COMMITTEE_SUFFIX = re.compile(
 # "天通东苑第三北" and "八里庄北里东" are parts of 天通东苑 and 八里庄北里: callers name the whole.
 _COMMUNITY_PART = re.compile(r"(第?[一二三四五六七八九十]+[东西南北中]?|[东西南北中])$")
 COMMUNITY_KIND = "community"
+# A form ending like a residential compound or a committee ("北苑家园清友园", "西便门东里",
+# "鲁谷住宅", "西便门内社区") is that compound's own name, more precise than the area or
+# landmark name inside it (北苑, 西便门, 鲁谷), which may be another street's: it is indexed
+# even so, and, being longer, wins. ("西单商场" alone still names the mall in 西城.)
+_COMPOUND_TAIL = re.compile(r"(里|园|苑|区|住宅|公寓|新村|城|庭|府|居|湾|社区)$")
+# What a compound's name may hold of another place and still be indexed: area names and
+# landmarks, not a unit's own name ("望京街道") — that one always says the street.
+_YIELDING_KINDS = frozenset({"weak", "stem", "road", "landmark", "compound", "community"})
 
 
 def community_forms(name: str) -> set[str]:
@@ -62,6 +70,7 @@ def load_communities(reg: Registry, path: Path) -> None:
         # ("西单商场", a dormitory's committee in 海淀, names 西单 in 西城 first).
         if not reg.places.get(form)
         and not any(p.unit_id != unit_id
+                    and not (_COMPOUND_TAIL.search(form) and p.kind in _YIELDING_KINDS)
                     for hit in reg.places.scan(form) for p in hit.values)
     ]
     for form, unit_id, district, official in kept:
