@@ -19,7 +19,7 @@ from temporalio.client import Client
 from bench.bare import UPDATES, BareCase, BareStep
 from bench.city import City, wait_until
 from bench.histories import history_stats
-from bench.processes import Hotline, stop_procs
+from bench.processes import Hotline, role, stop_procs, worker_names
 from bench.profiling import profile, summarise_profile
 from bench.sampling import Sampler
 from workflows.ids import complaint_workflow_id
@@ -31,6 +31,10 @@ class Window:
     ended: float
     cpu: dict[str, float]
     cases: int
+    # Wall seconds over which ``cpu`` was read (to the read after the last close), and the
+    # CPU seconds the whole machine was busy over them: cores busy, to see the limit.
+    wall: float = 0.0
+    busy: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -39,7 +43,7 @@ class Window:
 
 def ours_burst(city: City, sampler: Sampler, n: int, tag: str, timeout: float) -> Window:
     ids = [f"B{tag}-{i:05d}" for i in range(n)]
-    cpu0 = sampler.cpu()
+    cpu0, busy0 = sampler.cpu(), sampler.machine_busy()
     t0 = time.time()
     for cid in ids:
         city.file(cid)
@@ -47,15 +51,16 @@ def ours_burst(city: City, sampler: Sampler, n: int, tag: str, timeout: float) -
     ok = wait_until(lambda: all(city.cases[c].closed for c in ids), timeout)
     closed = [t for c in ids if (t := city.cases[c].closed) is not None]
     t1 = max(closed) if closed else time.time()
-    cpu1 = sampler.cpu()
+    cpu1, busy1 = sampler.cpu(), sampler.machine_busy()
     if not ok:
         print(f"  warning: {n - len(closed)} of {n} cases not closed in {timeout:.0f} s")
-    return Window(t0, t1, {k: cpu1[k] - cpu0[k] for k in cpu0}, len(closed))
+    return Window(t0, t1, {k: cpu1[k] - cpu0[k] for k in cpu0}, len(closed),
+                  time.time() - t0, busy1 - busy0)
 
 
 async def bare_burst(client: Client, sampler: Sampler, task_queue: str, n: int, tag: str,
                      timeout: float, upserts: int = 0, payload_bytes: int = 200) -> Window:
-    cpu0 = sampler.cpu()
+    cpu0, busy0 = sampler.cpu(), sampler.machine_busy()
     t0 = time.time()
     done: list[float] = []
 
@@ -74,9 +79,26 @@ async def bare_burst(client: Client, sampler: Sampler, task_queue: str, n: int, 
     errors = [r for r in results if isinstance(r, BaseException)]
     if errors:
         print(f"  warning: {len(errors)} bare cases failed, e.g. {errors[0]!r}")
-    cpu1 = sampler.cpu()
+    cpu1, busy1 = sampler.cpu(), sampler.machine_busy()
     return Window(t0, max(done) if done else time.time(),
-                  {k: cpu1[k] - cpu0[k] for k in cpu0}, len(done))
+                  {k: cpu1[k] - cpu0[k] for k in cpu0}, len(done), time.time() - t0,
+                  busy1 - busy0)
+
+
+def follow(sampler: Sampler, hotline: Hotline) -> None:
+    """Measure the processes a (re)start left running, and drop extra workers now gone."""
+    for name in sampler.names():
+        if role(name) == "worker" and name not in hotline.procs:
+            sampler.drop(name)
+    for name, proc in hotline.procs.items():
+        sampler.set_pid(name, proc.popen.pid)
+
+
+def cores_busy(ws: list[Window]) -> dict[str, float]:
+    """Cores each process kept busy over the bursts (CPU s / wall s), and the machine's."""
+    wall = sum(w.wall for w in ws) or 1e-9
+    out = {k: sum(w.cpu.get(k, 0.0) for w in ws) / wall for k in ws[0].cpu}
+    return out | {"machine": sum(w.busy for w in ws) / wall}
 
 
 def _closed(city: City, tag: str, name: str, sample: int) -> list[str]:
@@ -92,6 +114,7 @@ def variants(args: argparse.Namespace) -> list[tuple[str, dict[str, str]]]:
     for spec in args.variant or []:
         name, _, pairs = spec.partition(":")
         env = dict(pair.split("=", 1) for pair in pairs.split(",") if pair)
+        worker_names(env)  # a bad BENCH_WORKERS stops the run before it starts
         out.append((name, env))
     return out
 
@@ -123,8 +146,7 @@ async def ratio_phase(args: argparse.Namespace, city: City, sampler: Sampler, cl
         for name, env in kinds:
             if len(kinds) > 1 and hotline.variant != name:
                 await asyncio.to_thread(hotline.start, env, name)
-                for pname, proc in hotline.procs.items():
-                    sampler.set_pid(pname, proc.popen.pid)
+                follow(sampler, hotline)
                 # Warm the restarted processes up outside the measured window.
                 await asyncio.to_thread(ours_burst, city, sampler, args.warmup,
                                         f"{tag}w{r}{name}", 120)
@@ -147,6 +169,7 @@ async def ratio_phase(args: argparse.Namespace, city: City, sampler: Sampler, cl
     result["ratio"] = {"burst": args.burst, "bare_rates": bare_rates,
                        "bare_median": statistics.median(bare_rates), "variants": {}}
     result["cpu_s_per_case"] = {"bare": per_case(bare_w)}
+    result["cores_busy"] = {"bare": cores_busy(bare_w)}
     for label, key, fields, _ in extras:
         rates = [w.rate for w in extra_w[label]]
         result["ratio"][key] = {**fields, "rates": rates, "median": statistics.median(rates)}
@@ -158,10 +181,10 @@ async def ratio_phase(args: argparse.Namespace, city: City, sampler: Sampler, cl
             "ratio": statistics.median(o / b for o, b in zip(rates, bare_rates, strict=True)),
         }
         result["cpu_s_per_case"][name] = per_case(windows[name])
+        result["cores_busy"][name] = cores_busy(windows[name])
     if len(kinds) > 1 and hotline.variant != "hotline":
         await asyncio.to_thread(hotline.start, {}, "hotline")
-        for pname, proc in hotline.procs.items():
-            sampler.set_pid(pname, proc.popen.pid)
+        follow(sampler, hotline)
     bare_ids = [f"bare-{tag}0-{i:05d}" for i in range(min(args.burst, args.history_sample))]
     result["histories"] = {"hotline": await history_stats(client, _closed(city, tag, "hotline",
                                                                           args.history_sample)),

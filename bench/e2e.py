@@ -29,6 +29,7 @@ Output: a markdown table on stdout and JSON in ``.state/bench/e2e-<time>.json``.
     .venv/bin/python -m bench.e2e                      # short default (~2-3 min)
     .venv/bin/python -m bench.e2e --duration 600 --rate 5  # sustained 10 minutes
     .venv/bin/python -m bench.e2e --open-cases 100000  # parked cases with armed timers
+    .venv/bin/python -m bench.e2e --variant two-workers:BENCH_WORKERS=2  # scale-out check
 
 The machine is shared and noisy; absolute figures move from run to run, the ratio of
 the two bursts measured minutes apart in the same run moves much less.
@@ -50,7 +51,7 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from bench.bursts import ratio_phase
+from bench.bursts import ratio_phase, variants
 from bench.city import ABORT, City
 from bench.histories import history_stats
 from bench.open_cases import open_cases
@@ -172,13 +173,19 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="seconds to keep watching notices after the last filing")
     p.add_argument("--variant", action="append", metavar="NAME:KEY=VAL,...",
                    help="also burst hotline with these env settings in every round, e.g. "
-                        "lockstep:HOTLINE_BRIDGE_PIPELINES=false (worker and bridges restart)")
+                        "lockstep:HOTLINE_BRIDGE_PIPELINES=false (worker and bridges restart); "
+                        "BENCH_WORKERS=N runs N worker processes on the one task queue")
     p.add_argument("--profile", type=Path, default=None,
                    help="py-spy the worker and bridges during the first hotline burst into "
                         "this folder (collapsed stacks; not for figures: sampling costs CPU)")
     p.add_argument("--history-sample", type=int, default=20)
     p.add_argument("--out", type=Path, default=None, help="JSON file (default .state/bench/)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    try:
+        variants(args)
+    except ValueError as exc:
+        p.error(f"--variant: {exc}")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +30,23 @@ class Proc:
 # before it are measured in one run. `python -m` puts the working directory first on
 # sys.path, ahead of the editable install.
 CHECKOUT = "BENCH_CHECKOUT"
+# A variant's setting too: run N `hotline worker` processes on the one task queue (the
+# scale-out check), named worker, worker-2, ... so each is measured apart.
+WORKERS = "BENCH_WORKERS"
+
+
+def worker_names(env: Mapping[str, str]) -> list[str]:
+    """The worker processes a variant's environment asks for (``BENCH_WORKERS``, default 1)."""
+    raw = env.get(WORKERS, "1").strip()
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{WORKERS} must be a whole number of at least 1, not {raw!r}")
+    return ["worker", *(f"worker-{i}" for i in range(2, int(raw) + 1))]
+
+
+def role(name: str) -> str:
+    """The role a measured process plays: ``worker-2`` is a ``worker``."""
+    head, _, tail = name.rpartition("-")
+    return head if head and tail.isdigit() else name
 
 
 def start_proc(name: str, argv: list[str], env: dict[str, str], log_dir: Path,
@@ -67,7 +84,7 @@ def stop_procs(procs: Iterable[Proc], sig: int = signal.SIGTERM) -> None:
 
 @dataclass
 class Hotline:
-    """The worker and bridges processes, restartable with extra environment (variants)."""
+    """The worker(s) and bridges processes, restartable with extra environment (variants)."""
 
     env: dict[str, str]
     log_dir: Path
@@ -78,13 +95,15 @@ class Hotline:
         self.stop()
         env = self.env | (extra or {})
         cwd = Path(env.pop(CHECKOUT, REPO_ROOT))
+        names = worker_names(env)
+        env.pop(WORKERS, None)
         suffix = f"-{label}" if label else ""
         py = sys.executable
-        for name in ("worker", "bridges"):
-            self.procs[name] = start_proc(f"{name}{suffix}", [py, "-m", "workers.cli.main", name],
+        for name in [*names, "bridges"]:
+            self.procs[name] = start_proc(f"{name}{suffix}",
+                                          [py, "-m", "workers.cli.main", role(name)],
                                           env, self.log_dir, cwd)
-        wait_ready([(self.procs["worker"], "worker ready"),
-                    (self.procs["bridges"], "bridges ready")])
+        wait_ready([(p, f"{role(name)} ready") for name, p in self.procs.items()])
         self.variant = label
 
     def stop(self) -> None:

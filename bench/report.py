@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
+
+from bench.processes import role
 
 
 def pct(values: Sequence[float], q: float) -> float | None:
@@ -13,6 +15,13 @@ def pct(values: Sequence[float], q: float) -> float | None:
     k = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
     return ordered[k]
 
+
+def roles(names: Iterable[str]) -> dict[str, list[str]]:
+    """Roles played by more than one process (``worker``, ``worker-2``), with their names."""
+    out: dict[str, list[str]] = {}
+    for name in names:
+        out.setdefault(role(name), []).append(name)
+    return {r: ns for r, ns in out.items() if len(ns) > 1}
 
 
 def fmt(v: Any, digits: int = 2) -> str:
@@ -83,9 +92,26 @@ def markdown(result: dict[str, Any]) -> str:
     for name in rss:
         lines.append(f"| {name} | " + "".join(f"{fmt(c[k].get(name), 4)} | " for k in cols)
                      + f"{rss[name]:.0f} |")
+    for r, names in roles(rss).items():
+        # Several processes of one role (BENCH_WORKERS): their sum, apart from the total.
+        sums = [sum(c[k][n] for n in names if n in c[k]) if any(n in c[k] for n in names)
+                else None for k in cols]
+        lines.append(f"| {r}, {len(names)} processes summed | "
+                     + "".join(f"{fmt(v, 4)} | " for v in sums)
+                     + f"{sum(rss[n] for n in names):.0f} (sum of peaks) |")
     if cols:
         lines.append("| **total** | " + "".join(f"{fmt(sum(c[k].values()), 4)} | "
                                                 for k in cols) + " |")
+    busy = result.get("cores_busy")
+    if busy:
+        kinds = list(busy)
+        lines += ["", f"| cores busy over the bursts (CPU s / wall s; {result['cpus']} "
+                  "cores) | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
+        for name in dict.fromkeys(n for k in kinds for n in busy[k] if n != "machine"):
+            lines.append(f"| {name} | " + " | ".join(fmt(busy[k].get(name)) for k in kinds)
+                         + " |")
+        lines.append("| **machine** (every process on it) | "
+                     + " | ".join(fmt(busy[k]["machine"]) for k in kinds) + " |")
     if result.get("open_cases"):
         o = result["open_cases"]
         lines += ["", "| open cases | value |", "|---|---|",

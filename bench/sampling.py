@@ -25,7 +25,9 @@ class Sampler:
         self._thread = threading.Thread(target=self._run, daemon=True, name="sampler")
 
     def _tree(self, name: str) -> list[psutil.Process]:
-        p = self._procs[name]
+        p = self._procs.get(name)
+        if p is None:  # dropped while the RSS thread was going round
+            return []
         if name not in self._trees:
             return [p]
         try:
@@ -44,10 +46,26 @@ class Sampler:
             out[name] = total
         return out
 
+    @staticmethod
+    def machine_busy() -> float:
+        """CPU seconds the whole machine has been busy, every core and process (not idle)."""
+        t = psutil.cpu_times()
+        # Linux counts guest time inside user and nice already; steal is the host's.
+        return float(sum(getattr(t, f, 0.0) for f in ("user", "nice", "system", "irq",
+                                                       "softirq")))
+
     def set_pid(self, name: str, pid: int) -> None:
         with self._lock:
             self._procs[name] = psutil.Process(pid)
             self.peak_rss.setdefault(name, 0)
+
+    def drop(self, name: str) -> None:
+        """Stop measuring a process that is gone (its peak RSS stays in the report)."""
+        with self._lock:
+            self._procs.pop(name, None)
+
+    def names(self) -> list[str]:
+        return list(self._procs)
 
     def pid(self, name: str) -> int:
         return int(self._procs[name].pid)

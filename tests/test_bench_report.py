@@ -8,8 +8,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import pytest
+
 from bench import report
+from bench.e2e import parse
 from bench.open_cases import open_cases
+from bench.processes import WORKERS, role, worker_names
 
 
 @dataclass
@@ -108,3 +112,39 @@ def test_a_long_run_writes_its_pace_between_marks(tmp_path: Any, monkeypatch: An
     assert [s["open_now"] for s in between] == sorted(s["open_now"] for s in between)
     assert between[-1]["open_now"] > between[0]["open_now"]
     assert all(s["open"] == 300 and s["elapsed_s"] >= 0 for s in between)
+
+
+def test_a_variant_asks_for_worker_processes_by_number() -> None:
+    assert worker_names({}) == ["worker"]
+    assert worker_names({WORKERS: "3"}) == ["worker", "worker-2", "worker-3"]
+    assert [role(n) for n in ("worker-3", "bare-worker", "bridges")] == [
+        "worker", "bare-worker", "bridges"]
+    for bad in ("0", "two", "-1", ""):
+        with pytest.raises(ValueError, match=WORKERS):
+            worker_names({WORKERS: bad})
+
+
+def test_a_bad_worker_count_stops_the_run_before_it_starts(capsys: Any) -> None:
+    assert parse(["--variant", "two:BENCH_WORKERS=2"]).variant == ["two:BENCH_WORKERS=2"]
+    with pytest.raises(SystemExit):
+        parse(["--variant", "two:BENCH_WORKERS=none"])
+    assert "BENCH_WORKERS must be a whole number" in capsys.readouterr().err
+
+
+def test_two_workers_are_listed_apart_and_summed_with_the_cores_they_kept_busy() -> None:
+    result = {
+        "started": "2026-12-06T19:45:00+00:00", "time_scale": 0.01, "cpus": 2,
+        "peak_rss_mib": {"temporal": 400.0, "worker": 220.0, "worker-2": 200.0},
+        "cpu_s_per_case": {"hotline": {"temporal": 0.08, "worker": 0.05},
+                           "two-workers": {"temporal": 0.08, "worker": 0.03, "worker-2": 0.03}},
+        "cores_busy": {"hotline": {"temporal": 0.9, "worker": 0.6, "machine": 1.9},
+                       "two-workers": {"temporal": 0.9, "worker": 0.4, "worker-2": 0.4,
+                                       "machine": 1.95}},
+    }
+    text = report.markdown(result)
+    assert "| worker-2 | - | 0.0300 | 200 |" in text
+    assert "| worker, 2 processes summed | 0.0500 | 0.0600 | 420 (sum of peaks) |" in text
+    # The sum is a view of the rows above it, not counted again in the total.
+    assert "| **total** | 0.1300 | 0.1400 |" in text
+    assert "| worker-2 | - | 0.40 |" in text
+    assert "| **machine** (every process on it) | 1.90 | 1.95 |" in text
