@@ -34,7 +34,7 @@ from workers.cli.output import fail
 # What it trains on and compares on, relative to the repository.
 LABELLED = ("tests/data/routing_labelled.jsonl",)
 PHRASINGS = ("tests/data/blind/phrasings_v1.jsonl", "tests/data/dev/phrasings_dev_v3.jsonl",
-             "tests/data/dev/phrasings_dev_v4.jsonl")
+             "tests/data/dev/phrasings_dev_v4.jsonl", "tests/data/dev/phrasings_dev_v5.jsonl")
 TYPE_LABELS = "tests/data/phrasing_categories.yaml"
 HOLDOUT = "tests/data/routing_holdout.jsonl"
 
@@ -68,8 +68,8 @@ def learn_categories(
     phrasings: list[Path] = typer.Option(
         [], "--phrasings", dir_okay=False,
         help="Phrasing sets (problem_type) to train on (repeatable; default "
-             "phrasings_v1 under tests/data/blind, phrasings_dev_v3 and _v4 under "
-             "tests/data/dev)."),
+             "phrasings_v1 under tests/data/blind, phrasings_dev_v3, _v4 and _v5 "
+             "under tests/data/dev)."),
     labels: Path | None = typer.Option(
         None, "--labels", dir_okay=False,
         help=f"Problem type → category code (default {TYPE_LABELS})."),
