@@ -193,6 +193,7 @@ class Lexicon(_Strict):
             kind_words += [(w, kind, KEYWORD_WEIGHT) for w in cues.keywords]
             kind_words += [(w, kind, HINT_WEIGHT) for w in cues.hints]
         own_category = {w for w, _, _ in cat_words}
+        neutral = set(self.neutral) - own_category
         own_kind = {w for w, _, _ in kind_words}
 
         meanings: dict[str, _Meaning] = {w: _Meaning() for w in self._all_phrases()}
@@ -221,6 +222,8 @@ class Lexicon(_Strict):
                 for idx, weight in list(meaning.categories.items()):
                     if weight > HINT_WEIGHT:
                         meaning.categories[idx] = STRONG_WEIGHT
+            if phrase in neutral:
+                continue  # means nothing, and hides the words inside it ("学校门口")
             if phrase not in own_category:
                 for word, idx, weight in cat_words:
                     if word in phrase and word != phrase:
