@@ -20,15 +20,22 @@ and a ``version`` (sha256 of the training data and parameters).
 
 from __future__ import annotations
 
-import json
 import math
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from activities.dispatch.classify import Classification, classify
 from activities.dispatch.lexicon import Lexicon
+from activities.dispatch.textmodel import (
+    analyzer_settings,
+    count_ngrams,
+    number,
+    probability,
+    read_json,
+    softmax,
+    tf_weight,
+)
 
 FORMAT = "hotline-category-model/1"
 CATEGORY_MODEL_FILE = "category_model.json"
@@ -36,7 +43,6 @@ T2H = "T2H"
 
 # scikit-learn's char analyzer turns each run of two or more whitespace characters into
 # one space before cutting n-grams; predicting the same numbers needs the same text.
-_WHITE_SPACES = re.compile(r"\s\s+")
 
 
 class CategoryModelError(ValueError):
@@ -67,20 +73,12 @@ class CategoryModel:
 
     def scores(self, text: str) -> list[float]:
         """The logistic regression's decision value for each class (``classes`` order)."""
-        if self.lowercase:
-            text = text.lower()
-        text = _WHITE_SPACES.sub(" ", text)
         idf = self.idf
-        counts: dict[str, int] = {}
-        for n in range(self.ngram_min, self.ngram_max + 1):
-            for i in range(len(text) - n + 1):
-                gram = text[i:i + n]
-                if gram in idf:
-                    counts[gram] = counts.get(gram, 0) + 1
+        counts = count_ngrams(text, self.ngram_min, self.ngram_max, idf, lowercase=self.lowercase)
         sums = [0.0] * len(self.classes)
         norm2 = 0.0
         for gram, count in counts.items():
-            weight = (1.0 + math.log(count) if self.sublinear_tf else count) * idf[gram]
+            weight = tf_weight(count, idf[gram], self.sublinear_tf)
             norm2 += weight * weight
             for k, coef in self.weights.get(gram, ()):
                 sums[k] += weight * coef
@@ -89,23 +87,13 @@ class CategoryModel:
 
     def probabilities(self, text: str) -> dict[str, float]:
         """P(category) for each category code (a softmax over the decision values)."""
-        scores = self.scores(text)
-        top = max(scores)
-        exps = [math.exp(s - top) for s in scores]
-        total = sum(exps)
-        return {c: e / total for c, e in zip(self.classes, exps, strict=True)}
+        return softmax(self.classes, self.scores(text))
 
     def best(self, text: str) -> tuple[str, float]:
         """The most probable category code and its probability."""
         probs = self.probabilities(text)
         code = max(self.classes, key=lambda c: probs[c])  # ties: the first class
         return code, probs[code]
-
-
-def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{what} must be a finite number, not {value!r}")
-    return float(value)
 
 
 def model_from_document(doc: Any, *, lexicon: Lexicon | None = None) -> CategoryModel:
@@ -137,20 +125,13 @@ def model_from_document(doc: Any, *, lexicon: Lexicon | None = None) -> Category
     intercepts = doc["intercepts"]
     if not isinstance(intercepts, list) or len(intercepts) != width:
         raise ValueError(f"intercepts must be a list of {width} numbers (one per class)")
-    analyzer = doc["analyzer"]
-    if not isinstance(analyzer, dict):
-        raise ValueError("analyzer must be an object")
-    if analyzer.get("kind") != "char":
+    if not isinstance(doc["analyzer"], dict) or "kind" not in doc["analyzer"]:
         raise ValueError("analyzer.kind must be 'char' (the only one this reader computes)")
-    nmin, nmax = analyzer.get("ngram_min"), analyzer.get("ngram_max")
-    if not (isinstance(nmin, int) and isinstance(nmax, int) and 1 <= nmin <= nmax):
-        raise ValueError("analyzer.ngram_min and ngram_max must be integers, 1 ≤ min ≤ max")
-    if analyzer.get("norm") != "l2":
-        raise ValueError("analyzer.norm must be 'l2' (the only one this reader computes)")
+    nmin, nmax, lowercase, sublinear = analyzer_settings(doc["analyzer"])
     idf_doc = doc["idf"]
     if not isinstance(idf_doc, dict) or not idf_doc:
         raise ValueError("idf must be a non-empty object of n-gram → idf")
-    idf = {str(g): _number(v, f"idf of {g!r}") for g, v in idf_doc.items()}
+    idf = {str(g): number(v, f"idf of {g!r}") for g, v in idf_doc.items()}
     coef_doc = doc["coef"]
     if not isinstance(coef_doc, dict) or set(coef_doc) - set(classes):
         raise ValueError("coef must be an object of category code (one of classes) → "
@@ -163,26 +144,23 @@ def model_from_document(doc: Any, *, lexicon: Lexicon | None = None) -> Category
         for gram, value in grams.items():
             if gram not in idf:
                 raise ValueError(f"coef of {code}: n-gram {gram!r} has no idf")
-            rows.setdefault(gram, []).append((k, _number(value, f"coef of {code}, {gram!r}")))
-    threshold = _number(doc["threshold"], "threshold")
-    fallback_threshold = _number(doc.get("fallback_threshold", threshold),
-                                 "fallback_threshold")
-    for name, value in (("threshold", threshold), ("fallback_threshold", fallback_threshold)):
-        if not 0.0 < value <= 1.0:
-            raise ValueError(f"{name} must be in (0, 1], not {value}")
+            rows.setdefault(gram, []).append((k, number(value, f"coef of {code}, {gram!r}")))
+    threshold = probability(doc["threshold"], "threshold")
+    fallback_threshold = probability(doc.get("fallback_threshold", threshold),
+                                     "fallback_threshold")
     cv = doc.get("cv")
     return CategoryModel(
         version=version,
         classes=tuple(classes),
-        intercepts=tuple(_number(v, "intercepts") for v in intercepts),
+        intercepts=tuple(number(v, "intercepts") for v in intercepts),
         idf=idf,
         weights={g: tuple(r) for g, r in rows.items()},
         threshold=threshold,
         fallback_threshold=fallback_threshold,
         ngram_min=nmin,
         ngram_max=nmax,
-        lowercase=bool(analyzer.get("lowercase", True)),
-        sublinear_tf=bool(analyzer.get("sublinear_tf", True)),
+        lowercase=lowercase,
+        sublinear_tf=True if sublinear is None else sublinear,
         cv=cv if isinstance(cv, dict) else None,
         lexicon=lexicon,
     )
@@ -195,13 +173,7 @@ def load_category_model(path: Path, lexicon: Lexicon | None = None) -> CategoryM
     Raises:
         CategoryModelError: naming the file and what is wrong with it.
     """
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise CategoryModelError(f"{path}: cannot read the category model file: "
-                                 f"{err.strerror or err}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise CategoryModelError(f"{path}: not valid JSON: {err}") from None
+    doc = read_json(path, CategoryModelError)
     try:
         return model_from_document(doc, lexicon=lexicon)
     except ValueError as err:

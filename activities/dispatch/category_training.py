@@ -35,7 +35,8 @@ from typing import Any
 import yaml
 
 from activities.dispatch.category_model import FORMAT, CategoryModel, model_from_document
-from activities.dispatch.training import TrainingError, require_sklearn
+from activities.dispatch.textmodel import dumps_model
+from activities.dispatch.training import TrainingError, json_lines, require_sklearn
 
 PARAMS: dict[str, Any] = {
     "ngram_min": 1,
@@ -121,15 +122,8 @@ def read_examples(labelled: Sequence[Path], phrasings: Sequence[Path],
     sources: list[Source] = []
     for path, phrasing in [*((p, False) for p in labelled), *((p, True) for p in phrasings)]:
         got = leaked = 0
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except OSError as err:
-            raise TrainingError(f"{path}: cannot read: {err.strerror or err}") from None
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
+        for number, rec in json_lines(path):
             try:
-                rec = json.loads(line)
                 text = rec["content"]
                 if phrasing:
                     kind = rec["problem_type"]
@@ -139,7 +133,7 @@ def read_examples(labelled: Sequence[Path], phrasings: Sequence[Path],
                     category = type_labels[kind]
                 else:
                     category = rec["expect"]["category"]
-            except (json.JSONDecodeError, KeyError, TypeError) as err:
+            except (KeyError, TypeError) as err:
                 raise TrainingError(f"{path}:{number}: not a labelled request or phrasing "
                                     f"({err!r})") from None
             if not (isinstance(text, str) and text.strip() and isinstance(category, str)):
@@ -379,19 +373,4 @@ def _compact(value: Any) -> str:
 def dumps(doc: dict[str, Any]) -> str:
     """The model file's text: sorted keys; ``idf`` one n-gram a line and ``coef`` one
     category a line (a readable diff between versions); the rest on its key's line."""
-    lines = ["{"]
-    keys = sorted(doc)
-    for n, key in enumerate(keys):
-        comma = "," if n < len(keys) - 1 else ""
-        if key in ("idf", "coef"):
-            inner = sorted(doc[key])
-            lines.append(f"{json.dumps(key)}: {{")
-            lines += [f"{json.dumps(g, ensure_ascii=False)}: {_compact(doc[key][g])}"
-                      f"{',' if i < len(inner) - 1 else ''}"
-                      for i, g in enumerate(inner)]
-            lines.append("}" + comma)
-        else:
-            value = json.dumps(doc[key], ensure_ascii=False, sort_keys=True)
-            lines.append(f"{json.dumps(key)}: {value}{comma}")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+    return dumps_model(doc, ("idf", "coef"), value=_compact)

@@ -27,7 +27,7 @@ import hashlib
 import json
 import math
 import warnings
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,20 +149,13 @@ def read_examples(paths: Sequence[Path], *, root: Path | None = None,
             with contextlib.suppress(ValueError):  # outside root: the name as given
                 name = path.resolve().relative_to(root.resolve()).as_posix()
         got = skipped = corrections = not_for_tier = leaked = lead_only = 0
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except OSError as err:
-            raise TrainingError(f"{path}: cannot read: {err.strerror or err}") from None
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
+        for number, rec in json_lines(path):
             try:
-                rec = json.loads(line)
                 text, label = rec["content"], label_of(rec["expect"])
                 lead = lead_of(rec["expect"])
                 correction = rec.get("correction")
                 taught = correction is None or bool(correction.get("teaches_tier", False))
-            except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as err:
+            except (KeyError, TypeError, AttributeError) as err:
                 raise TrainingError(f"{path}:{number}: not a labelled request ({err!r})"
                                     ) from None
             except ValueError as err:
@@ -190,6 +183,26 @@ def read_examples(paths: Sequence[Path], *, root: Path | None = None,
     if not examples:
         raise TrainingError("no labelled request with a tier to train on")
     return examples, sources
+
+
+def json_lines(path: Path) -> Iterator[tuple[int, Any]]:
+    """Each non-blank line of a JSON Lines file, parsed, with its line number.
+
+    Raises:
+        TrainingError: the file cannot be read, or a line is not JSON (naming it).
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        why = err.strerror if isinstance(err, OSError) and err.strerror else err
+        raise TrainingError(f"{path}: cannot read: {why}") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as err:
+            raise TrainingError(f"{path}:{number}: not valid JSON ({err})") from None
 
 
 def lead_of(expect: dict[str, Any]) -> str | None:

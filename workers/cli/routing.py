@@ -524,19 +524,29 @@ def learn(
                       f"{model.threshold:g}" if model else "—", *cells)
     Console().print(table)
 
-    if current is not None and current.version == candidate.version and not force:
-        typer.echo(f"{target} is already this version ({candidate.version[:12]}): unchanged")
-        return
-    if current is not None and not force and ranks["candidate"] <= ranks["current"]:
-        typer.echo(f"kept {target}: the candidate does not score better on {held.name} "
+    promote_model(target, dumps(doc), candidate=candidate.version,
+                  current=None if current is None else current.version,
+                  better=current is None or ranks["candidate"] > ranks["current"],
+                  force=force, held_out=held.name)
+
+
+def promote_model(target: Path, text: str, *, candidate: str, current: str | None,
+                  better: bool, force: bool, held_out: str) -> bool:
+    """Write a candidate model file where there is none yet, it scores better on the
+    held-out set, or ``--force`` says so; say in one line what happened either way."""
+    if current is not None and current == candidate and not force:
+        typer.echo(f"{target} is already this version ({candidate[:12]}): unchanged")
+        return False
+    if current is not None and not force and not better:
+        typer.echo(f"kept {target}: the candidate does not score better on {held_out} "
                    "(--force writes it anyway)")
-        return
-    text = dumps(doc)
+        return False
     _write_atomically(target, text)
-    why = ("forced" if force and current is not None and ranks["candidate"] <= ranks["current"]
-           else "no current model" if current is None else "it scores better")
-    typer.echo(f"wrote {target} (version {candidate.version[:12]}, "
+    why = ("no current model" if current is None else "it scores better" if better
+           else "forced")
+    typer.echo(f"wrote {target} (version {candidate[:12]}, "
                f"{len(text.encode()) / 1024:.0f} KiB): {why}")
+    return True
 
 
 @app.command("corrections")

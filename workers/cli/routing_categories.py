@@ -7,7 +7,6 @@ lives apart from ``workers/cli/routing.py``.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
@@ -30,6 +29,7 @@ from activities.dispatch.lexicon import Lexicon
 from activities.dispatch.training import TrainingError
 from workers.cli.failures import EXIT_BAD_FILE, EXIT_BAD_INPUT
 from workers.cli.output import fail
+from workers.cli.routing import promote_model
 
 # What it trains on and compares on, relative to the repository.
 LABELLED = ("tests/data/routing_labelled.jsonl",)
@@ -171,21 +171,7 @@ def learn_categories(
                       f"{right}/{len(records)} ({_pct(right / len(records))})")
     Console().print(table)
 
-    if current is not None and current.version == candidate.version and not force:
-        typer.echo(f"{target} is already this version ({candidate.version[:12]}): unchanged")
-        return
-    if current is not None and not force and scores["candidate"] <= scores["current"]:
-        typer.echo(f"kept {target}: the candidate does not score better on {held.name} "
-                   "(--force writes it anyway)")
-        return
-    text = dumps(doc)
-    tmp = target.with_name(target.name + ".tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, target)  # a reader never sees half a file
-    except OSError as err:
-        raise _fail(f"{target}: cannot write: {err.strerror or err}") from None
-    why = ("no current model" if current is None
-           else "it scores better" if scores["candidate"] > scores["current"] else "forced")
-    typer.echo(f"wrote {target} (version {candidate.version[:12]}, "
-               f"{len(text.encode()) / 1024:.0f} KiB): {why}")
+    promote_model(target, dumps(doc), candidate=candidate.version,
+                  current=None if current is None else current.version,
+                  better=current is None or scores["candidate"] > scores["current"],
+                  force=force, held_out=held.name)
