@@ -25,7 +25,6 @@ import contextlib
 import hashlib
 import json
 import math
-import warnings
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -36,7 +35,12 @@ import yaml
 
 from activities.dispatch.category_model import FORMAT, CategoryModel, model_from_document
 from activities.dispatch.textmodel import dumps_model
-from activities.dispatch.training import TrainingError, json_lines, require_sklearn
+from activities.dispatch.training import (
+    TrainingError,
+    json_lines,
+    require_sklearn,
+    stratified_folds,
+)
 
 PARAMS: dict[str, Any] = {
     "ngram_min": 1,
@@ -274,7 +278,6 @@ def cross_validate(examples: Sequence[Example], params: dict[str, Any] = PARAMS,
     often the lexicon alone, and the lexicon with the model, name the right category.
     """
     require_sklearn()
-    from sklearn.model_selection import StratifiedKFold
 
     labels = [e.category for e in examples]
     counts = {c: labels.count(c) for c in set(labels)}
@@ -284,12 +287,7 @@ def cross_validate(examples: Sequence[Example], params: dict[str, Any] = PARAMS,
         raise TrainingError(f"too few texts to cross-validate ({len(examples)}; categories "
                             f"with one text: {', '.join(rare) or 'none'})")
     oof: list[tuple[str, float]] = [("", 0.0)] * len(examples)
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=params["random_state"])
-    with warnings.catch_warnings():
-        # A category with fewer texts than folds is missing from some folds' tests: fine.
-        warnings.filterwarnings("ignore", message="The least populated class")
-        splits = list(splitter.split(labels, labels))
-    for train_idx, test_idx in splits:
+    for train_idx, test_idx in stratified_folds(labels, folds, params["random_state"]):
         model = _candidate([examples[i] for i in train_idx], params)
         for i in test_idx:
             oof[i] = model.best(examples[i].text)

@@ -320,6 +320,17 @@ def t2h_figures(p_t2h: Sequence[float], is_t2h: Sequence[bool], threshold: float
             "t2h_precision": round(hits / raised, 4) if raised else None}
 
 
+def stratified_folds(labels: Sequence[str], folds: int, seed: int) -> list[tuple[Any, Any]]:
+    """(train, test) index arrays of shuffled stratified folds. A class with fewer
+    examples than folds is missing from some folds' tests: fine, not a warning."""
+    from sklearn.model_selection import StratifiedKFold
+
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The least populated class")
+        return list(splitter.split(labels, labels))
+
+
 def cross_validate(all_examples: Sequence[Example], params: dict[str, Any] = PARAMS
                    ) -> dict[str, Any]:
     """Out-of-fold P(outcome) of every example, the T2H threshold chosen on it, and the
@@ -327,7 +338,6 @@ def cross_validate(all_examples: Sequence[Example], params: dict[str, Any] = PAR
     tier accuracy of the most probable tier, and transfers and held-back requests at
     their thresholds (found right, and raised where they should not be)."""
     require_sklearn()
-    from sklearn.model_selection import StratifiedKFold
 
     examples = [e for e in all_examples if e.label is not None]
     labels = [str(e.label) for e in examples]
@@ -339,11 +349,7 @@ def cross_validate(all_examples: Sequence[Example], params: dict[str, Any] = PAR
         raise TrainingError("too few examples to cross-validate "
                             f"(counts {dict(sorted(counts.items()))})")
     probs: list[dict[str, float]] = [{} for _ in examples]
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=params["random_state"])
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="The least populated class")
-        splits = list(splitter.split(labels, labels))
-    for train_idx, test_idx in splits:
+    for train_idx, test_idx in stratified_folds(labels, folds, params["random_state"]):
         pipeline = fit([examples[i] for i in train_idx], params)
         classes = [str(c) for c in pipeline.classes_]
         rows = pipeline.predict_proba([examples[i].text for i in test_idx])
@@ -378,7 +384,6 @@ def cross_validate(all_examples: Sequence[Example], params: dict[str, Any] = PAR
 def _lead_cv(examples: Sequence[Example], params: dict[str, Any]) -> dict[str, Any]:
     """The lead head's out-of-fold figures: accuracy of the more probable kind, and how
     often P(street) ≥ the threshold is right (a department that should give way)."""
-    from sklearn.model_selection import StratifiedKFold
 
     led = [e for e in examples if e.lead is not None]
     kinds = [str(e.lead) for e in led]
@@ -386,8 +391,7 @@ def _lead_cv(examples: Sequence[Example], params: dict[str, Any]) -> dict[str, A
         return {}
     folds = min(params["folds"], *(kinds.count(k) for k in set(kinds)))
     p_street = [0.0] * len(led)
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=params["random_state"])
-    for train_idx, test_idx in splitter.split(kinds, kinds):
+    for train_idx, test_idx in stratified_folds(kinds, folds, params["random_state"]):
         pipeline = _pipeline(params)
         pipeline.fit([led[i].text for i in train_idx], [kinds[i] for i in train_idx])
         column = list(pipeline.classes_).index(STREET)
