@@ -356,15 +356,20 @@ class CaseActivities:
         last = step.lifecycle[-1].seq if step.lifecycle else step.base
         async with self._pool.connection() as conn:
             rows = await read_rows(conn, step.complaint_id)
-        if rows is None or rows.version not in (step.base, last):
+        # A dispatch row left out relative to a row the ledger does not hold (restored
+        # without it) would be written with its placeholders: the step must come whole.
+        lost = [d.dispatch_id for d in step.dispatches
+                if rows is not None and d.dispatch_id not in rows.dispatches and not d.unit_id]
+        if rows is None or rows.version not in (step.base, last) or lost:
             # Restored or rebuilt behind the case (or reset ahead of it): the workflow
             # sends the step again with every column.
             log.warning("ledger_base_missing", complaint_id=step.complaint_id,
                         step=step.step, base=step.base,
-                        ledger_version=rows.version if rows else None)
+                        ledger_version=rows.version if rows else None, lost=lost)
             raise ApplicationError(
                 f"step {step.step}: the ledger holds version "
-                f"{rows.version if rows else 'none'} of the case, not {step.base}",
+                f"{rows.version if rows else 'none'} of the case, not {step.base}"
+                + (f", and not dispatch {', '.join(lost)}" if lost else ""),
                 type=NO_LEDGER_BASE, non_retryable=True)
         return rows
 

@@ -176,3 +176,27 @@ async def test_a_ledger_without_the_step_s_base_is_refused_so_the_step_goes_whol
         version = await (await conn.execute(
             "SELECT version FROM cases WHERE complaint_id = %s", (cid,))).fetchone()
     assert version == (2,)
+
+
+async def test_a_ledger_that_lost_a_dispatch_row_is_refused_not_filled_with_placeholders(
+    ledger: tuple[Settings, CaseActivities, AsyncConnectionPool],
+) -> None:
+    """The case row is at the step's base, but the dispatch row the step leaves columns
+    out of is gone (a restore without it): writing the delta would put an empty unit and
+    1970 deadlines into the ledger and onto the topic."""
+    _, acts, pool = ledger
+    cid = f"L-{uuid.uuid4().hex[:8]}"
+    _, _, (first, signed) = _case(cid)
+    await _record(acts, slim_step(first))
+    async with pool.connection() as conn:
+        await conn.execute("DELETE FROM dispatches WHERE dispatch_id = %s", (f"{cid}-d1",))
+    delta = slim_step(signed, ledger_after(None, first))
+    assert delta.base == 1 and not delta.dispatches[0].unit_id  # left out
+    with pytest.raises(ApplicationError) as err:
+        await _record(acts, delta)
+    assert err.value.type == NO_LEDGER_BASE and f"{cid}-d1" in str(err.value)
+    await _record(acts, slim_step(signed))  # what the workflow sends then: whole
+    async with pool.connection() as conn:
+        unit = await (await conn.execute(
+            "SELECT unit_id FROM dispatches WHERE dispatch_id = %s", (f"{cid}-d1",))).fetchone()
+    assert unit == ("110105026",)

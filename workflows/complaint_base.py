@@ -400,8 +400,11 @@ class ComplaintBase:
         except ActivityError as err:
             if (step.base and isinstance(err.cause, ApplicationError)
                     and err.cause.type == NO_LEDGER_BASE):
-                # The ledger lacks the rows the step left out: send it with them.
+                # The ledger lacks the rows the step left out: send it with them, and from
+                # now on count only on the rows that whole step writes (a restored ledger
+                # may lack or hold older versions of the others: they go whole next time).
                 await self._send_alone(slim_step(full))
+                self._state.ledger = ledger_after(None, full)
                 return
             # Retries ran out or the step is invalid: a bug or a long outage, not a
             # business outcome. Failing the task (not the case) lets a fix resume it.
