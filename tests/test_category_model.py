@@ -187,3 +187,20 @@ def test_consistency_per_problem_type_is_the_share_in_the_modal_category() -> No
 
 def test_phrasings_keep_their_problem_type(small_set: list[Example]) -> None:
     assert {e.problem_type for e in small_set} >= {"subway_service_facility", "dog_nuisance"}
+
+
+def test_a_broken_category_model_is_a_bad_file_in_one_line(tmp_path: Path) -> None:
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from workers.cli.main import app as cli
+    from workers.runtime.settings import Settings
+
+    folder = tmp_path / "config"
+    shutil.copytree(Settings().config_dir, folder)
+    (folder / "category_model.json").write_text("{broken", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["routing", "explain", "电梯坏了", "--config-dir",
+                                      str(folder)])
+    assert result.exit_code == 4, result.output  # a bad file (docs/cli.md), not a bug
+    assert "category_model.json" in result.output and "Traceback" not in result.output

@@ -363,3 +363,14 @@ def test_a_supervisors_reassignment_teaches_who_leads_not_the_tier(tmp_path: Pat
     [example], [source] = read_examples([path])
     assert (example.label, example.lead) == (None, "STREET")
     assert (source.corrections_not_for_tier, source.lead_only, source.examples) == (1, 1, 0)
+
+
+def test_a_no_dispatch_reading_changes_no_tier_and_a_typed_kind_is_not_held_back() -> None:
+    # Nearly all of P on "unreasonable", and T2H the largest of what little the tiers
+    # share: the tier stays the rules' (a request held for the desk, not an emergency).
+    cfg = replace(CONFIG, model=_reading(UNREASONABLE=0.9, T2H=0.03))
+    cl = classify_request(cfg, DANCING)
+    assert cl.tier == "T24H" and cl.held_back == "UNREASONABLE"
+    # An operator who typed the kind has judged the call: no hold-back doubt.
+    typed = classify_request(cfg, DANCING, kind_hint="COMPLAINT")
+    assert typed.held_back is None and "kind" in typed.hints_used

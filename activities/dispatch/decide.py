@@ -96,12 +96,15 @@ def classify_request(
         if reading.p_urgent >= model.threshold:
             cl = replace(cl, tier="T2H", urgent=True)
             notes.append(f"model: P(T2H)={reading.p_urgent:.2f} ≥ {model.threshold:g}")
-        elif (model.decides_tier and reading.tier != cl.tier
+        elif (model.decides_tier and reading.tier != cl.tier and reading.no_dispatch is None
               and reading.tier_p >= config.rules.model.tier_min_p):
+            # (Where the model reads no dispatch at all, its share among the tiers says
+            # little: a tiny P(T2H) can be half of a tiny mass.)
             notes.append(f"model: {reading.tier} (P={reading.tier_p:.2f}) rather than the "
                          f"rules' {cl.tier}")
             cl = replace(cl, tier=reading.tier, urgent=cl.urgent or reading.tier == "T2H")
-    if reading.no_dispatch and cl.redirect_to is None:
+    if reading.no_dispatch and cl.redirect_to is None and "kind" not in cl.hints_used:
+        # (An operator who typed the kind has judged what the call is.)
         cl = replace(cl, held_back=reading.no_dispatch, held_back_p=reading.no_dispatch_p)
         notes.append(f"model: {reading.no_dispatch} (P={reading.no_dispatch_p:.2f})")
     return replace(cl, matched=[*cl.matched, *notes]) if notes else cl

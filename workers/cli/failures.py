@@ -339,6 +339,7 @@ def classify(exc: BaseException) -> Failure:
 
     from pydantic import ValidationError
 
+    from activities.dispatch.category_model import CategoryModelError
     from activities.dispatch.evaluation import EvalError
     from activities.dispatch.learned import ModelError
     from activities.dispatch.registry import RegistryError
@@ -346,8 +347,8 @@ def classify(exc: BaseException) -> Failure:
     from activities.dispatch.training import TrainingError
     from activities.governance.config import GovernanceError
 
-    if isinstance(exc, EvalError | ModelError | RegistryError | RulesError | TrainingError
-                  | GovernanceError):  # each names the file and the bad key or row
+    if isinstance(exc, EvalError | ModelError | CategoryModelError | RegistryError
+                  | RulesError | TrainingError | GovernanceError):  # each names the file
         return Failure(f"bad file: {_one_line(str(exc), 400)}", EXIT_BAD_FILE)
     if isinstance(exc, ValidationError) and exc.title == "Settings":
         problems = "; ".join(f"HOTLINE_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"

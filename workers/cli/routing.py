@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from activities.dispatch.category_model import CategoryModelError
 from activities.dispatch.config import HotlineConfig, load_config
 from activities.dispatch.evaluation import (
     FIELDS,
@@ -353,6 +354,7 @@ def consistency_command(
 LEARN_TRAIN = ("tests/data/routing_labelled.jsonl", "tests/data/dev/dispatch_dev_v1.jsonl",
                "tests/data/dev/dispatch_dev_v2.jsonl", "tests/data/retired/dispatch_blind_v1.jsonl")
 LEARN_HOLDOUT = "tests/data/retired/dispatch_blind_v2.jsonl"
+HOLDOUT_DAY = date(2026, 12, 6)  # the blind command's default filing day too
 _HOLDOUT_COLUMNS = ("T2H recall", "tier right", "transfers", "no-dispatch sent",
                     "lead right")
 
@@ -385,7 +387,7 @@ def _read_holdout(path: Path, cfg: HotlineConfig, day: date | None) -> _HeldOut:
 
         def blind_score(model: TierModel | None) -> tuple[tuple[float, ...], list[str]]:
             with_model = replace(cfg, model=model)
-            day_of = day or date.today()
+            day_of = day or HOLDOUT_DAY  # one day, so promotion does not change daily
             r = score(items, lambda item: accept_decision(with_model, item, at=day_of))
             # Lead right counted over every request to dispatch, so a model that sends
             # more to the desk does not look better for it.
@@ -464,7 +466,12 @@ def learn(
     if held.resolve() in {p.resolve() for p in [*sets, *corrections]}:
         raise _fail(f"{held} is the held-out set: it cannot also be trained on",
                     EXIT_BAD_INPUT)
-    cfg = load_config(folder, with_model=False, with_category_model=True)
+    try:
+        cfg = load_config(folder, with_model=False, with_category_model=True)
+    except CategoryModelError as err:
+        # A broken category model must not stop the dispatch model being rebuilt.
+        typer.echo(f"compared without the category model, which cannot be read: {err}")
+        cfg = load_config(folder, with_model=False)
     try:
         held_out = _read_holdout(held, cfg, day)
         for path in corrections:
