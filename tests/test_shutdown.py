@@ -30,7 +30,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.structs import TopicPartition
 from prometheus_client import REGISTRY
-from temporalio.api.enums.v1 import EventType, PendingActivityState
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from schemas import codec
@@ -256,21 +256,6 @@ async def _waiting_on_lock(s: Settings, table: str, timeout: float = 30) -> None
                 return
             await asyncio.sleep(0.2)
     raise AssertionError(f"nothing waited on the {table} lock within {timeout} s")
-
-
-async def _activity_running(client: Client, cid: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            d = await client.get_workflow_handle(complaint_workflow_id(cid)).describe()
-        except Exception:
-            d = None
-        if d is not None and any(
-                p.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
-                for p in d.raw_description.pending_activities):
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"no activity of {cid} running within {timeout} s")
 
 
 async def test_the_worker_on_sigterm_lets_its_running_activity_finish() -> None:
