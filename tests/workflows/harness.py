@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -106,14 +107,27 @@ class Harness:
 
     async def until(self, handle: WorkflowHandle[Any, Any], event_type: str,
                     count: int = 1) -> CaseView:
-        """Poll the case's own view until ``event_type`` happened ``count`` times."""
+        """Poll the case's own view until ``event_type`` happened ``count`` times.
+
+        A query can time out while the run is handing over to its continuation (the new
+        run has no completed workflow task yet): that is a moment to wait, not a failure.
+        """
+        view: CaseView | None = None
         for _ in range(500):
-            view = await handle.query(QUERY_VIEW, result_type=CaseView)
+            try:
+                view = await handle.query(QUERY_VIEW, result_type=CaseView,
+                                          rpc_timeout=timedelta(seconds=10))
+            except RPCError as err:
+                if err.status not in (RPCStatusCode.DEADLINE_EXCEEDED,
+                                      RPCStatusCode.CANCELLED, RPCStatusCode.UNAVAILABLE):
+                    raise
+                await asyncio.sleep(0.2)
+                continue
             if sum(e.event_type == event_type for e in view.timeline) >= count:
                 return view
             await asyncio.sleep(0.02)
         raise AssertionError(f"{event_type} never happened; timeline: "
-                             f"{[e.event_type for e in view.timeline]}")
+                             f"{[e.event_type for e in view.timeline] if view else None}")
 
     async def view(self, handle: WorkflowHandle[Any, Any]) -> CaseView:
         return cast(CaseView, await handle.query(QUERY_VIEW, result_type=CaseView))
