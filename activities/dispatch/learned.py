@@ -141,19 +141,6 @@ class TierModel:
         """P(outcome) for each class (a softmax over the decision values)."""
         return softmax(self.classes, self.scores(text))
 
-    def p_street(self, text: str) -> float | None:
-        """P(a street leads) from the lead head; None when the file has none."""
-        if not self.lead_intercepts:
-            return None
-        decisions = self._decisions(text)[len(self.classes):]
-        lead = [d + b for d, b in zip(decisions, self.lead_intercepts, strict=True)]
-        return softmax(LEAD_CLASSES, lead)[STREET]
-
-    def p_t2h(self, text: str) -> float:
-        """P(urgent): P(T2H) and P(a transfer to 110/119/120) together."""
-        probs = self.probabilities(text)
-        return probs[T2H] + sum(probs.get(c, 0.0) for c in REDIRECT_CLASSES)
-
     def read(self, text: str) -> Reading:
         """P(outcome) turned into what the dispatch decision uses (:class:`Reading`)."""
         decisions = self._decisions(text)
