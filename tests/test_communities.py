@@ -57,6 +57,13 @@ def test_a_community_named_after_a_landmark_elsewhere_does_not_hide_it() -> None
     assert where("西单商场附近的地下通道里有人乞讨") == ("西城区", "110102001")
 
 
+def test_a_compound_named_after_another_streets_area_finds_its_own_street() -> None:
+    # 北苑家园清友园 is a committee of 来广营 (朝阳); 北苑 alone names a street in 通州.
+    assert where("北苑家园清友园这边暖气不热") == ("朝阳区", "110105032")
+    # 西便门东里 is in 广安门内, not where the landmark 西便门 points (月坛).
+    assert where("西便门东里楼道灯坏了") == ("西城区", "110102017")
+
+
 def test_the_registry_knows_thousands_of_community_names() -> None:
     communities = [p for p in CONFIG.registry.places.phrases()
                    if any(pl.kind == "community" for pl in CONFIG.registry.places.get(p))]
