@@ -121,3 +121,14 @@ def test_nothing_known_about_the_place_goes_to_the_city_centre() -> None:
     cl = classify(CONFIG.lexicon, "路灯坏了")
     unit = route(CONFIG, cl.category, locate(CONFIG.registry, None, None, None, ""))
     assert unit.unit_id == "bj-gov-services"
+
+
+@pytest.mark.parametrize(("text", "category"), [
+    ("学校门口天天有车乱停", "traffic.parking"),
+    ("幼儿园门口的路灯不亮了", "urban.streetlight"),
+])
+def test_a_neutral_place_phrase_means_nothing_for_the_category(text: str, category: str
+                                                              ) -> None:
+    """学校门口 is in categories.yaml's neutral list: it hides 学校 and counts for nothing,
+    so the problem at the gate decides the category, not the gate."""
+    assert classify(CONFIG.lexicon, text).category.code == category
