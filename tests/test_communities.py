@@ -23,7 +23,7 @@ def where(text: str, district: str | None = None) -> tuple[str | None, str | Non
 @pytest.mark.parametrize(("official", "forms"), [
     ("安慧里社区居委会", {"安慧里", "安慧里社区"}),
     ("马坡村委会", {"马坡村"}),
-    ("银闸社区居委会", {"银闸社区"}),  # 银闸 alone is too short to trust
+    ("银闸社区居委会", {"银闸社区", "银闸小区"}),  # 银闸 alone: only before a place word
     ("天通东苑第三北社区居委会", {"天通东苑第三北", "天通东苑第三北社区", "天通东苑"}),
     ("八里庄北里东社区居民委员会", {"八里庄北里东", "八里庄北里东社区", "八里庄北里"}),
     ("隆恩颐园社区", {"隆恩颐园", "隆恩颐园社区"}),  # written without 居委会 (570 rows)
@@ -37,6 +37,20 @@ def test_a_community_named_alone_finds_its_street() -> None:
     assert where("我住银闸社区，楼道灯坏了") == ("东城区", "110101001")
     assert where("马坡村的路坏了好几个坑") == ("顺义区", "110113009")
     assert where("隆恩颐园小区的消防水泵房进水了") == ("石景山区", "110107010")
+
+
+def test_a_two_character_committee_name_said_as_a_compound_finds_its_street() -> None:
+    assert where("苏活小区旁边的工地天天晚上干到一两点") == ("顺义区", "110113104")
+    assert where("我家在精忠社区，房梁裂了") == ("东城区", "110101016")
+
+
+def test_a_two_character_committee_name_alone_is_a_place_only_before_a_place_word() -> None:
+    assert where("就涌溪那儿，隔壁工地的围墙倒了") == ("朝阳区", "110105008")
+    assert where("金桐这边，今天家里的自来水放出来是黑的") == ("朝阳区", "110105003")
+    # The same two characters inside ordinary words locate nothing.
+    assert where("他的精忠报国四个字写得真好，可楼下天天吵") == (None, None)
+    # Names that are ordinary words are never indexed bare (locations.yaml).
+    assert where("幸福那边的路灯坏了") == (None, None)
 
 
 def test_a_name_in_two_districts_without_a_district_is_not_guessed() -> None:

@@ -20,6 +20,9 @@ _COMMITTEE_SUFFIX = re.compile(
 # "天通东苑第三北" and "八里庄北里东" are parts of 天通东苑 and 八里庄北里: callers name the whole.
 _COMMUNITY_PART = re.compile(r"(第?[一二三四五六七八九十]+[东西南北中]?|[东西南北中])$")
 COMMUNITY_KIND = "community"
+# A two-character committee name said alone: a place only before a word that makes it one
+# (``community_stem_words`` in locations.yaml), as weak street stems are.
+COMMUNITY_STEM_KIND = "community-stem"
 # A form ending like a residential compound or a committee ("北苑家园清友园", "西便门东里",
 # "鲁谷住宅", "西便门内社区") is that compound's own name, more precise than the area or
 # landmark name inside it (北苑, 西便门, 鲁谷), which may be another street's: it is indexed
@@ -40,17 +43,31 @@ def community_forms(name: str) -> set[str]:
     forms = {f"{base}村" if village and not base.endswith("村") else base}
     if not village:
         forms.add(f"{base}社区")
+        if len(base) == 2:  # a longer name is found inside "安慧里小区" as it is
+            forms.add(f"{base}小区")  # callers call the committee's area their compound
     whole = _COMMUNITY_PART.sub("", base)
     while whole != base and len(whole) >= 3:
         forms.add(whole)
         base, whole = whole, _COMMUNITY_PART.sub("", whole)
-    # Two characters alone ("银闸", "马坡") are too often other words: only with 社区/村.
+    # Two characters alone ("银闸", "马坡") are too often other words: only with 社区/村/小区
+    # (and, as a ``community_stem``, before a place word).
     return {f for f in forms if len(f) >= 3}
+
+
+def community_stem(name: str) -> str | None:
+    """A residents' committee's two-character name (精忠 of 精忠社区居委会), else None."""
+    match = _COMMITTEE_SUFFIX.search(name)
+    if match is None or match.group(1) in ("村民委员会", "村委会"):
+        return None
+    base = name[: match.start()]
+    return base if len(base) == 2 else None
 
 
 def load_communities(reg: Registry, path: Path) -> None:
     """Committees (NBS codes) → the street or town whose territory they are in."""
     wanted: list[tuple[str, str, str, str]] = []  # form, unit, district, official name
+    stems: list[tuple[str, str, str, str]] = []  # the same for two-character names alone
+    excluded = reg.location_config.community_stem_excluded
     for _line, row in rows(path, ["community_name", "street_code"], optional=True):
         rec = reg.records.get(row["street_code"])
         if rec is None or rec.kind not in STREET_KINDS or rec.district is None:
@@ -61,6 +78,9 @@ def load_communities(reg: Registry, path: Path) -> None:
             continue  # a committee of a retired unit: its successor's own list has it
         wanted.extend((form, rec.unit_id, rec.district, row["community_name"])
                       for form in community_forms(row["community_name"]))
+        stem = community_stem(row["community_name"])
+        if stem is not None and stem not in excluded:
+            stems.append((stem, rec.unit_id, rec.district, row["community_name"]))
     # Checked against the units and the gazetteer alone, before any committee is added
     # (one build of the scan tables, not one per committee).
     kept = [
@@ -73,5 +93,9 @@ def load_communities(reg: Registry, path: Path) -> None:
                     and not (_COMPOUND_TAIL.search(form) and p.kind in _YIELDING_KINDS)
                     for hit in reg.places.scan(form) for p in hit.values)
     ]
+    # A bare name that is already a place (a street's stem, a landmark) keeps that meaning.
+    kept_stems = [s for s in stems if not reg.places.get(s[0])]
     for form, unit_id, district, official in kept:
         reg.places.add(form, Place(COMMUNITY_KIND, unit_id, district, official))
+    for form, unit_id, district, official in kept_stems:
+        reg.places.add(form, Place(COMMUNITY_STEM_KIND, unit_id, district, official))

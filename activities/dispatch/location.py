@@ -24,7 +24,7 @@ from activities.dispatch.registry import (
 _STRENGTH = {
     "name": 4, "street": 4, "former": 4,
     "compound": 3, "landmark": 3, "community": 3,
-    "stem": 2, "weak": 2, "road": 2,
+    "stem": 2, "weak": 2, "road": 2, "community-stem": 2,
 }
 
 
@@ -90,6 +90,9 @@ def _scan(registry: Registry, text: str, source: str, rank: int, day: date,
             continue
         if kinds == {"weak"} and not text.startswith(cfg.place_words, hit.end):
             continue  # "前门" of a compound, "平房" a bungalow: not the street
+        if (kinds == {"community-stem"}
+                and not text.startswith(cfg.community_stem_words, hit.end)):
+            continue  # "精忠" is a place in "精忠那儿", not in "精忠报国"
         usable = [p for p in places if p.kind != "area"]
         units = {p.unit_id for p in usable}
         for place in usable:

@@ -131,6 +131,10 @@ class LocationConfig:
     noise_words: list[str] = field(default_factory=list)
     # Places outside Beijing callers name (燕郊, 廊坊): the city's units cannot act there.
     outside_places: list[str] = field(default_factory=list)
+    # A committee's two-character name said alone ("精忠那儿", "苏活这边") is a place only
+    # when one of these follows; names that are also ordinary words are never indexed bare.
+    community_stem_words: tuple[str, ...] = ()
+    community_stem_excluded: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -317,7 +321,8 @@ def load_location_config(path: Path) -> LocationConfig:
     if not isinstance(data, dict):
         raise RegistryError(f"{path}: must be a mapping")
     known = {"version", "district_aliases", "street_suffixes", "name_forms", "weak_stems",
-             "place_words", "noise_words", "outside_places"}
+             "place_words", "noise_words", "outside_places", "community_stem_words",
+             "community_stem_excluded"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise RegistryError(f"{path}: unknown keys {unknown}")
@@ -339,6 +344,9 @@ def load_location_config(path: Path) -> LocationConfig:
         place_words=tuple(sorted(strings("place_words"), key=len, reverse=True)),
         noise_words=strings("noise_words"),
         outside_places=strings("outside_places"),
+        community_stem_words=tuple(sorted(strings("community_stem_words"), key=len,
+                                          reverse=True)),
+        community_stem_excluded=set(strings("community_stem_excluded")),
     )
     if "street_suffixes" in data:
         cfg.street_suffixes = strings("street_suffixes")
