@@ -21,12 +21,15 @@ def where(text: str, district: str | None = None) -> tuple[str | None, str | Non
 
 
 @pytest.mark.parametrize(("official", "forms"), [
-    ("安慧里社区居委会", {"安慧里", "安慧里社区"}),
-    ("马坡村委会", {"马坡村"}),
+    ("安慧里社区居委会", {"安慧里", "安慧里社区", "安慧里小区"}),
+    ("马坡村委会", {"马坡村"}),  # 马坡 alone: only beside a place word (community_stem)
     ("银闸社区居委会", {"银闸社区", "银闸小区"}),  # 银闸 alone: only before a place word
-    ("天通东苑第三北社区居委会", {"天通东苑第三北", "天通东苑第三北社区", "天通东苑"}),
-    ("八里庄北里东社区居民委员会", {"八里庄北里东", "八里庄北里东社区", "八里庄北里"}),
-    ("隆恩颐园社区", {"隆恩颐园", "隆恩颐园社区"}),  # written without 居委会 (570 rows)
+    ("天通东苑第三北社区居委会", {"天通东苑第三北", "天通东苑第三北社区", "天通东苑第三北小区",
+                                  "天通东苑"}),
+    ("八里庄北里东社区居民委员会", {"八里庄北里东", "八里庄北里东社区", "八里庄北里东小区",
+                                    "八里庄北里"}),
+    # written without 居委会 (570 rows)
+    ("隆恩颐园社区", {"隆恩颐园", "隆恩颐园社区", "隆恩颐园小区"}),
 ])
 def test_the_names_callers_use_come_from_the_official_name(official: str,
                                                            forms: set[str]) -> None:
@@ -44,13 +47,21 @@ def test_a_two_character_committee_name_said_as_a_compound_finds_its_street() ->
     assert where("我家在精忠社区，房梁裂了") == ("东城区", "110101016")
 
 
-def test_a_two_character_committee_name_alone_is_a_place_only_before_a_place_word() -> None:
+def test_a_two_character_committee_name_alone_is_a_place_only_beside_a_place_word() -> None:
     assert where("就涌溪那儿，隔壁工地的围墙倒了") == ("朝阳区", "110105008")
+    assert where("我家住工运，楼道里的垃圾桶满了没人倒") == ("海淀区", "110108004")
+    assert where("扣钟胡同这边有人一直在踹我家门") == ("西城区", "110102009")
     assert where("金桐这边，今天家里的自来水放出来是黑的") == ("朝阳区", "110105003")
     # The same two characters inside ordinary words locate nothing.
     assert where("他的精忠报国四个字写得真好，可楼下天天吵") == (None, None)
     # Names that are ordinary words are never indexed bare (locations.yaml).
     assert where("幸福那边的路灯坏了") == (None, None)
+
+
+def test_a_village_named_without_village_is_a_place_beside_a_place_word() -> None:
+    assert where("我是东石桥的，村里大喇叭每天早上五点半就开始放广播") == ("平谷区", "110117111")
+    assert where("普贤屯这边，村里的文化活动室一直锁着") == ("平谷区", "110117101")
+    assert where("东石桥底下有人摆摊") == (None, None)
 
 
 def test_a_name_in_two_districts_without_a_district_is_not_guessed() -> None:

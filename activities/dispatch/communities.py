@@ -20,8 +20,8 @@ _COMMITTEE_SUFFIX = re.compile(
 # "天通东苑第三北" and "八里庄北里东" are parts of 天通东苑 and 八里庄北里: callers name the whole.
 _COMMUNITY_PART = re.compile(r"(第?[一二三四五六七八九十]+[东西南北中]?|[东西南北中])$")
 COMMUNITY_KIND = "community"
-# A two-character committee name said alone: a place only before a word that makes it one
-# (``community_stem_words`` in locations.yaml), as weak street stems are.
+# A two-character committee name or a village's name without 村, said alone: a place only
+# beside a word that makes it one (``community_stem_words``/``_before`` in locations.yaml).
 COMMUNITY_STEM_KIND = "community-stem"
 # A form ending like a residential compound or a committee ("北苑家园清友园", "西便门东里",
 # "鲁谷住宅", "西便门内社区") is that compound's own name, more precise than the area or
@@ -42,9 +42,9 @@ def community_forms(name: str) -> set[str]:
     village = match.group(1) in ("村民委员会", "村委会")
     forms = {f"{base}村" if village and not base.endswith("村") else base}
     if not village:
-        forms.add(f"{base}社区")
-        if len(base) == 2:  # a longer name is found inside "安慧里小区" as it is
-            forms.add(f"{base}小区")  # callers call the committee's area their compound
+        # Callers call the committee's area their compound (苏活小区 for 苏活社区); the
+        # longer form also wins over an area name inside it (双花园小区: not 花园).
+        forms.update((f"{base}社区", f"{base}小区"))
     whole = _COMMUNITY_PART.sub("", base)
     while whole != base and len(whole) >= 3:
         forms.add(whole)
@@ -55,11 +55,15 @@ def community_forms(name: str) -> set[str]:
 
 
 def community_stem(name: str) -> str | None:
-    """A residents' committee's two-character name (精忠 of 精忠社区居委会), else None."""
+    """The bare name callers use that ``community_forms`` leaves out for being too short
+    or too plain alone: a residents' committee's two characters (精忠 of 精忠社区居委会), a
+    village's name without 村 (东石桥 of 东石桥村委会); else None."""
     match = _COMMITTEE_SUFFIX.search(name)
-    if match is None or match.group(1) in ("村民委员会", "村委会"):
+    if match is None:
         return None
     base = name[: match.start()]
+    if match.group(1) in ("村民委员会", "村委会"):
+        return base if len(base) >= 2 and not base.endswith("村") else None
     return base if len(base) == 2 else None
 
 

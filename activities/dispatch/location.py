@@ -91,8 +91,9 @@ def _scan(registry: Registry, text: str, source: str, rank: int, day: date,
         if kinds == {"weak"} and not text.startswith(cfg.place_words, hit.end):
             continue  # "前门" of a compound, "平房" a bungalow: not the street
         if (kinds == {"community-stem"}
-                and not text.startswith(cfg.community_stem_words, hit.end)):
-            continue  # "精忠" is a place in "精忠那儿", not in "精忠报国"
+                and not text.startswith(cfg.community_stem_words, hit.end)
+                and not text.endswith(cfg.community_stem_before, 0, hit.start)):
+            continue  # "精忠" is a place in "精忠那儿" and "我家住精忠", not in "精忠报国"
         usable = [p for p in places if p.kind != "area"]
         units = {p.unit_id for p in usable}
         for place in usable:

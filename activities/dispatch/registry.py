@@ -131,9 +131,11 @@ class LocationConfig:
     noise_words: list[str] = field(default_factory=list)
     # Places outside Beijing callers name (燕郊, 廊坊): the city's units cannot act there.
     outside_places: list[str] = field(default_factory=list)
-    # A committee's two-character name said alone ("精忠那儿", "苏活这边") is a place only
-    # when one of these follows; names that are also ordinary words are never indexed bare.
+    # A committee's two-character name or a village's name without 村, said alone ("精忠那儿",
+    # "我是东石桥的"), is a place only after or before one of these words; names that are also
+    # ordinary words are never indexed bare.
     community_stem_words: tuple[str, ...] = ()
+    community_stem_before: tuple[str, ...] = ()
     community_stem_excluded: set[str] = field(default_factory=set)
 
 
@@ -322,7 +324,7 @@ def load_location_config(path: Path) -> LocationConfig:
         raise RegistryError(f"{path}: must be a mapping")
     known = {"version", "district_aliases", "street_suffixes", "name_forms", "weak_stems",
              "place_words", "noise_words", "outside_places", "community_stem_words",
-             "community_stem_excluded"}
+             "community_stem_before", "community_stem_excluded"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise RegistryError(f"{path}: unknown keys {unknown}")
@@ -346,6 +348,7 @@ def load_location_config(path: Path) -> LocationConfig:
         outside_places=strings("outside_places"),
         community_stem_words=tuple(sorted(strings("community_stem_words"), key=len,
                                           reverse=True)),
+        community_stem_before=tuple(strings("community_stem_before")),
         community_stem_excluded=set(strings("community_stem_excluded")),
     )
     if "street_suffixes" in data:
