@@ -32,6 +32,15 @@ def test_it_waits_for_a_person_with_the_reason(text: str, why: str) -> None:
     assert any(why in reason for reason in look.doubt.reasons), look.doubt.reasons
 
 
+def test_a_streets_matter_with_no_place_at_all_waits_for_a_person() -> None:
+    look = first_look(CONFIG, "楼下的垃圾桶三天没人清了，臭得不行", at=DAY)
+    assert look.outcome(MIN) == "REVIEW"
+    assert any("no place found" in reason for reason in look.doubt.reasons)
+    # With the district known its government leads, without waiting.
+    look = first_look(CONFIG, "朝阳区那边的垃圾桶三天没人清了", at=DAY)
+    assert look.outcome(MIN) == "DISPATCH" and look.route.lead.unit_id == "110105"
+
+
 def test_a_beijing_request_naming_no_outside_place_is_not_held() -> None:
     look = first_look(CONFIG, "朝阳区望京街道望京西园三区的路灯坏了一个月了", at=DAY)
     assert look.outcome(MIN) == "DISPATCH"

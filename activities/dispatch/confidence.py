@@ -5,7 +5,7 @@ its reasons. Each doubt caps the confidence; below the configured minimum
 (``rules.yaml`` ``review.min_confidence``) the case waits at the dispatch desk, except
 that a T2H case never waits. The caps are ordered by how little a unit could do with
 the case as it stands: nothing outside Beijing or for an unreasonable demand; little for
-a problem nobody recognised; the right unit only by luck where the place is ambiguous.
+a problem nobody recognised; the right unit only by luck where the place is ambiguous or not said at all.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ UNKNOWN_PROBLEM = 0.3
 AMBIGUOUS_PLACE = 0.4
 CONSULTATION = 0.4
 DISTRICT_ONLY = 0.7
+NO_PLACE = 0.4
 HELD_BACK = 0.4
 _HELD_BACK_WHAT = {"CONSULTATION": "a consultation the operator may answer",
                    "OUTSIDE_BEIJING": "a place outside Beijing",
@@ -69,6 +70,10 @@ def assess(lexicon: Lexicon, registry: Registry, cl: Classification, loc: Locati
     lead = registry.record(route.lead.unit_id)
     if lead is not None and lead.kind == DISTRICT_KIND and loc.street_id is None:
         doubts.append((DISTRICT_ONLY, "no street found: the district government leads"))
+    elif route.lead.unit_id == CITY_CENTRE_ID and route.note and not loc.ambiguous:
+        # A street's matter with no place at all: the city centre would only pass it on,
+        # and a dispatcher can ask the caller (an ambiguous place has its own doubt).
+        doubts.append((NO_PLACE, "no place found: the city centre would lead; which street?"))
     return Assessment(min([1.0, *(cap for cap, _ in doubts)]),
                       [why for _, why in sorted(doubts)])
 
