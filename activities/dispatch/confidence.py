@@ -5,7 +5,8 @@ its reasons. Each doubt caps the confidence; below the configured minimum
 (``rules.yaml`` ``review.min_confidence``) the case waits at the dispatch desk, except
 that a T2H case never waits. The caps are ordered by how little a unit could do with
 the case as it stands: nothing outside Beijing or for an unreasonable demand; little for
-a problem nobody recognised; the right unit only by luck where the place is ambiguous or not said at all.
+a problem nobody recognised; the right unit only by luck where the place is ambiguous or
+not said at all.
 """
 
 from __future__ import annotations
