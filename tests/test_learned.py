@@ -103,8 +103,8 @@ def test_the_json_model_predicts_what_scikit_learn_does(small_doc: dict[str, Any
     for text, row in zip(texts, pipeline.predict_proba(texts), strict=True):
         got = model.probabilities(text)
         for name in CLASSES:
-            # Coefficients and idf are rounded to 5 significant digits in the file.
-            assert got[name] == pytest.approx(row[classes.index(name)], abs=1e-4), (text, name)
+            # Coefficients and idf are rounded to 4 significant digits in the file.
+            assert got[name] == pytest.approx(row[classes.index(name)], abs=5e-4), (text, name)
 
 
 def test_the_shipped_model_loads_and_says_how_it_was_made() -> None:

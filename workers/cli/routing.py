@@ -349,10 +349,13 @@ def consistency_command(
 
 
 # What `hotline routing learn` trains on and compares on, relative to the repository: the
-# labelled and development sets and the first retired blind set; the second retired blind
-# set (another writer, never trained on) is the held-out set a new model must beat.
+# labelled and development sets and the retired blind sets but the second; that one
+# (another writer, never trained on) is the held-out set a new model must beat.
 LEARN_TRAIN = ("tests/data/routing_labelled.jsonl", "tests/data/dev/dispatch_dev_v1.jsonl",
-               "tests/data/dev/dispatch_dev_v2.jsonl", "tests/data/retired/dispatch_blind_v1.jsonl")
+               "tests/data/dev/dispatch_dev_v2.jsonl", "tests/data/dev/dispatch_dev_v3.jsonl",
+               "tests/data/retired/dispatch_blind_v1.jsonl",
+               "tests/data/retired/dispatch_blind_v3.jsonl",
+               "tests/data/retired/dispatch_blind_v4.jsonl")
 LEARN_HOLDOUT = "tests/data/retired/dispatch_blind_v2.jsonl"
 HOLDOUT_DAY = date(2026, 12, 6)  # the blind command's default filing day too
 _HOLDOUT_COLUMNS = ("T2H recall", "tier right", "transfers", "no-dispatch sent",
