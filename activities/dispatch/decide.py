@@ -143,7 +143,7 @@ def first_look(
                           urgency_hint=urgency_hint)
     loc = locate(config.registry, district, street, address, content, at=at)
     route = street_leads(config, cl, loc, decide_route(config, cl.category, loc, at=at,
-                                                       text=content))
+                                                       text=content), content)
     return FirstLook(cl, loc, route, assess(config.lexicon, config.registry, cl, loc, route),
                      config.model.version if config.model else "")
 
@@ -152,16 +152,18 @@ MODEL_STREET_RULE = "model-street"
 
 
 def street_leads(config: HotlineConfig, cl: Classification, location: Location,
-                 route: RouteDecision) -> RouteDecision:
+                 route: RouteDecision, text: str = "") -> RouteDecision:
     """The dispatch model's lead head beside the routing table: where the rules chose a
     department or utility and the model is sure the matter is in the street's territory
     (直派街乡: inside a compound, a lane, a village), the located street leads and the
     rule's units assist. Nothing changes without a located street: a district government
-    is no better a guess than the department."""
+    is no better a guess than the department; nor where the words put the matter on a
+    public road (``rules.yaml`` ``model.public_road``)."""
     model = config.model
     p = cl.street_p
     if (model is None or model.street_threshold is None or p is None
-            or p < model.street_threshold or location.street_id is None):
+            or p < model.street_threshold or location.street_id is None
+            or config.rules.model.on_public_road(text)):
         return route
     lead = config.registry.record(route.lead.unit_id)
     street = config.registry.get(location.street_id)

@@ -139,12 +139,16 @@ class ModelRule(_Strict):
     ``tier_min_p``: the model's tier replaces the rules' only where the model gives it at
     least this share of the four tiers' probability (a dispatcher reading "rather than the
     rules' T7D" should see a model that is more sure than not).
+    ``public_road``: words that put the matter on a public road ("大街上", "马路边"): there
+    the model's lead head does not hand a department's or utility's case to the street
+    (it reads "下水道堵了" with the street's name as a compound's drain).
     """
 
     not_in_progress: tuple[re.Pattern[str], ...] = ()
     tier_min_p: float = Field(default=0.5, ge=0, le=1)
+    public_road: tuple[re.Pattern[str], ...] = ()
 
-    @field_validator("not_in_progress", mode="before")
+    @field_validator("not_in_progress", "public_road", mode="before")
     @classmethod
     def _patterns(cls, value: Any) -> tuple[re.Pattern[str], ...]:
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
@@ -156,6 +160,13 @@ class ModelRule(_Strict):
             except re.error as err:
                 raise ValueError(f"{pattern!r} is not a regular expression: {err}") from None
         return tuple(compiled)
+
+    def on_public_road(self, text: str) -> str | None:
+        """The words of ``text`` that put the matter on a public road, if any."""
+        for pattern in self.public_road:
+            if found := pattern.search(text):
+                return found.group(0)
+        return None
 
     def in_progress_ruled_out(self, text: str) -> str | None:
         """The words of ``text`` that say the matter is not happening now, if any."""
