@@ -30,8 +30,10 @@ from activities.dispatch.evaluation import (
 )
 from activities.dispatch.learned import MODEL_FILE, ModelError, TierModel, load_model
 from activities.dispatch.rules import TIERS
+from workers.cli.blind_table import print_blind_report
 from workers.cli.failures import EXIT_BAD_FILE, EXIT_BAD_INPUT, BadFile, parse_day
 from workers.cli.output import console, fail, print_json
+from workers.cli.routing_live import blind_live_command
 
 app = typer.Typer(help="Precise dispatch: evaluate and explain classification and routing.",
                   no_args_is_help=True)
@@ -261,22 +263,6 @@ def explain(
     console().print(table)
 
 
-# The dispatch issue's targets for a blind set (measure → minimum, or maximum for the
-# no-dispatch requests sent to a unit).
-BLIND_TARGETS = {"tier": 0.95, "t2h_recall": 1.0, "lead": 0.97, "street_named": 0.98,
-                 "redirected": 1.0, "without_review": 0.80, "right_without_review": 0.97}
-_BLIND_NAMES = {
-    "tier": "tier right (requests to dispatch)",
-    "t2h_recall": "T2H recall (urgent given 2 hours)",
-    "lead": "lead unit right (of what the machine dispatches alone)",
-    "street_named": "street right where the caller named a place",
-    "redirected": "emergencies in progress transferred to 110/119/120",
-    "no_dispatch_sent": "no-dispatch requests sent to a unit without a person",
-    "without_review": "dispatched without review",
-    "right_without_review": "tier and lead right, of those dispatched alone",
-}
-
-
 @app.command("blind")
 def blind_command(
     file: Path = typer.Argument(..., help="A blind set (tests/data/blind/*.jsonl)."),
@@ -294,20 +280,11 @@ def blind_command(
         raise BadFile(str(err)) from None
     cfg = _config(config_dir)
     report = score(items, lambda item: accept_decision(cfg, item, at=day))
-    if as_json:
-        typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
-        return
-    table = Table(title=f"Blind set {file.name}: {report.total} requests "
-                        f"(outcomes {report.outcomes})")
-    for column in ("measure", "count", "rate", "target"):
-        table.add_column(column, justify="left" if column == "measure" else "right")
-    for name in report.MEASURES:
-        ratio = getattr(report, name)
-        target = BLIND_TARGETS.get(name)
-        goal = (f"≥ {_pct(target)} {_mark((ratio.rate or 0) >= target)}" if target is not None
-                else f"0 {_mark(ratio.ok == 0)}")
-        table.add_row(_BLIND_NAMES[name], f"{ratio.ok}/{ratio.of}", _pct(ratio.rate), goal)
-    Console().print(table)
+    print_blind_report(report, f"Blind set {file.name}", as_json=as_json)
+
+
+# Measured through Kafka on the running system, as an outside evaluator would.
+app.command("blind-live")(blind_live_command)
 
 
 @app.command("consistency")
