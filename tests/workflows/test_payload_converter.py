@@ -8,7 +8,7 @@ history written with either converter stays readable by code running the other.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from temporalio.converter import default
@@ -61,7 +61,27 @@ def test_text_is_utf8_and_default_fields_are_left_out() -> None:
                     content="电梯坏了", anonymous=False, attachments=[])
     data = COMPACT.to_payloads([filing])[0].data
     assert data.decode() == ('{"channel":"PHONE","complaint_id":"c","content":"电梯坏了",'
-                             '"event_id":"e","filed_at":"2026-12-06T09:30:00+00:00"}')
+                             '"event_id":"e","filed_at":"2026-12-06T09:30:00Z"}')
+
+
+@pytest.mark.parametrize(("at", "text"), [
+    (datetime(2026, 12, 6, 9, 30, 1, 123456, tzinfo=UTC), "2026-12-06T09:30:01.123456Z"),
+    # workflow.now() has milliseconds: the fraction's three zeros go.
+    (datetime(2026, 12, 6, 9, 30, 1, 120000, tzinfo=UTC), "2026-12-06T09:30:01.120Z"),
+    (datetime(2026, 12, 6, 9, 30, tzinfo=UTC), "2026-12-06T09:30:00Z"),
+    # Not UTC, or naive: as the default converter writes it.
+    (datetime(2026, 12, 6, 17, 30, tzinfo=timezone(timedelta(hours=8))),
+     "2026-12-06T17:30:00+08:00"),
+    (datetime(2026, 12, 6, 9, 30, 0, 5), "2026-12-06T09:30:00.000005"),
+])
+def test_a_timestamp_is_short_iso_8601_that_both_converters_read_back(
+    at: datetime, text: str,
+) -> None:
+    payload = COMPACT.to_payloads([at])[0]
+    assert payload.data.decode() == f'"{text}"'
+    for converter in (COMPACT, DEFAULT):
+        back = converter.from_payloads([payload], [datetime])[0]
+        assert back == at and back.utcoffset() == at.utcoffset()
 
 
 def test_a_value_that_only_compares_equal_to_its_default_is_kept() -> None:

@@ -11,7 +11,13 @@ code from before this converter; issue 30):
 - text as UTF-8, not ``\\uXXXX`` escapes (a Chinese character is 3 bytes, not 6);
 - a dataclass field equal to its default is left out. Decoding fills it in again from
   the same default, which ``workflows.model`` never changes (every field added later gets
-  a default, so older payloads lacking it decode as before).
+  a default, so older payloads lacking it decode as before);
+- a UTC timestamp ends in ``Z``, not ``+00:00``, and without the zeros of a fraction
+  that has only milliseconds (``workflow.now()``) or none: still ISO 8601 that a person
+  reads in the Temporal UI and Python 3.11's ``datetime.fromisoformat`` (which the
+  default converter decodes with) reads back to an equal value with the same
+  ``timezone.utc``. Epoch numbers would be smaller still, but unreadable in the UI and
+  undecodable by code from before.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio.api.common.v1 import Payload
@@ -50,13 +57,25 @@ def _is_default(f: dataclasses.Field[Any], value: Any) -> bool:
     return type(value) is type(default) and bool(value == default)
 
 
+def compact_isoformat(at: datetime) -> str:
+    """``at.isoformat()``, shorter for UTC: ``Z`` and no trailing zeros of the fraction."""
+    if at.utcoffset() != timedelta(0):
+        return at.isoformat()  # naive or another offset: as the default converter writes it
+    spec = ("seconds" if not at.microsecond else
+            "milliseconds" if not at.microsecond % 1000 else "microseconds")
+    return at.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
+
+
 class CompactJSONEncoder(AdvancedJSONEncoder):
-    """A dataclass as its fields that differ from their defaults (nested ones alike)."""
+    """A dataclass as its fields that differ from their defaults (nested ones alike), a
+    UTC timestamp as :func:`compact_isoformat` writes it."""
 
     def default(self, o: Any) -> Any:
         if dataclasses.is_dataclass(o) and not isinstance(o, type):
             return {f.name: value for f in dataclasses.fields(o)
                     if not _is_default(f, value := getattr(o, f.name))}
+        if isinstance(o, datetime):
+            return compact_isoformat(o)
         return super().default(o)
 
 
