@@ -3,6 +3,7 @@ the same words about something over and done are not."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 import pytest
@@ -14,6 +15,7 @@ from workers.runtime.settings import Settings
 CONFIG = load_config(Settings().config_dir)
 MIN = CONFIG.rules.review.min_confidence
 DAY = date(2026, 12, 6)
+RULES_ALONE = replace(CONFIG, model=None)  # what the rules catch without the learned model
 
 
 @pytest.mark.parametrize(("text", "service"), [
@@ -38,3 +40,33 @@ def test_said_plainly_it_is_transferred_at_once(text: str, service: str) -> None
 ])
 def test_over_and_done_or_chronic_it_is_not(text: str) -> None:
     assert first_look(CONFIG, text, at=DAY).classification.redirect_to is None
+
+
+@pytest.mark.parametrize(("text", "service"), [
+    ("小孩从河里捞上来了，一点反应都没有，有人在按胸口", "120"),
+    ("塔吊旁边的架子塌了，底下压着两个工人", "120"),
+    ("锅里的热油洒了，全泼在我闺女手上，起泡了，一直哭", "120"),
+    ("我妈在卫生间摔了，说起不来了，门从里面反锁着", "120"),
+    ("有人在外面踹我家的门，骂骂咧咧的", "110"),
+    ("回家一看门锁被撬了，里面有动静，我不敢进去", "110"),
+    ("我爸正在柜台要转账给一个自称警察的人，我劝不住", "110"),
+    ("车被水困在下穿桥里了，水已经漫到车窗了", "119"),
+    ("两个孩子下河游泳，有一个没上来", "119"),
+    ("楼下饭馆后厨能看见火光，烟往楼上飘", "119"),
+])
+def test_the_rules_alone_transfer_an_emergency_said_as_seen(text: str, service: str) -> None:
+    assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to == service
+
+
+@pytest.mark.parametrize("text", [
+    # Someone stuck in a lift is the street's T2H (it presses the maintenance company).
+    "电梯卡在两层中间了，我爷爷在里面，物业电话没人接",
+    # A fire said not to be burning, or only feared.
+    "配电箱一直冒火花，有焦味，还没着火",
+    "楼道里堆满了纸箱子，这要着起火来谁也跑不了",
+    # A fraud or a shove that is over.
+    "上周有人让我把钱转到安全账户，我转了五千，后来才觉得不对劲",
+])
+def test_the_rules_do_not_transfer_a_lift_a_feared_fire_or_something_over(text: str) -> None:
+    look = first_look(RULES_ALONE, text, at=DAY)
+    assert look.classification.redirect_to is None, look.classification.matched
