@@ -1,5 +1,5 @@
 """An emergency in progress, said in plain words, is transferred at once (issue 25 item 1);
-the same words about something over and done are not."""
+the same words about something over and done are not; danger said calmly is T2H."""
 
 from __future__ import annotations
 
@@ -70,3 +70,18 @@ def test_the_rules_alone_transfer_an_emergency_said_as_seen(text: str, service: 
 def test_the_rules_do_not_transfer_a_lift_a_feared_fire_or_something_over(text: str) -> None:
     look = first_look(RULES_ALONE, text, at=DAY)
     assert look.classification.redirect_to is None, look.classification.matched
+
+
+@pytest.mark.parametrize("text", [
+    "楼下邻居在储藏室里囤了十几桶汽油，说是便宜时候买的",
+    "底商那家店往屋里搬了好多液化气罐，上面全是住户",
+    "昨晚的山洪把进村的路冲断了，村里人出不去",
+    "胡同里的公共水管冻住了，一院子人都没水用",
+])
+def test_the_rules_alone_give_two_hours_to_danger_said_calmly(text: str) -> None:
+    assert first_look(RULES_ALONE, text, at=DAY).classification.tier == "T2H"
+
+
+def test_fireworks_set_off_at_night_are_noise_not_danger() -> None:
+    look = first_look(RULES_ALONE, "小区外面天天晚上有人放烟花爆竹，响到半夜", at=DAY)
+    assert look.classification.tier != "T2H"
