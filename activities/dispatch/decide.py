@@ -157,18 +157,19 @@ def street_leads(config: HotlineConfig, cl: Classification, location: Location,
     department or utility and the model is sure the matter is in the street's territory
     (直派街乡: inside a compound, a lane, a village), the located street leads and the
     rule's units assist. Nothing changes without a located street: a district government
-    is no better a guess than the department; nor where the words put the matter on a
-    public road (``rules.yaml`` ``model.public_road``)."""
+    is no better a guess than the department; nor, for a utility, where the words put the
+    matter on a public road (``rules.yaml`` ``model.public_road``)."""
     model = config.model
     p = cl.street_p
     if (model is None or model.street_threshold is None or p is None
-            or p < model.street_threshold or location.street_id is None
-            or config.rules.model.on_public_road(text)):
+            or p < model.street_threshold or location.street_id is None):
         return route
     lead = config.registry.record(route.lead.unit_id)
     street = config.registry.get(location.street_id)
     if lead is None or lead.kind in (*STREET_KINDS, DISTRICT_KIND) or street is None:
         return route
+    if lead.kind == "utility" and config.rules.model.on_public_road(text):
+        return route  # a network under a public road is the utility's, not a compound's
     helpers = [u for u in (route.lead, *route.assisting) if u.unit_id != street.unit_id]
     return RouteDecision(
         lead=street, assisting=list(dict.fromkeys(helpers)), rule=MODEL_STREET_RULE,

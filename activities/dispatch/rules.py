@@ -140,8 +140,9 @@ class ModelRule(_Strict):
     least this share of the four tiers' probability (a dispatcher reading "rather than the
     rules' T7D" should see a model that is more sure than not).
     ``public_road``: words that put the matter on a public road ("大街上", "马路边"): there
-    the model's lead head does not hand a department's or utility's case to the street
-    (it reads "下水道堵了" with the street's name as a compound's drain).
+    the model's lead head does not hand a utility's case to the street (it reads
+    "下水道堵了" with the street's name as a compound's drain; parking by the road is
+    still the street's, as every writer labels it).
     """
 
     not_in_progress: tuple[re.Pattern[str], ...] = ()
