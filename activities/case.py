@@ -44,7 +44,7 @@ from workflows.model import (
     StepRecord,
     TierPlan,
 )
-from workflows.steps import NO_LEDGER_BASE, expand_step
+from workflows.steps import NO_LEDGER_BASE, expand_step, step_name
 
 log = structlog.get_logger(__name__)
 
@@ -316,7 +316,7 @@ class CaseActivities:
         rows, which must be those of its base version, or of the step itself (a retry
         after the ledger was written: the columns it left out are the same in both).
         """
-        lean = step.lean
+        lean = step.is_lean
         step = expand_step(step, await self._ledger_base(step) if step.base else None)
         events = [_lifecycle_fields(ev) for ev in step.lifecycle]
         if events:
@@ -364,10 +364,10 @@ class CaseActivities:
             # Restored or rebuilt behind the case (or reset ahead of it): the workflow
             # sends the step again with every column.
             log.warning("ledger_base_missing", complaint_id=step.complaint_id,
-                        step=step.step, base=step.base,
+                        step=step_name(step), base=step.base,
                         ledger_version=rows.version if rows else None, lost=lost)
             raise ApplicationError(
-                f"step {step.step}: the ledger holds version "
+                f"step {step_name(step)}: the ledger holds version "
                 f"{rows.version if rows else 'none'} of the case, not {step.base}"
                 + (f", and not dispatch {', '.join(lost)}" if lost else ""),
                 type=NO_LEDGER_BASE, non_retryable=True)

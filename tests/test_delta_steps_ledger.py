@@ -33,6 +33,7 @@ from workers.runtime.settings import Settings
 from workflows.model import (
     Acceptance,
     DispatchState,
+    EvaluationRow,
     Filing,
     LadderPlan,
     Status,
@@ -41,7 +42,15 @@ from workflows.model import (
     Unit,
 )
 from workflows.state import CaseState
-from workflows.steps import NO_LEDGER_BASE, StepFacts, build_step, ledger_after, slim_step
+from workflows.steps import (
+    LEAN_EVENTS,
+    NO_LEDGER_BASE,
+    StepFacts,
+    build_step,
+    ledger_after,
+    merge_steps,
+    slim_step,
+)
 
 pytestmark = pytest.mark.stack
 
@@ -117,6 +126,7 @@ async def _rows(pool: AsyncConnectionPool, cid: str) -> dict[str, list[tuple[Any
         "cases": "SELECT * FROM cases WHERE complaint_id = %s",
         "dispatches": "SELECT * FROM dispatches WHERE complaint_id = %s ORDER BY dispatch_id",
         "events": "SELECT * FROM case_events WHERE complaint_id = %s ORDER BY seq",
+        "evaluations": "SELECT * FROM evaluations WHERE complaint_id = %s",
     }
     out: dict[str, list[tuple[Any, ...]]] = {}
     async with pool.connection() as conn:
@@ -200,3 +210,49 @@ async def test_a_ledger_that_lost_a_dispatch_row_is_refused_not_filled_with_plac
         unit = await (await conn.execute(
             "SELECT unit_id FROM dispatches WHERE dispatch_id = %s", (f"{cid}-d1",))).fetchone()
     assert unit == ("110105026",)
+
+
+def _closed(state: CaseState, filing: Filing) -> StepRecord:
+    """The case's close after SIGNED, as a happy-path case sends it: CALLBACK, EVALUATED
+    and CLOSED in one step."""
+    at = T0 + timedelta(hours=3, microseconds=321)
+    evaluation = EvaluationRow(complaint_id=filing.complaint_id, counted=True, responded=True,
+                               resolved=True, satisfied=True, satisfaction="SATISFIED",
+                               score=100.0, evaluated_at=at, lead_unit_id="110105026")
+    steps = []
+    for seq, facts in enumerate((
+            StepFacts("CALLBACK", Status.CALLBACK, attributes={"reached": "true"}),
+            StepFacts("EVALUATED", Status.EVALUATED, evaluation=evaluation, attributes={
+                "counted": "true", "responded": "true", "resolved": "true",
+                "satisfied": "true", "score": "100"}),
+            StepFacts("CLOSED", Status.CLOSED, attributes={"counted": "true"})), 3):
+        state.seq, state.status = seq, facts.status
+        state.closed_at = at if facts.event_type == "CLOSED" else None
+        steps.append(build_step(state, filing, facts, at))
+    return merge_steps(merge_steps(steps[0], steps[1]), steps[2])
+
+
+async def test_steps_in_the_events_form_leave_the_ledger_as_whole_steps_do(
+    ledger: tuple[Settings, CaseActivities, AsyncConnectionPool],
+) -> None:
+    _, acts, pool = ledger
+    whole_id, lean_id = f"W-{uuid.uuid4().hex[:8]}", f"E-{uuid.uuid4().hex[:8]}"
+    state, filing, whole = _case(whole_id)
+    for step in (*whole, _closed(state, filing)):
+        await _record(acts, step)
+    state, filing, (first, signed) = _case(lean_id)
+    closed = _closed(state, filing)
+    rows = None
+    for step in (first, signed, closed):
+        lean = slim_step(step, rows, form=LEAN_EVENTS)
+        assert lean.form == LEAN_EVENTS and not lean.step
+        await _record(acts, lean)
+        rows = ledger_after(rows, step)
+    # The evaluation's time and lead unit, and the close time, were left out of the last.
+    lean = slim_step(closed, ledger_after(ledger_after(None, first), signed), form=LEAN_EVENTS)
+    assert lean.evaluation is not None and lean.evaluation.evaluated_at.year == 1970
+    assert lean.case is not None and lean.case.closed_at is None
+    await _record(acts, lean)  # a retry after the write: nothing changes
+    got, want = await _rows(pool, lean_id), await _rows(pool, whole_id)
+    assert got == want
+    assert len(got["events"]) == 5 and len(got["evaluations"]) == 1

@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.state import CaseState
     from workflows.steps import (
+        LEAN_EVENTS,
         NO_LEDGER_BASE,
         OutboundSpec,
         StepFacts,
@@ -45,6 +46,7 @@ with workflow.unsafe.imports_passed_through():
         ledger_after,
         merge_steps,
         slim_step,
+        step_name,
     )
 
 # Named options per activity: start-to-close always set, bounded retries, business
@@ -114,10 +116,17 @@ PATCH_CLOSE_UNINDEXED = "close-unindexed"
 # (restored, rebuilt), record_step says so and the step goes again without them. Stands
 # for every older patch.
 PATCH_DELTA_STEPS = "delta-steps"
+# Steps go in the events form (``workflows.steps.LEAN_EVENTS``): a step's later events
+# without the time of the one before, statuses their type names left out, the EVALUATED
+# event's attributes and the evaluation's time, lead unit and overdue said once, the
+# close time by the CLOSED event alone, no step name. Only record_step's input changes
+# (no command does), but the patch says which histories hold which form. Stands for
+# every older patch.
+PATCH_LEAN_EVENTS = "lean-events"
 # Newest first: a history holding one of these markers has every patch after it here,
 # and every patch older than them all (``ComplaintBase._patched``).
-UMBRELLA_PATCHES = (PATCH_DELTA_STEPS, PATCH_CLOSE_UNINDEXED, PATCH_LOCAL_ACCEPT,
-                    PATCH_LEAN_STEPS, PATCH_LEAN_INDEX)
+UMBRELLA_PATCHES = (PATCH_LEAN_EVENTS, PATCH_DELTA_STEPS, PATCH_CLOSE_UNINDEXED,
+                    PATCH_LOCAL_ACCEPT, PATCH_LEAN_STEPS, PATCH_LEAN_INDEX)
 # AWAITING_REVIEW too: a supplement behind a filing that waits at the dispatch desk
 # reaches the unit it is then dispatched to. (No landed history has that state.)
 ACCEPTING_STATES = {Status.FILED, Status.ACCEPTED, Status.AWAITING_REVIEW}
@@ -387,10 +396,12 @@ class ComplaintBase:
                 await self._send(held)
 
     async def _send(self, step: StepRecord) -> None:
-        full = step
+        full, form = step, 0
         if self._patched(PATCH_LEAN_STEPS):
             delta = self._patched(PATCH_DELTA_STEPS)
-            step = slim_step(full, self._state.ledger if delta else None)
+            # Asked after delta-steps: a history from before it meets no marker of this.
+            form = LEAN_EVENTS if delta and self._patched(PATCH_LEAN_EVENTS) else 0
+            step = slim_step(full, self._state.ledger if delta else None, form)
             if delta:
                 # Before the activity runs: an update recording meanwhile waits for the
                 # lock, and a failed step fails the task, so nothing reads it too early.
@@ -403,18 +414,19 @@ class ComplaintBase:
                 # The ledger lacks the rows the step left out: send it with them, and from
                 # now on count only on the rows that whole step writes (a restored ledger
                 # may lack or hold older versions of the others: they go whole next time).
-                await self._send_alone(slim_step(full))
+                await self._send_alone(slim_step(full, form=form))
                 self._state.ledger = ledger_after(None, full)
                 return
             # Retries ran out or the step is invalid: a bug or a long outage, not a
             # business outcome. Failing the task (not the case) lets a fix resume it.
-            raise RuntimeError(f"record_step {step.step} failed: {err.cause or err}") from err
+            raise RuntimeError(f"record_step {full.step} failed: {err.cause or err}") from err
 
     async def _send_alone(self, step: StepRecord) -> None:
         try:
             await workflow.execute_activity("record_step", step, **RECORD_OPTIONS)
         except ActivityError as err:
-            raise RuntimeError(f"record_step {step.step} failed: {err.cause or err}") from err
+            raise RuntimeError(
+                f"record_step {step_name(step)} failed: {err.cause or err}") from err
 
     def _patched(self, patch_id: str) -> bool:
         """``workflow.patched(patch_id)``, or a newer patch of ``UMBRELLA_PATCHES``.

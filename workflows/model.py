@@ -349,6 +349,11 @@ class Acceptance:
     routing_version: str = ""
 
 
+# What a lean step's row leaves out for ``record_step`` to put back (``workflows.steps``):
+# a timestamp no row ever holds. Rows built by the workflow name every column.
+LEFT_OUT = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 @dataclass(frozen=True)
 class LifecycleRecord:
     """One ``LifecycleEvent`` to publish; ``seq`` orders them per case."""
@@ -360,9 +365,12 @@ class LifecycleRecord:
     event_id: str = field(default="", kw_only=True)
     complaint_id: str = field(default="", kw_only=True)
     seq: int
-    at: datetime
+    # Left out (``LEFT_OUT``, "") by a step in the events form (``StepRecord.form``): the
+    # time of the event before it in the step, and the status its type names. Workers
+    # from before it require both, so they fail on such a step rather than misread it.
+    at: datetime = field(default=LEFT_OUT, kw_only=True)
     event_type: str
-    status: str
+    status: str = field(default="", kw_only=True)
     tier: str | None = None
     kind: str | None = None
     category: str | None = None
@@ -389,11 +397,6 @@ class Outbound:
     record: str
     unit_id: str
     fields: dict[str, Any]
-
-
-# What a lean step's row leaves out for ``record_step`` to put back (``workflows.steps``):
-# a timestamp no row ever holds. Rows built by the workflow name every column.
-LEFT_OUT = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -445,18 +448,23 @@ class DispatchRow:
 
 @dataclass(frozen=True)
 class EvaluationRow:
+    """The case's evaluation (考评). In the events form of a step, ``evaluated_at``,
+    ``overdue`` and ``lead_unit_id`` are left out where its EVALUATED (or last) event says
+    them; the counts' defaults let the payload converter leave out the usual zeros.
+    Workers from before require every one, so they fail on such a row, never misread it."""
+
     complaint_id: str = field(default="", kw_only=True)
     counted: bool
     responded: bool
     resolved: bool
     satisfied: bool
     satisfaction: str | None
-    overdue: bool
-    returns: int
-    escalations: int
-    reopens: int
+    overdue: bool = field(default=False, kw_only=True)
+    returns: int = field(default=0, kw_only=True)
+    escalations: int = field(default=0, kw_only=True)
+    reopens: int = field(default=0, kw_only=True)
     score: float
-    evaluated_at: datetime
+    evaluated_at: datetime = field(default=LEFT_OUT, kw_only=True)
     lead_unit_id: str | None = None
 
 
@@ -469,7 +477,8 @@ class StepRecord:
     """
 
     complaint_id: str
-    step: str
+    # Left out ("") in the events form: it is the last event's ``{seq}-{event_type}``.
+    step: str = ""
     lifecycle: list[LifecycleRecord] = field(default_factory=list)
     outbound: list[Outbound] = field(default_factory=list)
     case: CaseRow | None = None
@@ -481,6 +490,15 @@ class StepRecord:
     # A lean step that also leaves out what the ledger's rows say at this version (the
     # last seq recorded before it): the columns unchanged since then. 0: none left out.
     base: int = 0
+    # A leaner wire form than ``lean`` (``workflows.steps.LEAN_EVENTS`` on), lean too. A
+    # worker that does not know the form refuses the step (retried by a newer one):
+    # unknown fields are ignored by the decoder, so the number is what tells it.
+    form: int = 0
+
+    @property
+    def is_lean(self) -> bool:
+        """Written without what ``record_step`` puts back (``workflows.steps.expand_step``)."""
+        return self.lean or self.form > 0
 
 
 @dataclass(frozen=True)

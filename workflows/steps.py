@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from workflows.model import (
+    LEFT_OUT,
     CaseRow,
     DispatchRow,
     DispatchState,
@@ -181,24 +182,28 @@ def _expand_fields(cid: str, out: Outbound, last: LifecycleRecord | None,
     return {"event_id": full.pop("event_id"), **full} if "event_id" in full else full
 
 
-def slim_step(step: StepRecord, ledger: LedgerRows | None = None) -> StepRecord:
-    """``step`` lean, or as it is when its lean form would not expand back to it.
+def slim_step(step: StepRecord, ledger: LedgerRows | None = None,
+              form: int = 0) -> StepRecord:
+    """``step`` lean, or as it is when no lean form of it would expand back to it.
 
     With ``ledger`` (what the ledger holds after the last recorded step), the lean step
     also leaves out the case's and dispatches' columns unchanged since then, and the
     first event's classification where the case row says it (``StepRecord.base``).
+    ``form``: the leanest form the case may send (``LEAN_EVENTS``; 0: the first lean
+    form); a step that form cannot say goes in the one before it.
     """
-    if step.lean:
+    if step.is_lean:
         return step
-    if ledger is not None:
-        delta = _delta(_lean(step), ledger)
-        if expand_step(delta, ledger) == step:
-            return delta
-    lean = _lean(step)
-    return lean if expand_step(lean) == step else step
+    for f in sorted({form, 0}, reverse=True):
+        lean = _lean(step, f)
+        for base in (ledger, None) if ledger is not None else (None,):
+            candidate = lean if base is None else _delta(lean, base)
+            if expand_step(candidate, base) == step:
+                return candidate
+    return step
 
 
-def _lean(step: StepRecord) -> StepRecord:
+def _lean(step: StepRecord, form: int = 0) -> StepRecord:
     last = step.lifecycle[-1] if step.lifecycle else None
     rows = {d.dispatch_id: d for d in step.dispatches}
     events = []
@@ -217,7 +222,7 @@ def _lean(step: StepRecord) -> StepRecord:
         outbound=[replace(o, fields=_slim_fields(step.complaint_id, o, last, rows))
                   for o in step.outbound],
     )
-    return lean
+    return _lean_events(step, lean) if form >= LEAN_EVENTS else lean
 
 
 # --- what the ledger already says (PATCH_DELTA_STEPS) -------------------------------------
@@ -260,7 +265,7 @@ def ledger_after(ledger: LedgerRows | None, step: StepRecord) -> LedgerRows | No
     (``activities.ledger``): the case row as the step says it, a dispatch's sign-by and
     deadline as the newest step says them, its other timestamps and result as the first
     step that said them."""
-    if step.case is None or step.lean:
+    if step.case is None or step.is_lean:
         return ledger
     dispatches = dict(ledger.dispatches) if ledger else {}
     for d in step.dispatches:
@@ -275,15 +280,25 @@ def expand_step(step: StepRecord, ledger: LedgerRows | None = None) -> StepRecor
     """The full step a lean one stands for (a full step as it is). A delta step
     (``base``) needs ``ledger``: the ledger's rows at that version (or after the step
     itself, when a retry finds it already written)."""
-    if not step.lean:
+    if not step.is_lean:
         return step
+    if step.form > NEWEST_FORM:
+        # Sent by a newer workflow worker: a newer activity worker reads it. Retried.
+        raise ValueError(f"step {step_name(step)} is in form {step.form}, newer than "
+                         f"this worker's {NEWEST_FORM}")
     if step.base and ledger is None:
-        raise ValueError(f"step {step.step} leaves out what the ledger says: pass its rows")
+        raise ValueError(f"step {step_name(step)} leaves out what the ledger says: "
+                         "pass its rows")
+    events_form = step.form >= LEAN_EVENTS
     cid = step.complaint_id
     events: list[LifecycleRecord] = []
     for ev in step.lifecycle:
         fill: dict[str, Any] = {"event_id": ev.event_id or f"{cid}:{ev.seq}",
                                 "complaint_id": ev.complaint_id or cid}
+        if events_form:
+            fill |= {"status": ev.status or ev.event_type}
+            if events and ev.at == LEFT_OUT:
+                fill |= {"at": events[-1].at}
         if events:
             fill |= {name: getattr(events[-1], name) for name in _INHERITED
                      if getattr(ev, name) == _EVENT_DEFAULTS[name]}
@@ -305,10 +320,98 @@ def expand_step(step: StepRecord, ledger: LedgerRows | None = None) -> StepRecor
                       for d in dispatches]
     dispatches = [replace(d, complaint_id=d.complaint_id or cid) for d in dispatches]
     rows = {d.dispatch_id: d for d in dispatches}
+    evaluation = step.evaluation and replace(
+        step.evaluation, complaint_id=step.evaluation.complaint_id or cid)
+    if events_form:
+        case, evaluation, events = _expand_events(case, evaluation, events)
     return replace(
-        step, lean=False, base=0, lifecycle=events, case=case, dispatches=dispatches,
-        evaluation=step.evaluation and replace(
-            step.evaluation, complaint_id=step.evaluation.complaint_id or cid),
-        outbound=[replace(o, fields=_expand_fields(cid, o, last, rows))
+        step, lean=False, base=0, form=0, step=step.step or step_name(step),
+        lifecycle=events, case=case, dispatches=dispatches, evaluation=evaluation,
+        outbound=[replace(o, fields=_expand_fields(cid, o, events[-1] if events else None,
+                                                   rows))
                   for o in step.outbound],
     )
+
+
+# --- the events form (StepRecord.form 2, PATCH_LEAN_EVENTS) -------------------------------
+# The events of one step happen at one moment, most name their status by their type, and
+# a closing step says its evaluation twice (the row, and the EVALUATED event's attributes)
+# and its close time twice (the case row, and the CLOSED event). The events form says
+# each once. Its step has no name (the last event's seq and type say it), which every
+# worker from before requires: such a worker fails on the step instead of misreading it.
+LEAN_EVENTS = 2
+NEWEST_FORM = LEAN_EVENTS
+_EVALUATION_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(EvaluationRow)}
+# The evaluation's columns that its event says: the event's time, lead unit and overdue.
+_EVALUATION_FROM_EVENT = (("evaluated_at", "at"), ("lead_unit_id", "lead_unit_id"),
+                          ("overdue", "overdue"))
+
+
+def step_name(step: StepRecord) -> str:
+    """``step.step``, or in the events form (which leaves it out) what its last event says."""
+    if step.step or not step.lifecycle:
+        return step.step
+    last = step.lifecycle[-1]
+    return f"{last.seq}-{last.event_type}"
+
+
+def evaluated_attributes(evaluation: EvaluationRow) -> dict[str, str]:
+    """The EVALUATED event's attributes, as ``ComplaintWorkflow.evaluate`` writes them."""
+    return {"counted": str(evaluation.counted).lower(),
+            "responded": str(evaluation.responded).lower(),
+            "resolved": str(evaluation.resolved).lower(),
+            "satisfied": str(evaluation.satisfied).lower(), "score": f"{evaluation.score:g}"}
+
+
+def _evaluation_event(events: list[LifecycleRecord]) -> LifecycleRecord | None:
+    """The event an evaluation goes with: EVALUATED, else (not counted) the last one."""
+    return next((e for e in events if e.event_type == "EVALUATED"),
+                events[-1] if events else None)
+
+
+def _lean_events(full: StepRecord, lean: StepRecord) -> StepRecord:
+    """``lean`` (made from ``full``) in the events form; compared with ``full``'s values."""
+    events = []
+    for i, (ev, was) in enumerate(zip(lean.lifecycle, full.lifecycle, strict=True)):
+        blank: dict[str, Any] = {}
+        if i and was.at == full.lifecycle[i - 1].at:
+            blank["at"] = LEFT_OUT
+        if was.status == was.event_type:
+            blank["status"] = ""
+        if (was.event_type == "EVALUATED" and full.evaluation is not None
+                and was.attributes == evaluated_attributes(full.evaluation)):
+            blank["attributes"] = {}
+        events.append(replace(ev, **blank))
+    evaluation = lean.evaluation
+    said = _evaluation_event(full.lifecycle)
+    if evaluation is not None and said is not None:
+        evaluation = replace(evaluation, **{
+            col: _EVALUATION_DEFAULTS[col] for col, attr in _EVALUATION_FROM_EVENT
+            if getattr(evaluation, col) == getattr(said, attr)})
+    case = lean.case
+    last = full.lifecycle[-1] if full.lifecycle else None
+    if (case is not None and last is not None and last.event_type == "CLOSED"
+            and case.closed_at == last.at):
+        case = replace(case, closed_at=None)
+    return replace(lean, lean=False, form=LEAN_EVENTS, step="", lifecycle=events,
+                   evaluation=evaluation, case=case)
+
+
+def _expand_events(case: CaseRow | None, evaluation: EvaluationRow | None,
+                   events: list[LifecycleRecord],
+                   ) -> tuple[CaseRow | None, EvaluationRow | None, list[LifecycleRecord]]:
+    """What the events form left out of the case row, the evaluation and the EVALUATED
+    event, put back from the (expanded) events and the evaluation."""
+    last = events[-1] if events else None
+    if (case is not None and last is not None and last.event_type == "CLOSED"
+            and case.closed_at is None):
+        case = replace(case, closed_at=last.at)
+    said = _evaluation_event(events)
+    if evaluation is not None and said is not None:
+        evaluation = replace(evaluation, **{
+            col: getattr(said, attr) for col, attr in _EVALUATION_FROM_EVENT
+            if getattr(evaluation, col) == _EVALUATION_DEFAULTS[col]})
+    if evaluation is not None:
+        events = [replace(e, attributes=evaluated_attributes(evaluation))
+                  if e.event_type == "EVALUATED" and not e.attributes else e for e in events]
+    return case, evaluation, events

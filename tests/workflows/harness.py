@@ -173,7 +173,7 @@ async def running_harness(env: WorkflowEnvironment, *, config: HotlineConfig = C
         rows = ledger_after(ledger, full)
         if rows is not None:
             recorder.ledger[step.complaint_id] = rows
-        return StepReceipt(step.complaint_id, step.step, len(step.lifecycle))
+        return StepReceipt(step.complaint_id, full.step, len(step.lifecycle))
 
     acts = CaseActivities(config, cast(Any, None), cast(Any, None),
                           topic_lifecycle="l", topic_dispatches="d", duplicates=duplicates,

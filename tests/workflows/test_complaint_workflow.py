@@ -25,6 +25,7 @@ from workflows.model import (
     SignFor,
     Withdraw,
 )
+from workflows.steps import LEAN_EVENTS
 
 
 async def test_happy_path_goes_through_all_five_stages(harness: Harness) -> None:
@@ -68,7 +69,11 @@ async def test_happy_path_goes_through_all_five_stages(harness: Harness) -> None
     # Every step went lean (patch lean-steps), and came out whole: the case row is the
     # last event's, with the complaint id back on it.
     sent = [s for s in harness.recorder.sent if s.complaint_id == cid]
-    assert len(sent) == 5 and all(s.lean and s.case and not s.case.complaint_id for s in sent)
+    assert len(sent) == 5 and all(s.is_lean and s.case and not s.case.complaint_id
+                                  for s in sent)
+    # In the events form (patch lean-events): no step names, EVALUATED said once.
+    assert all(s.form == LEAN_EVENTS and not s.step for s in sent)
+    assert sent[-1].lifecycle[1].attributes == {} and sent[-1].case.closed_at is None
     # After the first, each leaves out what the ledger already says (patch delta-steps):
     # the case's filing time and channel, the dispatch's unit and times.
     assert [s.base for s in sent] == [0, 2, 3, 4, 6]

@@ -53,7 +53,7 @@ HAPPY_TEXT = "西城区金融街街道某小区垃圾堆放三天没人清运"
 @activity.defn(name="record_step")
 async def _record_step(step: StepRecord) -> StepReceipt | None:
     # As the real activity answers: nothing to a lean step.
-    return None if step.lean else StepReceipt(step.complaint_id, step.step, 0)
+    return None if step.is_lean else StepReceipt(step.complaint_id, step.step, 0)
 
 
 async def _run_case(env: WorkflowEnvironment, *, cache: int, late: bool,

@@ -25,6 +25,7 @@ from workflows.model import (
 )
 from workflows.state import SEEN_KEPT, TIMELINE_KEPT, CaseState, restore, snapshot
 from workflows.steps import (
+    LEAN_EVENTS,
     StepFacts,
     build_step,
     expand_step,
@@ -32,6 +33,7 @@ from workflows.steps import (
     ledger_after,
     merge_steps,
     slim_step,
+    step_name,
 )
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -339,6 +341,89 @@ def test_a_lean_closing_step_keeps_its_evaluation() -> None:
                       T0)
     lean = slim_step(step)
     assert lean.lean and lean.evaluation.complaint_id == "" and expand_step(lean) == step
+
+
+def _closing_step(state: CaseState) -> StepRecord:
+    """CALLBACK, EVALUATED and CLOSED in one step, as a happy-path case closes."""
+    evaluation = EvaluationRow(complaint_id="C1", counted=True, responded=True, resolved=True,
+                               satisfied=False, satisfaction="UNSATISFIED", overdue=True,
+                               returns=1, escalations=0, reopens=0, score=55.0,
+                               evaluated_at=T0 + 2 * DAY, lead_unit_id="u1")
+    state.overdue = True
+    steps = []
+    for seq, facts in enumerate((
+            StepFacts("CALLBACK", Status.CALLBACK, attributes={"reached": "true"}),
+            StepFacts("EVALUATED", Status.EVALUATED, evaluation=evaluation,
+                      attributes={"counted": "true", "responded": "true", "resolved": "true",
+                                  "satisfied": "false", "score": "55"}),
+            StepFacts("CLOSED", Status.CLOSED, attributes={"counted": "true"})), start=7):
+        state.seq = seq
+        state.closed_at = T0 + 2 * DAY if facts.event_type == "CLOSED" else None
+        steps.append(build_step(state, FILING, facts, T0 + 2 * DAY))
+    return merge_steps(merge_steps(steps[0], steps[1]), steps[2])
+
+
+def test_the_events_form_says_a_step_s_time_status_and_evaluation_once() -> None:
+    state, dispatched = _merged_dispatch_step()
+    ledger = ledger_after(None, dispatched)
+    closing = _closing_step(state)
+    v1 = slim_step(closing, ledger)
+    lean = slim_step(closing, ledger, form=LEAN_EVENTS)
+    assert lean.form == LEAN_EVENTS and lean.is_lean and not lean.lean
+    assert expand_step(lean, ledger) == closing
+    # No name (the last event says it), later events without the step's time, statuses
+    # their types name left out, the EVALUATED event's attributes in the evaluation alone.
+    assert (lean.step, step_name(lean), step_name(closing)) == ("", "9-CLOSED", "9-CLOSED")
+    assert [e.at.year for e in lean.lifecycle] == [2026, 1970, 1970]
+    assert [e.status for e in lean.lifecycle] == ["", "", ""]
+    assert lean.lifecycle[1].attributes == {}
+    assert lean.evaluation is not None and lean.case is not None
+    assert (lean.evaluation.evaluated_at.year, lean.evaluation.lead_unit_id,
+            lean.evaluation.overdue, lean.case.closed_at) == (1970, None, False, None)
+    assert _size(lean) < 0.8 * _size(v1)
+    # Expanded from the ledger's own rows (a retry after the write) alike.
+    after = ledger_after(ledger, closing)
+    assert after is not None and expand_step(lean, after).lifecycle == closing.lifecycle
+    # And without a ledger, when the case's rows go whole.
+    alone = slim_step(closing, form=LEAN_EVENTS)
+    assert alone.form == LEAN_EVENTS and not alone.base and expand_step(alone) == closing
+
+
+def test_what_the_events_form_cannot_say_goes_in_the_first_lean_form() -> None:
+    state, _ = _merged_dispatch_step()
+    closing = _closing_step(state)
+    # An EVALUATED event whose attributes are not the evaluation's (a score written with
+    # more digits than %g keeps): the step goes in the form before.
+    odd_event = replace(closing.lifecycle[1], attributes={"score": "55.0"})
+    odd = replace(closing, lifecycle=[closing.lifecycle[0], odd_event, closing.lifecycle[2]])
+    lean = slim_step(odd, form=LEAN_EVENTS)
+    assert expand_step(lean) == odd and lean.lifecycle[1].attributes == {"score": "55.0"}
+    # An evaluation that says "not overdue" where its event says overdue: the left-out
+    # column would read as the event's, so that step is not sent in the events form.
+    assert closing.evaluation is not None
+    odd = replace(closing, evaluation=replace(closing.evaluation, overdue=False))
+    lean = slim_step(odd, form=LEAN_EVENTS)
+    assert lean.form == 0 and lean.lean and expand_step(lean) == odd
+
+
+@dataclass(frozen=True)
+class _StepBeforeTheEventsForm:
+    """``StepRecord`` as workers before the events form decode it: the name required."""
+
+    complaint_id: str
+    step: str
+    lean: bool = False
+
+
+def test_a_worker_that_does_not_know_the_form_refuses_the_step() -> None:
+    state, _ = _merged_dispatch_step()
+    lean = slim_step(_closing_step(state), form=LEAN_EVENTS)
+    [payload] = DATA_CONVERTER.payload_converter.to_payloads([lean])
+    with pytest.raises(Exception, match="step"):
+        default().payload_converter.from_payloads([payload], [_StepBeforeTheEventsForm])
+    # A newer form than this worker knows is refused too (and retried by another worker).
+    with pytest.raises(ValueError, match="form 3"):
+        expand_step(replace(lean, form=3))
 
 
 # --- state copies -------------------------------------------------------------------------
