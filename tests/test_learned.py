@@ -231,6 +231,19 @@ def test_learn_replaces_a_worse_model(tmp_path: Path, small_doc: dict[str, Any])
     assert load_model(out).version == small_doc["version"]
 
 
+def test_learn_refuses_a_model_too_big_for_its_config_map(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import activities.dispatch.training as training
+
+    monkeypatch.setattr(training, "MAX_FILE_BYTES", 10_000)
+    out = tmp_path / MODEL_FILE
+    result = _learn(tmp_path, out)
+    assert result.exit_code == 4, result.output
+    assert "its ConfigMap allows" in result.output and "max_features" in result.output
+    assert not out.exists()
+
+
 def test_learn_says_what_is_wrong_in_one_line(tmp_path: Path) -> None:
     out = tmp_path / MODEL_FILE
     out.write_text("{broken", encoding="utf-8")

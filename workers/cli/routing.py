@@ -332,7 +332,8 @@ LEARN_TRAIN = ("tests/data/routing_labelled.jsonl", "tests/data/dev/dispatch_dev
                "tests/data/dev/dispatch_dev_v2.jsonl", "tests/data/dev/dispatch_dev_v3.jsonl",
                "tests/data/retired/dispatch_blind_v1.jsonl",
                "tests/data/retired/dispatch_blind_v3.jsonl",
-               "tests/data/retired/dispatch_blind_v4.jsonl")
+               "tests/data/retired/dispatch_blind_v4.jsonl",
+               "tests/data/retired/dispatch_blind_v5.jsonl")
 LEARN_HOLDOUT = "tests/data/retired/dispatch_blind_v2.jsonl"
 HOLDOUT_DAY = date(2026, 12, 6)  # the blind command's default filing day too
 _HOLDOUT_COLUMNS = ("T2H recall", "tier right", "transfers", "no-dispatch sent",
@@ -431,7 +432,12 @@ def learn(
     Corrections teach the tier where a dispatcher chose it; the model file counts them.
     """
     from activities.dispatch.learned import model_from_document
-    from activities.dispatch.training import TrainingError, dumps, read_examples
+    from activities.dispatch.training import (
+        MAX_FILE_BYTES,
+        TrainingError,
+        dumps,
+        read_examples,
+    )
     from activities.dispatch.training import train as train_model
     from workers.runtime.settings import REPO_ROOT
 
@@ -511,7 +517,12 @@ def learn(
                       f"{model.threshold:g}" if model else "—", *cells)
     Console().print(table)
 
-    promote_model(target, dumps(doc), candidate=candidate.version,
+    text = dumps(doc)
+    if len(text.encode()) > MAX_FILE_BYTES:
+        raise _fail(f"the candidate model is {len(text.encode()) / 1024:.0f} KiB, over the "
+                    f"{MAX_FILE_BYTES / 1024:.0f} KiB its ConfigMap allows: raise min_df or "
+                    "lower max_features in activities/dispatch/training.py PARAMS")
+    promote_model(target, text, candidate=candidate.version,
                   current=None if current is None else current.version,
                   better=current is None or ranks["candidate"] > ranks["current"],
                   force=force, held_out=held.name)
