@@ -43,6 +43,7 @@ from workflows.model import (
 )
 from workflows.state import CaseState
 from workflows.steps import (
+    LEAN_DISPATCHES,
     LEAN_EVENTS,
     NO_LEDGER_BASE,
     StepFacts,
@@ -232,8 +233,9 @@ def _closed(state: CaseState, filing: Filing) -> StepRecord:
     return merge_steps(merge_steps(steps[0], steps[1]), steps[2])
 
 
-async def test_steps_in_the_events_form_leave_the_ledger_as_whole_steps_do(
-    ledger: tuple[Settings, CaseActivities, AsyncConnectionPool],
+@pytest.mark.parametrize("form", [LEAN_EVENTS, LEAN_DISPATCHES])
+async def test_steps_in_the_leaner_forms_leave_the_ledger_as_whole_steps_do(
+    ledger: tuple[Settings, CaseActivities, AsyncConnectionPool], form: int,
 ) -> None:
     _, acts, pool = ledger
     whole_id, lean_id = f"W-{uuid.uuid4().hex[:8]}", f"E-{uuid.uuid4().hex[:8]}"
@@ -244,15 +246,19 @@ async def test_steps_in_the_events_form_leave_the_ledger_as_whole_steps_do(
     closed = _closed(state, filing)
     rows = None
     for step in (first, signed, closed):
-        lean = slim_step(step, rows, form=LEAN_EVENTS)
-        assert lean.form == LEAN_EVENTS and not lean.step
+        lean = slim_step(step, rows, form=form)
+        assert lean.form == form and not lean.step
         await _record(acts, lean)
         rows = ledger_after(rows, step)
     # The evaluation's time and lead unit, and the close time, were left out of the last.
-    lean = slim_step(closed, ledger_after(ledger_after(None, first), signed), form=LEAN_EVENTS)
+    lean = slim_step(closed, ledger_after(ledger_after(None, first), signed), form=form)
     assert lean.evaluation is not None and lean.evaluation.evaluated_at.year == 1970
     assert lean.case is not None and lean.case.closed_at is None
     await _record(acts, lean)  # a retry after the write: nothing changes
     got, want = await _rows(pool, lean_id), await _rows(pool, whole_id)
     assert got == want
     assert len(got["events"]) == 5 and len(got["evaluations"]) == 1
+    if form == LEAN_DISPATCHES:
+        # The assisting unit's row said its times by the lead's: written all the same.
+        assert slim_step(first, form=form).dispatches[1].issued_at.year == 1970
+        assert len(got["dispatches"]) == 2

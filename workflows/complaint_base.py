@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.state import CaseState
     from workflows.steps import (
+        LEAN_DISPATCHES,
         LEAN_EVENTS,
         NO_LEDGER_BASE,
         OutboundSpec,
@@ -123,10 +124,17 @@ PATCH_DELTA_STEPS = "delta-steps"
 # (no command does), but the patch says which histories hold which form. Stands for
 # every older patch.
 PATCH_LEAN_EVENTS = "lean-events"
+# Steps go in the dispatches form (``workflows.steps.LEAN_DISPATCHES``): a step's new
+# dispatch rows say their common times once, its DispatchIssued records leave out their
+# dispatch id and role (the unit's row says them), the usual empty values, and for an
+# assisting unit the filing the lead's record of the step already says; a DispatchRevoked
+# its time (the row's). Only record_step's input changes. Stands for every older patch.
+PATCH_LEAN_DISPATCHES = "lean-dispatches"
 # Newest first: a history holding one of these markers has every patch after it here,
 # and every patch older than them all (``ComplaintBase._patched``).
-UMBRELLA_PATCHES = (PATCH_LEAN_EVENTS, PATCH_DELTA_STEPS, PATCH_CLOSE_UNINDEXED,
-                    PATCH_LOCAL_ACCEPT, PATCH_LEAN_STEPS, PATCH_LEAN_INDEX)
+UMBRELLA_PATCHES = (PATCH_LEAN_DISPATCHES, PATCH_LEAN_EVENTS, PATCH_DELTA_STEPS,
+                    PATCH_CLOSE_UNINDEXED, PATCH_LOCAL_ACCEPT, PATCH_LEAN_STEPS,
+                    PATCH_LEAN_INDEX)
 # AWAITING_REVIEW too: a supplement behind a filing that waits at the dispatch desk
 # reaches the unit it is then dispatched to. (No landed history has that state.)
 ACCEPTING_STATES = {Status.FILED, Status.ACCEPTED, Status.AWAITING_REVIEW}
@@ -399,8 +407,11 @@ class ComplaintBase:
         full, form = step, 0
         if self._patched(PATCH_LEAN_STEPS):
             delta = self._patched(PATCH_DELTA_STEPS)
-            # Asked after delta-steps: a history from before it meets no marker of this.
-            form = LEAN_EVENTS if delta and self._patched(PATCH_LEAN_EVENTS) else 0
+            # Asked after delta-steps, newest first: a history from before a form meets no
+            # marker of it.
+            if delta:
+                form = (LEAN_DISPATCHES if self._patched(PATCH_LEAN_DISPATCHES) else
+                        LEAN_EVENTS if self._patched(PATCH_LEAN_EVENTS) else 0)
             step = slim_step(full, self._state.ledger if delta else None, form)
             if delta:
                 # Before the activity runs: an update recording meanwhile waits for the

@@ -27,6 +27,12 @@ from workflows.state import CaseState
 
 # record_step's error type for a delta step whose base the ledger does not hold.
 NO_LEDGER_BASE = "NoLedgerBase"
+# The wire forms after the first lean one (``StepRecord.form``), each leaner than the one
+# before: the events form (PATCH_LEAN_EVENTS) and the dispatches form
+# (PATCH_LEAN_DISPATCHES). A worker refuses a step in a form newer than it knows.
+LEAN_EVENTS = 2
+LEAN_DISPATCHES = 3
+NEWEST_FORM = LEAN_DISPATCHES
 
 # (record name, unit id, fields) of one outbound Kafka record, before its event id.
 OutboundSpec = tuple[str, str, dict[str, Any]]
@@ -146,40 +152,83 @@ def _ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
 
+# A DispatchIssued says the filing as its case was filed; in the dispatches form a later
+# one in the same step (an assisting unit's) says it as the one before does,
+_OUTBOUND_FROM_PREVIOUS = ("content", "address", "caller_phone", "attachments")
+
+
 def _derived_fields(cid: str, out: Outbound, last: LifecycleRecord | None,
-                    rows: dict[str, DispatchRow]) -> dict[str, Any]:
-    """The fields of ``out`` that a lean step may leave out: what the rest says of them."""
+                    rows: list[DispatchRow], form: int = 0,
+                    previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The fields of ``out`` that a lean step may leave out: what the rest says of them.
+    ``previous``: the fields of the step's DispatchIssued before ``out``, if any."""
     derived: dict[str, Any] = {"complaint_id": cid, "unit_id": out.unit_id}
-    if out.record != "DispatchIssued":
+    dispatches = form >= LEAN_DISPATCHES and out.record in ("DispatchIssued",
+                                                            "DispatchRevoked")
+    if out.record != "DispatchIssued" and not dispatches:
+        return derived
+    by_id = {d.dispatch_id: d for d in rows}
+    dispatch_id = out.fields.get("dispatch_id")
+    row = by_id.get(dispatch_id) if isinstance(dispatch_id, str) else None
+    if dispatches:
+        # The unit's newest row of the step names the dispatch (the form leaves it out).
+        mine = [d for d in rows if d.unit_id == out.unit_id]
+        if mine:
+            derived["dispatch_id"] = mine[-1].dispatch_id
+            row = row or (mine[-1] if dispatch_id is None else None)
+    if out.record == "DispatchRevoked":
+        if row is not None and row.revoked_at is not None:
+            derived["at"] = _ms(row.revoked_at)
         return derived
     if last is not None:
         derived |= {name: getattr(last, name) for name in _OUTBOUND_FROM_EVENT}
-    dispatch_id = out.fields.get("dispatch_id")
-    row = rows.get(dispatch_id) if isinstance(dispatch_id, str) else None
     if row is not None:
         derived |= {name: _ms(getattr(row, name)) for name in _OUTBOUND_FROM_ROW}
+    if dispatches:
+        # Left out where they are what nearly every dispatch says (fresh each time: the
+        # expanded record keeps the value, and must not share it).
+        derived |= {"reopened": False, "attachments": [], "address": None,
+                    "caller_phone": None}
+        if row is not None:
+            derived["role"] = row.role
+        if previous is not None:
+            derived |= {k: list(v) if isinstance(v := previous[k], list) else v
+                        for k in _OUTBOUND_FROM_PREVIOUS if k in previous}
     return derived
 
 
-def _slim_fields(cid: str, out: Outbound, last: LifecycleRecord | None,
-                 rows: dict[str, DispatchRow]) -> dict[str, Any]:
-    derived = _derived_fields(cid, out, last, rows)
-    slim = {k: v for k, v in out.fields.items() if k not in derived or derived[k] != v}
-    if (seq := _outbound_event_id(cid, out)) is not None:
-        slim["event_id"] = seq
-    return slim
+def _slim_outbound(step: StepRecord, form: int) -> list[Outbound]:
+    cid, last = step.complaint_id, step.lifecycle[-1] if step.lifecycle else None
+    out: list[Outbound] = []
+    previous = None
+    for o in step.outbound:
+        derived = _derived_fields(cid, o, last, step.dispatches, form, previous)
+        slim = {k: v for k, v in o.fields.items() if k not in derived or derived[k] != v}
+        if (seq := _outbound_event_id(cid, o)) is not None:
+            slim["event_id"] = seq
+        out.append(replace(o, fields=slim))
+        previous = o.fields if o.record == "DispatchIssued" else previous
+    return out
 
 
-def _expand_fields(cid: str, out: Outbound, last: LifecycleRecord | None,
-                   rows: dict[str, DispatchRow]) -> dict[str, Any]:
-    # A lean step from before a field could be left out has it: setdefault keeps it.
-    full = dict(out.fields)
-    for k, v in _derived_fields(cid, out, last, rows).items():
-        full.setdefault(k, v)
-    if isinstance(full.get("event_id"), int):
-        full["event_id"] = f"{cid}:{full['event_id']}:{out.record}:{out.unit_id}"
-    # The usual key order (event id first), though no reader depends on it.
-    return {"event_id": full.pop("event_id"), **full} if "event_id" in full else full
+def _expand_outbound(step: StepRecord, last: LifecycleRecord | None,
+                     rows: list[DispatchRow]) -> list[Outbound]:
+    cid = step.complaint_id
+    out: list[Outbound] = []
+    previous = None
+    for o in step.outbound:
+        # A lean step from before a field could be left out has it: setdefault keeps it.
+        full = dict(o.fields)
+        for k, v in _derived_fields(cid, o, last, rows, step.form, previous).items():
+            full.setdefault(k, v)
+        if isinstance(full.get("event_id"), int):
+            full["event_id"] = f"{cid}:{full['event_id']}:{o.record}:{o.unit_id}"
+        # The usual key order (event id first), though no reader depends on it.
+        if "event_id" in full:
+            full = {"event_id": full.pop("event_id"), **full}
+        out.append(replace(o, fields=full))
+        previous = full if o.record == "DispatchIssued" else previous
+    return out
 
 
 def slim_step(step: StepRecord, ledger: LedgerRows | None = None,
@@ -198,14 +247,14 @@ def slim_step(step: StepRecord, ledger: LedgerRows | None = None,
         lean = _lean(step, f)
         for base in (ledger, None) if ledger is not None else (None,):
             candidate = lean if base is None else _delta(lean, base)
+            if f >= LEAN_DISPATCHES:
+                candidate = _inherit_rows(candidate, step, base)
             if expand_step(candidate, base) == step:
                 return candidate
     return step
 
 
 def _lean(step: StepRecord, form: int = 0) -> StepRecord:
-    last = step.lifecycle[-1] if step.lifecycle else None
-    rows = {d.dispatch_id: d for d in step.dispatches}
     events = []
     for i, ev in enumerate(step.lifecycle):
         blank: dict[str, Any] = {"event_id": "", "complaint_id": ""}
@@ -219,10 +268,9 @@ def _lean(step: StepRecord, form: int = 0) -> StepRecord:
         step, lean=True, lifecycle=events, case=case,
         dispatches=[replace(d, complaint_id="") for d in step.dispatches],
         evaluation=step.evaluation and replace(step.evaluation, complaint_id=""),
-        outbound=[replace(o, fields=_slim_fields(step.complaint_id, o, last, rows))
-                  for o in step.outbound],
+        outbound=_slim_outbound(step, form),
     )
-    return _lean_events(step, lean) if form >= LEAN_EVENTS else lean
+    return _lean_events(step, lean, form) if form >= LEAN_EVENTS else lean
 
 
 # --- what the ledger already says (PATCH_DELTA_STEPS) -------------------------------------
@@ -319,7 +367,8 @@ def expand_step(step: StepRecord, ledger: LedgerRows | None = None) -> StepRecor
                             _DISPATCH_DEFAULTS) if d.dispatch_id in ledger.dispatches else d
                       for d in dispatches]
     dispatches = [replace(d, complaint_id=d.complaint_id or cid) for d in dispatches]
-    rows = {d.dispatch_id: d for d in dispatches}
+    if step.form >= LEAN_DISPATCHES:
+        dispatches = _inherited_rows(dispatches, case, ledger if step.base else None)
     evaluation = step.evaluation and replace(
         step.evaluation, complaint_id=step.evaluation.complaint_id or cid)
     if events_form:
@@ -327,10 +376,51 @@ def expand_step(step: StepRecord, ledger: LedgerRows | None = None) -> StepRecor
     return replace(
         step, lean=False, base=0, form=0, step=step.step or step_name(step),
         lifecycle=events, case=case, dispatches=dispatches, evaluation=evaluation,
-        outbound=[replace(o, fields=_expand_fields(cid, o, events[-1] if events else None,
-                                                   rows))
-                  for o in step.outbound],
+        outbound=_expand_outbound(step, events[-1] if events else None, dispatches),
     )
+
+
+# --- the dispatches form (StepRecord.form 3, PATCH_LEAN_DISPATCHES) -----------------------
+# A step that dispatches to several units says their common times once: a new row's
+# issue time, sign-by and deadline as the row before it in the step does (the first
+# one's deadline as the case row does). Its DispatchIssued records name their dispatch
+# and role by the unit's row, an assisting unit's the filing as the lead's record does,
+# and none the usual empty values; a DispatchRevoked says its time by the row.
+_ROW_FROM_PREVIOUS = ("issued_at", "sign_by", "due_at")
+
+
+def _inherited_from(rows: list[DispatchRow], i: int, case: CaseRow | None) -> dict[str, Any]:
+    """What row ``i`` of a step would say by the row before it (or the case row)."""
+    if i:
+        return {n: getattr(rows[i - 1], n) for n in _ROW_FROM_PREVIOUS}
+    return {"due_at": case.due_at} if case is not None and case.due_at is not None else {}
+
+
+def _inherit_rows(candidate: StepRecord, full: StepRecord,
+                  ledger: LedgerRows | None) -> StepRecord:
+    """``candidate`` without the new rows' columns the row before says alike."""
+    known = ledger.dispatches if ledger is not None else {}
+    rows = []
+    for i, (d, was) in enumerate(zip(candidate.dispatches, full.dispatches, strict=True)):
+        if d.dispatch_id not in known:
+            d = replace(d, **{n: _DISPATCH_DEFAULTS[n] for n, v in
+                              _inherited_from(full.dispatches, i, full.case).items()
+                              if getattr(was, n) == v})
+        rows.append(d)
+    return replace(candidate, dispatches=rows)
+
+
+def _inherited_rows(rows: list[DispatchRow], case: CaseRow | None,
+                    ledger: LedgerRows | None) -> list[DispatchRow]:
+    """The new rows' left-out columns put back, each from the (full) row before it."""
+    known = ledger.dispatches if ledger is not None else {}
+    out: list[DispatchRow] = []
+    for i, d in enumerate(rows):
+        if d.dispatch_id not in known:
+            d = replace(d, **{n: v for n, v in _inherited_from(out, i, case).items()
+                              if getattr(d, n) == _DISPATCH_DEFAULTS[n]})
+        out.append(d)
+    return out
 
 
 # --- the events form (StepRecord.form 2, PATCH_LEAN_EVENTS) -------------------------------
@@ -339,8 +429,6 @@ def expand_step(step: StepRecord, ledger: LedgerRows | None = None) -> StepRecor
 # and its close time twice (the case row, and the CLOSED event). The events form says
 # each once. Its step has no name (the last event's seq and type say it), which every
 # worker from before requires: such a worker fails on the step instead of misreading it.
-LEAN_EVENTS = 2
-NEWEST_FORM = LEAN_EVENTS
 _EVALUATION_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(EvaluationRow)}
 # The evaluation's columns that its event says: the event's time, lead unit and overdue.
 _EVALUATION_FROM_EVENT = (("evaluated_at", "at"), ("lead_unit_id", "lead_unit_id"),
@@ -369,7 +457,7 @@ def _evaluation_event(events: list[LifecycleRecord]) -> LifecycleRecord | None:
                 events[-1] if events else None)
 
 
-def _lean_events(full: StepRecord, lean: StepRecord) -> StepRecord:
+def _lean_events(full: StepRecord, lean: StepRecord, form: int) -> StepRecord:
     """``lean`` (made from ``full``) in the events form; compared with ``full``'s values."""
     events = []
     for i, (ev, was) in enumerate(zip(lean.lifecycle, full.lifecycle, strict=True)):
@@ -393,7 +481,7 @@ def _lean_events(full: StepRecord, lean: StepRecord) -> StepRecord:
     if (case is not None and last is not None and last.event_type == "CLOSED"
             and case.closed_at == last.at):
         case = replace(case, closed_at=None)
-    return replace(lean, lean=False, form=LEAN_EVENTS, step="", lifecycle=events,
+    return replace(lean, lean=False, form=form, step="", lifecycle=events,
                    evaluation=evaluation, case=case)
 
 

@@ -25,7 +25,7 @@ from workflows.model import (
     SignFor,
     Withdraw,
 )
-from workflows.steps import LEAN_EVENTS
+from workflows.steps import LEAN_DISPATCHES
 
 
 async def test_happy_path_goes_through_all_five_stages(harness: Harness) -> None:
@@ -71,8 +71,10 @@ async def test_happy_path_goes_through_all_five_stages(harness: Harness) -> None
     sent = [s for s in harness.recorder.sent if s.complaint_id == cid]
     assert len(sent) == 5 and all(s.is_lean and s.case and not s.case.complaint_id
                                   for s in sent)
-    # In the events form (patch lean-events): no step names, EVALUATED said once.
-    assert all(s.form == LEAN_EVENTS and not s.step for s in sent)
+    # In the dispatches form (patches lean-events, lean-dispatches): no step names,
+    # EVALUATED said once, issued dispatches named by their rows.
+    assert all(s.form == LEAN_DISPATCHES and not s.step for s in sent)
+    assert not {"dispatch_id", "role", "reopened"} & set(sent[0].outbound[0].fields)
     assert sent[-1].lifecycle[1].attributes == {} and sent[-1].case.closed_at is None
     # After the first, each leaves out what the ledger already says (patch delta-steps):
     # the case's filing time and channel, the dispatch's unit and times.

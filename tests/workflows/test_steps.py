@@ -25,7 +25,9 @@ from workflows.model import (
 )
 from workflows.state import SEEN_KEPT, TIMELINE_KEPT, CaseState, restore, snapshot
 from workflows.steps import (
+    LEAN_DISPATCHES,
     LEAN_EVENTS,
+    NEWEST_FORM,
     StepFacts,
     build_step,
     expand_step,
@@ -422,8 +424,61 @@ def test_a_worker_that_does_not_know_the_form_refuses_the_step() -> None:
     with pytest.raises(Exception, match="step"):
         default().payload_converter.from_payloads([payload], [_StepBeforeTheEventsForm])
     # A newer form than this worker knows is refused too (and retried by another worker).
-    with pytest.raises(ValueError, match="form 3"):
-        expand_step(replace(lean, form=3))
+    with pytest.raises(ValueError, match=f"form {NEWEST_FORM + 1}"):
+        expand_step(replace(lean, form=NEWEST_FORM + 1))
+
+
+def _as_issued(step: StepRecord) -> StepRecord:
+    """The step's DispatchIssued records with every field ``ComplaintBase._issued`` writes."""
+    roles = {d.dispatch_id: d.role for d in step.dispatches}
+    return replace(step, outbound=[replace(o, fields=o.fields | {
+        "unit_name": f"unit {o.unit_id}", "role": roles[o.fields["dispatch_id"]],
+        "address": None, "caller_phone": None, "attachments": [], "reopened": False})
+        for o in step.outbound])
+
+
+def test_the_dispatches_form_says_what_units_share_once() -> None:
+    _, step = _merged_dispatch_step()
+    step = _as_issued(step)
+    before = slim_step(step, form=LEAN_EVENTS)
+    lean = slim_step(step, form=LEAN_DISPATCHES)
+    assert lean.form == LEAN_DISPATCHES and expand_step(lean) == step
+    # The lead's record: no dispatch id or role (its row says them); the assisting
+    # unit's: not the filing either (the lead's record of the step says it).
+    assert [o.fields for o in lean.outbound] == [
+        {"content": "电梯坏了", "event_id": 2, "unit_name": "unit u1"},
+        {"event_id": 2, "unit_name": "unit u2"}]
+    # The assisting row's times are the lead's; the lead's deadline is the case's.
+    lead, assisting = lean.dispatches
+    assert (lead.issued_at, lead.due_at.year) == (T0, 1970)
+    assert (assisting.issued_at.year, assisting.sign_by.year, assisting.unit_id,
+            assisting.role) == (1970, 1970, "u2", "ASSISTING")
+    assert _size(lean) < _size(before) - 150
+    # An assisting record that says something else of the filing keeps it.
+    other = replace(step, outbound=[step.outbound[0], replace(
+        step.outbound[1], fields=step.outbound[1].fields | {"content": "电梯又坏了"})])
+    lean = slim_step(other, form=LEAN_DISPATCHES)
+    assert lean.outbound[1].fields == {"content": "电梯又坏了", "event_id": 2,
+                                       "unit_name": "unit u2"}
+    assert expand_step(lean) == other
+
+
+def test_a_revocation_in_the_dispatches_form_says_its_time_by_the_row() -> None:
+    state, dispatched = _merged_dispatch_step()
+    ledger = ledger_after(None, dispatched)
+    state.seq = 3
+    d2 = state.dispatches["C1-d2"]
+    d2.revoked_at = T0 + DAY
+    revoked = build_step(state, FILING, StepFacts(
+        "REVOKED", Status.DISPATCHED, dispatch_rows=[d2], outbound=[(
+            "DispatchRevoked", "u2", {"complaint_id": "C1", "dispatch_id": "C1-d2",
+                                      "unit_id": "u2", "at": int((T0 + DAY).timestamp() * 1000),
+                                      "reason": "the lead unit completed the case"})]),
+        T0 + DAY)
+    lean = slim_step(revoked, ledger, form=LEAN_DISPATCHES)
+    assert lean.base == 2 and expand_step(lean, ledger) == revoked
+    assert lean.outbound[0].fields == {"event_id": 3,
+                                       "reason": "the lead unit completed the case"}
 
 
 # --- state copies -------------------------------------------------------------------------
