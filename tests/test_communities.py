@@ -93,3 +93,25 @@ def test_the_registry_knows_thousands_of_community_names() -> None:
     communities = [p for p in CONFIG.registry.places.phrases()
                    if any(pl.kind == "community" for pl in CONFIG.registry.places.get(p))]
     assert len(communities) > 7000
+
+
+def test_a_numbered_committee_is_found_as_callers_say_it() -> None:
+    assert where("天通西苑三区北门外边那片夜市") == ("昌平区", "110114008")
+
+
+def test_a_generic_part_name_never_beats_another_name_in_the_text() -> None:
+    # 西里二区 is also a committee of 新街口 (西城): here it is 马家堡's 西里, 二区.
+    assert where("马家堡西里二区的路边自来水管子漏了")[1] == "110106015"
+    # Alone, with its district said, it is still found.
+    assert where("西城区西里一区，楼梯扶手脱开了") == ("西城区", "110102003")
+
+
+def test_a_roads_name_hides_no_landmark() -> None:
+    # "拱辰北大街" is a road in 房山, not 北大 (the university in 海淀).
+    assert where("拱辰北大街上有个商场门口的台阶破了")[1] == "110111011"
+    assert where("北大街北里这个小区好多楼的外墙皮都掉了") == ("丰台区", "110106009")
+
+
+def test_a_compound_holding_a_former_units_name_is_its_own() -> None:
+    assert where("我们家是南方庄小区的") == ("丰台区", "110106007")
+    assert where("通州梨园东里的暖气不热") == ("通州区", "110112004")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from activities.dispatch.registry import STREET_KINDS, Place, Registry, rows
+from activities.dispatch.registry import IGNORE_KIND, STREET_KINDS, Place, Registry, rows
 
 # Residents' and villagers' committees: the official name's tail is the committee, not
 # the place callers say ("安慧里社区居委会" → 安慧里社区, 安慧里).
@@ -19,6 +19,14 @@ _COMMITTEE_SUFFIX = re.compile(
     r"(社区居民委员会|社区居委会|村民委员会|村委会|居民委员会|居委会|管委会|委员会|社区)$")
 # "天通东苑第三北" and "八里庄北里东" are parts of 天通东苑 and 八里庄北里: callers name the whole.
 _COMMUNITY_PART = re.compile(r"(第?[一二三四五六七八九十]+[东西南北中]?|[东西南北中])$")
+# "天通西苑第三社区" is said "天通西苑三区".
+_NUMBERED_PART = re.compile(r"^(.{2,})第([一二三四五六七八九十]+)$")
+# A name made only of a direction, a part word and a number ("西里二区", "北区", "东里") says
+# where in a compound more than which compound: the weakest of places, so that it never
+# beats another name in the text ("马家堡西里二区" is 马家堡's), used only where nothing else
+# is said and the district is known or it is in one district.
+COMMUNITY_PART_KIND = "community-part"
+_GENERIC = re.compile(r"^[东西南北中]{0,2}(里|区)?[一二三四五六七八九十]*(区|里)?(社区|小区)?$")
 COMMUNITY_KIND = "community"
 # A two-character committee name or a village's name without 村, said alone: a place only
 # beside a word that makes it one (``community_stem_words``/``_before`` in locations.yaml).
@@ -28,9 +36,11 @@ COMMUNITY_STEM_KIND = "community-stem"
 # landmark name inside it (北苑, 西便门, 鲁谷), which may be another street's: it is indexed
 # even so, and, being longer, wins. ("西单商场" alone still names the mall in 西城.)
 _COMPOUND_TAIL = re.compile(r"(里|园|苑|区|住宅|公寓|新村|城|庭|府|居|湾|社区)$")
-# What a compound's name may hold of another place and still be indexed: area names and
-# landmarks, not a unit's own name ("望京街道") — that one always says the street.
-_YIELDING_KINDS = frozenset({"weak", "stem", "road", "landmark", "compound", "community"})
+# What a compound's name may hold of another place and still be indexed: area names,
+# landmarks and a unit's former name (南方庄社区 holds 方庄), not a unit's own name
+# ("望京街道") — that one always says the street.
+_YIELDING_KINDS = frozenset({"weak", "stem", "former", "road", "landmark", "compound",
+                             "community", IGNORE_KIND})
 
 
 def community_forms(name: str) -> set[str]:
@@ -54,6 +64,20 @@ def community_forms(name: str) -> set[str]:
     return {f for f in forms if len(f) >= 3}
 
 
+def numbered_form(name: str) -> str | None:
+    """How callers say a numbered committee ("天通西苑第三社区" → "天通西苑三区"), or None.
+    Weaker than an official name: another committee officially called so keeps it."""
+    match = _COMMITTEE_SUFFIX.search(name)
+    base = name[: match.start()] if match else name
+    numbered = _NUMBERED_PART.match(base)
+    return f"{numbered.group(1)}{numbered.group(2)}区" if numbered else None
+
+
+def is_generic(form: str) -> bool:
+    """A form made only of a direction, a part word and a number ("西里二区", "北区")."""
+    return bool(_GENERIC.match(form))
+
+
 def community_stem(name: str) -> str | None:
     """The bare name callers use that ``community_forms`` leaves out for being too short
     or too plain alone: a residents' committee's two characters (精忠 of 精忠社区居委会), a
@@ -70,6 +94,7 @@ def community_stem(name: str) -> str | None:
 def load_communities(reg: Registry, path: Path) -> None:
     """Committees (NBS codes) → the street or town whose territory they are in."""
     wanted: list[tuple[str, str, str, str]] = []  # form, unit, district, official name
+    numbered: list[tuple[str, str, str, str]] = []
     stems: list[tuple[str, str, str, str]] = []  # the same for two-character names alone
     excluded = reg.location_config.community_stem_excluded
     for _line, row in rows(path, ["community_name", "street_code"], optional=True):
@@ -82,9 +107,13 @@ def load_communities(reg: Registry, path: Path) -> None:
             continue  # a committee of a retired unit: its successor's own list has it
         wanted.extend((form, rec.unit_id, rec.district, row["community_name"])
                       for form in community_forms(row["community_name"]))
+        if (said := numbered_form(row["community_name"])) is not None:
+            numbered.append((said, rec.unit_id, rec.district, row["community_name"]))
         stem = community_stem(row["community_name"])
         if stem is not None and stem not in excluded:
             stems.append((stem, rec.unit_id, rec.district, row["community_name"]))
+    official_forms = {w[0] for w in wanted}
+    wanted.extend(n for n in numbered if n[0] not in official_forms)
     # Checked against the units and the gazetteer alone, before any committee is added
     # (one build of the scan tables, not one per committee).
     kept = [
@@ -100,6 +129,7 @@ def load_communities(reg: Registry, path: Path) -> None:
     # A bare name that is already a place (a street's stem, a landmark) keeps that meaning.
     kept_stems = [s for s in stems if not reg.places.get(s[0])]
     for form, unit_id, district, official in kept:
-        reg.places.add(form, Place(COMMUNITY_KIND, unit_id, district, official))
+        kind = COMMUNITY_PART_KIND if is_generic(form) else COMMUNITY_KIND
+        reg.places.add(form, Place(kind, unit_id, district, official))
     for form, unit_id, district, official in kept_stems:
         reg.places.add(form, Place(COMMUNITY_STEM_KIND, unit_id, district, official))

@@ -24,7 +24,7 @@ from activities.dispatch.registry import (
 _STRENGTH = {
     "name": 4, "street": 4, "former": 4,
     "compound": 3, "landmark": 3, "community": 3,
-    "stem": 2, "weak": 2, "road": 2, "community-stem": 2,
+    "stem": 2, "weak": 2, "road": 2, "community-stem": 2, "community-part": 1,
 }
 
 
