@@ -115,3 +115,8 @@ def test_a_roads_name_hides_no_landmark() -> None:
 def test_a_compound_holding_a_former_units_name_is_its_own() -> None:
     assert where("我们家是南方庄小区的") == ("丰台区", "110106007")
     assert where("通州梨园东里的暖气不热") == ("通州区", "110112004")
+
+
+def test_of_two_names_as_strong_the_longer_says_more() -> None:
+    # 水泥厂 is a committee in 石景山; 琉璃河水泥厂社区 is 房山's, said later but longer.
+    assert where("水泥厂那边晚上粉尘特别大，我们住琉璃河水泥厂社区") == ("房山区", "110111010")
