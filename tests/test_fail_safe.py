@@ -22,6 +22,7 @@ DAY = date(2026, 12, 6)
 
 @pytest.mark.parametrize(("text", "why"), [
     ("我是北京朝阳人，在燕郊买的房子，物业一直不给修楼道的灯", "outside Beijing"),
+    ("我是辽宁朝阳的，我们这儿供暖不达标，市里热力公司电话一直占线", "outside Beijing"),
     ("养老保险断交了两年，在哪儿补办？", "consultation"),
     ("居住证过期了，需要什么手续才能续？", "consultation"),
     ("邻居家新装的空调外机坏了我家风水，要求他们拆了", "unreasonable"),
