@@ -52,6 +52,15 @@ def test_over_and_done_or_chronic_it_is_not(text: str) -> None:
     ("我爸正在柜台要转账给一个自称警察的人，我劝不住", "110"),
     ("车被水困在下穿桥里了，水已经漫到车窗了", "119"),
     ("两个孩子下河游泳，有一个没上来", "119"),
+    ("工地的升降机井里有人掉下去了，下面没动静", "120"),
+    ("孩子把奶奶的药吃了好几片，现在还挺精神", "120"),
+    ("路边一辆车翻到沟里了，里面有人", "120"),
+    ("我爸胸口闷了半天，出了一身汗", "120"),
+    ("积水一米多，司机爬到车顶上了", "119"),
+    ("河面上有个孩子掉冰窟窿里了", "119"),
+    ("楼下饭馆砰的一声，墙都塌了一块，有烟冒出来", "119"),
+    ("煤气罐阀门着了个火苗，浇水也没灭", "119"),
+    ("家里进贼了，我在门口听见屋里还有动静", "110"),
     ("楼下饭馆后厨能看见火光，烟往楼上飘", "119"),
 ])
 def test_the_rules_alone_transfer_an_emergency_said_as_seen(text: str, service: str) -> None:
@@ -66,6 +75,7 @@ def test_the_rules_alone_transfer_an_emergency_said_as_seen(text: str, service: 
     "楼道里堆满了纸箱子，这要着起火来谁也跑不了",
     # A fraud or a shove that is over.
     "上周有人让我把钱转到安全账户，我转了五千，后来才觉得不对劲",
+    "牛棚让雪压得快塌了，里面还有人在喂牛",
 ])
 def test_the_rules_do_not_transfer_a_lift_a_feared_fire_or_something_over(text: str) -> None:
     look = first_look(RULES_ALONE, text, at=DAY)
