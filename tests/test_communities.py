@@ -120,3 +120,14 @@ def test_a_compound_holding_a_former_units_name_is_its_own() -> None:
 def test_of_two_names_as_strong_the_longer_says_more() -> None:
     # 水泥厂 is a committee in 石景山; 琉璃河水泥厂社区 is 房山's, said later but longer.
     assert where("水泥厂那边晚上粉尘特别大，我们住琉璃河水泥厂社区") == ("房山区", "110111010")
+
+
+def test_a_weak_stem_right_after_its_own_districts_name_is_that_street() -> None:
+    assert where("酒店在通州北苑。") == ("通州区", "110112003")
+    assert where("北苑那块儿有辆僵尸车")[1] is None  # alone it is too common a word
+
+
+def test_two_phrases_each_in_several_streets_agree_on_the_one_they_share() -> None:
+    # 东南街 is a committee of 长辛店 (丰台) and of 龙泉 (门头沟); 长辛店 is a street and
+    # a former town: together they say 长辛店街道.
+    assert where("我家住在长辛店东南街，门口的垃圾桶没人倒") == ("丰台区", "110106011")

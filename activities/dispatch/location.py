@@ -73,6 +73,7 @@ def _scan(registry: Registry, text: str, source: str, rank: int, day: date,
     districts: list[str] = []
     areas: list[str] = []
     found: list[_Candidate] = []
+    after_district: tuple[int, str | None] = (-1, None)  # where a district name ended
     for hit in registry.places.scan(text):
         places = hit.values
         kinds = {p.kind for p in places}
@@ -84,12 +85,20 @@ def _scan(registry: Registry, text: str, source: str, rank: int, day: date,
             continue
         if DISTRICT_KIND in kinds:
             districts.extend(p.district for p in places if p.kind == DISTRICT_KIND)
+            after_district = (hit.end, next(p.district for p in places
+                                            if p.kind == DISTRICT_KIND))
             continue
         if kinds == {"area"}:
             areas.extend(p.district for p in places)
             continue
-        if kinds == {"weak"} and not text.startswith(cfg.place_words, hit.end):
+        # Right after its own district's name ("通州北苑") a weak stem is that street.
+        own_district = after_district[0] == hit.start and any(
+            p.district == after_district[1] for p in places)
+        if kinds == {"weak"} and not own_district \
+                and not text.startswith(cfg.place_words, hit.end):
             continue  # "前门" of a compound, "平房" a bungalow: not the street
+        if own_district:
+            places = tuple(p for p in places if p.district == after_district[1])
         if (kinds == {"community-stem"}
                 and not text.startswith(cfg.community_stem_words, hit.end)
                 and not text.endswith(cfg.community_stem_before, 0, hit.start)):
@@ -108,7 +117,7 @@ def _best(registry: Registry, candidates: list[_Candidate], district: str | None
           ) -> _Candidate | None:
     pool = [c for c in candidates if district is None or c.place.district == district]
     if district is None:  # a phrase naming streets in several districts says nothing alone
-        pool = [c for c in pool if not c.ambiguous]
+        pool = [c for c in pool if not c.ambiguous] or _agreed(pool)
     valid = [c for c in pool if c.place.current_at(day)]
     pool = valid or [c for c in pool if c.place.kind == "former"]
     if not pool:
@@ -189,6 +198,21 @@ def locate(
     found = _finish(registry, dist or best.place.district, best.place.unit_id, best.source,
                     best.phrase, best.place.property_company, conflict, day)
     return replace(found, outside=away) if away else found
+
+
+def _agreed(pool: list[_Candidate]) -> list[_Candidate]:
+    """Where two phrases, each in several streets, share exactly one ("长辛店东南街": 东南街
+    is in 丰台 and 门头沟, 长辛店 a street and a former town), that street's candidates."""
+    by_phrase: dict[int, set[str]] = {}
+    for c in pool:
+        by_phrase.setdefault(c.order, set()).add(c.place.unit_id)
+    if len(by_phrase) < 2:
+        return []
+    common = set.intersection(*by_phrase.values())
+    if len(common) != 1:
+        return []
+    unit = common.pop()
+    return [replace(c, ambiguous=False) for c in pool if c.place.unit_id == unit]
 
 
 def _one_district(candidates: list[_Candidate], day: date) -> str | None:
