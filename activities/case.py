@@ -44,7 +44,7 @@ from workflows.model import (
     StepRecord,
     TierPlan,
 )
-from workflows.steps import NO_LEDGER_BASE, expand_step, step_name
+from workflows.steps import NO_LEDGER_BASE, expand_step, step_name, with_complaint_id
 
 log = structlog.get_logger(__name__)
 
@@ -317,6 +317,7 @@ class CaseActivities:
         after the ledger was written: the columns it left out are the same in both).
         """
         lean = step.is_lean
+        step = with_complaint_id(step, activity.info().workflow_id)
         step = expand_step(step, await self._ledger_base(step) if step.base else None)
         events = [_lifecycle_fields(ev) for ev in step.lifecycle]
         if events:

@@ -30,6 +30,7 @@ from activities.publisher import KafkaPublisher
 from workers.devstack.stack import ensure_database, ensure_stack, ensure_topics
 from workers.runtime.migrate import admin_dsn, apply_migrations
 from workers.runtime.settings import Settings
+from workflows.ids import complaint_workflow_id
 from workflows.model import (
     Acceptance,
     DispatchState,
@@ -45,6 +46,7 @@ from workflows.state import CaseState
 from workflows.steps import (
     LEAN_DISPATCHES,
     LEAN_EVENTS,
+    LEAN_IDS,
     NO_LEDGER_BASE,
     StepFacts,
     build_step,
@@ -139,8 +141,13 @@ async def _rows(pool: AsyncConnectionPool, cid: str) -> dict[str, list[tuple[Any
     return out
 
 
-async def _record(acts: CaseActivities, step: StepRecord) -> None:
-    await ActivityEnvironment().run(acts.record_step, step)
+async def _record(acts: CaseActivities, step: StepRecord, cid: str | None = None) -> None:
+    """Run record_step; ``cid``: for the case's workflow, whose id says it (the ids form
+    leaves it out of the step)."""
+    env = ActivityEnvironment()
+    if cid is not None:
+        env.info = replace(env.info, workflow_id=complaint_workflow_id(cid))
+    await env.run(acts.record_step, step)
 
 
 async def test_delta_steps_leave_the_ledger_as_whole_steps_do_and_repeat_safely(
@@ -233,7 +240,7 @@ def _closed(state: CaseState, filing: Filing) -> StepRecord:
     return merge_steps(merge_steps(steps[0], steps[1]), steps[2])
 
 
-@pytest.mark.parametrize("form", [LEAN_EVENTS, LEAN_DISPATCHES])
+@pytest.mark.parametrize("form", [LEAN_EVENTS, LEAN_DISPATCHES, LEAN_IDS])
 async def test_steps_in_the_leaner_forms_leave_the_ledger_as_whole_steps_do(
     ledger: tuple[Settings, CaseActivities, AsyncConnectionPool], form: int,
 ) -> None:
@@ -248,13 +255,15 @@ async def test_steps_in_the_leaner_forms_leave_the_ledger_as_whole_steps_do(
     for step in (first, signed, closed):
         lean = slim_step(step, rows, form=form)
         assert lean.form == form and not lean.step
-        await _record(acts, lean)
+        if form >= LEAN_IDS:  # as the workflow sends it
+            lean = replace(lean, complaint_id="")
+        await _record(acts, lean, lean_id)
         rows = ledger_after(rows, step)
     # The evaluation's time and lead unit, and the close time, were left out of the last.
     lean = slim_step(closed, ledger_after(ledger_after(None, first), signed), form=form)
     assert lean.evaluation is not None and lean.evaluation.evaluated_at.year == 1970
     assert lean.case is not None and lean.case.closed_at is None
-    await _record(acts, lean)  # a retry after the write: nothing changes
+    await _record(acts, lean, lean_id)  # a retry after the write: nothing changes
     got, want = await _rows(pool, lean_id), await _rows(pool, whole_id)
     assert got == want
     assert len(got["events"]) == 5 and len(got["evaluations"]) == 1

@@ -18,6 +18,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from workflows import search_attributes as sa
+    from workflows.ids import complaint_workflow_id
     from workflows.model import (
         LEVELS,
         Acceptance,
@@ -40,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.steps import (
         LEAN_DISPATCHES,
         LEAN_EVENTS,
+        LEAN_IDS,
         NO_LEDGER_BASE,
         OutboundSpec,
         StepFacts,
@@ -130,11 +132,16 @@ PATCH_LEAN_EVENTS = "lean-events"
 # assisting unit the filing the lead's record of the step already says; a DispatchRevoked
 # its time (the row's). Only record_step's input changes. Stands for every older patch.
 PATCH_LEAN_DISPATCHES = "lean-dispatches"
+# Steps go in the ids form (``workflows.steps.LEAN_IDS``): no complaint id (record_step
+# reads it from the workflow's id), no event id of the step's own seq on its records, a
+# new dispatch's issue time by the step's, a dispatch event's deadline by the case row.
+# Only record_step's input changes. Stands for every older patch.
+PATCH_LEAN_IDS = "lean-ids"
 # Newest first: a history holding one of these markers has every patch after it here,
 # and every patch older than them all (``ComplaintBase._patched``).
-UMBRELLA_PATCHES = (PATCH_LEAN_DISPATCHES, PATCH_LEAN_EVENTS, PATCH_DELTA_STEPS,
-                    PATCH_CLOSE_UNINDEXED, PATCH_LOCAL_ACCEPT, PATCH_LEAN_STEPS,
-                    PATCH_LEAN_INDEX)
+UMBRELLA_PATCHES = (PATCH_LEAN_IDS, PATCH_LEAN_DISPATCHES, PATCH_LEAN_EVENTS,
+                    PATCH_DELTA_STEPS, PATCH_CLOSE_UNINDEXED, PATCH_LOCAL_ACCEPT,
+                    PATCH_LEAN_STEPS, PATCH_LEAN_INDEX)
 # AWAITING_REVIEW too: a supplement behind a filing that waits at the dispatch desk
 # reaches the unit it is then dispatched to. (No landed history has that state.)
 ACCEPTING_STATES = {Status.FILED, Status.ACCEPTED, Status.AWAITING_REVIEW}
@@ -410,9 +417,11 @@ class ComplaintBase:
             # Asked after delta-steps, newest first: a history from before a form meets no
             # marker of it.
             if delta:
-                form = (LEAN_DISPATCHES if self._patched(PATCH_LEAN_DISPATCHES) else
+                form = (LEAN_IDS if self._patched(PATCH_LEAN_IDS) else
+                        LEAN_DISPATCHES if self._patched(PATCH_LEAN_DISPATCHES) else
                         LEAN_EVENTS if self._patched(PATCH_LEAN_EVENTS) else 0)
-            step = slim_step(full, self._state.ledger if delta else None, form)
+            step = self._without_id(slim_step(full, self._state.ledger if delta else None,
+                                              form))
             if delta:
                 # Before the activity runs: an update recording meanwhile waits for the
                 # lock, and a failed step fails the task, so nothing reads it too early.
@@ -425,12 +434,21 @@ class ComplaintBase:
                 # The ledger lacks the rows the step left out: send it with them, and from
                 # now on count only on the rows that whole step writes (a restored ledger
                 # may lack or hold older versions of the others: they go whole next time).
-                await self._send_alone(slim_step(full, form=form))
+                await self._send_alone(self._without_id(slim_step(full, form=form)))
                 self._state.ledger = ledger_after(None, full)
                 return
             # Retries ran out or the step is invalid: a bug or a long outage, not a
             # business outcome. Failing the task (not the case) lets a fix resume it.
             raise RuntimeError(f"record_step {full.step} failed: {err.cause or err}") from err
+
+    def _without_id(self, step: StepRecord) -> StepRecord:
+        """A step in the ids form without its complaint id, which ``record_step`` reads
+        from this workflow's id (``workflows.steps.with_complaint_id``): only where that id
+        spells it (a case started under another id keeps it)."""
+        if (step.form >= LEAN_IDS and workflow.info().workflow_id
+                == complaint_workflow_id(step.complaint_id)):
+            return replace(step, complaint_id="")
+        return step
 
     async def _send_alone(self, step: StepRecord) -> None:
         try:

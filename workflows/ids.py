@@ -13,6 +13,13 @@ def complaint_workflow_id(complaint_id: str) -> str:
     return f"{COMPLAINT_PREFIX}{complaint_id}"
 
 
+def complaint_id_of(workflow_id: str) -> str | None:
+    """The complaint id a case workflow's id spells, or None for another workflow's."""
+    if workflow_id.startswith(COMPLAINT_PREFIX) and len(workflow_id) > len(COMPLAINT_PREFIX):
+        return workflow_id[len(COMPLAINT_PREFIX):]
+    return None
+
+
 def plan_workflow_id(plan_id: str) -> str:
     """The governance plan's workflow id (一方案三清单)."""
     return f"{PLAN_PREFIX}{plan_id}"

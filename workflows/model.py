@@ -476,7 +476,9 @@ class StepRecord:
     ledger writes are upserts guarded by the case version.
     """
 
-    complaint_id: str
+    # Left out ("") in the ids form (``workflows.steps.LEAN_IDS``): the workflow's id says
+    # it. Workers from before require it, so they fail on such a step, never misread it.
+    complaint_id: str = ""
     # Left out ("") in the events form: it is the last event's ``{seq}-{event_type}``.
     step: str = ""
     lifecycle: list[LifecycleRecord] = field(default_factory=list)

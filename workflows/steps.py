@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any
 
+from workflows.ids import complaint_id_of
 from workflows.model import (
     LEFT_OUT,
     CaseRow,
@@ -28,11 +29,13 @@ from workflows.state import CaseState
 # record_step's error type for a delta step whose base the ledger does not hold.
 NO_LEDGER_BASE = "NoLedgerBase"
 # The wire forms after the first lean one (``StepRecord.form``), each leaner than the one
-# before: the events form (PATCH_LEAN_EVENTS) and the dispatches form
-# (PATCH_LEAN_DISPATCHES). A worker refuses a step in a form newer than it knows.
+# before: the events form (PATCH_LEAN_EVENTS), the dispatches form
+# (PATCH_LEAN_DISPATCHES) and the ids form (PATCH_LEAN_IDS). A worker refuses a step in
+# a form newer than it knows.
 LEAN_EVENTS = 2
 LEAN_DISPATCHES = 3
-NEWEST_FORM = LEAN_DISPATCHES
+LEAN_IDS = 4
+NEWEST_FORM = LEAN_IDS
 
 # (record name, unit id, fields) of one outbound Kafka record, before its event id.
 OutboundSpec = tuple[str, str, dict[str, Any]]
@@ -206,6 +209,8 @@ def _slim_outbound(step: StepRecord, form: int) -> list[Outbound]:
         slim = {k: v for k, v in o.fields.items() if k not in derived or derived[k] != v}
         if (seq := _outbound_event_id(cid, o)) is not None:
             slim["event_id"] = seq
+            if form >= LEAN_IDS and last is not None and seq == last.seq:
+                del slim["event_id"]  # the ids form: the step's own seq goes without saying
         out.append(replace(o, fields=slim))
         previous = o.fields if o.record == "DispatchIssued" else previous
     return out
@@ -221,6 +226,8 @@ def _expand_outbound(step: StepRecord, last: LifecycleRecord | None,
         full = dict(o.fields)
         for k, v in _derived_fields(cid, o, last, rows, step.form, previous).items():
             full.setdefault(k, v)
+        if step.form >= LEAN_IDS and last is not None:
+            full.setdefault("event_id", last.seq)
         if isinstance(full.get("event_id"), int):
             full["event_id"] = f"{cid}:{full['event_id']}:{o.record}:{o.unit_id}"
         # The usual key order (event id first), though no reader depends on it.
@@ -337,6 +344,9 @@ def expand_step(step: StepRecord, ledger: LedgerRows | None = None) -> StepRecor
     if step.base and ledger is None:
         raise ValueError(f"step {step_name(step)} leaves out what the ledger says: "
                          "pass its rows")
+    if not step.complaint_id:
+        raise ValueError(f"step {step_name(step)} leaves out its complaint id: "
+                         "with_complaint_id puts back the workflow's")
     events_form = step.form >= LEAN_EVENTS
     cid = step.complaint_id
     events: list[LifecycleRecord] = []
@@ -368,11 +378,12 @@ def expand_step(step: StepRecord, ledger: LedgerRows | None = None) -> StepRecor
                       for d in dispatches]
     dispatches = [replace(d, complaint_id=d.complaint_id or cid) for d in dispatches]
     if step.form >= LEAN_DISPATCHES:
-        dispatches = _inherited_rows(dispatches, case, ledger if step.base else None)
+        dispatches = _inherited_rows(dispatches, case, ledger if step.base else None, last,
+                                     step.form)
     evaluation = step.evaluation and replace(
         step.evaluation, complaint_id=step.evaluation.complaint_id or cid)
     if events_form:
-        case, evaluation, events = _expand_events(case, evaluation, events)
+        case, evaluation, events = _expand_events(case, evaluation, events, step.form)
     return replace(
         step, lean=False, base=0, form=0, step=step.step or step_name(step),
         lifecycle=events, case=case, dispatches=dispatches, evaluation=evaluation,
@@ -389,35 +400,45 @@ def expand_step(step: StepRecord, ledger: LedgerRows | None = None) -> StepRecor
 _ROW_FROM_PREVIOUS = ("issued_at", "sign_by", "due_at")
 
 
-def _inherited_from(rows: list[DispatchRow], i: int, case: CaseRow | None) -> dict[str, Any]:
-    """What row ``i`` of a step would say by the row before it (or the case row)."""
+def _inherited_from(rows: list[DispatchRow], i: int, case: CaseRow | None,
+                    last: LifecycleRecord | None, form: int) -> dict[str, Any]:
+    """What row ``i`` of a step would say by the row before it (or the case row); in
+    the ids form its issue time by the step's (last) event."""
+    said: dict[str, Any] = {}
     if i:
-        return {n: getattr(rows[i - 1], n) for n in _ROW_FROM_PREVIOUS}
-    return {"due_at": case.due_at} if case is not None and case.due_at is not None else {}
+        said = {n: getattr(rows[i - 1], n) for n in _ROW_FROM_PREVIOUS}
+    elif case is not None and case.due_at is not None:
+        said = {"due_at": case.due_at}
+    if form >= LEAN_IDS and last is not None:
+        said["issued_at"] = last.at
+    return said
 
 
 def _inherit_rows(candidate: StepRecord, full: StepRecord,
                   ledger: LedgerRows | None) -> StepRecord:
     """``candidate`` without the new rows' columns the row before says alike."""
     known = ledger.dispatches if ledger is not None else {}
+    last = full.lifecycle[-1] if full.lifecycle else None
     rows = []
     for i, (d, was) in enumerate(zip(candidate.dispatches, full.dispatches, strict=True)):
         if d.dispatch_id not in known:
-            d = replace(d, **{n: _DISPATCH_DEFAULTS[n] for n, v in
-                              _inherited_from(full.dispatches, i, full.case).items()
+            said = _inherited_from(full.dispatches, i, full.case, last, candidate.form)
+            d = replace(d, **{n: _DISPATCH_DEFAULTS[n] for n, v in said.items()
                               if getattr(was, n) == v})
         rows.append(d)
     return replace(candidate, dispatches=rows)
 
 
 def _inherited_rows(rows: list[DispatchRow], case: CaseRow | None,
-                    ledger: LedgerRows | None) -> list[DispatchRow]:
+                    ledger: LedgerRows | None, last: LifecycleRecord | None,
+                    form: int) -> list[DispatchRow]:
     """The new rows' left-out columns put back, each from the (full) row before it."""
     known = ledger.dispatches if ledger is not None else {}
     out: list[DispatchRow] = []
     for i, d in enumerate(rows):
         if d.dispatch_id not in known:
-            d = replace(d, **{n: v for n, v in _inherited_from(out, i, case).items()
+            said = _inherited_from(out, i, case, last, form)
+            d = replace(d, **{n: v for n, v in said.items()
                               if getattr(d, n) == _DISPATCH_DEFAULTS[n]})
         out.append(d)
     return out
@@ -430,9 +451,25 @@ def _inherited_rows(rows: list[DispatchRow], case: CaseRow | None,
 # each once. Its step has no name (the last event's seq and type say it), which every
 # worker from before requires: such a worker fails on the step instead of misreading it.
 _EVALUATION_DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(EvaluationRow)}
+# Events whose "due_at" attribute is the case's deadline after them (``dispatch``,
+# ``reopen``): the ids form says it "" (as the case row says it; an event without the
+# attribute stays without it).
+_DEADLINE_EVENTS = ("DISPATCHED", "REOPENED")
 # The evaluation's columns that its event says: the event's time, lead unit and overdue.
 _EVALUATION_FROM_EVENT = (("evaluated_at", "at"), ("lead_unit_id", "lead_unit_id"),
                           ("overdue", "overdue"))
+
+
+def with_complaint_id(step: StepRecord, workflow_id: str | None) -> StepRecord:
+    """``step`` with the complaint id the ids form leaves out (its workflow's id says it:
+    ``record_step`` runs for that workflow)."""
+    if step.complaint_id:
+        return step
+    cid = complaint_id_of(workflow_id or "")
+    if cid is None:
+        raise ValueError(f"step {step_name(step)} names no complaint and its workflow "
+                         f"{workflow_id!r} is not a case's")
+    return replace(step, complaint_id=cid)
 
 
 def step_name(step: StepRecord) -> str:
@@ -469,6 +506,10 @@ def _lean_events(full: StepRecord, lean: StepRecord, form: int) -> StepRecord:
         if (was.event_type == "EVALUATED" and full.evaluation is not None
                 and was.attributes == evaluated_attributes(full.evaluation)):
             blank["attributes"] = {}
+        if (form >= LEAN_IDS and was.event_type in _DEADLINE_EVENTS and full.case is not None
+                and full.case.due_at is not None
+                and was.attributes.get("due_at") == full.case.due_at.isoformat()):
+            blank["attributes"] = {**ev.attributes, "due_at": ""}
         events.append(replace(ev, **blank))
     evaluation = lean.evaluation
     said = _evaluation_event(full.lifecycle)
@@ -486,10 +527,16 @@ def _lean_events(full: StepRecord, lean: StepRecord, form: int) -> StepRecord:
 
 
 def _expand_events(case: CaseRow | None, evaluation: EvaluationRow | None,
-                   events: list[LifecycleRecord],
+                   events: list[LifecycleRecord], form: int,
                    ) -> tuple[CaseRow | None, EvaluationRow | None, list[LifecycleRecord]]:
     """What the events form left out of the case row, the evaluation and the EVALUATED
-    event, put back from the (expanded) events and the evaluation."""
+    event, put back from the (expanded) events and the evaluation; in the ids form a
+    dispatch event's deadline from the case row."""
+    if form >= LEAN_IDS and case is not None and case.due_at is not None:
+        due = case.due_at.isoformat()
+        events = [replace(e, attributes={**e.attributes, "due_at": due})
+                  if e.event_type in _DEADLINE_EVENTS and e.attributes.get("due_at") == ""
+                  else e for e in events]
     last = events[-1] if events else None
     if (case is not None and last is not None and last.event_type == "CLOSED"
             and case.closed_at is None):

@@ -35,7 +35,7 @@ from workflows.model import (
     StepReceipt,
     StepRecord,
 )
-from workflows.steps import expand_step, ledger_after
+from workflows.steps import expand_step, ledger_after, with_complaint_id
 
 CONFIG = load_config(Settings().config_dir)
 
@@ -165,6 +165,7 @@ async def running_harness(env: WorkflowEnvironment, *, config: HotlineConfig = C
         # As the real activity does: a lean step stands for its full form, a delta step
         # with the ledger's rows of its base version (kept here by the ledger's rules).
         recorder.sent.append(step)
+        step = with_complaint_id(step, activity.info().workflow_id)
         ledger = recorder.ledger.get(step.complaint_id)
         if step.base:
             assert ledger is not None and ledger.version == step.base, (step.step, ledger)

@@ -25,7 +25,7 @@ from workflows.model import (
     SignFor,
     Withdraw,
 )
-from workflows.steps import LEAN_DISPATCHES
+from workflows.steps import LEAN_IDS
 
 
 async def test_happy_path_goes_through_all_five_stages(harness: Harness) -> None:
@@ -68,13 +68,16 @@ async def test_happy_path_goes_through_all_five_stages(harness: Harness) -> None
     assert evaluation.score == 100.0 and evaluation.counted
     # Every step went lean (patch lean-steps), and came out whole: the case row is the
     # last event's, with the complaint id back on it.
-    sent = [s for s in harness.recorder.sent if s.complaint_id == cid]
+    # (The only case of this test: steps in the ids form name none, record_step reads
+    # the complaint id from the workflow's id.)
+    sent = harness.recorder.sent
     assert len(sent) == 5 and all(s.is_lean and s.case and not s.case.complaint_id
                                   for s in sent)
-    # In the dispatches form (patches lean-events, lean-dispatches): no step names,
-    # EVALUATED said once, issued dispatches named by their rows.
-    assert all(s.form == LEAN_DISPATCHES and not s.step for s in sent)
-    assert not {"dispatch_id", "role", "reopened"} & set(sent[0].outbound[0].fields)
+    # In the ids form (patches lean-events, lean-dispatches, lean-ids): no step names or
+    # complaint ids, EVALUATED said once, issued dispatches named by their rows.
+    assert all(s.form == LEAN_IDS and not s.step and not s.complaint_id for s in sent)
+    assert not {"dispatch_id", "role", "reopened", "event_id"} & set(
+        sent[0].outbound[0].fields)
     assert sent[-1].lifecycle[1].attributes == {} and sent[-1].case.closed_at is None
     # After the first, each leaves out what the ledger already says (patch delta-steps):
     # the case's filing time and channel, the dispatch's unit and times.

@@ -27,6 +27,7 @@ from workflows.state import SEEN_KEPT, TIMELINE_KEPT, CaseState, restore, snapsh
 from workflows.steps import (
     LEAN_DISPATCHES,
     LEAN_EVENTS,
+    LEAN_IDS,
     NEWEST_FORM,
     StepFacts,
     build_step,
@@ -36,6 +37,7 @@ from workflows.steps import (
     merge_steps,
     slim_step,
     step_name,
+    with_complaint_id,
 )
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -479,6 +481,31 @@ def test_a_revocation_in_the_dispatches_form_says_its_time_by_the_row() -> None:
     assert lean.base == 2 and expand_step(lean, ledger) == revoked
     assert lean.outbound[0].fields == {"event_id": 3,
                                        "reason": "the lead unit completed the case"}
+
+
+def test_the_ids_form_leaves_the_step_s_own_ids_and_times_to_the_rest() -> None:
+    _, step = _merged_dispatch_step()
+    step = _as_issued(step)
+    assert step.case is not None and step.case.due_at is not None
+    due = step.case.due_at.isoformat()
+    dispatched = replace(step.lifecycle[1], attributes={"unit_name": "unit u1", "due_at": due})
+    step = replace(step, lifecycle=[step.lifecycle[0], dispatched])
+    before = slim_step(step, form=LEAN_DISPATCHES)
+    lean = slim_step(step, form=LEAN_IDS)
+    assert lean.form == LEAN_IDS and expand_step(lean) == step
+    # The records' event ids are the step's seq, the rows' issue time the step's time,
+    # the DISPATCHED event's deadline the case row's.
+    assert all("event_id" not in o.fields for o in lean.outbound)
+    assert [d.issued_at.year for d in lean.dispatches] == [1970, 1970]
+    assert lean.lifecycle[1].attributes == {"unit_name": "unit u1", "due_at": ""}
+    assert _size(lean) < _size(before) - 80
+    # The complaint id goes too where the workflow's id says it (ComplaintBase._send).
+    bare = replace(lean, complaint_id="")
+    assert with_complaint_id(bare, "complaint-C1") == lean
+    with pytest.raises(ValueError, match="complaint"):
+        expand_step(bare)
+    with pytest.raises(ValueError, match="not a case"):
+        with_complaint_id(bare, "governance-plan-7")
 
 
 # --- state copies -------------------------------------------------------------------------
