@@ -59,7 +59,7 @@ def test_a_two_character_committee_name_alone_is_a_place_only_beside_a_place_wor
 
 
 def test_a_village_named_without_village_is_a_place_beside_a_place_word() -> None:
-    assert where("我是东石桥的，村里大喇叭每天早上五点半就开始放广播") == ("平谷区", "110117111")
+    assert where("我家住东石桥，村里大喇叭每天早上五点半就开始放广播") == ("平谷区", "110117111")
     assert where("普贤屯这边，村里的文化活动室一直锁着") == ("平谷区", "110117101")
     assert where("东石桥底下有人摆摊") == (None, None)
 
@@ -131,3 +131,22 @@ def test_two_phrases_each_in_several_streets_agree_on_the_one_they_share() -> No
     # 东南街 is a committee of 长辛店 (丰台) and of 龙泉 (门头沟); 长辛店 is a street and
     # a former town: together they say 长辛店街道.
     assert where("我家住在长辛店东南街，门口的垃圾桶没人倒") == ("丰台区", "110106011")
+
+
+@pytest.mark.parametrize("text", [
+    # "我是…" and "我在…" come before any noun, and these names are ordinary words too.
+    "我是解放军退役的，想问问安置",
+    "学院附近的路灯坏了",
+    "我住在东边那栋楼，楼道灯坏了",
+    "湖南那边的饭馆卫生太差",
+    "我们是第三批回迁的",
+    "我是第一次打电话",
+])
+def test_ordinary_words_that_are_also_committees_names_locate_nothing(text: str) -> None:
+    assert where(text)[1] is None
+
+
+def test_the_operators_address_outranks_a_place_in_the_callers_words() -> None:
+    loc = locate(CONFIG.registry, None, None, "安慧里小区", "楼道灯坏了，上次天通西苑三区也这样",
+                 at=DAY)
+    assert loc.street_id == "110105009"

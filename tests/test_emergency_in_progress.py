@@ -47,7 +47,7 @@ def test_over_and_done_or_chronic_it_is_not(text: str) -> None:
     ("塔吊旁边的架子塌了，底下压着两个工人", "120"),
     ("锅里的热油洒了，全泼在我闺女手上，起泡了，一直哭", "120"),
     ("我妈在卫生间摔了，说起不来了，门从里面反锁着", "120"),
-    ("有人在外面踹我家的门，骂骂咧咧的", "110"),
+    ("有人一直在踹我家的门，骂骂咧咧的", "110"),
     ("回家一看门锁被撬了，里面有动静，我不敢进去", "110"),
     ("我爸正在柜台要转账给一个自称警察的人，我劝不住", "110"),
     ("车被水困在下穿桥里了，水已经漫到车窗了", "119"),
@@ -76,6 +76,20 @@ def test_the_rules_alone_transfer_an_emergency_said_as_seen(text: str, service: 
     # A fraud or a shove that is over.
     "上周有人让我把钱转到安全账户，我转了五千，后来才觉得不对劲",
     "牛棚让雪压得快塌了，里面还有人在喂牛",
+    # Words that also say ordinary things (a review of this round's patterns found each).
+    "我反映了好几次都没有反应，楼道灯还是不亮",
+    "下水道的井盖不见了",
+    "工地里面有人还在干活，吵得睡不着",
+    "物业说现在就动手修，结果一周了还没来",
+    "快递员说东西太多了拿不住",
+    "饭馆用明火烧烤",
+    "未见明火，就是有点烟味",
+    "楼道的烟感半夜一直响，吵得睡不着",
+    "楼上空调水天天滴到了我的车顶上",
+    "小区的热水一会儿烫一会儿凉，洗澡烫得孩子直哭",
+    "树倒了压着车，车里没人",
+    "上个月家里锁被撬了",
+    "上周有人踹我家门",
 ])
 def test_the_rules_do_not_transfer_a_lift_a_feared_fire_or_something_over(text: str) -> None:
     look = first_look(RULES_ALONE, text, at=DAY)
@@ -95,3 +109,14 @@ def test_the_rules_alone_give_two_hours_to_danger_said_calmly(text: str) -> None
 def test_fireworks_set_off_at_night_are_noise_not_danger() -> None:
     look = first_look(RULES_ALONE, "小区外面天天晚上有人放烟花爆竹，响到半夜", at=DAY)
     assert look.classification.tier != "T2H"
+
+
+
+@pytest.mark.parametrize("text", [
+    "邻居搬家放了一早上鞭炮",
+    "楼下在做装修，油漆味很大",
+    "马桶盖板坏了",
+    "洗衣机的水管冻住了，洗衣机用不了",
+])
+def test_the_rules_alone_do_not_make_an_ordinary_matter_t2h(text: str) -> None:
+    assert first_look(RULES_ALONE, text, at=DAY).classification.tier != "T2H"

@@ -42,6 +42,14 @@ def test_a_streets_matter_with_no_place_at_all_waits_for_a_person() -> None:
     assert look.outcome(MIN) == "DISPATCH" and look.route.lead.unit_id == "110105"
 
 
+@pytest.mark.parametrize("text", [
+    "地铁站南通道的扶梯坏了",
+    "我打了朝阳市场监管局的电话没人接，楼下饭馆天天占道",
+])
+def test_words_that_hold_an_outside_places_name_are_not_away(text: str) -> None:
+    assert first_look(CONFIG, text, at=DAY).location.outside is None
+
+
 def test_a_beijing_request_naming_no_outside_place_is_not_held() -> None:
     look = first_look(CONFIG, "朝阳区望京街道望京西园三区的路灯坏了一个月了", at=DAY)
     assert look.outcome(MIN) == "DISPATCH"

@@ -35,6 +35,22 @@ def test_a_named_line_goes_to_its_operator(text: str, operator: str) -> None:
     assert look.route.lead.unit_id == operator, (look.route.rule, look.classification)
 
 
+@pytest.mark.parametrize("text", [
+    "14号线出口那家超市标价和结账价格不一样",
+    "机场快轨三元桥站旁边停车场收费太贵",
+])
+def test_a_shops_price_near_a_line_is_not_the_operators(text: str) -> None:
+    assert first_look(CONFIG, text, at=DAY).route.lead.unit_id not in {"bj-mtr", "bj-rail-ops"}
+
+
+def test_public_road_words_are_a_road_not_a_pipe_or_a_way_home() -> None:
+    rules = CONFIG.rules.model
+    assert rules.on_public_road("阜通东大街上的下水道堵了")
+    for text in ("下班回家一路上看到小区里下水道堵了", "下班回家路上看到小区里下水道堵了",
+                 "小区里暖气管路上漏水", "楼里电路上有问题"):
+        assert rules.on_public_road(text) is None, text
+
+
 def test_without_the_words_the_category_rule_applies() -> None:
     look = first_look(CONFIG, "地铁站里的厕所一直锁着", at=DAY)
     assert look.route.rule == "subway" and look.route.lead.unit_id == "bj-subway"

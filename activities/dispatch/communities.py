@@ -87,6 +87,9 @@ def community_stem(name: str) -> str | None:
         return None
     base = name[: match.start()]
     if match.group(1) in ("村民委员会", "村委会"):
+        # (Villages are also named 第一, 太平, 阳光, 湖南: such names are in
+        # community_stem_excluded. A bare name kept here also tells that a place name said
+        # alone may be this village's, not only the committee's it spells: ambiguous.)
         return base if len(base) >= 2 and not base.endswith("村") else None
     return base if len(base) == 2 else None
 

@@ -71,7 +71,8 @@ def assess(lexicon: Lexicon, registry: Registry, cl: Classification, loc: Locati
     lead = registry.record(route.lead.unit_id)
     if lead is not None and lead.kind == DISTRICT_KIND and loc.street_id is None:
         doubts.append((DISTRICT_ONLY, "no street found: the district government leads"))
-    elif route.lead.unit_id == CITY_CENTRE_ID and route.note and not loc.ambiguous:
+    elif (route.lead.unit_id == CITY_CENTRE_ID and route.note and not loc.ambiguous
+          and loc.street_id is None and loc.district is None):
         # A street's matter with no place at all: the city centre would only pass it on,
         # and a dispatcher can ask the caller (an ambiguous place has its own doubt).
         doubts.append((NO_PLACE, "no place found: the city centre would lead; which street?"))

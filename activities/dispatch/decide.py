@@ -152,7 +152,7 @@ MODEL_STREET_RULE = "model-street"
 
 
 def street_leads(config: HotlineConfig, cl: Classification, location: Location,
-                 route: RouteDecision, text: str = "") -> RouteDecision:
+                 route: RouteDecision, text: str) -> RouteDecision:
     """The dispatch model's lead head beside the routing table: where the rules chose a
     department or utility and the model is sure the matter is in the street's territory
     (直派街乡: inside a compound, a lane, a village), the located street leads and the

@@ -122,7 +122,9 @@ def _best(registry: Registry, candidates: list[_Candidate], district: str | None
     pool = valid or [c for c in pool if c.place.kind == "former"]
     if not pool:
         return None
-    pool.sort(key=lambda c: (-c.strength, -len(c.phrase), c.order))
+    # Strongest first; then the operator's fields before the caller's words (the source
+    # rank is order // 10,000), the longer of two names, the earlier one.
+    pool.sort(key=lambda c: (-c.strength, c.order // 10_000, -len(c.phrase), c.order))
     top = pool[0]
     # Several units under one phrase in one district: the exact official name, else give up.
     same = [c for c in pool if c.order == top.order and c.strength == top.strength]
