@@ -13,8 +13,9 @@ Python so that the worker never needs scikit-learn.
 The file holds ``idf`` (n-gram → inverse document frequency; every n-gram the model
 knows, since all of them count in the text's length), ``coef`` (per category, the n-grams
 that push towards or away from it; tiny coefficients pruned to keep the file small), the
-intercepts, the threshold on P(category) chosen by cross-validation for precision (and a
-lower one for texts where the lexicon found no category), the cross-validation figures,
+intercepts, the threshold on P(category) at which cross-validation found the lexicon with
+the model right most often (and one for texts where the lexicon found no category), the
+cross-validation figures,
 and a ``version`` (sha256 of the training data and parameters).
 """
 

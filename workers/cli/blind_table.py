@@ -31,11 +31,13 @@ BLIND_NAMES = {
 }
 
 
-def _pct(value: float | None) -> str:
+def pct(value: float | None) -> str:
+    """A share as a percentage with one decimal ("—" where there is none)."""
     return "—" if value is None else f"{value * 100:.1f} %"
 
 
-def _mark(ok: bool) -> str:
+def mark(ok: bool) -> str:
+    """A green tick or a red cross (rich markup) for a target met or not."""
     return "[green]✓[/]" if ok else "[red]✗[/]"
 
 
@@ -50,7 +52,7 @@ def print_blind_report(report: BlindReport, title: str, *, as_json: bool) -> Non
     for name in report.MEASURES:
         ratio = getattr(report, name)
         target = BLIND_TARGETS.get(name)
-        goal = (f"≥ {_pct(target)} {_mark((ratio.rate or 0) >= target)}" if target is not None
-                else f"0 {_mark(ratio.ok == 0)}")
-        table.add_row(BLIND_NAMES[name], f"{ratio.ok}/{ratio.of}", _pct(ratio.rate), goal)
+        goal = (f"≥ {pct(target)} {mark((ratio.rate or 0) >= target)}" if target is not None
+                else f"0 {mark(ratio.ok == 0)}")
+        table.add_row(BLIND_NAMES[name], f"{ratio.ok}/{ratio.of}", pct(ratio.rate), goal)
     Console().print(table)

@@ -30,6 +30,8 @@ from activities.dispatch.evaluation import (
 )
 from activities.dispatch.learned import MODEL_FILE, ModelError, TierModel, load_model
 from activities.dispatch.rules import TIERS
+from workers.cli.blind_table import mark as _mark
+from workers.cli.blind_table import pct as _pct
 from workers.cli.blind_table import print_blind_report
 from workers.cli.failures import EXIT_BAD_FILE, EXIT_BAD_INPUT, BadFile, parse_day
 from workers.cli.output import console, fail, print_json
@@ -72,14 +74,6 @@ def _input_file(path: Path) -> Path:
     if not path.is_file():
         raise BadFile(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
     return path
-
-
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{value * 100:.1f} %"
-
-
-def _mark(ok: bool) -> str:
-    return "[green]✓[/]" if ok else "[red]✗[/]"
 
 
 def render(report: Report, console: Console, *, errors: int = 0) -> None:

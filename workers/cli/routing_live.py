@@ -44,7 +44,7 @@ from activities.dispatch.blind import BlindItem, Decision, load_blind, score
 from activities.dispatch.config import load_config
 from activities.dispatch.evaluation import EvalError
 from activities.dispatch.lexicon import KINDS
-from activities.dispatch.registry import Registry
+from activities.dispatch.registry import STREET_KINDS, Registry
 from activities.dispatch.rules import TIERS
 from schemas.codec import DecodeError, encode, headers_for
 from workers.cli.blind_table import print_blind_report
@@ -76,7 +76,6 @@ DECIDING_EVENTS = {
 }
 # Letters, digits and - _ . only: the prefix starts every complaint and workflow id.
 _PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_STREET_KINDS = ("street", "town", "township")
 
 
 @dataclass(frozen=True)
@@ -132,10 +131,10 @@ def street_ids(registry: Registry) -> dict[tuple[str | None, str], str]:
     over retired ones of the same name."""
     out: dict[tuple[str | None, str], str] = {}
     for rec in registry.records.values():
-        if rec.kind in _STREET_KINDS:
+        if rec.kind in STREET_KINDS:
             out.setdefault((rec.district, rec.name), rec.unit_id)
     for unit in registry.units.values():
-        if unit.kind in _STREET_KINDS:
+        if unit.kind in STREET_KINDS:
             out[(unit.district, unit.name)] = unit.unit_id
     return out
 
@@ -305,7 +304,7 @@ def blind_live_command(
         raise fail(f"error: timed out after {timeout:g} s: {result.decided} of "
                    f"{len(items)} cases decided (are `hotline worker` and `hotline bridges` "
                    f"running on topics '{settings.topic_prefix}…'?)", EXIT_NO_ANSWER)
-    decisions = dict(zip((id(item) for item in items), result.complaint_ids, strict=True))
-    report = score(items, lambda item: result.decisions[decisions[id(item)]])
+    complaint_of = dict(zip((id(item) for item in items), result.complaint_ids, strict=True))
+    report = score(items, lambda item: result.decisions[complaint_of[id(item)]])
     print_blind_report(report, f"Blind set {file.name}, live through Kafka",
                        as_json=as_json)
