@@ -22,10 +22,8 @@ import pytest
 import pytest_asyncio
 from typer.testing import CliRunner
 
-from activities.dispatch.config import load_config
 from tests.live import Topic, live_services
 from workers.cli.main import app
-from workers.cli.routing_live import street_ids
 from workers.runtime.settings import Settings
 
 pytestmark = pytest.mark.stack
@@ -137,11 +135,3 @@ def test_a_missing_topic_is_one_line_not_a_traceback(tmp_path: Path,
     assert result.exit_code == 3
     assert "hotline.lifecycle is not on the broker" in result.stderr
     assert "Traceback" not in result.output
-
-
-def test_every_street_a_case_names_maps_back_to_its_unit() -> None:
-    registry = load_config(Settings().config_dir, with_model=False).registry
-    streets = street_ids(registry)
-    for unit in registry.units.values():
-        if unit.kind in ("street", "town", "township"):
-            assert streets[(unit.district, unit.name)] == unit.unit_id
