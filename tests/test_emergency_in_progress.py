@@ -61,6 +61,9 @@ def test_over_and_done_or_chronic_it_is_not(text: str) -> None:
     ("楼下饭馆砰的一声，墙都塌了一块，有烟冒出来", "119"),
     ("煤气罐阀门着了个火苗，浇水也没灭", "119"),
     ("家里进贼了，我在门口听见屋里还有动静", "110"),
+    ("刚才轰的一声，窗户玻璃都碎了，好像有人受伤", "119"),
+    ("对面楼有个小孩坐在窗台外面，家里没大人", "119"),
+    ("地下室里冒出好大的烟，里面住着人，敲门没人应", "119"),
     ("楼下饭馆后厨能看见火光，烟往楼上飘", "119"),
 ])
 def test_the_rules_alone_transfer_an_emergency_said_as_seen(text: str, service: str) -> None:
@@ -101,6 +104,15 @@ def test_the_rules_do_not_transfer_a_lift_a_feared_fire_or_something_over(text: 
     "底商那家店往屋里搬了好多液化气罐，上面全是住户",
     "昨晚的山洪把进村的路冲断了，村里人出不去",
     "胡同里的公共水管冻住了，一院子人都没水用",
+    "十字路口的红绿灯全灭了，车和人抢着走",
+    "门口挖了个大坑，也没有警示牌，晚上看不见",
+    "零下十几度，桥洞下面有个流浪的老人",
+    "河边那段护栏让车撞没了，晚上黑咕隆咚的",
+    "楼道里有人放着两桶汽油",
+    "厂里的危化品就堆在露天院子里",
+    "邻居在楼道里用液化气罐炒菜",
+    "锅炉房的压力表一直往上走，没人会弄",
+    "广告牌的电线耷拉到地上了",
 ])
 def test_the_rules_alone_give_two_hours_to_danger_said_calmly(text: str) -> None:
     assert first_look(RULES_ALONE, text, at=DAY).classification.tier == "T2H"
