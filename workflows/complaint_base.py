@@ -42,6 +42,7 @@ with workflow.unsafe.imports_passed_through():
         LEAN_DISPATCHES,
         LEAN_EVENTS,
         LEAN_IDS,
+        LEAN_REFS,
         NO_LEDGER_BASE,
         OutboundSpec,
         StepFacts,
@@ -137,11 +138,16 @@ PATCH_LEAN_DISPATCHES = "lean-dispatches"
 # new dispatch's issue time by the step's, a dispatch event's deadline by the case row.
 # Only record_step's input changes. Stands for every older patch.
 PATCH_LEAN_IDS = "lean-ids"
+# Steps go in the references form (``workflows.steps.LEAN_REFS``): dispatch ids as their
+# suffix after the complaint id, an event's unit only where its dispatch's row in the
+# step does not say it, no unchanged case row in a delta step. Only record_step's input
+# changes. Stands for every older patch.
+PATCH_LEAN_REFS = "lean-refs"
 # Newest first: a history holding one of these markers has every patch after it here,
 # and every patch older than them all (``ComplaintBase._patched``).
-UMBRELLA_PATCHES = (PATCH_LEAN_IDS, PATCH_LEAN_DISPATCHES, PATCH_LEAN_EVENTS,
-                    PATCH_DELTA_STEPS, PATCH_CLOSE_UNINDEXED, PATCH_LOCAL_ACCEPT,
-                    PATCH_LEAN_STEPS, PATCH_LEAN_INDEX)
+UMBRELLA_PATCHES = (PATCH_LEAN_REFS, PATCH_LEAN_IDS, PATCH_LEAN_DISPATCHES,
+                    PATCH_LEAN_EVENTS, PATCH_DELTA_STEPS, PATCH_CLOSE_UNINDEXED,
+                    PATCH_LOCAL_ACCEPT, PATCH_LEAN_STEPS, PATCH_LEAN_INDEX)
 # AWAITING_REVIEW too: a supplement behind a filing that waits at the dispatch desk
 # reaches the unit it is then dispatched to. (No landed history has that state.)
 ACCEPTING_STATES = {Status.FILED, Status.ACCEPTED, Status.AWAITING_REVIEW}
@@ -417,7 +423,8 @@ class ComplaintBase:
             # Asked after delta-steps, newest first: a history from before a form meets no
             # marker of it.
             if delta:
-                form = (LEAN_IDS if self._patched(PATCH_LEAN_IDS) else
+                form = (LEAN_REFS if self._patched(PATCH_LEAN_REFS) else
+                        LEAN_IDS if self._patched(PATCH_LEAN_IDS) else
                         LEAN_DISPATCHES if self._patched(PATCH_LEAN_DISPATCHES) else
                         LEAN_EVENTS if self._patched(PATCH_LEAN_EVENTS) else 0)
             step = self._without_id(slim_step(full, self._state.ledger if delta else None,

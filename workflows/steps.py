@@ -30,12 +30,13 @@ from workflows.state import CaseState
 NO_LEDGER_BASE = "NoLedgerBase"
 # The wire forms after the first lean one (``StepRecord.form``), each leaner than the one
 # before: the events form (PATCH_LEAN_EVENTS), the dispatches form
-# (PATCH_LEAN_DISPATCHES) and the ids form (PATCH_LEAN_IDS). A worker refuses a step in
-# a form newer than it knows.
+# (PATCH_LEAN_DISPATCHES), the ids form (PATCH_LEAN_IDS) and the references form
+# (PATCH_LEAN_REFS). A worker refuses a step in a form newer than it knows.
 LEAN_EVENTS = 2
 LEAN_DISPATCHES = 3
 LEAN_IDS = 4
-NEWEST_FORM = LEAN_IDS
+LEAN_REFS = 5
+NEWEST_FORM = LEAN_REFS
 
 # (record name, unit id, fields) of one outbound Kafka record, before its event id.
 OutboundSpec = tuple[str, str, dict[str, Any]]
@@ -256,6 +257,8 @@ def slim_step(step: StepRecord, ledger: LedgerRows | None = None,
             candidate = lean if base is None else _delta(lean, base)
             if f >= LEAN_DISPATCHES:
                 candidate = _inherit_rows(candidate, step, base)
+            if f >= LEAN_REFS:
+                candidate = _lean_refs(candidate, step)
             if expand_step(candidate, base) == step:
                 return candidate
     return step
@@ -347,6 +350,7 @@ def expand_step(step: StepRecord, ledger: LedgerRows | None = None) -> StepRecor
     if not step.complaint_id:
         raise ValueError(f"step {step_name(step)} leaves out its complaint id: "
                          "with_complaint_id puts back the workflow's")
+    step = _resolve_refs(step)
     events_form = step.form >= LEAN_EVENTS
     cid = step.complaint_id
     events: list[LifecycleRecord] = []
@@ -366,6 +370,8 @@ def expand_step(step: StepRecord, ledger: LedgerRows | None = None) -> StepRecor
         events.append(replace(ev, **fill))
     last = events[-1] if events else None
     case = step.case
+    if case is None and step.base and step.form >= LEAN_REFS:
+        case = CaseRow()  # the references form: nothing changed, the ledger says it all
     if case is not None and step.base and ledger is not None:
         case = _fill(case, ledger.case, _CASE_KEPT, _CASE_DEFAULTS)
     if case is not None and last is not None:
@@ -380,6 +386,11 @@ def expand_step(step: StepRecord, ledger: LedgerRows | None = None) -> StepRecor
     if step.form >= LEAN_DISPATCHES:
         dispatches = _inherited_rows(dispatches, case, ledger if step.base else None, last,
                                      step.form)
+    if step.form >= LEAN_REFS:
+        units = {d.dispatch_id: d.unit_id for d in dispatches}
+        events = [replace(e, unit_id=units[e.dispatch_id])
+                  if e.unit_id is None and e.dispatch_id in units else e for e in events]
+        last = events[-1] if events else None
     evaluation = step.evaluation and replace(
         step.evaluation, complaint_id=step.evaluation.complaint_id or cid)
     if events_form:
@@ -463,13 +474,14 @@ _EVALUATION_FROM_EVENT = (("evaluated_at", "at"), ("lead_unit_id", "lead_unit_id
 def with_complaint_id(step: StepRecord, workflow_id: str | None) -> StepRecord:
     """``step`` with the complaint id the ids form leaves out (its workflow's id says it:
     ``record_step`` runs for that workflow)."""
-    if step.complaint_id:
-        return step
-    cid = complaint_id_of(workflow_id or "")
-    if cid is None:
-        raise ValueError(f"step {step_name(step)} names no complaint and its workflow "
-                         f"{workflow_id!r} is not a case's")
-    return replace(step, complaint_id=cid)
+    if not step.complaint_id:
+        cid = complaint_id_of(workflow_id or "")
+        if cid is None:
+            raise ValueError(f"step {step_name(step)} names no complaint and its workflow "
+                             f"{workflow_id!r} is not a case's")
+        step = replace(step, complaint_id=cid)
+    # Its dispatch ids too, so the ledger's rows are read by their own ids.
+    return _resolve_refs(step)
 
 
 def step_name(step: StepRecord) -> str:
@@ -550,3 +562,57 @@ def _expand_events(case: CaseRow | None, evaluation: EvaluationRow | None,
         events = [replace(e, attributes=evaluated_attributes(evaluation))
                   if e.event_type == "EVALUATED" and not e.attributes else e for e in events]
     return case, evaluation, events
+
+
+# --- the references form (StepRecord.form 5, PATCH_LEAN_REFS) -----------------------------
+# A case's dispatch ids are its complaint id and a suffix (``ComplaintBase._new_dispatch``),
+# an event's unit is the one its dispatch's row names, and a step that changes nothing of
+# the case row need not send the row. The references form writes a dispatch id as its
+# suffix ("-d1"), an event's unit only where its row does not say it, and no empty case
+# row of a delta step.
+
+
+def _relative(cid: str, dispatch_id: str | None) -> str | None:
+    head = f"{cid}-"
+    if dispatch_id and dispatch_id.startswith(head) and len(dispatch_id) > len(head):
+        return dispatch_id[len(cid):]
+    return dispatch_id
+
+
+def _absolute(cid: str, dispatch_id: Any) -> Any:
+    return cid + dispatch_id if isinstance(dispatch_id, str) and dispatch_id[:1] == "-" else (
+        dispatch_id)
+
+
+def _lean_refs(candidate: StepRecord, full: StepRecord) -> StepRecord:
+    """``candidate`` (made from ``full``) in the references form."""
+    cid = full.complaint_id
+    units = {d.dispatch_id: d.unit_id for d in full.dispatches}
+    events = [replace(ev, dispatch_id=_relative(cid, ev.dispatch_id),
+                      unit_id=None if was.dispatch_id in units
+                      and units[was.dispatch_id] == was.unit_id else ev.unit_id)
+              for ev, was in zip(candidate.lifecycle, full.lifecycle, strict=True)]
+    rows = [replace(d, dispatch_id=_relative(cid, d.dispatch_id) or d.dispatch_id)
+            for d in candidate.dispatches]
+    outbound = [replace(o, fields={**o.fields, "dispatch_id": _relative(cid, o.fields[
+        "dispatch_id"])}) if isinstance(o.fields.get("dispatch_id"), str) else o
+        for o in candidate.outbound]
+    case = None if candidate.base and candidate.case == CaseRow() else candidate.case
+    return replace(candidate, form=LEAN_REFS, lifecycle=events, dispatches=rows,
+                   outbound=outbound, case=case)
+
+
+def _resolve_refs(step: StepRecord) -> StepRecord:
+    """``step`` with its dispatch ids whole again (a step in another form as it is)."""
+    if step.form < LEAN_REFS or not step.complaint_id:
+        return step
+    cid = step.complaint_id
+    return replace(
+        step,
+        lifecycle=[replace(e, dispatch_id=_absolute(cid, e.dispatch_id))
+                   for e in step.lifecycle],
+        dispatches=[replace(d, dispatch_id=_absolute(cid, d.dispatch_id))
+                    for d in step.dispatches],
+        outbound=[replace(o, fields={**o.fields, "dispatch_id": _absolute(
+            cid, o.fields["dispatch_id"])}) if "dispatch_id" in o.fields else o
+            for o in step.outbound])

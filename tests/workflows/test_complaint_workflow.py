@@ -25,7 +25,7 @@ from workflows.model import (
     SignFor,
     Withdraw,
 )
-from workflows.steps import LEAN_IDS
+from workflows.steps import LEAN_REFS
 
 
 async def test_happy_path_goes_through_all_five_stages(harness: Harness) -> None:
@@ -71,18 +71,22 @@ async def test_happy_path_goes_through_all_five_stages(harness: Harness) -> None
     # (The only case of this test: steps in the ids form name none, record_step reads
     # the complaint id from the workflow's id.)
     sent = harness.recorder.sent
-    assert len(sent) == 5 and all(s.is_lean and s.case and not s.case.complaint_id
+    assert len(sent) == 5 and all(s.is_lean and (s.case is None or not s.case.complaint_id)
                                   for s in sent)
-    # In the ids form (patches lean-events, lean-dispatches, lean-ids): no step names or
-    # complaint ids, EVALUATED said once, issued dispatches named by their rows.
-    assert all(s.form == LEAN_IDS and not s.step and not s.complaint_id for s in sent)
+    # In the references form (patches lean-events, lean-dispatches, lean-ids, lean-refs):
+    # no step names or complaint ids, EVALUATED said once, issued dispatches named by
+    # their rows, dispatch ids by their suffix.
+    assert all(s.form == LEAN_REFS and not s.step and not s.complaint_id for s in sent)
+    assert sent[1].dispatches[0].dispatch_id == "-d1" and sent[1].lifecycle[0].unit_id is None
     assert not {"dispatch_id", "role", "reopened", "event_id"} & set(
         sent[0].outbound[0].fields)
-    assert sent[-1].lifecycle[1].attributes == {} and sent[-1].case.closed_at is None
+    assert sent[-1].lifecycle[1].attributes == {}
     # After the first, each leaves out what the ledger already says (patch delta-steps):
-    # the case's filing time and channel, the dispatch's unit and times.
+    # the case's filing time and channel, the dispatch's unit and times; here nothing of
+    # the case row changes after the first (the close time is the CLOSED event's), so
+    # none sends one (lean-refs).
     assert [s.base for s in sent] == [0, 2, 3, 4, 6]
-    assert all(s.case and s.case.channel == "" for s in sent[1:])
+    assert all(s.case is None for s in sent[1:])
     signed = sent[1].dispatches[0]
     assert (signed.unit_id, signed.signed_at is not None) == ("", True)
     closed = [s for s in harness.recorder.steps if s.complaint_id == cid][-1]

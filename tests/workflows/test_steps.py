@@ -13,6 +13,7 @@ from workflows.ladder import active_dispatches, next_checkpoint
 from workflows.model import (
     Acceptance,
     Ack,
+    CaseRow,
     CaseSnapshot,
     DispatchState,
     EvaluationRow,
@@ -28,6 +29,7 @@ from workflows.steps import (
     LEAN_DISPATCHES,
     LEAN_EVENTS,
     LEAN_IDS,
+    LEAN_REFS,
     NEWEST_FORM,
     StepFacts,
     build_step,
@@ -506,6 +508,27 @@ def test_the_ids_form_leaves_the_step_s_own_ids_and_times_to_the_rest() -> None:
         expand_step(bare)
     with pytest.raises(ValueError, match="not a case"):
         with_complaint_id(bare, "governance-plan-7")
+
+
+def test_the_references_form_names_dispatches_by_suffix_and_units_by_their_rows() -> None:
+    state, dispatched = _merged_dispatch_step()
+    ledger = ledger_after(None, dispatched)
+    signed = _signed_step(state)
+    before = slim_step(signed, ledger, form=LEAN_IDS)
+    lean = slim_step(signed, ledger, form=LEAN_REFS)
+    assert lean.form == LEAN_REFS and expand_step(lean, ledger) == signed
+    assert lean.dispatches[0].dispatch_id == "-d1"
+    assert (lean.lifecycle[0].dispatch_id, lean.lifecycle[0].unit_id) == ("-d1", None)
+    # The signature changed nothing of the case row: no row at all.
+    assert before.case == CaseRow() and lean.case is None
+    assert _size(lean) < _size(before) - 25  # more with longer complaint ids
+    # record_step reads the ledger's rows by whole ids: with_complaint_id gives them back.
+    assert with_complaint_id(lean, "complaint-C1").dispatches[0].dispatch_id == "C1-d1"
+    # A dispatch id that is not the case's own keeps its whole spelling.
+    odd = replace(signed, dispatches=[replace(signed.dispatches[0], dispatch_id="X-d1")],
+                  lifecycle=[replace(signed.lifecycle[0], dispatch_id="X-d1")])
+    lean = slim_step(odd, form=LEAN_REFS)
+    assert lean.dispatches[0].dispatch_id == "X-d1" and expand_step(lean) == odd
 
 
 # --- state copies -------------------------------------------------------------------------
