@@ -246,12 +246,12 @@ def slim_step(step: StepRecord, ledger: LedgerRows | None = None,
     With ``ledger`` (what the ledger holds after the last recorded step), the lean step
     also leaves out the case's and dispatches' columns unchanged since then, and the
     first event's classification where the case row says it (``StepRecord.base``).
-    ``form``: the leanest form the case may send (``LEAN_EVENTS``; 0: the first lean
-    form); a step that form cannot say goes in the one before it.
+    ``form``: the leanest form the case may send (``LEAN_EVENTS`` on; 0: the first lean
+    form); a step that form cannot say goes in the leanest one before it that can.
     """
     if step.is_lean:
         return step
-    for f in sorted({form, 0}, reverse=True):
+    for f in sorted({0, *range(LEAN_EVENTS, form + 1)}, reverse=True):
         lean = _lean(step, f)
         for base in (ledger, None) if ledger is not None else (None,):
             candidate = lean if base is None else _delta(lean, base)

@@ -529,6 +529,11 @@ def test_the_references_form_names_dispatches_by_suffix_and_units_by_their_rows(
                   lifecycle=[replace(signed.lifecycle[0], dispatch_id="X-d1")])
     lean = slim_step(odd, form=LEAN_REFS)
     assert lean.dispatches[0].dispatch_id == "X-d1" and expand_step(lean) == odd
+    # An event with its dispatch but no unit would read as the row's unit: that step goes
+    # in the leanest form before that says it (the ids form), not the first lean one.
+    odd = replace(signed, lifecycle=[replace(signed.lifecycle[0], unit_id=None)])
+    lean = slim_step(odd, ledger, form=LEAN_REFS)
+    assert (lean.form, lean.base) == (LEAN_IDS, 2) and expand_step(lean, ledger) == odd
 
 
 # --- state copies -------------------------------------------------------------------------
