@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     # projector their batch in hand, before giving up on them (uncommitted, so redelivered).
     # Below the pods' terminationGracePeriodSeconds (60), with room to close the clients.
     graceful_shutdown_s: float = Field(default=40.0, ge=0)
+    # The worker's build id, stamped by Temporal on every workflow task of every history
+    # (~25 per case): empty = the first 8 hex digits of the SDK's hash of the loaded code
+    # (its 32 cost 0.5 KB a case, issue 30); a release may set its git commit.
+    worker_build_id: str = Field(default="", max_length=64)
     # True: the worker, projector and Open311 apply pending ledger migrations at start
     # (local stack, tests). The Kubernetes manifests set false and run `hotline migrate`
     # as a Job; a process then waits (not ready) until no migration is pending.

@@ -8,14 +8,18 @@ elsewhere), and exits 0; ``/readyz`` answers 503 from the signal on.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import signal
 from datetime import timedelta
+from pathlib import Path
 
 import structlog
 from psycopg_pool import AsyncConnectionPool
 from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 
+import activities
+import workflows
 from activities.case import CaseActivities, LedgerDuplicates
 from activities.dispatch.config import load_config
 from activities.governance import GovernanceActivities, load_governance_config
@@ -38,6 +42,21 @@ from workflows.governance import (
 )
 
 log = structlog.get_logger(__name__)
+
+
+def build_id(settings: Settings) -> str:
+    """The configured build id, else a short hash of the code that decides histories: the
+    workflows' and activities' sources (nothing here uses worker versioning: the id only
+    tells which code ran a task, and 8 hex digits do; the SDK's default is 32)."""
+    if settings.worker_build_id:
+        return settings.worker_build_id
+    digest = hashlib.sha256()
+    for package in (workflows, activities):
+        root = Path(next(iter(package.__path__)))
+        for path in sorted(root.rglob("*.py")):
+            digest.update(path.relative_to(root.parent).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:8]
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event, *,
@@ -83,6 +102,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, *,
             workflow_runner=workflow_runner(settings.workflow_sandbox),
             # Without it shutdown cancels running activities at once.
             graceful_shutdown_timeout=timedelta(seconds=settings.graceful_shutdown_s),
+            build_id=build_id(settings),
         )
         if health is not None:
             health.add(TemporalCheck(client, settings.temporal_namespace),
