@@ -130,7 +130,9 @@ def _env(settings: Settings, **extra: str) -> dict[str, str]:
 
 def _filing(cid: str) -> dict[str, Any]:
     return {"event_id": f"filed-{cid}", "complaint_id": cid, "filed_at": datetime.now(UTC),
-            "channel": "APP", "content": "小区路灯不亮，晚上看不见路",
+            # A place, so it is dispatched at once: a case with no place waits at the
+            # desk, and an urge to it waits for its dispatch (the review window).
+            "channel": "APP", "content": "望京西园三区小区路灯不亮，晚上看不见路",
             "caller_phone": "13800001111"}
 
 
