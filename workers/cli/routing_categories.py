@@ -37,7 +37,7 @@ LABELLED = ("tests/data/routing_labelled.jsonl",)
 PHRASINGS = ("tests/data/retired/phrasings_v1.jsonl", "tests/data/retired/phrasings_v2.jsonl",
              "tests/data/retired/phrasings_v3.jsonl", "tests/data/retired/phrasings_v4.jsonl",
              "tests/data/retired/phrasings_v5.jsonl", "tests/data/retired/phrasings_v6.jsonl",
-             "tests/data/retired/phrasings_v7.jsonl",
+             "tests/data/retired/phrasings_v7.jsonl", "tests/data/retired/phrasings_v8.jsonl",
              "tests/data/dev/phrasings_dev_v3.jsonl", "tests/data/dev/phrasings_dev_v4.jsonl",
              "tests/data/dev/phrasings_dev_v5.jsonl", "tests/data/dev/phrasings_dev_v6.jsonl")
 TYPE_LABELS = "tests/data/phrasing_categories.yaml"
@@ -73,7 +73,7 @@ def learn_categories(
     phrasings: list[Path] = typer.Option(
         [], "--phrasings", dir_okay=False,
         help="Phrasing sets (problem_type) to train on (repeatable; default "
-             "phrasings_v1–_v7 under tests/data/retired, phrasings_dev_v3–_v6 "
+             "phrasings_v1–_v8 under tests/data/retired, phrasings_dev_v3–_v6 "
              "under tests/data/dev)."),
     labels: Path | None = typer.Option(
         None, "--labels", dir_okay=False,
