@@ -43,13 +43,21 @@ _YIELDING_KINDS = frozenset({"weak", "stem", "former", "road", "landmark", "comp
                              "community", IGNORE_KIND})
 
 
-def community_forms(name: str) -> set[str]:
-    """The names a caller may use for a committee's area, from its official name."""
+def _committee(name: str) -> tuple[str, bool] | None:
+    """An official committee name without its committee tail, and whether it is a
+    villagers' committee; None where the name has no such tail."""
     match = _COMMITTEE_SUFFIX.search(name)
     if match is None:
+        return None
+    return name[: match.start()], match.group(1) in ("村民委员会", "村委会")
+
+
+def community_forms(name: str) -> set[str]:
+    """The names a caller may use for a committee's area, from its official name."""
+    split = _committee(name)
+    if split is None:
         return {name}
-    base = name[: match.start()]
-    village = match.group(1) in ("村民委员会", "村委会")
+    base, village = split
     forms = {f"{base}村" if village and not base.endswith("村") else base}
     if not village:
         # Callers call the committee's area their compound (苏活小区 for 苏活社区); the
@@ -67,9 +75,8 @@ def community_forms(name: str) -> set[str]:
 def numbered_form(name: str) -> str | None:
     """How callers say a numbered committee ("天通西苑第三社区" → "天通西苑三区"), or None.
     Weaker than an official name: another committee officially called so keeps it."""
-    match = _COMMITTEE_SUFFIX.search(name)
-    base = name[: match.start()] if match else name
-    numbered = _NUMBERED_PART.match(base)
+    split = _committee(name)
+    numbered = _NUMBERED_PART.match(split[0] if split else name)
     return f"{numbered.group(1)}{numbered.group(2)}区" if numbered else None
 
 
@@ -82,11 +89,11 @@ def community_stem(name: str) -> str | None:
     """The bare name callers use that ``community_forms`` leaves out for being too short
     or too plain alone: a residents' committee's two characters (精忠 of 精忠社区居委会), a
     village's name without 村 (东石桥 of 东石桥村委会); else None."""
-    match = _COMMITTEE_SUFFIX.search(name)
-    if match is None:
+    split = _committee(name)
+    if split is None:
         return None
-    base = name[: match.start()]
-    if match.group(1) in ("村民委员会", "村委会"):
+    base, village = split
+    if village:
         # (Villages are also named 第一, 太平, 阳光, 湖南: such names are in
         # community_stem_excluded. A bare name kept here also tells that a place name said
         # alone may be this village's, not only the committee's it spells: ambiguous.)

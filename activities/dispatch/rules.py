@@ -164,17 +164,19 @@ class ModelRule(_Strict):
 
     def on_public_road(self, text: str) -> str | None:
         """The words of ``text`` that put the matter on a public road, if any."""
-        for pattern in self.public_road:
-            if found := pattern.search(text):
-                return found.group(0)
-        return None
+        return _first_match(self.public_road, text)
 
     def in_progress_ruled_out(self, text: str) -> str | None:
         """The words of ``text`` that say the matter is not happening now, if any."""
-        for pattern in self.not_in_progress:
-            if found := pattern.search(text):
-                return found.group(0)
-        return None
+        return _first_match(self.not_in_progress, text)
+
+
+def _first_match(patterns: tuple[re.Pattern[str], ...], text: str) -> str | None:
+    """The words the first pattern that matches ``text`` found, or None."""
+    for pattern in patterns:
+        if found := pattern.search(text):
+            return found.group(0)
+    return None
 
 
 class Rules(_Strict):
