@@ -7,9 +7,12 @@ from dataclasses import replace
 from datetime import date
 
 import pytest
+from pydantic import ValidationError
 
 from activities.dispatch.config import load_config
 from activities.dispatch.decide import first_look
+from activities.dispatch.lexicon import Lexicon
+from activities.dispatch.rules import load_yaml
 from workers.runtime.settings import Settings
 
 CONFIG = load_config(Settings().config_dir)
@@ -58,6 +61,10 @@ def test_over_and_done_or_chronic_it_is_not(text: str) -> None:
     ("我爸胸口闷了半天，出了一身汗", "120"),
     ("积水一米多，司机爬到车顶上了", "119"),
     ("河面上有个孩子掉冰窟窿里了", "119"),
+    # Someone trapped in a crashed car is cut out by the fire brigade.
+    ("路口撞车了，有个车翻了，里面的人出不来", "119"),
+    ("有个女的站在楼顶边上要跳楼，下面围了好多人", "110"),
+    ("有人打起来了，现在还在打", "110"),
     ("楼下饭馆砰的一声，墙都塌了一块，有烟冒出来", "119"),
     ("煤气罐阀门着了个火苗，浇水也没灭", "119"),
     ("家里进贼了，我在门口听见屋里还有动静", "110"),
@@ -93,6 +100,20 @@ def test_the_rules_alone_transfer_an_emergency_said_as_seen(text: str, service: 
     "树倒了压着车，车里没人",
     "上个月家里锁被撬了",
     "上周有人踹我家门",
+    # A transfer word said as a fear, of another day, or as a figure of speech.
+    "消防通道让私家车堵死了，真着火了消防车根本进不来",
+    "楼道里堆满了旧家具，着火了都跑不出去",
+    "不是真着火，是我心里着火，业委会选举被物业操纵了",
+    "昨天夜里楼底下有人打架，今天地上全是碎酒瓶子没人扫",
+    "我老伴去年中风，现在坐轮椅，坡道让车堵了",
+    "再这样我就要跳楼了，楼下KTV天天唱到两点",
+    "两家物业争地盘，两边快打起来了",
+    "投资公司人去楼空，好多老人都被骗了",
+    # 还在 + a verb of work or play is noise, not violence.
+    "半夜十二点了工地还在打桩，咣咣的",
+    "楼上晚上十一点了还在打电钻",
+    "隔壁都十点多了还在砸墙",
+    "从昨天晚上到现在打电话都没人接，想让社区去看看我妈",
 ])
 def test_the_rules_do_not_transfer_a_lift_a_feared_fire_or_something_over(text: str) -> None:
     look = first_look(RULES_ALONE, text, at=DAY)
@@ -132,3 +153,10 @@ def test_fireworks_set_off_at_night_are_noise_not_danger() -> None:
 ])
 def test_the_rules_alone_do_not_make_an_ordinary_matter_t2h(text: str) -> None:
     assert first_look(RULES_ALONE, text, at=DAY).classification.tier != "T2H"
+
+
+def test_a_broken_not_now_pattern_is_refused_with_its_name() -> None:
+    doc = load_yaml(Settings().config_dir / "categories.yaml")
+    doc["redirect_not_now"]["before"] = ["(万一"]
+    with pytest.raises(ValidationError, match=r"redirect_not_now\.before: bad pattern"):
+        Lexicon.model_validate(doc)

@@ -8,10 +8,11 @@ hint never lowers an emergency found in the text (it is then recorded as refused
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from activities.dispatch.lexicon import KINDS, Category, Lexicon
+from activities.dispatch.lexicon import KINDS, Category, Lexicon, NotNow, _Meaning
 from activities.dispatch.rules import TIERS
+from activities.dispatch.textindex import Hit
 
 THRESHOLD = 2  # a category or kind needs at least one keyword (or two hints)
 
@@ -64,7 +65,9 @@ def classify(
     redirects: set[str] = set()
     matched: list[str] = []
     # Each phrase counts once: a word repeated ("学校…学校") is not twice the evidence.
-    found = list({hit.phrase: hit.values[0] for hit in lexicon._index.scan(content)}.items())
+    not_now = lexicon.redirect_not_now
+    found = list({hit.phrase: _now_or_not(hit, content, not_now)
+                  for hit in lexicon._index.scan(content)}.items())
     found += [(m.group(0), meaning) for pattern, meaning in lexicon._patterns
               if (m := pattern.search(content))]
     for phrase, meaning in found:
@@ -117,3 +120,13 @@ def classify(
             hints.append("urgency")
     return Classification(kind, category, tier, emergency, redirect_to, unreasonable, hints,
                           refused, matched, urgent)
+
+
+def _now_or_not(hit: Hit[_Meaning], content: str, not_now: NotNow | None) -> _Meaning:
+    """The hit's meaning, without its transfer when the words around it say it is not
+    happening now (a fear, another day, a figure of speech): it still names the problem."""
+    meaning = hit.values[0]
+    if meaning.redirect is None or not_now is None \
+            or not not_now.hedged(content, hit.start, hit.end):
+        return meaning
+    return replace(meaning, redirect=None, emergency=False)

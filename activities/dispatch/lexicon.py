@@ -88,6 +88,46 @@ class _Meaning:
     unreasonable: bool = False
 
 
+class NotNow(_Strict):
+    """When a transfer word is said of another time, as a fear or as a figure of speech
+    ("万一着火了咋跑", "昨天夜里有人打架", "我心里着火"): regular expressions searched in the
+    clause before the word (``before``) and matched at the start of the clause after it
+    (``after``); a clause that says ``now`` is never hedged."""
+
+    before: list[str]
+    after: list[str] = []
+    now: list[str] = []
+
+    _re: tuple[re.Pattern[str] | None, ...] = PrivateAttr(default=())
+
+    def compiled(self) -> tuple[re.Pattern[str] | None, ...]:
+        if not self._re:
+            parts = (("before", self.before), ("after", self.after), ("now", self.now))
+            for where, patterns in parts:
+                _compile(patterns, f"redirect_not_now.{where}")  # names the bad one
+            self._re = tuple(re.compile("|".join(f"(?:{p})" for p in ps)) if ps else None
+                             for _, ps in parts)
+        return self._re
+
+    def hedged(self, text: str, start: int, end: int) -> bool:
+        """Whether the word at ``text[start:end]`` is said of another time or as a fear."""
+        before_re, after_re, now_re = self.compiled()
+        left = start
+        while left > 0 and text[left - 1] not in CLAUSE_ENDS:
+            left -= 1
+        right = end
+        while right < len(text) and text[right] not in CLAUSE_ENDS:
+            right += 1
+        before, after = text[left:start], text[end:right]
+        if now_re is not None and now_re.search(before + text[start:end] + after):
+            return False
+        return bool((before_re is not None and before_re.search(before))
+                    or (after_re is not None and after_re.match(after)))
+
+
+CLAUSE_ENDS = frozenset("，。！？；,.!?;…")
+
+
 class Lexicon(_Strict):
     version: int
     top_levels: dict[str, str] = {}
@@ -95,6 +135,7 @@ class Lexicon(_Strict):
     emergency_patterns: list[str] = []
     redirect: dict[str, list[str]]
     redirect_patterns: dict[str, list[str]] = {}
+    redirect_not_now: NotNow | None = None
     neutral: list[str] = []
     unreasonable_keywords: list[str]
     urgent_keywords: list[str] = []
@@ -124,6 +165,8 @@ class Lexicon(_Strict):
             raise ValueError(f"redirect_patterns for services not in redirect: "
                              f"{unknown_redirects}")
         _compile(self.emergency_patterns, "emergency_patterns")
+        if self.redirect_not_now is not None:
+            self.redirect_not_now.compiled()
         _compile(self.urgent_patterns, "urgent_patterns")
         for service, patterns in self.redirect_patterns.items():
             _compile(patterns, f"redirect_patterns.{service}")
