@@ -134,6 +134,9 @@ def test_the_rules_do_not_transfer_a_lift_a_feared_fire_or_something_over(text: 
     "邻居在楼道里用液化气罐炒菜",
     "锅炉房的压力表一直往上走，没人会弄",
     "广告牌的电线耷拉到地上了",
+    "高压线断了一根，搭在庄稼地里嗡嗡响",
+    "一楼家里往上反污水，都漫到客厅了",
+    "下水道往上返水，卫生间地漏全冒黑水，一楼好几家都淹了",
 ])
 def test_the_rules_alone_give_two_hours_to_danger_said_calmly(text: str) -> None:
     assert first_look(RULES_ALONE, text, at=DAY).classification.tier == "T2H"
@@ -160,3 +163,18 @@ def test_a_broken_not_now_pattern_is_refused_with_its_name() -> None:
     doc["redirect_not_now"]["before"] = ["(万一"]
     with pytest.raises(ValidationError, match=r"redirect_not_now\.before: bad pattern"):
         Lexicon.model_validate(doc)
+
+
+@pytest.mark.parametrize(("text", "transferred"), [
+    ("看到一个变压器在冒烟，嗞嗞响，旁边就是个幼儿园", False),
+    ("刚才变压器那边砰的一声，冒了股烟，然后楼里就全没电了", False),
+    ("楼道里墙上的电线盒子一直在冒烟，有点塑料烧焦的味儿", False),
+    ("楼下配电箱一直在冒烟，还有点小火苗", True),
+])
+def test_equipment_smoking_is_its_owners_two_hours_unless_flames_are_said(
+        text: str, transferred: bool) -> None:
+    """The model would transfer all four to 119; rules.yaml's ``equipment_smoke`` keeps it
+    from doing so where no flames are said."""
+    cl = first_look(CONFIG, text, at=DAY).classification
+    assert cl.tier == "T2H"
+    assert (cl.redirect_to == "119") is transferred, cl.matched

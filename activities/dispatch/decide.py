@@ -87,6 +87,10 @@ def classify_request(
         if over := config.rules.model.in_progress_ruled_out(content):
             notes.append(f"model: transfer to {reading.redirect} (P={reading.redirect_p:.2f})"
                          f" not made: “{over}” says it is not happening now")
+        elif reading.redirect == "119" and (
+                smoke := config.rules.model.smoking_equipment(content)):
+            notes.append(f"model: transfer to 119 (P={reading.redirect_p:.2f}) not made: "
+                         f"“{smoke}” is equipment for its owner to make safe")
         else:
             cl = replace(cl, redirect_to=reading.redirect, emergency=True, tier="T2H",
                          urgent=True)

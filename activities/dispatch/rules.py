@@ -143,13 +143,21 @@ class ModelRule(_Strict):
     the model's lead head does not hand a utility's case to the street (it reads
     "下水道堵了" with the street's name as a compound's drain; parking by the road is
     still the street's, as every writer labels it).
+    ``equipment_smoke``: smoke or sparks from electrical equipment (a transformer, a meter
+    box, a charging post): writers give it to the power company or the street in two hours
+    (28 of 35 in our sets), so the model does not transfer it to 119; the rules' fire
+    patterns (flames, smoke spreading) still do, and so does the model where ``flames``
+    are said.
     """
 
     not_in_progress: tuple[re.Pattern[str], ...] = ()
+    equipment_smoke: tuple[re.Pattern[str], ...] = ()
+    flames: tuple[re.Pattern[str], ...] = ()
     tier_min_p: float = Field(default=0.5, ge=0, le=1)
     public_road: tuple[re.Pattern[str], ...] = ()
 
-    @field_validator("not_in_progress", "public_road", mode="before")
+    @field_validator("not_in_progress", "public_road", "equipment_smoke", "flames",
+                     mode="before")
     @classmethod
     def _patterns(cls, value: Any) -> tuple[re.Pattern[str], ...]:
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
@@ -165,6 +173,13 @@ class ModelRule(_Strict):
     def on_public_road(self, text: str) -> str | None:
         """The words of ``text`` that put the matter on a public road, if any."""
         return _first_match(self.public_road, text)
+
+    def smoking_equipment(self, text: str) -> str | None:
+        """The words of ``text`` that say electrical equipment smokes or sparks with no
+        flames, if any."""
+        if _first_match(self.flames, text):
+            return None
+        return _first_match(self.equipment_smoke, text)
 
     def in_progress_ruled_out(self, text: str) -> str | None:
         """The words of ``text`` that say the matter is not happening now, if any."""
