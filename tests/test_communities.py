@@ -64,6 +64,21 @@ def test_a_village_named_without_village_is_a_place_beside_a_place_word() -> Non
     assert where("东石桥底下有人摆摊") == (None, None)
 
 
+def test_a_committee_name_said_as_a_clause_of_its_own_is_a_place() -> None:
+    """Callers add where they are at the end: "…，孟官屯。", "…，丁家洼的。"."""
+    assert where("村口的小广场让人占了停大货车，孟官屯。") == ("延庆区", "110119202")
+    assert where("暖气因为欠费停了，他也不吭声，丁家洼的。") == ("房山区", "110111001")
+    assert where("楼道里有人用液化气罐做饭，谢楼") == ("通州区", "110112119")
+    # Inside a clause, with no place word, it is still not a place.
+    assert where("谢楼下的邻居帮忙") == (None, None)
+
+
+def test_a_village_name_holding_another_towns_name_is_the_village() -> None:
+    """沙峪口村 (桥梓镇, 怀柔) holds 峪口 (峪口镇, 平谷); 大峪村 holds 大峪."""
+    assert where("我们村有个孩子天黑了还没回来，沙峪口村") == ("怀柔区", "110116105")
+    assert where("门头沟大峪村这边，排水沟盖板碎了") == ("门头沟区", "110109007")
+
+
 def test_a_name_in_two_districts_without_a_district_is_not_guessed() -> None:
     assert where("小黄庄社区门口垃圾没人清") == (None, None)
     assert where("小黄庄社区门口垃圾没人清", "朝阳")[0] == "朝阳区"

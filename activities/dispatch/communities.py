@@ -35,7 +35,7 @@ COMMUNITY_STEM_KIND = "community-stem"
 # "鲁谷住宅", "西便门内社区") is that compound's own name, more precise than the area or
 # landmark name inside it (北苑, 西便门, 鲁谷), which may be another street's: it is indexed
 # even so, and, being longer, wins. ("西单商场" alone still names the mall in 西城.)
-_COMPOUND_TAIL = re.compile(r"(里|园|苑|区|住宅|公寓|新村|城|庭|府|居|湾|社区)$")
+_COMPOUND_TAIL = re.compile(r"(里|园|苑|区|住宅|公寓|新村|村|城|庭|府|居|湾|社区)$")
 # What a compound's name may hold of another place and still be indexed: area names,
 # landmarks and a unit's former name (南方庄社区 holds 方庄), not a unit's own name
 # ("望京街道") — that one always says the street.

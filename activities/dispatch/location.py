@@ -101,7 +101,8 @@ def _scan(registry: Registry, text: str, source: str, rank: int, day: date,
             places = tuple(p for p in places if p.district == after_district[1])
         if (kinds == {"community-stem"}
                 and not text.startswith(cfg.community_stem_words, hit.end)
-                and not text.endswith(cfg.community_stem_before, 0, hit.start)):
+                and not text.endswith(cfg.community_stem_before, 0, hit.start)
+                and not _said_alone(text, hit.start, hit.end)):
             continue  # "精忠" is a place in "精忠那儿" and "我家住精忠", not in "精忠报国"
         usable = [p for p in places if p.kind != "area"]
         units = {p.unit_id for p in usable}
@@ -111,6 +112,23 @@ def _scan(registry: Registry, text: str, source: str, rank: int, day: date,
                 source, ambiguous=len(units) > 1,
             ))
     return districts + areas, found
+
+
+_CLAUSE_ENDS = "，。！？；,.!?;、 "
+_TRAILING = ("的", "这儿", "那儿", "这边", "那边")
+
+
+def _said_alone(text: str, start: int, end: int) -> bool:
+    """Whether the name is a clause of its own ("…也不吭声，丁家洼的。"): callers add where
+    they are at the end, and there a committee's bare name can mean nothing else."""
+    if start > 0 and text[start - 1] not in _CLAUSE_ENDS:
+        return False
+    rest = text[end:]
+    for tail in _TRAILING:
+        if rest.startswith(tail):
+            rest = rest[len(tail):]
+            break
+    return not rest or rest[0] in _CLAUSE_ENDS
 
 
 def _best(registry: Registry, candidates: list[_Candidate], district: str | None, day: date
