@@ -132,3 +132,16 @@ def test_a_neutral_place_phrase_means_nothing_for_the_category(text: str, catego
     """学校门口 is in categories.yaml's neutral list: it hides 学校 and counts for nothing,
     so the problem at the gate decides the category, not the gate."""
     assert classify(CONFIG.lexicon, text).category.code == category
+
+
+@pytest.mark.parametrize(("text", "category"), [
+    # "说好的" (as promised) says nothing of prices: a promise broken is about its matter.
+    ("退役的时候说好的安置补助，到现在也没发", None),
+    ("又是我，说好的城管来清理，结果第二天照样摆", "order.vendors"),
+    ("路口晚上变成大排档，支着桌子喝酒划拳", "order.vendors"),
+])
+def test_a_promise_broken_is_not_a_price_complaint(text: str, category: str | None) -> None:
+    code = classify(CONFIG.lexicon, text).category.code
+    assert code != "market.price"
+    if category is not None:
+        assert code == category
