@@ -69,6 +69,14 @@ def test_over_and_done_or_chronic_it_is_not(text: str) -> None:
     ("对面天台上有个小男孩蹲在边上往下看，大人不在", "110"),
     ("说是物业来检查燃气的，收了钱，物业说根本没这事，他还在楼上挨家敲门", "110"),
     ("我妈打完胰岛素没吃饭，一脑门冷汗，说话迷迷糊糊的", "120"),
+    ("有个姑娘翻过护栏坐在桥边上", "110"),
+    ("我老婆怀着二胎，突然破水了", "120"),
+    ("我闺女两岁，刚才喝了两口消毒液", "120"),
+    ("河里有人落水了，刚被路人救上来，浑身发抖", "120"),
+    ("对面楼的阳台着了，火往上烧", "119"),
+    ("三个人下到化粪池里清淤，半天没上来", "119"),
+    ("塔吊上掉下来一块钢板，砸在一辆轿车上，车里有人", "119"),
+    ("桥洞下面积水，司机站车顶上喊人", "119"),
     ("楼下饭馆砰的一声，墙都塌了一块，有烟冒出来", "119"),
     ("煤气罐阀门着了个火苗，浇水也没灭", "119"),
     ("家里进贼了，我在门口听见屋里还有动静", "110"),
@@ -118,6 +126,8 @@ def test_the_rules_alone_transfer_an_emergency_said_as_seen(text: str, service: 
     "楼上晚上十一点了还在打电钻",
     "隔壁都十点多了还在砸墙",
     "从昨天晚上到现在打电话都没人接，想让社区去看看我妈",
+    "井盖被车压翻了，立着卡在井口上",
+    "外墙的瓷砖往下掉，昨天砸在自行车棚上，今天底下还有人走",
 ])
 def test_the_rules_do_not_transfer_a_lift_a_feared_fire_or_something_over(text: str) -> None:
     look = first_look(RULES_ALONE, text, at=DAY)
@@ -182,3 +192,18 @@ def test_equipment_smoking_is_its_owners_two_hours_unless_flames_are_said(
     cl = first_look(CONFIG, text, at=DAY).classification
     assert cl.tier == "T2H"
     assert (cl.redirect_to == "119") is transferred, cl.matched
+
+
+@pytest.mark.parametrize(("text", "outcome"), [
+    ("三河市燕郊开发区我们小区停水两天了", "REVIEW"),
+    ("天津北辰区我们小区停电一整天了，老人孩子都冻着", "REVIEW"),
+    ("我在燕郊上班，我妈在望京家里停水两天了", "DISPATCH"),
+    ("望京这边我们小区停水两天了", "DISPATCH"),
+    ("我在燕郊，楼下有人拿着菜刀在追人", "REDIRECTED"),
+])
+def test_two_hours_outside_beijing_waits_for_a_person(text: str, outcome: str) -> None:
+    """No Beijing unit can act outside the city: a T2H whose only place is outside waits
+    for the desk (to be referred); one with a Beijing place, or in progress, does not."""
+    look = first_look(CONFIG, text, at=DAY)
+    assert look.classification.tier == "T2H"
+    assert look.outcome(MIN) == outcome
