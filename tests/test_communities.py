@@ -73,6 +73,23 @@ def test_a_committee_name_said_as_a_clause_of_its_own_is_a_place() -> None:
     assert where("谢楼下的邻居帮忙") == (None, None)
 
 
+def test_a_committees_own_name_outranks_another_without_its_direction() -> None:
+    """南湖中园 is 望京's 南湖中园社区, not 东湖's 南湖中园北社区 with 北 cut off; but a number
+    cut off is what residents say, so 半壁店 stays in several districts."""
+    assert where("夜市摊子吵到凌晨，南湖中园这边") == ("朝阳区", "110105026")
+    assert where("半壁店那边有个大坑")[1] is None
+
+
+def test_a_numbered_committee_with_a_direction_is_said_without_it() -> None:
+    """天通东苑第三北 and 第三南 are both 天通苑北街道's: 天通东苑三区 says that street."""
+    assert where("天通东苑三区的楼道窗户玻璃碎了") == ("昌平区", "110114008")
+
+
+def test_a_bare_village_name_beside_we_or_its_district_is_a_place() -> None:
+    assert where("吕家营我们这儿有个收废品的老占道") == ("朝阳区", "110105028")
+    assert where("村里的自来水有时候浑，我是延庆上辛庄的") == ("延庆区", "110119109")
+
+
 def test_a_village_name_holding_another_towns_name_is_the_village() -> None:
     """沙峪口村 (桥梓镇, 怀柔) holds 峪口 (峪口镇, 平谷); 大峪村 holds 大峪."""
     assert where("我们村有个孩子天黑了还没回来，沙峪口村") == ("怀柔区", "110116105")

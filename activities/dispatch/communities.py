@@ -20,7 +20,7 @@ _COMMITTEE_SUFFIX = re.compile(
 # "天通东苑第三北" and "八里庄北里东" are parts of 天通东苑 and 八里庄北里: callers name the whole.
 _COMMUNITY_PART = re.compile(r"(第?[一二三四五六七八九十]+[东西南北中]?|[东西南北中])$")
 # "天通西苑第三社区" is said "天通西苑三区".
-_NUMBERED_PART = re.compile(r"^(.{2,})第([一二三四五六七八九十]+)$")
+_NUMBERED_PART = re.compile(r"^(.{2,})第([一二三四五六七八九十]+)[东西南北中]?$")
 # A name made only of a direction, a part word and a number ("西里二区", "北区", "东里") says
 # where in a compound more than which compound: the weakest of places, so that it never
 # beats another name in the text ("马家堡西里二区" is 马家堡's), used only where nothing else
@@ -70,6 +70,22 @@ def community_forms(name: str) -> set[str]:
     # Two characters alone ("银闸", "马坡") are too often other words: only with 社区/村/小区
     # (and, as a ``community_stem``, before a place word).
     return {f for f in forms if len(f) >= 3}
+
+
+def _own_name(official: str) -> str | None:
+    """A committee's own name as callers say it (安慧里 of 安慧里社区居委会, 马坡村 of
+    马坡村委会), or None for a name with no committee tail."""
+    split = _committee(official)
+    if split is None:
+        return None
+    base, village = split
+    return f"{base}村" if village and not base.endswith("村") else base
+
+
+def _minus_direction(name: str | None, form: str) -> bool:
+    """Whether ``form`` is ``name`` without a last direction (南湖中园 of 南湖中园北)."""
+    return name is not None and len(name) == len(form) + 1 and name.startswith(form) \
+        and name[-1] in "东西南北中"
 
 
 def numbered_form(name: str) -> str | None:
@@ -122,6 +138,16 @@ def load_communities(reg: Registry, path: Path) -> None:
         stem = community_stem(row["community_name"])
         if stem is not None and stem not in excluded:
             stems.append((stem, rec.unit_id, rec.district, row["community_name"]))
+    # A committee's own name outranks the same words left when another's direction is
+    # cut off (南湖中园 is 望京's 南湖中园社区, not 东湖's 南湖中园北社区 without 北); a
+    # number cut off is what residents say (半壁店 for 半壁店第一社区), so that stays.
+    own: dict[str, set[str]] = {}
+    for _form, unit_id, _district, official in wanted:
+        if (name := _own_name(official)) is not None:
+            own.setdefault(name, set()).add(unit_id)
+    wanted = [w for w in wanted
+              if w[0] not in own or w[1] in own[w[0]]
+              or not _minus_direction(_own_name(w[3]), w[0])]
     official_forms = {w[0] for w in wanted}
     wanted.extend(n for n in numbered if n[0] not in official_forms)
     # Checked against the units and the gazetteer alone, before any committee is added

@@ -99,7 +99,7 @@ def _scan(registry: Registry, text: str, source: str, rank: int, day: date,
             continue  # "前门" of a compound, "平房" a bungalow: not the street
         if own_district:
             places = tuple(p for p in places if p.district == after_district[1])
-        if (kinds == {"community-stem"}
+        if (kinds == {"community-stem"} and not own_district
                 and not text.startswith(cfg.community_stem_words, hit.end)
                 and not text.endswith(cfg.community_stem_before, 0, hit.start)
                 and not _said_alone(text, hit.start, hit.end)):
