@@ -18,6 +18,7 @@ from activities.dispatch.category_model import (
     model_from_document,
 )
 from activities.dispatch.category_training import (
+    MAX_FILE_BYTES,
     PARAMS,
     Example,
     Source,
@@ -74,7 +75,7 @@ def test_the_committed_model_loads_against_the_lexicon_and_stays_small(
     model = load_category_model(path, lexicon)
     assert set(model.classes) <= {c.code for c in lexicon.categories}
     assert 0 < model.threshold <= 1 and 0 < model.fallback_threshold <= 1
-    assert path.stat().st_size < 250 * 1024  # it goes into the config ConfigMap
+    assert path.stat().st_size < MAX_FILE_BYTES  # it goes into the config ConfigMap
     code, p = model.best("我家门口天天有人遛狗不拴绳，狗屎到处都是")
     assert code == "order.dogs" and p >= model.threshold
 

@@ -42,6 +42,10 @@ from activities.dispatch.training import (
     stratified_folds,
 )
 
+# The category model rides in the config ConfigMap beside the rules (1 MiB in all): it is
+# kept under this budget, and `routing learn-categories` refuses a bigger candidate.
+MAX_FILE_BYTES = 250 * 1024
+
 PARAMS: dict[str, Any] = {
     "ngram_min": 1,
     "ngram_max": 3,
@@ -50,7 +54,7 @@ PARAMS: dict[str, Any] = {
     "C": 40.0,
     "class_weight": "balanced",  # a category with 5 examples counts as much as one with 60
     "max_iter": 3000,
-    "max_features": 2800,  # n-grams kept after the first fit (by their largest |coef|)
+    "max_features": 2600,  # n-grams kept after the first fit (by their largest |coef|)
     "prune": 0.4,          # coefficients below this are left out of the file
     "digits": 4,
     "folds": 5,
