@@ -8,6 +8,8 @@ happened. The update id is derived from the event id and the Kafka position
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 from datetime import timedelta
 from typing import Any
 
@@ -39,14 +41,19 @@ ATTEMPT_TIMEOUT_S = 40.0
 
 
 def update_id_for(command: Command, message: SourceMessage) -> str:
-    """Temporal update id: the event id plus where it was read.
+    """Temporal update id: a digest of the event id and where it was read.
 
     The server de-duplicates updates by id within a run, so a retry after a timeout, or a
     redelivery after a failed commit, gets the first attempt's answer. The Kafka position
-    is part of the id so that a message re-driven from the DLQ (new offset) reaches the
-    handler again, and a recreated topic can never make two events share an id.
+    is part of what is digested so that a message re-driven from the DLQ (new offset)
+    reaches the handler again, and a recreated topic can never make two events share an
+    id. A digest (128 bits, 22 characters) rather than the words themselves: the id is
+    written four times into the case's history for each update, and the spelled-out form
+    (~60 characters) cost ~0.6 KB a case. The event id is still in the update's argument.
     """
-    return f"{command.event_id}@{message.topic}:{message.partition}:{message.offset}"
+    where = f"{command.event_id}@{message.topic}:{message.partition}:{message.offset}"
+    digest = hashlib.blake2b(where.encode(), digest_size=16).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 async def _running_again(handle: WorkflowHandle[Any, Any]) -> bool:
