@@ -156,8 +156,7 @@ class CaseActivities:
         else:
             calendar_doubt = ""
 
-        # Unsure (below review.min_confidence) a dispatcher decides; T2H never waits
-        # unless its only place is outside Beijing (FirstLook.outcome).
+        # Unsure (below review.min_confidence) a dispatcher decides; T2H never waits.
         machine = Outcome(look.outcome(rules.review.min_confidence))
         merge_into = None
         if filing.answered_directly:

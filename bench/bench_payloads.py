@@ -21,8 +21,9 @@ import json
 import sys
 import time
 import types
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from temporalio.api.common.v1 import Payload
@@ -48,10 +49,10 @@ def _payload(p: dict[str, Any]) -> Payload:
                    data=base64.b64decode(p.get("data", "")))
 
 
-def payloads() -> list[tuple[Payload, str]]:
-    """Every typed payload in the stored histories, with its class name."""
+def payloads(files: Iterable[Path] | None = None) -> list[tuple[Payload, str]]:
+    """Every typed payload in the stored histories (or ``files``), with its class name."""
     found: list[tuple[Payload, str]] = []
-    for f in sorted(HISTORIES.glob("*.json")):
+    for f in sorted(HISTORIES.glob("*.json") if files is None else files):
         scheduled: dict[str, str] = {}
         for e in json.loads(f.read_text())["events"]:
             if a := e.get("workflowExecutionStartedEventAttributes"):

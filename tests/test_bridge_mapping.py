@@ -63,6 +63,7 @@ from workers.runtime.settings import Settings
 from workflows import model
 from workflows.governance import UPDATE_REPORT_TASK, PlanStatus, TaskReport
 from workflows.model import (
+    WORKFLOW_VERSION,
     Ack,
     CallbackAnswer,
     Complete,
@@ -124,7 +125,8 @@ EXPECTED: dict[str, tuple[str, str, object]] = {
         content="小区门口夜间烧烤扰民", caller_phone="13800001111", caller_name="张先生",
         anonymous=False, district="朝阳区", street="望京街道", address="阜通东大街6号院",
         latitude=39.99, longitude=116.47, category_hint="noise", urgency_hint="T24H",
-        answered_directly=False, attachments=["https://files.example/1.jpg"])),
+        answered_directly=False, attachments=["https://files.example/1.jpg"],
+        workflow_version=WORKFLOW_VERSION)),
     "ComplaintSupplemented": (INTAKE, model.UPDATE_SUPPLEMENT, Supplement(
         event_id="e-1", at=AT, content="晚上十点以后更严重", attachments=["https://x/2.jpg"])),
     "ComplaintUrged": (INTAKE, model.UPDATE_URGE, Urge(event_id="e-1", at=AT, content="还没人来")),
@@ -206,8 +208,9 @@ def test_every_dataclass_field_comes_from_the_avro_record(name: str) -> None:
     """A field the record lacks would silently keep its default; none may exist today."""
     cls = type(EXPECTED[name][2])
     # ``carried`` is the workflow's own state across continue-as-new, never on the wire;
-    # ``governance`` is set only by the hotspot scan that starts a governance case.
-    internal = {"carried", "governance"}
+    # ``governance`` is set only by the hotspot scan that starts a governance case;
+    # ``workflow_version`` by whoever starts a case (the bridge, the scan), never the record.
+    internal = {"carried", "governance", "workflow_version"}
     fields = {f.name for f in dataclasses.fields(cls)} - internal  # type: ignore[arg-type]
     assert fields - _schema_fields(name) == set()
 
@@ -410,6 +413,13 @@ async def test_a_filing_starts_the_case_once_with_the_chosen_policies() -> None:
     assert kwargs["task_queue"] == "q-test"
     assert kwargs["id_reuse_policy"] == WorkflowIDReusePolicy.REJECT_DUPLICATE
     assert kwargs["id_conflict_policy"] == WorkflowIDConflictPolicy.FAIL
+
+
+def test_a_filing_is_started_on_todays_workflow_code_whatever_the_record_says() -> None:
+    """``Filing.workflow_version`` is the starter's, never the record's."""
+    record = {**SAMPLES["ComplaintFiled"], "workflow_version": 0}
+    filing = route(INTAKE, "ComplaintFiled", record).arg
+    assert isinstance(filing, Filing) and filing.workflow_version == WORKFLOW_VERSION > 0
 
 
 async def test_a_repeated_filing_is_a_duplicate() -> None:

@@ -193,17 +193,3 @@ def test_equipment_smoking_is_its_owners_two_hours_unless_flames_are_said(
     assert cl.tier == "T2H"
     assert (cl.redirect_to == "119") is transferred, cl.matched
 
-
-@pytest.mark.parametrize(("text", "outcome"), [
-    ("三河市燕郊开发区我们小区停水两天了", "REVIEW"),
-    ("天津北辰区我们小区停电一整天了，老人孩子都冻着", "REVIEW"),
-    ("我在燕郊上班，我妈在望京家里停水两天了", "DISPATCH"),
-    ("望京这边我们小区停水两天了", "DISPATCH"),
-    ("我在燕郊，楼下有人拿着菜刀在追人", "REDIRECTED"),
-])
-def test_two_hours_outside_beijing_waits_for_a_person(text: str, outcome: str) -> None:
-    """No Beijing unit can act outside the city: a T2H whose only place is outside waits
-    for the desk (to be referred); one with a Beijing place, or in progress, does not."""
-    look = first_look(CONFIG, text, at=DAY)
-    assert look.classification.tier == "T2H"
-    assert look.outcome(MIN) == outcome

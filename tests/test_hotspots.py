@@ -31,6 +31,7 @@ from activities.governance import (
 from workers.devstack.stack import ensure_database
 from workers.runtime.migrate import apply_migrations
 from workers.runtime.settings import REPO_ROOT, Settings
+from workflows.model import WORKFLOW_VERSION
 
 pytestmark = pytest.mark.stack
 
@@ -179,6 +180,7 @@ def test_governance_filing_describes_the_hotspot() -> None:
     assert f.complaint_id == "HOT-2026090112-abc" and f.channel == "OTHER"
     assert f.category_hint == "market.vendor" and f.street == "望京街道"
     assert "21件" in f.content and "占道经营" in f.content
+    assert f.workflow_version == WORKFLOW_VERSION  # started on today's workflow code
 
 
 async def test_a_warning_becomes_a_governance_case_dispatched_to_the_street() -> None:

@@ -148,6 +148,13 @@ PATCH_LEAN_REFS = "lean-refs"
 UMBRELLA_PATCHES = (PATCH_LEAN_REFS, PATCH_LEAN_IDS, PATCH_LEAN_DISPATCHES,
                     PATCH_LEAN_EVENTS, PATCH_DELTA_STEPS, PATCH_CLOSE_UNINDEXED,
                     PATCH_LOCAL_ACCEPT, PATCH_LEAN_STEPS, PATCH_LEAN_INDEX)
+# What a case started on each ``Filing.workflow_version`` holds without asking
+# ``workflow.patched``: version 1, every patch above (a new patch after it is asked as
+# usual, or goes with a version 2 listed here).
+PATCHES_OF_VERSION: dict[int, frozenset[str]] = {
+    1: frozenset({PATCH_REOPEN, PATCH_FEWER_STEPS, PATCH_EARLY_CITIZEN,
+                  PATCH_REPLIES_RIDE_ALONG, *UMBRELLA_PATCHES}),
+}
 # AWAITING_REVIEW too: a supplement behind a filing that waits at the dispatch desk
 # reaches the unit it is then dispatched to. (No landed history has that state.)
 ACCEPTING_STATES = {Status.FILED, Status.ACCEPTED, Status.AWAITING_REVIEW}
@@ -465,7 +472,8 @@ class ComplaintBase:
                 f"record_step {step_name(step)} failed: {err.cause or err}") from err
 
     def _patched(self, patch_id: str) -> bool:
-        """``workflow.patched(patch_id)``, or a newer patch of ``UMBRELLA_PATCHES``.
+        """``workflow.patched(patch_id)``, or a newer patch of ``UMBRELLA_PATCHES``; always
+        true on a case started for a ``workflow_version`` that holds the patch.
 
         Code that records an umbrella patch has every older patch, so where a history has
         it, the older ones hold without a marker of their own: a fresh case writes one
@@ -475,6 +483,9 @@ class ComplaintBase:
         replaying. Live, the newest is asked first, so an older one is asked only in a run
         whose history already said no to the newer ones.
         """
+        version = self._filing.workflow_version
+        if any(patch_id in held for v, held in PATCHES_OF_VERSION.items() if v <= version):
+            return True  # started for code that has it: no marker, no upsert
         newer = UMBRELLA_PATCHES[:UMBRELLA_PATCHES.index(patch_id)] if (
             patch_id in UMBRELLA_PATCHES) else UMBRELLA_PATCHES
         order = (patch_id, *reversed(newer)) if workflow.unsafe.is_replaying() else (

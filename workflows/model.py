@@ -688,6 +688,17 @@ class Filing:
     # (Temporal drops argument types when a start passes fewer arguments than ``run``
     # declares, so the carried state rides in the one input rather than a second one.)
     carried: CaseSnapshot | None = None
+    # The workflow code the case was started for, set by whoever starts it (never from
+    # Kafka): 0, absent from every history started before 2026-12-07, asks
+    # ``workflow.patched`` at each change as those histories did; WORKFLOW_VERSION holds
+    # every change up to it without a marker or the TemporalChangeVersion upsert the SDK
+    # adds to one (a billed action per case). Deploy workers before the starters.
+    workflow_version: int = 0
+
+
+# The workflow code new cases are started on (``ComplaintBase._patched`` lists what each
+# version holds). Bump it only with a change that also keeps the older versions' paths.
+WORKFLOW_VERSION = 1
 
 
 @dataclass(frozen=True)

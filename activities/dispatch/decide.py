@@ -129,21 +129,15 @@ class FirstLook:
     def outcome(self, min_confidence: float) -> str:
         """REDIRECTED (an emergency in progress), REVIEW (unsure, and not T2H) or DISPATCH.
 
-        T2H never waits, except where the only place named is outside Beijing: no Beijing
-        unit can act there, so a person refers it (every one of 19 such requests in our
-        sets was labelled so); an emergency in progress there is still transferred."""
+        T2H never waits (DESIGN.md), not even where the only place named is outside
+        Beijing, although every writer of our sets labels such a request OUTSIDE_BEIJING:
+        the doubt is on the case for the unit and the centre to see."""
         cl = self.classification
         if cl.redirect_to:
             return "REDIRECTED"
-        if self.doubt.confidence < min_confidence and (cl.tier != "T2H" or self.outside_only):
+        if self.doubt.confidence < min_confidence and cl.tier != "T2H":
             return "REVIEW"
         return "DISPATCH"
-
-    @property
-    def outside_only(self) -> bool:
-        """The text names a place outside Beijing and none inside it."""
-        loc = self.location
-        return bool(loc.outside) and loc.street_id is None and loc.district is None
 
 
 def first_look(

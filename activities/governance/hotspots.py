@@ -15,7 +15,7 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from activities.governance.config import HotspotRule, PointRule
-from workflows.model import Filing
+from workflows.model import WORKFLOW_VERSION, Filing
 
 # The complaint id prefix of the governance cases opened for warnings: they are not
 # complaints, so volumes, topics and hotspot counts leave them out.
@@ -326,6 +326,7 @@ def governance_filing(h: Hotspot, category_name: str, at: datetime) -> Filing:
         channel="OTHER", content=content, kind="REPORT", anonymous=True,
         district=h.district, street=h.street, category_hint=h.category,
         latitude=h.latitude, longitude=h.longitude, governance=True,
+        workflow_version=WORKFLOW_VERSION,
     )
 
 

@@ -27,6 +27,7 @@ from workers.runtime.settings import Settings
 from workflows.complaint import ComplaintWorkflow
 from workflows.model import (
     QUERY_VIEW,
+    WORKFLOW_VERSION,
     Ack,
     CaseResult,
     CaseView,
@@ -95,6 +96,7 @@ class Harness:
     async def file(self, content: str, **kw: Any) -> WorkflowHandle[Any, CaseResult]:
         cid = kw.pop("complaint_id", None) or f"T-{uuid.uuid4().hex[:10]}"
         kw.setdefault("caller_phone", f"139{uuid.uuid4().int % 10**8:08d}")
+        kw.setdefault("workflow_version", WORKFLOW_VERSION)  # as the bridges start cases
         filing = Filing(
             event_id=f"ev-{cid}", complaint_id=cid, filed_at=datetime.now(UTC),
             channel="PHONE", content=content, **kw,

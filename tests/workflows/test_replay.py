@@ -33,6 +33,7 @@ from workflows.model import (
     UPDATE_COMPLETE,
     UPDATE_DECIDE_DISPATCH,
     UPDATE_SIGN_FOR,
+    WORKFLOW_VERSION,
     Ack,
     CallbackAnswer,
     CaseView,
@@ -57,9 +58,11 @@ async def _record_step(step: StepRecord) -> StepReceipt | None:
 
 
 async def _run_case(env: WorkflowEnvironment, *, cache: int, late: bool,
-                    reviewed: bool = False) -> WorkflowHistory:
+                    reviewed: bool = False, version: int = WORKFLOW_VERSION
+                    ) -> WorkflowHistory:
     """One case through every stage; ``late`` lets the ladder fire before the unit acts;
-    ``reviewed``: the place is ambiguous, so a dispatcher decides first (派单复核)."""
+    ``reviewed``: the place is ambiguous, so a dispatcher decides first (派单复核);
+    ``version``: the ``Filing.workflow_version`` it is started on (0: as before it)."""
     acts = CaseActivities(load_config(Settings().config_dir), cast(Any, None),
                           cast(Any, None), topic_lifecycle="l", topic_dispatches="d")
     tq = f"replay-{uuid.uuid4().hex[:8]}"
@@ -73,7 +76,8 @@ async def _run_case(env: WorkflowEnvironment, *, cache: int, late: bool,
         h = await client.start_workflow(
             ComplaintWorkflow.run,
             Filing(event_id="f", complaint_id=cid, filed_at=datetime.now(UTC), channel="APP",
-                   content=REVIEWED_TEXT if reviewed else HAPPY_TEXT),
+                   content=REVIEWED_TEXT if reviewed else HAPPY_TEXT,
+                   workflow_version=version),
             id=f"complaint-{cid}", task_queue=tq)
         view: CaseView | None = None
         if reviewed:
@@ -143,24 +147,49 @@ def _upserts(history: WorkflowHistory) -> list[dict[str, Any]]:
     return out
 
 
+def _patch_markers(history: WorkflowHistory) -> list[str]:
+    markers = [e.marker_recorded_event_attributes for e in history.events
+               if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED]
+    return [json.loads(m.details["patch-data"].payloads[0].data)["id"] for m in markers
+            if m.marker_name == "core_patch"]
+
+
+def _version_upserts(history: WorkflowHistory) -> int:
+    return sum(1 for e in history.events
+               if e.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
+               and "TemporalChangeVersion" in e.upsert_workflow_search_attributes_event_attributes
+               .search_attributes.indexed_fields)
+
+
 async def test_a_fresh_happy_path_case_is_indexed_once_when_dispatched(
     time_env: WorkflowEnvironment,
 ) -> None:
     history = await _run_case(time_env, cache=0, late=False)
     # Not at the close (patch close-unindexed): Temporal's ExecutionStatus says it.
     assert [u.get("HotlineStatus") for u in _upserts(history)] == ["DISPATCHED"]
-    # One version marker: the newest patch stands for every older one.
-    markers = [e.marker_recorded_event_attributes for e in history.events
-               if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED]
-    patches = [m.details["patch-data"].payloads[0].data for m in markers
-               if m.marker_name == "core_patch"]
-    assert [json.loads(p)["id"] for p in patches] == [UMBRELLA_PATCHES[0]]
+    # Started on today's workflow_version: no version marker, and so no
+    # TemporalChangeVersion upsert (one billed action fewer).
+    assert _patch_markers(history) == [] and _version_upserts(history) == 0
     # accept ran as a local activity: a marker, no activity task, the filing not repeated.
-    assert [m.marker_name for m in markers] == ["core_patch", "core_local_activity"]
+    markers = [e.marker_recorded_event_attributes.marker_name for e in history.events
+               if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED]
+    assert markers == ["core_local_activity"]
     scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name
                  for e in history.events
                  if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED]
     assert "accept" not in scheduled and scheduled == ["record_step"] * 4
+    await Replayer(workflows=[ComplaintWorkflow]).replay_workflow(history)
+
+
+async def test_a_case_started_as_before_workflow_versions_asks_its_patches(
+    time_env: WorkflowEnvironment,
+) -> None:
+    """A filing without workflow_version (a bridge of before, during a deploy) runs
+    today's code through ``workflow.patched``: one umbrella marker, the same path."""
+    history = await _run_case(time_env, cache=0, late=False, version=0)
+    assert _patch_markers(history) == [UMBRELLA_PATCHES[0]]
+    assert _version_upserts(history) == 1
+    assert [u.get("HotlineStatus") for u in _upserts(history)] == ["DISPATCHED"]
     await Replayer(workflows=[ComplaintWorkflow]).replay_workflow(history)
 
 
