@@ -193,3 +193,37 @@ def test_equipment_smoking_is_its_owners_two_hours_unless_flames_are_said(
     assert cl.tier == "T2H"
     assert (cl.redirect_to == "119") is transferred, cl.matched
 
+
+
+@pytest.mark.parametrize(("text", "service"), [
+    # A time word that says when it began, or a caller's own emergency, is still now
+    # (a review found the first hedges silencing these).
+    ("我割腕了", "120"),
+    ("我呼吸困难，快不行了", "120"),
+    ("我妈从昨天晚上开始昏迷不醒", "120"),
+    ("十分钟以前隔壁起火了火很大", "119"),
+    ("上次那个小偷又来撬锁了", "110"),
+    ("孩子快没有呼吸了", "120"),
+    ("着火了消防车还没到", "119"),
+    ("救命啊，家里着火啦", "119"),
+    ("有人跳楼了，躺在楼下", "120"),
+    ("楼道里电线旁边堆的纸箱子着了，一直冒烟", "119"),
+    ("配电箱冒烟了，楼道里全是烟", "119"),
+])
+def test_an_emergency_going_on_now_is_not_hedged(text: str, service: str) -> None:
+    assert first_look(CONFIG, text, at=DAY).classification.redirect_to == service
+
+
+@pytest.mark.parametrize("text", [
+    "楼上小孩从床上往下跳，咚咚的吵死了",
+    "行人翻过护栏横穿马路，建议加高护栏",
+    "暖气不热，晚上冻得出冷汗直哆嗦",
+    "天台上总有人坐在边上抽烟，物业不管",
+    "树枝砸在车上了，还好没人在车里",
+    "村里井里的水两天都没上来",
+    "停车场总有小孩站车顶上蹦",
+    "上次有人掉河里好不容易才救上来，河边护栏到现在也没修",
+    "有个小区的地下车库里，电动车起火了以后烧黑的车一直没拉走",
+])
+def test_ordinary_matters_in_emergency_words_are_not_transferred(text: str) -> None:
+    assert first_look(CONFIG, text, at=DAY).classification.redirect_to is None

@@ -141,12 +141,17 @@ def load_communities(reg: Registry, path: Path) -> None:
     # A committee's own name outranks the same words left when another's direction is
     # cut off (南湖中园 is 望京's 南湖中园社区, not 东湖's 南湖中园北社区 without 北); a
     # number cut off is what residents say (半壁店 for 半壁店第一社区), so that stays.
+    # Only where one committee's name gives the form so: two (安德路南 and 安德路北) say it
+    # is a road or an area both share, and it stays in both streets.
     own: dict[str, set[str]] = {}
-    for _form, unit_id, _district, official in wanted:
+    cut: dict[str, set[str]] = {}  # form -> the committees' names that give it by a cut
+    for form, _unit_id, _district, official in wanted:
         if (name := _own_name(official)) is not None:
-            own.setdefault(name, set()).add(unit_id)
+            own.setdefault(name, set()).add(_unit_id)
+            if _minus_direction(name, form):
+                cut.setdefault(form, set()).add(name)
     wanted = [w for w in wanted
-              if w[0] not in own or w[1] in own[w[0]]
+              if w[0] not in own or w[1] in own[w[0]] or len(cut.get(w[0], ())) > 1
               or not _minus_direction(_own_name(w[3]), w[0])]
     official_forms = {w[0] for w in wanted}
     wanted.extend(n for n in numbered if n[0] not in official_forms)

@@ -92,7 +92,7 @@ class NotNow(_Strict):
     """When a transfer word is said of another time, as a fear or as a figure of speech
     ("万一着火了咋跑", "昨天夜里有人打架", "我心里着火"): regular expressions searched in the
     clause before the word (``before``) and matched at the start of the clause after it
-    (``after``); a clause that says ``now`` is never hedged."""
+    (``after``); a clause that says ``now`` is not hedged by its ``before`` words."""
 
     before: list[str]
     after: list[str] = []
@@ -119,10 +119,11 @@ class NotNow(_Strict):
         while right < len(text) and text[right] not in CLAUSE_ENDS:
             right += 1
         before, after = text[left:start], text[end:right]
+        if after_re is not None and after_re.match(after):
+            return True  # "着火了咋跑", "起火了以后…": said of a fear or of what followed
         if now_re is not None and now_re.search(before + text[start:end] + after):
-            return False
-        return bool((before_re is not None and before_re.search(before))
-                    or (after_re is not None and after_re.match(after)))
+            return False  # "从昨天晚上开始昏迷不醒": the time word says when it began
+        return bool(before_re is not None and before_re.search(before))
 
 
 CLAUSE_ENDS = frozenset("，。！？；,.!?;…")

@@ -99,7 +99,9 @@ def _scan(registry: Registry, text: str, source: str, rank: int, day: date,
             continue  # "前门" of a compound, "平房" a bungalow: not the street
         if own_district:
             places = tuple(p for p in places if p.district == after_district[1])
-        if (kinds == {"community-stem"} and not own_district
+        if (kinds == {"community-stem"}
+                and not (own_district and (text.startswith("的", hit.end)
+                                           or _ends_here(text[hit.end:])))
                 and not text.startswith(cfg.community_stem_words, hit.end)
                 and not text.endswith(cfg.community_stem_before, 0, hit.start)
                 and not _said_alone(text, hit.start, hit.end)):
@@ -114,21 +116,26 @@ def _scan(registry: Registry, text: str, source: str, rank: int, day: date,
     return districts + areas, found
 
 
-_CLAUSE_ENDS = "，。！？；,.!?;、 "
+_CLAUSE_ENDS = "，。！？；,.!?;"
 _TRAILING = ("的", "这儿", "那儿", "这边", "那边")
 
 
 def _said_alone(text: str, start: int, end: int) -> bool:
-    """Whether the name is a clause of its own ("…也不吭声，丁家洼的。"): callers add where
-    they are at the end, and there a committee's bare name can mean nothing else."""
+    """Whether the name is the last clause, on its own ("…也不吭声，丁家洼的。"): callers
+    add where they are at the end, and there a committee's bare name can mean nothing
+    else ("楼下那家饭馆，新开的，油烟大" is not 新开村: another clause follows)."""
     if start > 0 and text[start - 1] not in _CLAUSE_ENDS:
         return False
-    rest = text[end:]
+    return _ends_here(text[end:])
+
+
+def _ends_here(rest: str) -> bool:
+    """Whether only a place's tail (的, 这儿…) and the closing punctuation follow."""
     for tail in _TRAILING:
         if rest.startswith(tail):
             rest = rest[len(tail):]
             break
-    return not rest or rest[0] in _CLAUSE_ENDS
+    return not rest.strip("。！？.!? ")
 
 
 def _best(registry: Registry, candidates: list[_Candidate], district: str | None, day: date
