@@ -125,8 +125,7 @@ EXPECTED: dict[str, tuple[str, str, object]] = {
         content="小区门口夜间烧烤扰民", caller_phone="13800001111", caller_name="张先生",
         anonymous=False, district="朝阳区", street="望京街道", address="阜通东大街6号院",
         latitude=39.99, longitude=116.47, category_hint="noise", urgency_hint="T24H",
-        answered_directly=False, attachments=["https://files.example/1.jpg"],
-        workflow_version=WORKFLOW_VERSION)),
+        answered_directly=False, attachments=["https://files.example/1.jpg"])),
     "ComplaintSupplemented": (INTAKE, model.UPDATE_SUPPLEMENT, Supplement(
         event_id="e-1", at=AT, content="晚上十点以后更严重", attachments=["https://x/2.jpg"])),
     "ComplaintUrged": (INTAKE, model.UPDATE_URGE, Urge(event_id="e-1", at=AT, content="还没人来")),
@@ -408,18 +407,25 @@ async def test_a_filing_starts_the_case_once_with_the_chosen_policies() -> None:
     command = route(INTAKE, "ComplaintFiled", SAMPLES["ComplaintFiled"])
     assert await apply_command(cast(Client, client), SETTINGS, command) == Verdict(APPLIED)
     (kind, workflow, arg, kwargs), = client.calls
-    assert (kind, workflow, arg) == ("start", "ComplaintWorkflow", command.arg)
+    assert (kind, workflow) == ("start", "ComplaintWorkflow")
+    assert arg == dataclasses.replace(command.arg, workflow_version=WORKFLOW_VERSION)
     assert kwargs["id"] == f"complaint-{CID}"
     assert kwargs["task_queue"] == "q-test"
     assert kwargs["id_reuse_policy"] == WorkflowIDReusePolicy.REJECT_DUPLICATE
     assert kwargs["id_conflict_policy"] == WorkflowIDConflictPolicy.FAIL
 
 
-def test_a_filing_is_started_on_todays_workflow_code_whatever_the_record_says() -> None:
-    """``Filing.workflow_version`` is the starter's, never the record's."""
-    record = {**SAMPLES["ComplaintFiled"], "workflow_version": 0}
-    filing = route(INTAKE, "ComplaintFiled", record).arg
-    assert isinstance(filing, Filing) and filing.workflow_version == WORKFLOW_VERSION > 0
+@pytest.mark.parametrize("version", [WORKFLOW_VERSION, 0])
+async def test_a_filing_is_started_on_the_configured_workflow_version(version: int) -> None:
+    """``Filing.workflow_version`` is the starter's (``case_workflow_version``), never the
+    record's: 0 during a rollout from a release whose workers do not read it."""
+    client = FakeClient()
+    record = {**SAMPLES["ComplaintFiled"], "workflow_version": 7}
+    command = route(INTAKE, "ComplaintFiled", record)
+    settings = SETTINGS.model_copy(update={"case_workflow_version": version})
+    assert await apply_command(cast(Client, client), settings, command) == Verdict(APPLIED)
+    (_, _, arg, _), = client.calls
+    assert arg == dataclasses.replace(command.arg, workflow_version=version)
 
 
 async def test_a_repeated_filing_is_a_duplicate() -> None:

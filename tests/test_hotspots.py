@@ -181,6 +181,7 @@ def test_governance_filing_describes_the_hotspot() -> None:
     assert f.category_hint == "market.vendor" and f.street == "望京街道"
     assert "21件" in f.content and "占道经营" in f.content
     assert f.workflow_version == WORKFLOW_VERSION  # started on today's workflow code
+    assert governance_filing(h, "占道经营", h.window_end, workflow_version=0).workflow_version == 0
 
 
 async def test_a_warning_becomes_a_governance_case_dispatched_to_the_street() -> None:

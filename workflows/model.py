@@ -689,10 +689,11 @@ class Filing:
     # declares, so the carried state rides in the one input rather than a second one.)
     carried: CaseSnapshot | None = None
     # The workflow code the case was started for, set by whoever starts it (never from
-    # Kafka): 0, absent from every history started before 2026-12-07, asks
-    # ``workflow.patched`` at each change as those histories did; WORKFLOW_VERSION holds
-    # every change up to it without a marker or the TemporalChangeVersion upsert the SDK
-    # adds to one (a billed action per case). Deploy workers before the starters.
+    # Kafka; ``Settings.case_workflow_version``): 0, absent from every history started
+    # before 2026-12-07, asks ``workflow.patched`` at each change as those histories did;
+    # WORKFLOW_VERSION holds every change up to it without a marker or the
+    # TemporalChangeVersion upsert the SDK adds to one (a billed action per case). Stamp a
+    # version only once every worker reads it (docs/operations.md).
     workflow_version: int = 0
 
 

@@ -42,6 +42,7 @@ from workflows.governance_model import (
     TopicVolumeRequest,
 )
 from workflows.ids import complaint_workflow_id
+from workflows.model import WORKFLOW_VERSION
 
 log = structlog.get_logger(__name__)
 
@@ -55,7 +56,8 @@ class GovernanceActivities:
 
     def __init__(self, config: HotlineConfig, governance: GovernanceConfig,
                  pool: AsyncConnectionPool, publisher: Publisher, *, topic_governance: str,
-                 client: Client | None = None, task_queue: str = "hotline-cases") -> None:
+                 client: Client | None = None, task_queue: str = "hotline-cases",
+                 workflow_version: int = WORKFLOW_VERSION) -> None:
         self._config = config
         self._gov = governance
         self._pool = pool
@@ -63,6 +65,7 @@ class GovernanceActivities:
         self._topic = topic_governance
         self._client = client
         self._task_queue = task_queue
+        self._workflow_version = workflow_version
 
     def all(self) -> list[Any]:
         """Every activity of this class, for ``Worker(activities=...)``."""
@@ -148,7 +151,8 @@ class GovernanceActivities:
         async with self._pool.connection() as conn:
             (h,) = await load_hotspots(conn, [ref.warning_id])
         cat = self._config.lexicon.category(h.category)
-        filing = governance_filing(h, cat.name if cat else h.category, h.window_end)
+        filing = governance_filing(h, cat.name if cat else h.category, h.window_end,
+                                   workflow_version=self._workflow_version)
         started = True
         try:
             await self._client.start_workflow(

@@ -310,8 +310,10 @@ def hotspot_record(h: Hotspot, at: datetime) -> dict[str, Any]:
     }
 
 
-def governance_filing(h: Hotspot, category_name: str, at: datetime) -> Filing:
-    """The proactive governance task for a warning, filed like a complaint (channel OTHER)."""
+def governance_filing(h: Hotspot, category_name: str, at: datetime, *,
+                      workflow_version: int = WORKFLOW_VERSION) -> Filing:
+    """The proactive governance task for a warning, filed like a complaint (channel OTHER),
+    started on ``workflow_version`` (``Settings.case_workflow_version``)."""
     hours = int((h.window_end - h.window_start).total_seconds() // 3600)
     near = (f"（{h.latitude:.5f}, {h.longitude:.5f} 附近）"
             if h.latitude is not None and h.longitude is not None else "")
@@ -326,7 +328,7 @@ def governance_filing(h: Hotspot, category_name: str, at: datetime) -> Filing:
         channel="OTHER", content=content, kind="REPORT", anonymous=True,
         district=h.district, street=h.street, category_hint=h.category,
         latitude=h.latitude, longitude=h.longitude, governance=True,
-        workflow_version=WORKFLOW_VERSION,
+        workflow_version=workflow_version,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -27,7 +28,7 @@ from workers.bridges.outcomes import (
 from workers.bridges.routes import START, Command
 from workers.runtime.kafka_io import SourceMessage
 from workers.runtime.settings import Settings
-from workflows.model import Ack
+from workflows.model import Ack, Filing
 
 WORKFLOW_TYPE = "ComplaintWorkflow"
 
@@ -74,10 +75,14 @@ async def apply_command(
             # Start, not signal-with-start: a repeated signal-with-start re-delivers a
             # signal to a running case. REJECT_DUPLICATE + FAIL: a duplicate ComplaintFiled
             # never makes a second run, even after the case closed.
+            # The workflow code the case runs on is the starter's to say, never the record's.
+            filing = command.arg
+            if isinstance(filing, Filing):
+                filing = replace(filing, workflow_version=settings.case_workflow_version)
             await asyncio.wait_for(
                 client.start_workflow(
                     WORKFLOW_TYPE,
-                    command.arg,
+                    filing,
                     id=command.workflow_id,
                     task_queue=settings.task_queue,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,

@@ -8,7 +8,7 @@ turns one decoded record into a :class:`Command` (or refuses it with a DLQ reaso
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from typing import Any, TypeVar
 
 from workers.bridges.outcomes import INVALID_RECORD, UNEXPECTED_TYPE
@@ -30,7 +30,6 @@ from workflows.model import (
     UPDATE_URGE,
     UPDATE_WHISTLE,
     UPDATE_WITHDRAW,
-    WORKFLOW_VERSION,
     Ack,
     CallbackAnswer,
     Complete,
@@ -77,17 +76,6 @@ def _from_record(cls: type[_D]) -> Callable[[Mapping[str, Any]], _D]:
     return build
 
 
-def _new_case(build: Callable[[Mapping[str, Any]], Filing]
-              ) -> Callable[[Mapping[str, Any]], Filing]:
-    """A filing started on today's workflow code (``Filing.workflow_version``): set here,
-    never read from the record, so no upstream system can choose it."""
-    def build_new(record: Mapping[str, Any]) -> Filing:
-        return replace(build(record), workflow_version=WORKFLOW_VERSION)
-
-    build_new.__name__ = build.__name__
-    return build_new
-
-
 @dataclass(frozen=True)
 class Route:
     """What a record becomes: ``action`` (``START`` or an update name) and its argument.
@@ -107,7 +95,7 @@ class Route:
 # Record name (short) → action and builder. The only place an Avro record meets the
 # workflow interface; tests/test_bridge_mapping.py covers every row.
 ROUTES: dict[str, Route] = {
-    "ComplaintFiled": Route(START, _new_case(_from_record(Filing))),
+    "ComplaintFiled": Route(START, _from_record(Filing)),
     "ComplaintSupplemented": Route(UPDATE_SUPPLEMENT, _from_record(Supplement)),
     "ComplaintUrged": Route(UPDATE_URGE, _from_record(Urge)),
     "ComplaintWithdrawn": Route(UPDATE_WITHDRAW, _from_record(Withdraw)),

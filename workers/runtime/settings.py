@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from workflows.model import WORKFLOW_VERSION
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -32,6 +34,11 @@ class Settings(BaseSettings):
     temporal_namespace: str = "hotline"
     temporal_ui_port: int = 8233
     task_queue: str = "hotline-cases"
+    # The workflow version the bridges and the hotspot scan start new cases on
+    # (``Filing.workflow_version``; ``workflows.model.WORKFLOW_VERSION`` is the newest the
+    # workers know). 0: every case asks ``workflow.patched`` as before; set 0 while any
+    # worker of a release before 2026-12-07 may still run, then the newest.
+    case_workflow_version: int = Field(default=WORKFLOW_VERSION, ge=0, le=WORKFLOW_VERSION)
     # Sticky cache size; STYLE.md: smaller than the cases in flight halves throughput.
     # Each cached case costs the worker ~340 KB sandboxed, about a third of that
     # unsandboxed (measured, docs/performance.md: Memory per open case).

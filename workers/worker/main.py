@@ -90,6 +90,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event, *,
         gov_acts = GovernanceActivities(
             config, governance, pool, publisher, topic_governance=settings.topic_governance,
             client=client, task_queue=settings.task_queue,
+            workflow_version=settings.case_workflow_version,
         )
         worker = Worker(
             client, task_queue=settings.task_queue,
