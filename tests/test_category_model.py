@@ -205,3 +205,29 @@ def test_a_broken_category_model_is_a_bad_file_in_one_line(tmp_path: Path) -> No
                                       str(folder)])
     assert result.exit_code == 4, result.output  # a bad file (docs/cli.md), not a bug
     assert "category_model.json" in result.output and "Traceback" not in result.output
+
+
+def test_learn_categories_refuses_a_model_too_big_for_the_config_map(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    import activities.dispatch.category_training as training
+    from workers.cli.main import app
+
+    monkeypatch.setattr(training, "MAX_FILE_BYTES", 10_000)
+    labelled = tmp_path / "labelled.jsonl"
+    labelled.write_text("".join((REPO_ROOT / "tests" / "data" / "routing_labelled.jsonl")
+                                .read_text(encoding="utf-8").splitlines(True)[:150]),
+                        encoding="utf-8")
+    holdout = tmp_path / "holdout.jsonl"
+    holdout.write_text("".join((REPO_ROOT / "tests" / "data" / "routing_holdout.jsonl")
+                               .read_text(encoding="utf-8").splitlines(True)[:20]),
+                       encoding="utf-8")
+    out = tmp_path / CATEGORY_MODEL_FILE
+    result = CliRunner().invoke(app, [
+        "routing", "learn-categories", "--labelled", str(labelled), "--phrasings", str(DEV),
+        "--labels", str(LABELS), "--holdout", str(holdout), "--out", str(out)])
+    assert result.exit_code == 4, result.output
+    assert "its ConfigMap allows" in result.output and "max_features" in result.output
+    assert not out.exists()

@@ -516,21 +516,25 @@ def learn(
                       f"{model.threshold:g}" if model else "—", *cells)
     Console().print(table)
 
-    text = dumps(doc)
-    if len(text.encode()) > MAX_FILE_BYTES:
-        raise _fail(f"the candidate model is {len(text.encode()) / 1024:.0f} KiB, over the "
-                    f"{MAX_FILE_BYTES / 1024:.0f} KiB its ConfigMap allows: raise min_df or "
-                    "lower max_features in activities/dispatch/training.py PARAMS")
-    promote_model(target, text, candidate=candidate.version,
+    promote_model(target, dumps(doc), candidate=candidate.version,
                   current=None if current is None else current.version,
                   better=current is None or ranks["candidate"] > ranks["current"],
-                  force=force, held_out=held.name)
+                  force=force, held_out=held.name, max_bytes=MAX_FILE_BYTES,
+                  too_big="raise min_df or lower max_features in "
+                          "activities/dispatch/training.py PARAMS")
 
 
 def promote_model(target: Path, text: str, *, candidate: str, current: str | None,
-                  better: bool, force: bool, held_out: str) -> bool:
+                  better: bool, force: bool, held_out: str, max_bytes: int,
+                  too_big: str) -> bool:
     """Write a candidate model file where there is none yet, it scores better on the
-    held-out set, or ``--force`` says so; say in one line what happened either way."""
+    held-out set, or ``--force`` says so; say in one line what happened either way. A
+    file over ``max_bytes`` (its ConfigMap's budget) is refused, ``too_big`` saying what
+    to lower."""
+    size = len(text.encode())
+    if size > max_bytes:
+        raise _fail(f"the candidate model is {size / 1024:.0f} KiB, over the "
+                    f"{max_bytes / 1024:.0f} KiB its ConfigMap allows: {too_big}")
     if current is not None and current == candidate and not force:
         typer.echo(f"{target} is already this version ({candidate[:12]}): unchanged")
         return False

@@ -178,12 +178,9 @@ def learn_categories(
                       f"{right}/{len(records)} ({_pct(right / len(records))})")
     Console().print(table)
 
-    text = dumps(doc)
-    if len(text.encode()) > MAX_FILE_BYTES:
-        raise _fail(f"the candidate model is {len(text.encode()) / 1024:.0f} KiB, over the "
-                    f"{MAX_FILE_BYTES / 1024:.0f} KiB the config ConfigMap leaves it: lower "
-                    "max_features in activities/dispatch/category_training.py PARAMS")
-    promote_model(target, text, candidate=candidate.version,
+    promote_model(target, dumps(doc), candidate=candidate.version,
                   current=None if current is None else current.version,
                   better=current is None or scores["candidate"] > scores["current"],
-                  force=force, held_out=held.name)
+                  force=force, held_out=held.name, max_bytes=MAX_FILE_BYTES,
+                  too_big="lower max_features in activities/dispatch/category_training.py "
+                          "PARAMS")
