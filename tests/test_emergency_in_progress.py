@@ -209,6 +209,10 @@ def test_equipment_smoking_is_its_owners_two_hours_unless_flames_are_said(
     ("有人跳楼了，躺在楼下", "120"),
     ("楼道里电线旁边堆的纸箱子着了，一直冒烟", "119"),
     ("配电箱冒烟了，楼道里全是烟", "119"),
+    # From retired v10's missed transfers.
+    ("厂里好几个工人中午吃完饭上吐下泻，有一个已经起不来了", "120"),
+    ("我妈说胸口闷得慌，一直冒冷汗", "120"),
+    ("孩子的手卡在电梯门缝里了，拔不出来", "119"),
 ])
 def test_an_emergency_going_on_now_is_not_hedged(text: str, service: str) -> None:
     assert first_look(CONFIG, text, at=DAY).classification.redirect_to == service
@@ -227,3 +231,12 @@ def test_an_emergency_going_on_now_is_not_hedged(text: str, service: str) -> Non
 ])
 def test_ordinary_matters_in_emergency_words_are_not_transferred(text: str) -> None:
     assert first_look(CONFIG, text, at=DAY).classification.redirect_to is None
+
+
+def test_someone_stuck_in_a_lift_is_the_streets_two_hours_whatever_the_model_reads() -> None:
+    """The model reads "高血压" as a 120 call; rules.yaml model.street_emergency keeps it
+    from transferring a lift entrapment (the street presses the maintenance company)."""
+    text = "我爸困电梯里了，他有高血压，心脏也不好，说头晕"
+    look = first_look(CONFIG, text, at=DAY)
+    assert look.classification.redirect_to is None and look.classification.tier == "T2H"
+    assert look.outcome(MIN) == "DISPATCH"

@@ -87,6 +87,9 @@ def classify_request(
         if over := config.rules.model.in_progress_ruled_out(content):
             notes.append(f"model: transfer to {reading.redirect} (P={reading.redirect_p:.2f})"
                          f" not made: “{over}” says it is not happening now")
+        elif street := config.rules.model.street_emergency_in(content):
+            notes.append(f"model: transfer to {reading.redirect} (P={reading.redirect_p:.2f})"
+                         f" not made: “{street}” is the street's to answer")
         elif reading.redirect == "119" and (
                 smoke := config.rules.model.smoking_equipment(content)):
             notes.append(f"model: transfer to 119 (P={reading.redirect_p:.2f}) not made: "

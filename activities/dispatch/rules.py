@@ -143,6 +143,8 @@ class ModelRule(_Strict):
     the model's lead head does not hand a utility's case to the street (it reads
     "下水道堵了" with the street's name as a compound's drain; parking by the road is
     still the street's, as every writer labels it).
+    ``street_emergency``: an emergency the street answers in two hours, never a transfer
+    by the model (someone stuck in a lift: the model reads "高血压" as a 120 call).
     ``equipment_smoke``: smoke or sparks from electrical equipment (a transformer, a meter
     box, a charging post): writers give it to the power company or the street in two hours
     (28 of 35 in our sets), so the model does not transfer it to 119; the rules' fire
@@ -153,11 +155,12 @@ class ModelRule(_Strict):
     not_in_progress: tuple[re.Pattern[str], ...] = ()
     equipment_smoke: tuple[re.Pattern[str], ...] = ()
     flames: tuple[re.Pattern[str], ...] = ()
+    street_emergency: tuple[re.Pattern[str], ...] = ()
     tier_min_p: float = Field(default=0.5, ge=0, le=1)
     public_road: tuple[re.Pattern[str], ...] = ()
 
     @field_validator("not_in_progress", "public_road", "equipment_smoke", "flames",
-                     mode="before")
+                     "street_emergency", mode="before")
     @classmethod
     def _patterns(cls, value: Any) -> tuple[re.Pattern[str], ...]:
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
@@ -173,6 +176,10 @@ class ModelRule(_Strict):
     def on_public_road(self, text: str) -> str | None:
         """The words of ``text`` that put the matter on a public road, if any."""
         return _first_match(self.public_road, text)
+
+    def street_emergency_in(self, text: str) -> str | None:
+        """The words of ``text`` that make it the street's emergency (a lift), if any."""
+        return _first_match(self.street_emergency, text)
 
     def smoking_equipment(self, text: str) -> str | None:
         """The words of ``text`` that say electrical equipment smokes or sparks with no
