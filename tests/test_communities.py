@@ -194,3 +194,8 @@ def test_the_operators_address_outranks_a_place_in_the_callers_words() -> None:
     loc = locate(CONFIG.registry, None, None, "安慧里小区", "楼道灯坏了，上次天通西苑三区也这样",
                  at=DAY)
     assert loc.street_id == "110105009"
+
+
+def test_a_place_the_caller_is_going_to_is_not_where_the_problem_is() -> None:
+    assert where("前门东大街这边有辆黑车天天拉客，一趟去北京站要一百") == ("东城区", "110101011")
+    assert where("出租车不打表，我要去北京站") == ("东城区", "110101008")  # the only place named

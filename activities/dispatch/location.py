@@ -21,6 +21,8 @@ from activities.dispatch.registry import (
 )
 
 # How much a kind of place name says about the street (higher wins).
+_HEADING = ("去", "到", "往", "开往", "开到", "送到", "拉到")
+_DESTINATION = 4  # taken off a destination's strength: below every place not one
 _STRENGTH = {
     "name": 4, "street": 4, "former": 4,
     "compound": 3, "landmark": 3, "community": 3,
@@ -108,10 +110,13 @@ def _scan(registry: Registry, text: str, source: str, rank: int, day: date,
             continue  # "精忠" is a place in "精忠那儿" and "我家住精忠", not in "精忠报国"
         usable = [p for p in places if p.kind != "area"]
         units = {p.unit_id for p in usable}
+        # A place the caller is going to ("一趟去北京站要一百") is not where the problem is:
+        # any other place named outranks it.
+        heading = _DESTINATION if text.endswith(_HEADING, 0, hit.start) else 0
         for place in usable:
             found.append(_Candidate(
-                place, hit.phrase, _STRENGTH.get(place.kind, 1), rank * 10_000 + hit.start,
-                source, ambiguous=len(units) > 1,
+                place, hit.phrase, _STRENGTH.get(place.kind, 1) - heading,
+                rank * 10_000 + hit.start, source, ambiguous=len(units) > 1,
             ))
     return districts + areas, found
 
