@@ -145,3 +145,15 @@ def test_a_promise_broken_is_not_a_price_complaint(text: str, category: str | No
     assert code != "market.price"
     if category is not None:
         assert code == category
+
+
+@pytest.mark.parametrize(("text", "category"), [
+    # Phrasings retired set v10 filed elsewhere (a decoy place or a second matter won).
+    ("早教中心闭店了，我还有40节课没上，要求退费", "market.prepaid"),
+    ("天桥底下一排烤串的，烟熏火燎的", "order.vendors"),
+    ("小区西门那个调压箱旁边味儿特别大", "public-services.gas"),
+    ("屋里的灯一下全灭了，对面楼也全黑", "public-services.power"),
+    ("这条街晚上黑成这样，出了事谁负责", "urban.streetlight"),
+])
+def test_phrasings_a_writer_used_find_their_category(text: str, category: str) -> None:
+    assert classify(CONFIG.lexicon, text).category.code == category
