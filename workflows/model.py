@@ -697,8 +697,9 @@ class Filing:
     workflow_version: int = 0
 
 
-# The workflow code new cases are started on (``ComplaintBase._patched`` lists what each
-# version holds). Bump it only with a change that also keeps the older versions' paths.
+# The newest workflow code a case can be started on (``complaint_base.PATCHES_OF_VERSION``
+# lists what each version holds; ``Settings.case_workflow_version`` which one is
+# stamped). Bump it only with a change that also keeps the older versions' paths.
 WORKFLOW_VERSION = 1
 
 

@@ -58,7 +58,7 @@ def community_forms(name: str) -> set[str]:
     if split is None:
         return {name}
     base, village = split
-    forms = {f"{base}村" if village and not base.endswith("村") else base}
+    forms = {_as_said(base, village)}
     if not village:
         # Callers call the committee's area their compound (苏活小区 for 苏活社区); the
         # longer form also wins over an area name inside it (双花园小区: not 花园).
@@ -72,14 +72,16 @@ def community_forms(name: str) -> set[str]:
     return {f for f in forms if len(f) >= 3}
 
 
-def _own_name(official: str) -> str | None:
-    """A committee's own name as callers say it (安慧里 of 安慧里社区居委会, 马坡村 of
-    马坡村委会), or None for a name with no committee tail."""
-    split = _committee(official)
-    if split is None:
-        return None
-    base, village = split
+def _as_said(base: str, village: bool) -> str:
+    """A committee's own name as callers say it: 安慧里 of 安慧里社区居委会, 马坡村 of
+    马坡村委会 (a village's with 村)."""
     return f"{base}村" if village and not base.endswith("村") else base
+
+
+def _own_name(official: str) -> str | None:
+    """``_as_said`` of an official name, or None for a name with no committee tail."""
+    split = _committee(official)
+    return None if split is None else _as_said(*split)
 
 
 def _minus_direction(name: str | None, form: str) -> bool:
@@ -143,16 +145,17 @@ def load_communities(reg: Registry, path: Path) -> None:
     # number cut off is what residents say (半壁店 for 半壁店第一社区), so that stays.
     # Only where one committee's name gives the form so: two (安德路南 and 安德路北) say it
     # is a road or an area both share, and it stays in both streets.
-    own: dict[str, set[str]] = {}
+    names = {official: _own_name(official) for *_, official in wanted}
+    own: dict[str, set[str]] = {}  # a committee's own name -> the units it names
     cut: dict[str, set[str]] = {}  # form -> the committees' names that give it by a cut
-    for form, _unit_id, _district, official in wanted:
-        if (name := _own_name(official)) is not None:
-            own.setdefault(name, set()).add(_unit_id)
+    for form, unit_id, _district, official in wanted:
+        if (name := names[official]) is not None:
+            own.setdefault(name, set()).add(unit_id)
             if _minus_direction(name, form):
                 cut.setdefault(form, set()).add(name)
     wanted = [w for w in wanted
               if w[0] not in own or w[1] in own[w[0]] or len(cut.get(w[0], ())) > 1
-              or not _minus_direction(_own_name(w[3]), w[0])]
+              or not _minus_direction(names[w[3]], w[0])]
     official_forms = {w[0] for w in wanted}
     wanted.extend(n for n in numbered if n[0] not in official_forms)
     # Checked against the units and the gazetteer alone, before any committee is added
