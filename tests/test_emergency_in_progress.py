@@ -240,3 +240,25 @@ def test_someone_stuck_in_a_lift_is_the_streets_two_hours_whatever_the_model_rea
     look = first_look(CONFIG, text, at=DAY)
     assert look.classification.redirect_to is None and look.classification.tier == "T2H"
     assert look.outcome(MIN) == "DISPATCH"
+
+
+@pytest.mark.parametrize(("text", "service"), [
+    # Violence with someone bleeding, and someone at the edge who will not answer, are the
+    # police's first (they bring the ambulance) ...
+    ("楼下饭馆门口有人打架，有一个人脑袋上全是血，还在打", "110"),
+    ("楼顶上坐着个小伙子，坐在边沿上，喊他也不理", "110"),
+    ("湖边有个人站了半天了，一直往水里看，叫他也不理，我挺害怕", "110"),
+    # ... a road crash with someone bleeding stays the ambulance's, a fire the fire service's.
+    ("路口有个骑车的让车撞了，躺地上腿流了好多血，车跑了", "120"),
+    ("对门屋里着火了，冒浓烟，有人打架似的在喊", "119"),
+])
+def test_who_comes_first_when_the_words_call_for_two_services(text: str, service: str) -> None:
+    look = first_look(RULES_ALONE, text, at=DAY)
+    assert look.outcome(MIN) == "REDIRECTED" and look.classification.redirect_to == service
+
+
+def test_a_first_pattern_for_a_service_with_no_words_is_refused() -> None:
+    doc = load_yaml(Settings().config_dir / "categories.yaml")
+    doc["redirect_first"] = {"999": ["打架"]}
+    with pytest.raises(ValidationError, match="redirect_first for services not in redirect"):
+        Lexicon.model_validate(doc)

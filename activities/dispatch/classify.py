@@ -83,7 +83,7 @@ def classify(
         unreasonable = unreasonable or meaning.unreasonable
         if meaning.redirect:
             redirects.add(meaning.redirect)
-    redirect_to = next((s for s in lexicon.redirect if s in redirects), None)
+    redirect_to = lexicon.transfer_to(content, redirects)
 
     hints: list[str] = []
     refused: list[str] = []
