@@ -262,3 +262,17 @@ def test_a_first_pattern_for_a_service_with_no_words_is_refused() -> None:
     doc["redirect_first"] = {"999": ["打架"]}
     with pytest.raises(ValidationError, match="redirect_first for services not in redirect"):
         Lexicon.model_validate(doc)
+
+
+@pytest.mark.parametrize(("text", "tier"), [
+    # Discoloured water alone is a day; water that makes people ill is two hours.
+    ("这两天水龙头放出来的水是黄的，有股铁锈味，烧开了底下一层渣", "T24H"),
+    ("村里井水这几天发浑，好几家喝了都拉肚子，孩子也闹肚子", "T2H"),
+    ("自来水里有股农药味，不敢喝", "T2H"),
+    # A dog that has bitten and e-bikes charged in the stairwell: a day, not two hours.
+    ("小区流浪狗越来越多，昨天还追着咬了个孩子", "T24H"),
+    ("邻居天天在楼道里给电动车充电，从窗户拉的线", "T24H"),
+])
+def test_the_rules_give_water_dogs_and_charging_the_tier_most_writers_give(
+        text: str, tier: str) -> None:
+    assert first_look(RULES_ALONE, text, at=DAY).classification.tier == tier
