@@ -79,3 +79,21 @@ def test_inside_a_compound_the_street_leads(text: str, lead: str) -> None:
     want = look.location.street_id if lead == "street" else lead
     assert want is not None and look.route.lead.unit_id == want, look.route.rule
 
+
+
+@pytest.mark.parametrize(("text", "unit"), [
+    # Someone missing is the police's to search for, in two hours.
+    ("我家孩子九岁，放学到现在还没回家，平时四点就到了", "bj-police"),
+    ("我妈有点老年痴呆，早上出门买菜到现在没回来，手机也没带", "bj-police"),
+    # Children's tutoring is the education commission's, medicines and cosmetics the drug
+    # administration's, food sold as halal the ethnic and religious affairs commission's ...
+    ("给孩子报的英语辅导班交了两万，上了几节课机构就跑了，不退钱", "bj-education"),
+    ("楼下药店卖的医用口罩什么标识都没有", "bj-drugs"),
+    ("网上买的面霜用了脸上起红疙瘩，查不到备案", "bj-drugs"),
+    ("饭馆挂着清真的牌子，后厨却在剁猪肉", "bj-ethnic-religious"),
+    # ... but a clinic short of a medicine is the health commission's.
+    ("社区卫生服务站老是缺降压药，每次都让去大医院开", "bj-health"),
+])
+def test_who_leads_what_the_words_name(text: str, unit: str) -> None:
+    look = first_look(CONFIG, text, at=DAY)
+    assert look.route.lead.unit_id == unit, (look.route.rule, look.classification)
