@@ -91,6 +91,11 @@ def test_inside_a_compound_the_street_leads(text: str, lead: str) -> None:
     ("楼下药店卖的医用口罩什么标识都没有", "bj-drugs"),
     ("网上买的面霜用了脸上起红疙瘩，查不到备案", "bj-drugs"),
     ("饭馆挂着清真的牌子，后厨却在剁猪肉", "bj-ethnic-religious"),
+    # Investment schemes, cable television and patents go to their own regulators
+    # whatever category the words were read as.
+    ("我妈被人拉去听讲座，投了十几万买什么养老项目，现在人找不着了", "bj-finance-office"),
+    ("有线电视没信号好几天了，报修了也没人来", "bj-radio-tv"),
+    ("网上有家店卖的东西跟我们公司的专利一模一样", "bj-ip"),
     # ... but a clinic short of a medicine is the health commission's.
     ("社区卫生服务站老是缺降压药，每次都让去大医院开", "bj-health"),
 ])
