@@ -96,9 +96,15 @@ def test_inside_a_compound_the_street_leads(text: str, lead: str) -> None:
     ("我妈被人拉去听讲座，投了十几万买什么养老项目，现在人找不着了", "bj-finance-office"),
     ("有线电视没信号好几天了，报修了也没人来", "bj-radio-tv"),
     ("网上有家店卖的东西跟我们公司的专利一模一样", "bj-ip"),
+    ("颐和园北宫门那边的厕所太少了，周末排队排老长", "bj-parks-center"),
     # ... but a clinic short of a medicine is the health commission's.
     ("社区卫生服务站老是缺降压药，每次都让去大医院开", "bj-health"),
 ])
 def test_who_leads_what_the_words_name(text: str, unit: str) -> None:
     look = first_look(CONFIG, text, at=DAY)
     assert look.route.lead.unit_id == unit, (look.route.rule, look.classification)
+
+
+def test_a_station_named_after_a_park_is_not_the_park() -> None:
+    look = first_look(CONFIG, "地铁4号线北京动物园站的扶梯坏了一个礼拜", at=DAY)
+    assert look.route.lead.unit_id == "bj-mtr", look.route.rule
