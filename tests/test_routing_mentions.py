@@ -97,6 +97,8 @@ def test_inside_a_compound_the_street_leads(text: str, lead: str) -> None:
     ("有线电视没信号好几天了，报修了也没人来", "bj-radio-tv"),
     ("网上有家店卖的东西跟我们公司的专利一模一样", "bj-ip"),
     ("颐和园北宫门那边的厕所太少了，周末排队排老长", "bj-parks-center"),
+    # A care home is civil affairs' to inspect; the community canteen is the street's.
+    ("我爸住的养老院护工打老人，院里不承认", "bj-civil-affairs"),
     # ... but a clinic short of a medicine is the health commission's.
     ("社区卫生服务站老是缺降压药，每次都让去大医院开", "bj-health"),
 ])
