@@ -97,6 +97,9 @@ def test_inside_a_compound_the_street_leads(text: str, lead: str) -> None:
     ("有线电视没信号好几天了，报修了也没人来", "bj-radio-tv"),
     ("网上有家店卖的东西跟我们公司的专利一模一样", "bj-ip"),
     ("颐和园北宫门那边的厕所太少了，周末排队排老长", "bj-parks-center"),
+    ("我们小区地下室是人防工程，被人隔成小间往外租，住了几十号人", "bj-civil-defense"),
+    ("胡同里那个挂牌的文物保护院子，有人在里面私自拆了老门楼", "bj-heritage"),
+    ("西山那一片林子里好几棵松树都枯了，是不是松材线虫", "bj-forestry-parks"),
     # A care home is civil affairs' to inspect; the community canteen is the street's.
     ("我爸住的养老院护工打老人，院里不承认", "bj-civil-affairs"),
     # ... but a clinic short of a medicine is the health commission's.
