@@ -100,6 +100,10 @@ def test_inside_a_compound_the_street_leads(text: str, lead: str) -> None:
     ("我们小区地下室是人防工程，被人隔成小间往外租，住了几十号人", "bj-civil-defense"),
     ("胡同里那个挂牌的文物保护院子，有人在里面私自拆了老门楼", "bj-heritage"),
     ("西山那一片林子里好几棵松树都枯了，是不是松材线虫", "bj-forestry-parks"),
+    ("单位给我少交了两年公积金，我离职了才发现", "bj-provident-fund"),
+    ("我是退役军人，安置补助一直没发到位", "bj-veterans"),
+    ("报了个一日游去长城，导游把我们拉到玉器店不买不让走", "bj-culture-tourism"),
+    ("村东头的塑料厂天天晚上偷排废气，熏得头疼", "bj-ecoenv"),
     # A care home is civil affairs' to inspect; the community canteen is the street's.
     ("我爸住的养老院护工打老人，院里不承认", "bj-civil-affairs"),
     # ... but a clinic short of a medicine is the health commission's.
