@@ -276,3 +276,11 @@ def test_a_first_pattern_for_a_service_with_no_words_is_refused() -> None:
 def test_the_rules_give_water_dogs_and_charging_the_tier_most_writers_give(
         text: str, tier: str) -> None:
     assert first_look(RULES_ALONE, text, at=DAY).classification.tier == tier
+
+
+@pytest.mark.parametrize("text", [
+    "我们这老楼六层没电梯，我腿脚不好，想问问加装电梯要多少户同意",  # 没电梯 is not 没电
+    "我的房子没人住，能不能申请停暖？停暖费怎么算？",  # asking to stop one's own heating
+])
+def test_a_missing_lift_or_a_heating_stop_asked_for_is_not_an_outage(text: str) -> None:
+    assert first_look(RULES_ALONE, text, at=DAY).classification.tier != "T2H"
