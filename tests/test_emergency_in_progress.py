@@ -284,3 +284,11 @@ def test_the_rules_give_water_dogs_and_charging_the_tier_most_writers_give(
 ])
 def test_a_missing_lift_or_a_heating_stop_asked_for_is_not_an_outage(text: str) -> None:
     assert first_look(RULES_ALONE, text, at=DAY).classification.tier != "T2H"
+
+
+@pytest.mark.parametrize("text", [
+    "车棚里有人私拉电线给电动车充电，插排就搁在地上，下雨都泡水里了",
+    "楼上那家窗外的空调架子锈得快掉了，正对着楼下的便道",
+])
+def test_a_socket_in_water_or_a_bracket_about_to_fall_is_two_hours(text: str) -> None:
+    assert first_look(RULES_ALONE, text, at=DAY).classification.tier == "T2H"
