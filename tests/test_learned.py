@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from activities.dispatch.learned import (
     model_from_document,
 )
 from activities.dispatch.rules import TIERS
+from activities.dispatch.textmodel import model_text
 from activities.dispatch.training import (
     Example,
     Source,
@@ -45,6 +47,7 @@ from workers.runtime.settings import REPO_ROOT, Settings
 
 CONFIG_DIR = Settings().config_dir
 CONFIG = load_config(CONFIG_DIR)
+DAY = date(2026, 12, 6)
 LABELLED = REPO_ROOT / "tests" / "data" / "routing_labelled.jsonl"
 HOLDOUT = REPO_ROOT / "tests" / "data" / "routing_holdout.jsonl"
 DEV_V2 = REPO_ROOT / "tests" / "data" / "dev" / "dispatch_dev_v2.jsonl"
@@ -387,3 +390,17 @@ def test_a_no_dispatch_reading_changes_no_tier_and_a_typed_kind_is_not_held_back
     # An operator who typed the kind has judged the call: no hold-back doubt.
     typed = classify_request(cfg, DANCING, kind_hint="COMPLAINT")
     assert typed.held_back is None and "kind" in typed.hints_used
+
+
+def test_a_phone_number_in_the_text_is_not_read_by_the_models() -> None:
+    # "13912345678" holds "12345", the hotline's number, which callers from outside Beijing
+    # name: the model read a fully addressed Beijing street lamp as OUTSIDE_BEIJING.
+    assert model_text("联系电话13912345678，座机010-62345678") == "联系电话 ，座机010- "
+    assert model_text("12345热线，13号楼") == "12345热线，13号楼"  # short numbers stay
+    config = CONFIG
+    text = "朝阳区望京街道花家地北里小区门口的路灯坏了一个星期了"
+    plain = first_look(config, text, at=DAY)
+    with_phone = first_look(config, text + "，联系电话13912345678", at=DAY)
+    assert with_phone.classification.held_back is None
+    assert with_phone.outcome(config.rules.review.min_confidence) == plain.outcome(
+        config.rules.review.min_confidence) == "DISPATCH"

@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 
 from activities.dispatch.category_model import FORMAT, CategoryModel, model_from_document
-from activities.dispatch.textmodel import dumps_model
+from activities.dispatch.textmodel import dumps_model, model_text
 from activities.dispatch.training import (
     TrainingError,
     json_lines,
@@ -129,7 +129,7 @@ def read_examples(labelled: Sequence[Path], phrasings: Sequence[Path],
         got = leaked = 0
         for number, rec in json_lines(path):
             try:
-                text = rec["content"]
+                text = model_text(rec["content"])
                 if phrasing:
                     kind = rec["problem_type"]
                     if kind not in type_labels:

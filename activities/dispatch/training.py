@@ -47,7 +47,7 @@ from activities.dispatch.learned import (
     model_from_document,
     reading_of,
 )
-from activities.dispatch.textmodel import dumps_model
+from activities.dispatch.textmodel import dumps_model, model_text
 
 # Kubernetes refuses a ConfigMap over 1 MiB; the model has one of its own (hotline-model).
 MAX_FILE_BYTES = int(1024 * 1024 * 0.95)
@@ -158,7 +158,7 @@ def read_examples(paths: Sequence[Path], *, root: Path | None = None,
         got = skipped = corrections = not_for_tier = leaked = lead_only = 0
         for number, rec in json_lines(path):
             try:
-                text, label = rec["content"], label_of(rec["expect"])
+                text, label = model_text(rec["content"]), label_of(rec["expect"])
                 lead = lead_of(rec["expect"])
                 correction = rec.get("correction")
                 taught = correction is None or bool(correction.get("teaches_tier", False))
