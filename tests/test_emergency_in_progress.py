@@ -248,9 +248,12 @@ def test_someone_stuck_in_a_lift_is_the_streets_two_hours_whatever_the_model_rea
     ("楼下饭馆门口有人打架，有一个人脑袋上全是血，还在打", "110"),
     ("楼顶上坐着个小伙子，坐在边沿上，喊他也不理", "110"),
     ("湖边有个人站了半天了，一直往水里看，叫他也不理，我挺害怕", "110"),
-    # ... a road crash with someone bleeding stays the ambulance's, a fire the fire service's.
+    # ... a road crash with someone bleeding stays the ambulance's, and so does someone
+    # who has already hurt themselves; a fire is the fire service's, fight or no fight.
     ("路口有个骑车的让车撞了，躺地上腿流了好多血，车跑了", "120"),
-    ("对门屋里着火了，冒浓烟，有人打架似的在喊", "119"),
+    ("我爸说活着没意思，喝了农药，现在口吐白沫", "120"),
+    ("我爸拿着刀切菜把手指头切了，血止不住", "120"),
+    ("楼下饭馆两伙人打起来了，有人把店给点着了，火很大", "119"),
 ])
 def test_who_comes_first_when_the_words_call_for_two_services(text: str, service: str) -> None:
     look = first_look(RULES_ALONE, text, at=DAY)
@@ -259,7 +262,7 @@ def test_who_comes_first_when_the_words_call_for_two_services(text: str, service
 
 def test_a_first_pattern_for_a_service_with_no_words_is_refused() -> None:
     doc = load_yaml(Settings().config_dir / "categories.yaml")
-    doc["redirect_first"] = {"999": ["打架"]}
+    doc["redirect_first"] = {"110": {"over": ["999"], "patterns": ["打架"]}}
     with pytest.raises(ValidationError, match="redirect_first for services not in redirect"):
         Lexicon.model_validate(doc)
 

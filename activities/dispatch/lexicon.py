@@ -129,6 +129,13 @@ class NotNow(_Strict):
 CLAUSE_ENDS = frozenset("，。！？；,.!?;…")
 
 
+class RedirectFirst(_Strict):
+    """When ``patterns`` match, the service goes ahead of those in ``over``."""
+
+    over: list[str]
+    patterns: list[str]
+
+
 class Lexicon(_Strict):
     version: int
     top_levels: dict[str, str] = {}
@@ -137,10 +144,10 @@ class Lexicon(_Strict):
     redirect: dict[str, list[str]]
     redirect_patterns: dict[str, list[str]] = {}
     redirect_not_now: NotNow | None = None
-    # Patterns that put their service first when it is among the transfers found, ahead of
-    # the order of ``redirect`` (a fight with someone bleeding is the police's: they bring
-    # the ambulance; a road crash with someone bleeding stays the ambulance's).
-    redirect_first: dict[str, list[str]] = {}
+    # Patterns that put their service ahead of the ones named in ``over`` when the order of
+    # ``redirect`` would pick one of those (a fight with someone bleeding is the police's,
+    # who bring the ambulance; a fire stays the fire service's whatever else is said).
+    redirect_first: dict[str, RedirectFirst] = {}
     neutral: list[str] = []
     unreasonable_keywords: list[str]
     urgent_keywords: list[str] = []
@@ -153,7 +160,8 @@ class Lexicon(_Strict):
     _by_code: dict[str, Category] = PrivateAttr(default_factory=dict)
     # (pattern, what a match means)
     _patterns: list[tuple[re.Pattern[str], _Meaning]] = PrivateAttr(default_factory=list)
-    _first: list[tuple[str, re.Pattern[str]]] = PrivateAttr(default_factory=list)
+    _first: list[tuple[str, frozenset[str], re.Pattern[str]]] = PrivateAttr(
+        default_factory=list)
 
     @model_validator(mode="after")
     def _consistent(self) -> Lexicon:
@@ -176,11 +184,14 @@ class Lexicon(_Strict):
         _compile(self.urgent_patterns, "urgent_patterns")
         for service, patterns in self.redirect_patterns.items():
             _compile(patterns, f"redirect_patterns.{service}")
-        unknown_first = sorted(set(self.redirect_first) - set(self.redirect))
+        named = set(self.redirect_first)
+        for first in self.redirect_first.values():
+            named |= set(first.over)
+        unknown_first = sorted(named - set(self.redirect))
         if unknown_first:
             raise ValueError(f"redirect_first for services not in redirect: {unknown_first}")
-        for service, patterns in self.redirect_first.items():
-            _compile(patterns, f"redirect_first.{service}")
+        for service, first in self.redirect_first.items():
+            _compile(first.patterns, f"redirect_first.{service}")
         for kind, cues in self.kinds.items():
             _compile(cues.patterns, f"kinds.{kind}")
         if self.top_levels:
@@ -210,8 +221,9 @@ class Lexicon(_Strict):
         self._by_code = {c.code: c for c in self.categories}
         self._index = self._build_index()
         self._patterns = self._build_patterns()
-        self._first = [(service, p) for service, patterns in self.redirect_first.items()
-                       for p in _compile(patterns, service)]
+        self._first = [(service, frozenset(first.over), p)
+                       for service, first in self.redirect_first.items()
+                       for p in _compile(first.patterns, service)]
 
     def _build_patterns(self) -> list[tuple[re.Pattern[str], _Meaning]]:
         out: list[tuple[re.Pattern[str], _Meaning]] = []
@@ -297,12 +309,14 @@ class Lexicon(_Strict):
         return index
 
     def transfer_to(self, content: str, services: set[str]) -> str | None:
-        """The service a request goes to among the ``services`` its words call for: one
-        whose ``redirect_first`` pattern matches, else the first in ``redirect``'s order."""
-        for service, pattern in self._first:
-            if service in services and pattern.search(content):
+        """The service a request goes to among the ``services`` its words call for: the
+        first in ``redirect``'s order, unless a ``redirect_first`` pattern puts another of
+        them ahead of it."""
+        chosen = next((s for s in self.redirect if s in services), None)
+        for service, over, pattern in self._first:
+            if chosen in over and service in services and pattern.search(content):
                 return service
-        return next((s for s in self.redirect if s in services), None)
+        return chosen
 
     def category(self, code: str) -> Category | None:
         return self._by_code.get(code)
