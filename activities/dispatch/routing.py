@@ -74,9 +74,18 @@ class Where(_Strict):
         return re.compile("|".join(f"(?:{p})" for p in self.mentions)) if self.mentions else None
 
 
+def _names(pattern: str, code: str) -> bool:
+    """Whether a rule's category entry ("*", "top.*" or a code) names ``code``."""
+    return pattern == "*" or pattern == code or (
+        pattern.endswith(".*") and code.startswith(pattern[:-1]))
+
+
 class Rule(_Strict):
     id: str = Field(min_length=1)
     category: str | list[str]
+    # Categories the rule leaves to their own rules although ``category`` covers them
+    # ("*" but not a utility's fault that happens to name a park or a cable company).
+    except_category: list[str] = []
     where: Where = Where()
     lead: list[str] = Field(min_length=1)
     assisting: list[str] = []
@@ -100,8 +109,8 @@ class Rule(_Strict):
         return (self.where.specificity, self.category_specificity, int(dated))
 
     def covers(self, code: str) -> bool:
-        return any(c == "*" or c == code or (c.endswith(".*") and code.startswith(c[:-1]))
-                   for c in self.categories)
+        return (any(_names(c, code) for c in self.categories)
+                and not any(_names(c, code) for c in self.except_category))
 
     def valid_at(self, day: date) -> bool:
         if self.valid_from is not None and day < self.valid_from:
@@ -246,7 +255,7 @@ def _validate(path: Path, table: RoutingTable, registry: Registry, lexicon: Lexi
         if rule.id in seen:
             raise RoutingError(f"{where}: duplicate id (also rules[{seen[rule.id]}])")
         seen[rule.id] = i
-        for cat in rule.categories:
+        for cat in [*rule.categories, *rule.except_category]:
             if cat == "*":
                 continue
             if cat.endswith(".*"):
