@@ -295,3 +295,19 @@ def test_a_missing_lift_or_a_heating_stop_asked_for_is_not_an_outage(text: str) 
 ])
 def test_a_socket_in_water_or_a_bracket_about_to_fall_is_two_hours(text: str) -> None:
     assert first_look(RULES_ALONE, text, at=DAY).classification.tier == "T2H"
+
+
+@pytest.mark.parametrize(("text", "two_hours"), [
+    # A loose handrail or its paint coming off is a repair; a handrail gone is a fall.
+    ("楼梯扶手松动了，一扶就晃", False),
+    ("楼道扶手上的胶皮掉了", False),
+    ("楼梯扶手整段掉了，老人没处扶", True),
+    # Illness named before the water, and poison smelt in plain 水, are still two hours.
+    ("这两天全家都拉肚子，自来水放出来是黄的", True),
+    ("家里的水有一股农药味，孩子喝了一口就吐了", True),
+    # 没电视 is not 没电.
+    ("我家没电视信号好几天了", False),
+])
+def test_handrails_water_and_television_are_two_hours_only_when_dangerous(
+        text: str, two_hours: bool) -> None:
+    assert (first_look(RULES_ALONE, text, at=DAY).classification.tier == "T2H") is two_hours

@@ -154,3 +154,15 @@ def test_an_unknown_excepted_category_is_refused_at_start_naming_the_rule(
                                          encoding="utf-8")
     with pytest.raises(RoutingError, match=r"\(cable-tv\): unknown category"):
         load_config(folder, with_model=False)
+
+
+@pytest.mark.parametrize("text", [
+    "上周出去办事顺便打了热线，到现在都没回复",
+    "我爸有点糊涂，被推销保健品的骗了好几万，人家收了钱就走了",
+    "那个外卖小哥穿的黄衣服，把我的饭送错了，手机也打不通",
+    "我家猫走失三天了",
+])
+def test_a_reply_not_come_a_swindle_or_a_pet_is_not_someone_missing(text: str) -> None:
+    look = first_look(CONFIG, text, at=DAY)
+    assert look.classification.category.code != "public-security.missing", look.classification
+    assert look.route.lead.unit_id != "bj-police" or look.classification.tier != "T2H"

@@ -273,7 +273,8 @@ def _choose_templates(cases: int, rng: random.Random) -> list[Template]:
 
     # One case per category first, so a normal-sized run shows the whole lexicon; then the
     # rest by template weight (heating and noise are what Beijing calls about in winter).
-    # A category that is always urgent (someone missing) shows with its emergency.
+    # A category that is always urgent (someone missing) shows with its emergency: any
+    # emergency template whose category no ordinary template covers is drawn this way.
     covered = {t.category for t in ordinary}
     always_urgent = [t for t in TEMPLATES if t.outcome == DISPATCH and t.emergency
                      and t.category not in covered]
