@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from activities.dispatch.communities import community_forms
+from activities.dispatch.communities import community_forms, community_stem
 from activities.dispatch.config import load_config
 from activities.dispatch.location import locate
 from workers.runtime.settings import Settings
@@ -199,3 +199,16 @@ def test_the_operators_address_outranks_a_place_in_the_callers_words() -> None:
 def test_a_place_the_caller_is_going_to_is_not_where_the_problem_is() -> None:
     assert where("前门东大街这边有辆黑车天天拉客，一趟去北京站要一百") == ("东城区", "110101011")
     assert where("出租车不打表，我要去北京站") == ("东城区", "110101008")  # the only place named
+
+
+def test_a_committee_name_holding_its_own_district_or_a_weak_name_is_indexed() -> None:
+    # 房山矿社区 (河北镇) holds 房山, its own district; 旧鼓楼 (什刹海) and 前门西河沿
+    # (大栅栏) hold 鼓楼 and 前门, weak names that point to other streets when said alone.
+    assert where("我们房山矿社区西边的山洞口冒白烟") == ("房山区", "110111107")
+    assert where("旧鼓楼大街边上有个老院子的门楼砖都松了") == ("西城区", "110102012")
+    assert where("前门西河沿这边晚上有人在胡同里收废品") == ("西城区", "110102013")
+
+
+def test_a_two_character_village_ending_in_village_is_a_stem() -> None:
+    assert community_stem("苏村村委会") == "苏村"
+    assert community_stem("马坡村委会") == "马坡"

@@ -115,8 +115,19 @@ def community_stem(name: str) -> str | None:
         # (Villages are also named 第一, 太平, 阳光, 湖南: such names are in
         # community_stem_excluded. A bare name kept here also tells that a place name said
         # alone may be this village's, not only the committee's it spells: ambiguous.)
+        if len(base) == 2 and base.endswith("村"):
+            return base  # 苏村 of 苏村村委会: too short alone, so only beside a place word
         return base if len(base) >= 2 and not base.endswith("村") else None
     return base if len(base) == 2 else None
+
+
+def _may_hold(form: str, place: Place, district: str) -> bool:
+    """Whether a committee's form may hold ``place``'s name and still be indexed: an area
+    or landmark inside a compound-like name, the committee's own district (房山矿 in
+    房山区), or a weak name ("旧鼓楼" is not 密云's 鼓楼)."""
+    return ((_COMPOUND_TAIL.search(form) is not None and place.kind in _YIELDING_KINDS)
+            or (place.kind == "district" and place.district == district)
+            or place.kind == "weak")
 
 
 def load_communities(reg: Registry, path: Path) -> None:
@@ -166,8 +177,7 @@ def load_communities(reg: Registry, path: Path) -> None:
         # holds another unit's or a landmark's name would hide that name from the text
         # ("西单商场", a dormitory's committee in 海淀, names 西单 in 西城 first).
         if not reg.places.get(form)
-        and not any(p.unit_id != unit_id
-                    and not (_COMPOUND_TAIL.search(form) and p.kind in _YIELDING_KINDS)
+        and not any(p.unit_id != unit_id and not _may_hold(form, p, district)
                     for hit in reg.places.scan(form) for p in hit.values)
     ]
     # A bare name that is already a place (a street's stem, a landmark) keeps that meaning.
