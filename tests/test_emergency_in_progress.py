@@ -311,3 +311,21 @@ def test_a_socket_in_water_or_a_bracket_about_to_fall_is_two_hours(text: str) ->
 def test_handrails_water_and_television_are_two_hours_only_when_dangerous(
         text: str, two_hours: bool) -> None:
     assert (first_look(RULES_ALONE, text, at=DAY).classification.tier == "T2H") is two_hours
+
+
+@pytest.mark.parametrize(("text", "service"), [
+    # From retired v12's misses: transfers said as seen ...
+    ("楼道里有股烟味儿，烟从他家门缝底下往外冒，我敲门没人应，门把手摸着有点烫", "119"),
+    ("下暴雨，院里的水已经灌进屋了，到膝盖了，我姥姥腿脚不好在里屋出不来", "119"),
+    ("我们几个人爬野长城，天黑了迷路了，有个同伴崴了脚走不了", "119"),
+    ("我现在在一辆出租车上，司机没按导航走，一直往郊区开，问他也不说话，我有点害怕", "110"),
+    # ... and no transfer where nobody is in danger now.
+    ("楼停电了，电梯停在半截不动了，我爸腿脚不好住十八楼，下不来也上不去", None),
+    ("地下车库里一股子燃气味儿，下去取车的都闻着了", None),
+    ("好几户都停电了，说是变压器烧了，冒了一股黑烟就没电了", None),
+    ("大桥底下的石头墩子被水冲得露了根，桥上还在过大车", None),
+    ("有个老人前几天摔了一跤，现在躺在炕上起不来，儿女不在身边", None),
+    ("路口的红绿灯杆子让车撞倒了，斜躺在马路中间", None),
+])
+def test_v12s_missed_and_false_transfers(text: str, service: str | None) -> None:
+    assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to == service
