@@ -104,6 +104,10 @@ def test_inside_a_compound_the_street_leads(text: str, lead: str) -> None:
     ("我是退役军人，安置补助一直没发到位", "bj-veterans"),
     ("报了个一日游去长城，导游把我们拉到玉器店不买不让走", "bj-culture-tourism"),
     ("村东头的塑料厂天天晚上偷排废气，熏得头疼", "bj-ecoenv"),
+    ("村里的野猪晚上跑到地里拱庄稼，一晚上拱了半亩玉米", "bj-forestry-parks"),
+    ("村口那几棵大杨树上全是白网子，是不是美国白蛾", "bj-forestry-parks"),
+    ("去政务服务中心办营业执照，排了一上午号，窗口只开了三个", "bj-gov-services"),
+    ("有个冷库从下午就往外飘一股刺鼻的氨水味儿，眼睛都辣", "bj-emergency"),
     # A care home is civil affairs' to inspect; the community canteen is the street's.
     ("我爸住的养老院护工打老人，院里不承认", "bj-civil-affairs"),
     # ... but a clinic short of a medicine is the health commission's.
