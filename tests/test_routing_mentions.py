@@ -108,6 +108,10 @@ def test_inside_a_compound_the_street_leads(text: str, lead: str) -> None:
     ("村口那几棵大杨树上全是白网子，是不是美国白蛾", "bj-forestry-parks"),
     ("去政务服务中心办营业执照，排了一上午号，窗口只开了三个", "bj-gov-services"),
     ("有个冷库从下午就往外飘一股刺鼻的氨水味儿，眼睛都辣", "bj-emergency"),
+    ("村边的河道里有人晚上开着铲车挖沙子，河床都挖烂了", "bj-water"),
+    ("我们村那个水库的坝好像渗水了，坝脚下往外冒水", "bj-water"),
+    ("驾校收了我五千块钱学费，半年了一次车也没约上", "bj-transport"),
+    ("京藏高速进城方向辅路有好几个大坑，轮毂都颠坏了", "bj-transport"),
     # A care home is civil affairs' to inspect; the community canteen is the street's.
     ("我爸住的养老院护工打老人，院里不承认", "bj-civil-affairs"),
     # ... but a clinic short of a medicine is the health commission's.
@@ -141,6 +145,7 @@ def test_a_station_named_after_a_park_is_not_the_park() -> None:
     ("小区里物业偷偷砍树", "bj-forestry-parks"),
     ("清真寺门口的早点摊天天占道经营", "bj-ethnic-religious"),
     ("药店旁边那家饭馆后厨老鼠乱窜", "bj-drugs"),
+    ("村北头那片地里有人挖沙子，坑都挖了好几米深", "bj-water"),  # not a river
 ])
 def test_a_remit_word_in_passing_does_not_take_the_request(text: str, not_unit: str) -> None:
     look = first_look(CONFIG, text, at=DAY)
