@@ -85,6 +85,8 @@ def test_inside_a_compound_the_street_leads(text: str, lead: str) -> None:
     # Someone missing is the police's to search for, in two hours.
     ("我家孩子九岁，放学到现在还没回家，平时四点就到了", "bj-police"),
     ("我妈有点老年痴呆，早上出门买菜到现在没回来，手机也没带", "bj-police"),
+    ("我孙子放学没回家，平时四点半准到家，学校说早就放了", "bj-police"),  # not the school's
+    ("公交站有个老爷子穿着睡衣，问他家在哪说不清楚，坐了快一个小时了", "bj-police"),
     # Children's tutoring is the education commission's, medicines and cosmetics the drug
     # administration's, food sold as halal the ethnic and religious affairs commission's ...
     ("给孩子报的英语辅导班交了两万，上了几节课机构就跑了，不退钱", "bj-education"),
