@@ -5,8 +5,10 @@ outside it the utility's or the traffic police's (issue 25 item 3)."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -56,14 +58,21 @@ def test_without_the_words_the_category_rule_applies() -> None:
     assert look.route.rule == "subway" and look.route.lead.unit_id == "bj-subway"
 
 
-def test_a_bad_pattern_is_refused_at_start_naming_the_rule(tmp_path: Path) -> None:
+def _config_with_rule(tmp_path: Path, rule_id: str, edit: Callable[[dict[str, Any]], None]
+                      ) -> Path:
+    """A copy of the config folder whose routing rule ``rule_id`` ``edit`` has changed."""
     folder = tmp_path / "config"
     shutil.copytree(Settings().config_dir, folder)
     data = yaml.safe_load((folder / "routing.yaml").read_text(encoding="utf-8"))
-    rule = next(r for r in data["rules"] if r["id"] == "subway-mtr")
-    rule["where"]["mentions"] = ["(4号线"]
+    edit(next(r for r in data["rules"] if r["id"] == rule_id))
     (folder / "routing.yaml").write_text(yaml.safe_dump(data, allow_unicode=True),
                                          encoding="utf-8")
+    return folder
+
+
+def test_a_bad_pattern_is_refused_at_start_naming_the_rule(tmp_path: Path) -> None:
+    folder = _config_with_rule(tmp_path, "subway-mtr",
+                               lambda rule: rule["where"].update(mentions=["(4号线"]))
     with pytest.raises(RoutingError, match="not a regular expression"):
         load_config(folder, with_model=False)
 
@@ -156,13 +165,9 @@ def test_a_remit_word_in_passing_does_not_take_the_request(text: str, not_unit: 
 
 def test_an_unknown_excepted_category_is_refused_at_start_naming_the_rule(
         tmp_path: Path) -> None:
-    folder = tmp_path / "config"
-    shutil.copytree(Settings().config_dir, folder)
-    data = yaml.safe_load((folder / "routing.yaml").read_text(encoding="utf-8"))
-    rule = next(r for r in data["rules"] if r["id"] == "cable-tv")
-    rule["except_category"] = ["public-services.nothing"]
-    (folder / "routing.yaml").write_text(yaml.safe_dump(data, allow_unicode=True),
-                                         encoding="utf-8")
+    folder = _config_with_rule(
+        tmp_path, "cable-tv",
+        lambda rule: rule.update(except_category=["public-services.nothing"]))
     with pytest.raises(RoutingError, match=r"\(cable-tv\): unknown category"):
         load_config(folder, with_model=False)
 
