@@ -115,9 +115,9 @@ def community_stem(name: str) -> str | None:
         # (Villages are also named 第一, 太平, 阳光, 湖南: such names are in
         # community_stem_excluded. A bare name kept here also tells that a place name said
         # alone may be this village's, not only the committee's it spells: ambiguous.)
-        if len(base) == 2 and base.endswith("村"):
-            return base  # 苏村 of 苏村村委会: too short alone, so only beside a place word
-        return base if len(base) >= 2 and not base.endswith("村") else None
+        # (Two characters are a stem even ending in 村: 苏村 of 苏村村委会, too short for
+        # community_forms, is a place only beside a place word.)
+        return base if len(base) == 2 or (len(base) > 2 and not base.endswith("村")) else None
     return base if len(base) == 2 else None
 
 
