@@ -123,6 +123,13 @@ def test_inside_a_compound_the_street_leads(text: str, lead: str) -> None:
     ("我们村那个水库的坝好像渗水了，坝脚下往外冒水", "bj-water"),
     ("驾校收了我五千块钱学费，半年了一次车也没约上", "bj-transport"),
     ("京藏高速进城方向辅路有好几个大坑，轮毂都颠坏了", "bj-transport"),
+    # Poles and overhead lines are the power company's whatever struck them; a crane or
+    # scaffold swaying over a building site is the construction regulator's.
+    ("胡同口的电线杆让三轮车撞斜了，线都快垂到人头上", "bj-power"),
+    ("院外那棵槐树的枝子搭在电线上，一刮风就冒火花", "bj-power"),
+    ("公园边上有孩子放风筝，线挂到高压线上了还在拽", "bj-power"),
+    ("工地的塔吊这么大风还在转，吊着一捆钢管从楼顶上过", "bj-housing"),
+    ("学校旁边工地的脚手架晃得厉害，底下就是学生排队的地方", "bj-housing"),
     # A care home is civil affairs' to inspect; the community canteen is the street's.
     ("我爸住的养老院护工打老人，院里不承认", "bj-civil-affairs"),
     # ... but a clinic short of a medicine is the health commission's.
@@ -157,6 +164,8 @@ def test_a_station_named_after_a_park_is_not_the_park() -> None:
     ("清真寺门口的早点摊天天占道经营", "bj-ethnic-religious"),
     ("药店旁边那家饭馆后厨老鼠乱窜", "bj-drugs"),
     ("村北头那片地里有人挖沙子，坑都挖了好几米深", "bj-water"),  # not a river
+    ("电线杆上贴满了办证的小广告，刚撕了又贴", "bj-power"),
+    ("老旧小区改造，外墙保温做了一半，脚手架搭了两个月没人干活", "bj-housing"),
 ])
 def test_a_remit_word_in_passing_does_not_take_the_request(text: str, not_unit: str) -> None:
     look = first_look(CONFIG, text, at=DAY)
