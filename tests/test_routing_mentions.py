@@ -130,6 +130,11 @@ def test_inside_a_compound_the_street_leads(text: str, lead: str) -> None:
     ("公园边上有孩子放风筝，线挂到高压线上了还在拽", "bj-power"),
     ("工地的塔吊这么大风还在转，吊着一捆钢管从楼顶上过", "bj-housing"),
     ("学校旁边工地的脚手架晃得厉害，底下就是学生排队的地方", "bj-housing"),
+    # Legal aid is the justice bureau's whatever the dispute behind it; a hoard of gas
+    # cylinders or fireworks is emergency management's.
+    ("老板欠我工资不给，我想申请法律援助，可司法所说我收入超了", "bj-justice"),
+    ("村西头有个大院子堆了几十个液化气罐，天天有车往里拉", "bj-emergency"),
+    ("楼下小超市偷偷卖烟花爆竹，后屋堆了十几箱", "bj-emergency"),
     # A care home is civil affairs' to inspect; the community canteen is the street's.
     ("我爸住的养老院护工打老人，院里不承认", "bj-civil-affairs"),
     # ... but a clinic short of a medicine is the health commission's.
@@ -166,6 +171,7 @@ def test_a_station_named_after_a_park_is_not_the_park() -> None:
     ("村北头那片地里有人挖沙子，坑都挖了好几米深", "bj-water"),  # not a river
     ("电线杆上贴满了办证的小广告，刚撕了又贴", "bj-power"),
     ("老旧小区改造，外墙保温做了一半，脚手架搭了两个月没人干活", "bj-housing"),
+    ("饭馆后厨的液化气罐一直嘶嘶漏气，一屋子味儿", "bj-emergency"),  # a leak: gas company
 ])
 def test_a_remit_word_in_passing_does_not_take_the_request(text: str, not_unit: str) -> None:
     look = first_look(CONFIG, text, at=DAY)
