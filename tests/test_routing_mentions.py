@@ -135,6 +135,8 @@ def test_inside_a_compound_the_street_leads(text: str, lead: str) -> None:
     ("老板欠我工资不给，我想申请法律援助，可司法所说我收入超了", "bj-justice"),
     ("村西头有个大院子堆了几十个液化气罐，天天有车往里拉", "bj-emergency"),
     ("楼下小超市偷偷卖烟花爆竹，后屋堆了十几箱", "bj-emergency"),
+    # Traffic lights are the traffic police's even where a compound is named.
+    ("我们小区楼下那个路口的红绿灯绿灯才十几秒，老人走不过去", "bj-traffic-police"),
     # A care home is civil affairs' to inspect; the community canteen is the street's.
     ("我爸住的养老院护工打老人，院里不承认", "bj-civil-affairs"),
     # ... but a clinic short of a medicine is the health commission's.
