@@ -137,6 +137,8 @@ def test_inside_a_compound_the_street_leads(text: str, lead: str) -> None:
     ("楼下小超市偷偷卖烟花爆竹，后屋堆了十几箱", "bj-emergency"),
     # Traffic lights are the traffic police's even where a compound is named.
     ("我们小区楼下那个路口的红绿灯绿灯才十几秒，老人走不过去", "bj-traffic-police"),
+    ("半夜总有改装摩托在我们小区外面的大街上炸街，轰得孩子直哭", "bj-traffic-police"),
+    ("楼下的箱变一到夜里就嗡嗡响，跟拖拉机似的", "bj-power"),
     # A care home is civil affairs' to inspect; the community canteen is the street's.
     ("我爸住的养老院护工打老人，院里不承认", "bj-civil-affairs"),
     # ... but a clinic short of a medicine is the health commission's.
@@ -174,6 +176,7 @@ def test_a_station_named_after_a_park_is_not_the_park() -> None:
     ("电线杆上贴满了办证的小广告，刚撕了又贴", "bj-power"),
     ("老旧小区改造，外墙保温做了一半，脚手架搭了两个月没人干活", "bj-housing"),
     ("饭馆后厨的液化气罐一直嘶嘶漏气，一屋子味儿", "bj-emergency"),  # a leak: gas company
+    ("有人半夜在小区里开着改装车轰油门，物业不管", "bj-traffic-police"),
 ])
 def test_a_remit_word_in_passing_does_not_take_the_request(text: str, not_unit: str) -> None:
     look = first_look(CONFIG, text, at=DAY)
