@@ -139,6 +139,8 @@ def test_inside_a_compound_the_street_leads(text: str, lead: str) -> None:
     ("我们小区楼下那个路口的红绿灯绿灯才十几秒，老人走不过去", "bj-traffic-police"),
     ("半夜总有改装摩托在我们小区外面的大街上炸街，轰得孩子直哭", "bj-traffic-police"),
     ("楼下的箱变一到夜里就嗡嗡响，跟拖拉机似的", "bj-power"),
+    ("村南边那个石材加工厂天天切石头，粉尘飘得满院子都是", "bj-ecoenv"),
+    ("隔壁院里有个仓库，存了几十桶油漆和稀料，大夏天的", "bj-emergency"),
     # A care home is civil affairs' to inspect; the community canteen is the street's.
     ("我爸住的养老院护工打老人，院里不承认", "bj-civil-affairs"),
     # ... but a clinic short of a medicine is the health commission's.
@@ -177,6 +179,7 @@ def test_a_station_named_after_a_park_is_not_the_park() -> None:
     ("老旧小区改造，外墙保温做了一半，脚手架搭了两个月没人干活", "bj-housing"),
     ("饭馆后厨的液化气罐一直嘶嘶漏气，一屋子味儿", "bj-emergency"),  # a leak: gas company
     ("有人半夜在小区里开着改装车轰油门，物业不管", "bj-traffic-police"),
+    ("楼下一层有人在家里开了个小作坊，机器轰轰响到半夜", "bj-ecoenv"),
 ])
 def test_a_remit_word_in_passing_does_not_take_the_request(text: str, not_unit: str) -> None:
     look = first_look(CONFIG, text, at=DAY)
