@@ -64,6 +64,14 @@ def test_a_village_named_without_village_is_a_place_beside_a_place_word() -> Non
     assert where("东石桥底下有人摆摊") == (None, None)
 
 
+def test_a_committee_name_between_i_am_and_de_is_where_the_caller_belongs() -> None:
+    """"我是东石桥的", "我们是皮村的": a caller saying where they belong names the place."""
+    assert where("我是东石桥的，村里的路灯一直不亮") == ("平谷区", "110117111")
+    assert where("我们是涌溪的，隔壁工地的围墙倒了") == ("朝阳区", "110105008")
+    # Without 的 after it, "我是…" comes before any noun, not a place.
+    assert where("我是涌溪边上开小卖部的，门口老有人打架") == (None, None)
+
+
 def test_a_committee_name_said_as_a_clause_of_its_own_is_a_place() -> None:
     """Callers add where they are at the end: "…，孟官屯。", "…，丁家洼的。"."""
     assert where("村口的小广场让人占了停大货车，孟官屯。") == ("延庆区", "110119202")

@@ -106,6 +106,8 @@ def _scan(registry: Registry, text: str, source: str, rank: int, day: date,
                                            or _ends_here(text[hit.end:])))
                 and not text.startswith(cfg.community_stem_words, hit.end)
                 and not text.endswith(cfg.community_stem_before, 0, hit.start)
+                and not (text.endswith(cfg.community_stem_belong, 0, hit.start)
+                         and text.startswith("的", hit.end))
                 and not _said_alone(text, hit.start, hit.end)):
             continue  # "精忠" is a place in "精忠那儿" and "我家住精忠", not in "精忠报国"
         usable = [p for p in places if p.kind != "area"]

@@ -136,6 +136,8 @@ class LocationConfig:
     # ordinary words are never indexed bare.
     community_stem_words: tuple[str, ...] = ()
     community_stem_before: tuple[str, ...] = ()
+    # ... or between one of these and 的 ("我是西钓的": where the caller belongs).
+    community_stem_belong: tuple[str, ...] = ()
     community_stem_excluded: set[str] = field(default_factory=set)
 
 
@@ -324,7 +326,7 @@ def load_location_config(path: Path) -> LocationConfig:
         raise RegistryError(f"{path}: must be a mapping")
     known = {"version", "district_aliases", "street_suffixes", "name_forms", "weak_stems",
              "place_words", "noise_words", "outside_places", "community_stem_words",
-             "community_stem_before", "community_stem_excluded"}
+             "community_stem_before", "community_stem_belong", "community_stem_excluded"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise RegistryError(f"{path}: unknown keys {unknown}")
@@ -349,6 +351,7 @@ def load_location_config(path: Path) -> LocationConfig:
         community_stem_words=tuple(sorted(strings("community_stem_words"), key=len,
                                           reverse=True)),
         community_stem_before=tuple(strings("community_stem_before")),
+        community_stem_belong=tuple(strings("community_stem_belong")),
         community_stem_excluded=set(strings("community_stem_excluded")),
     )
     if "street_suffixes" in data:
