@@ -23,7 +23,8 @@ def where(text: str, district: str | None = None) -> tuple[str | None, str | Non
 @pytest.mark.parametrize(("official", "forms"), [
     ("安慧里社区居委会", {"安慧里", "安慧里社区", "安慧里小区"}),
     ("马坡村委会", {"马坡村"}),  # 马坡 alone: only beside a place word (community_stem)
-    ("银闸社区居委会", {"银闸社区", "银闸小区"}),  # 银闸 alone: only before a place word
+    # 银闸 alone: only before a place word; 新鲜胡同 the lane the committee is named after
+    ("银闸社区居委会", {"银闸社区", "银闸小区", "银闸胡同"}),
     ("天通东苑第三北社区居委会", {"天通东苑第三北", "天通东苑第三北社区", "天通东苑第三北小区",
                                   "天通东苑"}),
     ("八里庄北里东社区居民委员会", {"八里庄北里东", "八里庄北里东社区", "八里庄北里东小区",
@@ -56,6 +57,8 @@ def test_a_two_character_committee_name_alone_is_a_place_only_beside_a_place_wor
     assert where("他的精忠报国四个字写得真好，可楼下天天吵") == (None, None)
     # Names that are ordinary words are never indexed bare (locations.yaml).
     assert where("幸福那边的路灯坏了") == (None, None)
+    # ... but the lane an old-city committee is named after says it.
+    assert where("新鲜胡同里有人遛狗从来不拴绳") == ("东城区", "110101007")
 
 
 def test_a_village_named_without_village_is_a_place_beside_a_place_word() -> None:

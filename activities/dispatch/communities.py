@@ -63,6 +63,10 @@ def community_forms(name: str) -> set[str]:
         # Callers call the committee's area their compound (苏活小区 for 苏活社区); the
         # longer form also wins over an area name inside it (双花园小区: not 花园).
         forms.update((f"{base}社区", f"{base}小区"))
+        if len(base) == 2:
+            # Old-city committees are named after a lane in them (新鲜社区, 新鲜胡同): the
+            # lane's name says the committee even where the bare name is an ordinary word.
+            forms.add(f"{base}胡同")
     whole = _COMMUNITY_PART.sub("", base)
     while whole != base and len(whole) >= 3:
         forms.add(whole)
