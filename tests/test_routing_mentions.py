@@ -142,6 +142,7 @@ def test_inside_a_compound_the_street_leads(text: str, lead: str) -> None:
     ("给街道做的绿化工程早验收了，尾款说是财政资金没下来，拖了十个月", "bj-finance"),
     ("厂子九八年改制，说好的买断工龄钱只给了一半", "bj-sasac"),
     ("阶梯电价第一档定得太低了，冬天电采暖一个月就超", "bj-ndrc"),
+    ("小区边上唯一的菜市场说下个月就拆，老人以后去哪买菜", "bj-commerce"),
     ("丰台那个下穿桥积水快到车窗了，有辆出租车憋在里头，人已经爬出来了", "bj-drainage"),
     ("村南边那个石材加工厂天天切石头，粉尘飘得满院子都是", "bj-ecoenv"),
     ("隔壁院里有个仓库，存了几十桶油漆和稀料，大夏天的", "bj-emergency"),
@@ -186,6 +187,7 @@ def test_a_station_named_after_a_park_is_not_the_park() -> None:
     ("楼下一层有人在家里开了个小作坊，机器轰轰响到半夜", "bj-ecoenv"),
     ("我爸国企退休的，这个月养老金少发了三百", "bj-sasac"),  # a pension: labour's
     ("蛋糕店的充值卡不让用了，说是公司改制，让去十公里外的门店", "bj-sasac"),
+    ("小区门口没有人行横道，对面就是菜市场，老人过马路太险", "bj-commerce"),
 ])
 def test_a_remit_word_in_passing_does_not_take_the_request(text: str, not_unit: str) -> None:
     look = first_look(CONFIG, text, at=DAY)
