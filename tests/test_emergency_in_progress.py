@@ -47,6 +47,12 @@ def test_over_and_done_or_chronic_it_is_not(text: str) -> None:
 
 @pytest.mark.parametrize(("text", "service"), [
     ("小孩从河里捞上来了，一点反应都没有，有人在按胸口", "120"),
+    # A stroke as a relative sees it; a wound that keeps bleeding; people cut off on a
+    # sandbank by rising water.
+    ("我妈刚才说话突然含含糊糊的，嘴角往一边歪", "120"),
+    ("我家老头喝着茶呢，右胳膊一下子抬不起来了", "120"),
+    ("孩子让铁丝划了个口子，按着还是一直流血", "120"),
+    ("河心那块沙洲上有两个钓鱼的回不来了，水还在涨", "119"),
     ("塔吊旁边的架子塌了，底下压着两个工人", "120"),
     ("锅里的热油洒了，全泼在我闺女手上，起泡了，一直哭", "120"),
     ("我妈在卫生间摔了，说起不来了，门从里面反锁着", "120"),
