@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import date
+from pathlib import Path
 
 import pytest
 
-from activities.dispatch.communities import community_forms, community_stem
+from activities.dispatch.communities import community_forms, community_stem, lane_form
 from activities.dispatch.config import load_config
 from activities.dispatch.location import locate
+from activities.dispatch.registry import RegistryError
 from workers.runtime.settings import Settings
 
 CONFIG = load_config(Settings().config_dir)
@@ -23,8 +26,7 @@ def where(text: str, district: str | None = None) -> tuple[str | None, str | Non
 @pytest.mark.parametrize(("official", "forms"), [
     ("安慧里社区居委会", {"安慧里", "安慧里社区", "安慧里小区"}),
     ("马坡村委会", {"马坡村"}),  # 马坡 alone: only beside a place word (community_stem)
-    # 银闸 alone: only before a place word; 新鲜胡同 the lane the committee is named after
-    ("银闸社区居委会", {"银闸社区", "银闸小区", "银闸胡同"}),
+    ("银闸社区居委会", {"银闸社区", "银闸小区"}),  # 银闸 alone: only before a place word
     ("天通东苑第三北社区居委会", {"天通东苑第三北", "天通东苑第三北社区", "天通东苑第三北小区",
                                   "天通东苑"}),
     ("八里庄北里东社区居民委员会", {"八里庄北里东", "八里庄北里东社区", "八里庄北里东小区",
@@ -59,6 +61,8 @@ def test_a_two_character_committee_name_alone_is_a_place_only_beside_a_place_wor
     assert where("幸福那边的路灯坏了") == (None, None)
     # ... but the lane an old-city committee is named after says it.
     assert where("新鲜胡同里有人遛狗从来不拴绳") == ("东城区", "110101007")
+    # ... only in the old city, where committees are named after their lanes.
+    assert where("太平胡同口有个井盖没了")[1] is None
 
 
 def test_a_village_named_without_village_is_a_place_beside_a_place_word() -> None:
@@ -71,6 +75,9 @@ def test_a_committee_name_between_i_am_and_de_is_where_the_caller_belongs() -> N
     """"我是东石桥的", "我们是皮村的": a caller saying where they belong names the place."""
     assert where("我是东石桥的，村里的路灯一直不亮") == ("平谷区", "110117111")
     assert where("我们是涌溪的，隔壁工地的围墙倒了") == ("朝阳区", "110105008")
+    # Names every town has (南街, 前街, 一村) are not indexed bare.
+    assert where("我是前街的，村口那棵大树要倒了") == (None, None)
+    assert where("我是南街的，路边井盖丢了") == (None, None)
     # Without 的 after it, "我是…" comes before any noun, not a place.
     assert where("我是涌溪边上开小卖部的，门口老有人打架") == (None, None)
 
@@ -223,3 +230,20 @@ def test_a_committee_name_holding_its_own_district_or_a_weak_name_is_indexed() -
 def test_a_two_character_village_ending_in_village_is_a_stem() -> None:
     assert community_stem("苏村村委会") == "苏村"
     assert community_stem("马坡村委会") == "马坡"
+
+
+def test_a_two_character_residents_committee_has_its_lane() -> None:
+    assert lane_form("新鲜社区居委会") == "新鲜胡同"
+    assert lane_form("马坡村委会") is None      # a village
+    assert lane_form("安慧里社区居委会") is None  # three characters name it already
+
+
+def test_a_lane_district_that_is_no_district_is_refused_at_start(tmp_path: Path) -> None:
+    cfg = tmp_path / "config"
+    shutil.copytree(Settings().config_dir, cfg)
+    path = cfg / "locations.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        "community_lane_districts: [东城区, 西城区]", "community_lane_districts: [东城, 西城区]"),
+        encoding="utf-8")
+    with pytest.raises(RegistryError, match=r"community_lane_districts names no district.*东城"):
+        load_config(cfg)

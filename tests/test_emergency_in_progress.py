@@ -90,6 +90,9 @@ def test_over_and_done_or_chronic_it_is_not(text: str) -> None:
     ("对面楼有个小孩坐在窗台外面，家里没大人", "119"),
     ("地下室里冒出好大的烟，里面住着人，敲门没人应", "119"),
     ("楼下饭馆后厨能看见火光，烟往楼上飘", "119"),
+    ("潮白河河心有几个钓鱼的被水围住了，水还在涨", "119"),
+    ("有人在河道里钓鱼，水涨了被困在中间的小岛上了", "119"),
+    ("工地的塔吊倒了，砸到一个工人，人压在底下了", "120"),
 ])
 def test_the_rules_alone_transfer_an_emergency_said_as_seen(text: str, service: str) -> None:
     assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to == service
@@ -134,6 +137,16 @@ def test_the_rules_alone_transfer_an_emergency_said_as_seen(text: str, service: 
     "从昨天晚上到现在打电话都没人接，想让社区去看看我妈",
     "井盖被车压翻了，立着卡在井口上",
     "外墙的瓷砖往下掉，昨天砸在自行车棚上，今天底下还有人走",
+    # How someone speaks, a stroke long ago, a child's speech, a pet that bleeds, a fence
+    # that fell on a pavement (a review of this round's patterns found each).
+    "我要投诉社区的工作人员，说话含糊不清，问什么都推",
+    "楼下保安满嘴歪理，不让外卖电动车进小区",
+    "我爸前年脑梗，现在说话不利索，想问一下能不能办残疾证",
+    "我家孩子四岁了说话口齿不清，想问哪里有语言康复训练",
+    "我肩周炎好几年了，胳膊抬不起来，医保能报销针灸吗",
+    "我家狗被流浪狗咬了，一直流血，小区里流浪狗太多了，谁管？",
+    "工地围挡被风吹倒了一大片，压在人行道上",
+    "昨天夜里刮大风，街上的树倒了一棵，没砸到人，就是挡路",
 ])
 def test_the_rules_do_not_transfer_a_lift_a_feared_fire_or_something_over(text: str) -> None:
     look = first_look(RULES_ALONE, text, at=DAY)

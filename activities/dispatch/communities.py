@@ -10,7 +10,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from activities.dispatch.registry import IGNORE_KIND, STREET_KINDS, Place, Registry, rows
+from activities.dispatch.registry import (
+    IGNORE_KIND,
+    STREET_KINDS,
+    Place,
+    Registry,
+    RegistryError,
+    rows,
+)
 
 # Residents' and villagers' committees: the official name's tail is the committee, not
 # the place callers say ("安慧里社区居委会" → 安慧里社区, 安慧里).
@@ -63,10 +70,6 @@ def community_forms(name: str) -> set[str]:
         # Callers call the committee's area their compound (苏活小区 for 苏活社区); the
         # longer form also wins over an area name inside it (双花园小区: not 花园).
         forms.update((f"{base}社区", f"{base}小区"))
-        if len(base) == 2:
-            # Old-city committees are named after a lane in them (新鲜社区, 新鲜胡同): the
-            # lane's name says the committee even where the bare name is an ordinary word.
-            forms.add(f"{base}胡同")
     whole = _COMMUNITY_PART.sub("", base)
     while whole != base and len(whole) >= 3:
         forms.add(whole)
@@ -74,6 +77,16 @@ def community_forms(name: str) -> set[str]:
     # Two characters alone ("银闸", "马坡") are too often other words: only with 社区/村/小区
     # (and, as a ``community_stem``, before a place word).
     return {f for f in forms if len(f) >= 3}
+
+
+def lane_form(name: str) -> str | None:
+    """The lane a two-character residents' committee of the old city is named after
+    (新鲜胡同 of 新鲜社区居委会): it says the committee even where the bare name is an
+    ordinary word. None for other names."""
+    split = _committee(name)
+    if split is None or split[1] or len(split[0]) != 2:
+        return None
+    return f"{split[0]}胡同"
 
 
 def _as_said(base: str, village: bool) -> str:
@@ -140,6 +153,10 @@ def load_communities(reg: Registry, path: Path) -> None:
     numbered: list[tuple[str, str, str, str]] = []
     stems: list[tuple[str, str, str, str]] = []  # the same for two-character names alone
     excluded = reg.location_config.community_stem_excluded
+    lanes = reg.location_config.community_lane_districts
+    if unknown := sorted(lanes - {r.district for r in reg.records.values() if r.district}):
+        raise RegistryError(f"locations.yaml: community_lane_districts names no district "
+                            f"of Beijing: {', '.join(unknown)} (use names like 东城区)")
     for _line, row in rows(path, ["community_name", "street_code"], optional=True):
         rec = reg.records.get(row["street_code"])
         if rec is None or rec.kind not in STREET_KINDS or rec.district is None:
@@ -150,6 +167,9 @@ def load_communities(reg: Registry, path: Path) -> None:
             continue  # a committee of a retired unit: its successor's own list has it
         wanted.extend((form, rec.unit_id, rec.district, row["community_name"])
                       for form in community_forms(row["community_name"]))
+        if rec.district in lanes and (
+                lane := lane_form(row["community_name"])) is not None:
+            wanted.append((lane, rec.unit_id, rec.district, row["community_name"]))
         if (said := numbered_form(row["community_name"])) is not None:
             numbered.append((said, rec.unit_id, rec.district, row["community_name"]))
         stem = community_stem(row["community_name"])
