@@ -77,6 +77,25 @@ def test_a_bad_pattern_is_refused_at_start_naming_the_rule(tmp_path: Path) -> No
         load_config(folder, with_model=False)
 
 
+def test_a_bad_or_lone_unless_is_refused_at_start(tmp_path: Path) -> None:
+    bad = _config_with_rule(tmp_path / "bad", "gas-cylinder-stores",
+                            lambda rule: rule["where"].update(unless=["(漏气"]))
+    with pytest.raises(RoutingError, match=r"unless: .* not a regular expression"):
+        load_config(bad, with_model=False)
+    lone = _config_with_rule(tmp_path / "lone", "gas-cylinder-stores",
+                             lambda rule: rule["where"].pop("mentions"))
+    with pytest.raises(RoutingError, match="unless: only beside mentions"):
+        load_config(lone, with_model=False)
+
+
+def test_unless_keeps_the_words_from_counting() -> None:
+    """The same rule's words, said with one of its ``unless``, leave the request alone."""
+    hoard = "村西头有个大院子堆了几十个液化气罐，天天有车往里拉"
+    assert first_look(CONFIG, hoard, at=DAY).route.rule == "gas-cylinder-stores"
+    leak = first_look(CONFIG, hoard + "，一股煤气味", at=DAY)
+    assert leak.route.rule != "gas-cylinder-stores" and leak.route.lead.unit_id == "bj-gas"
+
+
 @pytest.mark.parametrize(("text", "lead"), [
     ("朝阳区望京街道望京西园三区小区里的下水道堵了，污水往外冒", "street"),
     ("朝阳区望京街道阜通东大街上的下水道堵了，污水漫到路面", "bj-drainage"),

@@ -16,7 +16,16 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from activities.dispatch.lexicon import Lexicon
 from activities.dispatch.location import Location
@@ -42,17 +51,26 @@ class Where(_Strict):
     # Regular expressions on the request's words: the rule applies when one matches
     # (a transit line names its operator: "14号线" → 京港地铁).
     mentions: list[str] = []
+    # ... and none of these does (the same words said of something else: 漏气 beside
+    # stored gas cylinders is a leak, the gas company's).
+    unless: list[str] = []
 
-    @field_validator("mentions")
+    @field_validator("mentions", "unless")
     @classmethod
-    def _patterns(cls, value: list[str]) -> list[str]:
+    def _patterns(cls, value: list[str], info: ValidationInfo) -> list[str]:
         for pattern in value:
             try:
                 re.compile(pattern)
             except re.error as err:
-                raise ValueError(f"mentions: {pattern!r} is not a regular expression: {err}"
-                                 ) from None
+                raise ValueError(f"{info.field_name}: {pattern!r} is not a regular expression: "
+                                 f"{err}") from None
         return value
+
+    @model_validator(mode="after")
+    def _unless_needs_mentions(self) -> Where:
+        if self.unless and not self.mentions:
+            raise ValueError("unless: only beside mentions (it says when the words do not count)")
+        return self
 
     @field_validator("street_kind")
     @classmethod
@@ -72,6 +90,17 @@ class Where(_Strict):
     @cached_property
     def mention(self) -> re.Pattern[str] | None:
         return re.compile("|".join(f"(?:{p})" for p in self.mentions)) if self.mentions else None
+
+    @cached_property
+    def exception(self) -> re.Pattern[str] | None:
+        return re.compile("|".join(f"(?:{p})" for p in self.unless)) if self.unless else None
+
+    def mentioned(self, text: str) -> bool:
+        """Whether the words name what the rule is about (no ``mentions``: always)."""
+        if self.mention is None:
+            return True
+        return bool(self.mention.search(text)) and not (
+            self.exception is not None and self.exception.search(text))
 
 
 def _names(pattern: str, code: str) -> bool:
@@ -158,7 +187,7 @@ def _matches(rule: Rule, registry: Registry, location: Location, day: date,
     if not rule.valid_at(day):
         return False
     where = rule.where
-    if where.mention is not None and not where.mention.search(text):
+    if not where.mentioned(text):
         return False
     if where.district and location.district not in where.district:
         return False
