@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Collection, Container
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -30,18 +32,22 @@ def model_text(text: str) -> str:
 
 def count_ngrams(text: str, ngram_min: int, ngram_max: int, vocabulary: Container[str], *,
                  lowercase: bool = True) -> dict[str, int]:
-    """How often each n-gram of ``text`` that is in ``vocabulary`` occurs."""
+    """How often each n-gram of ``text`` that is in ``vocabulary`` occurs (in the order
+    of first occurrence, shorter n-grams first, as the models' sums were trained)."""
+    counts = _all_ngrams(text, ngram_min, ngram_max, lowercase)
+    return {gram: count for gram, count in counts.items() if gram in vocabulary}
+
+
+# Both models cut the same request with the same analyzer, one after the other: the second
+# reads the first's counts (a few recent texts are enough; the counts are never changed).
+@lru_cache(maxsize=8)
+def _all_ngrams(text: str, ngram_min: int, ngram_max: int, lowercase: bool) -> Counter[str]:
     text = model_text(text)
     if lowercase:
         text = text.lower()
     text = _WHITE_SPACES.sub(" ", text)
-    counts: dict[str, int] = {}
-    for n in range(ngram_min, ngram_max + 1):
-        for i in range(len(text) - n + 1):
-            gram = text[i:i + n]
-            if gram in vocabulary:
-                counts[gram] = counts.get(gram, 0) + 1
-    return counts
+    return Counter(text[i:i + n] for n in range(ngram_min, ngram_max + 1)
+                   for i in range(len(text) - n + 1))
 
 
 def tf_weight(count: int, idf: float, sublinear_tf: bool) -> float:
