@@ -334,7 +334,8 @@ LEARN_TRAIN = ("tests/data/routing_labelled.jsonl", "tests/data/dev/dispatch_dev
                "tests/data/retired/dispatch_blind_v9.jsonl",
                "tests/data/retired/dispatch_blind_v10.jsonl",
                "tests/data/retired/dispatch_blind_v11.jsonl",
-               "tests/data/retired/dispatch_blind_v12.jsonl")
+               "tests/data/retired/dispatch_blind_v12.jsonl",
+               "tests/data/retired/dispatch_blind_v13.jsonl")
 LEARN_HOLDOUT = "tests/data/retired/dispatch_blind_v2.jsonl"
 HOLDOUT_DAY = date(2026, 12, 6)  # the blind command's default filing day too
 _HOLDOUT_COLUMNS = ("T2H recall", "tier right", "transfers", "no-dispatch sent",
