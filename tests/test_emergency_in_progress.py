@@ -93,6 +93,11 @@ def test_over_and_done_or_chronic_it_is_not(text: str) -> None:
     ("潮白河河心有几个钓鱼的被水围住了，水还在涨", "119"),
     ("有人在河道里钓鱼，水涨了被困在中间的小岛上了", "119"),
     ("工地的塔吊倒了，砸到一个工人，人压在底下了", "120"),
+    # Read in retired v13's misses: smoke in a lift with people shut in, someone pinned
+    # under a vehicle, a child whose eyes roll up all of a sudden.
+    ("电梯里冒烟了，里头还困着一个老太太，一直拍门", "119"),
+    ("三轮车翻了，一个老大爷被压在车底下，腿还在流血", "120"),
+    ("孩子发着高烧，刚才一下子翻白眼了", "120"),
 ])
 def test_the_rules_alone_transfer_an_emergency_said_as_seen(text: str, service: str) -> None:
     assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to == service
@@ -147,6 +152,12 @@ def test_the_rules_alone_transfer_an_emergency_said_as_seen(text: str, service: 
     "我家狗被流浪狗咬了，一直流血，小区里流浪狗太多了，谁管？",
     "工地围挡被风吹倒了一大片，压在人行道上",
     "昨天夜里刮大风，街上的树倒了一棵，没砸到人，就是挡路",
+    # ... and a clerk's rolled eyes, a pigeon flapping, a packed carriage, smoke that makes
+    # it hard to breathe from a fire of rubbish nobody is in.
+    "窗口那个办事员问两句就冲我翻白眼，什么态度",
+    "对面楼有人养鸽子，天天在我家窗台上扑腾，鸽子屎掉一窗台",
+    "10号线晚高峰车厢里挤得人都喘不上气了，能不能多加几趟车",
+    "村边有人烧塑料，熏得人喘不上气，天天晚上烧",
 ])
 def test_the_rules_do_not_transfer_a_lift_a_feared_fire_or_something_over(text: str) -> None:
     look = first_look(RULES_ALONE, text, at=DAY)
@@ -170,6 +181,7 @@ def test_the_rules_do_not_transfer_a_lift_a_feared_fire_or_something_over(text: 
     "高压线断了一根，搭在庄稼地里嗡嗡响",
     "一楼家里往上反污水，都漫到客厅了",
     "下水道往上返水，卫生间地漏全冒黑水，一楼好几家都淹了",
+    "村上游那个水闸的闸门关不上了，水库还在放水",
 ])
 def test_the_rules_alone_give_two_hours_to_danger_said_calmly(text: str) -> None:
     assert first_look(RULES_ALONE, text, at=DAY).classification.tier == "T2H"
@@ -348,3 +360,12 @@ def test_handrails_water_and_television_are_two_hours_only_when_dangerous(
 ])
 def test_v12s_missed_and_false_transfers(text: str, service: str | None) -> None:
     assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to == service
+
+
+def test_a_car_in_flood_water_with_its_people_out_is_the_drainage_companys() -> None:
+    """The model transfers a car in deep water to 119; once the caller says the people are
+    out, it is water to pump out (rules.yaml ``model.not_in_progress``)."""
+    text = "桥底下积水到车窗了，有辆车熄火在里面，人已经出来了，后面还有车往里开"
+    look = first_look(CONFIG, text, at=DAY)
+    assert look.classification.redirect_to is None, look.classification.matched
+    assert look.classification.tier == "T2H" and look.route.lead.unit_id == "bj-drainage"
