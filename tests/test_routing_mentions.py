@@ -101,6 +101,11 @@ def test_unless_keeps_the_words_from_counting() -> None:
     ("朝阳区望京街道阜通东大街上的下水道堵了，污水漫到路面", "bj-drainage"),
     ("朝阳区望京街道望京西园三区小区里乱停车，消防车都进不来", "street"),
     ("朝阳区望京街道阜通东大街路边违停严重，车都过不去", "bj-traffic-police"),
+    # Someone living alone not heard from is the community's to check on, at once,
+    # whatever the category model guesses from 电话 (civil.elderly, not the power company).
+    ("我舅舅一个人住在金顶街五区，这两天打他电话一直关机，我人在外地", "street"),
+    ("我大姨一个人住，平常每天都给我来电话，这两天一个电话都没有，打过去也关机，"
+     "她住在金顶街五区", "street"),
 ])
 def test_inside_a_compound_the_street_leads(text: str, lead: str) -> None:
     look = first_look(CONFIG, text, at=DAY)
@@ -112,6 +117,7 @@ def test_inside_a_compound_the_street_leads(text: str, lead: str) -> None:
 @pytest.mark.parametrize(("text", "unit"), [
     # Someone missing is the police's to search for, in two hours.
     ("我家孩子九岁，放学到现在还没回家，平时四点就到了", "bj-police"),
+    ("闺女在小区楼下滑滑梯，一眨眼人就不见了，找了四十分钟了", "bj-police"),
     ("我妈有点老年痴呆，早上出门买菜到现在没回来，手机也没带", "bj-police"),
     ("我孙子放学没回家，平时四点半准到家，学校说早就放了", "bj-police"),  # not the school's
     ("公交站有个老爷子穿着睡衣，问他家在哪说不清楚，坐了快一个小时了", "bj-police"),
