@@ -168,6 +168,14 @@ def test_inside_a_compound_the_street_leads(text: str, lead: str) -> None:
     ("厂子九八年改制，说好的买断工龄钱只给了一半", "bj-sasac"),
     ("阶梯电价第一档定得太低了，冬天电采暖一个月就超", "bj-ndrc"),
     ("下穿隧道积水了，车都过不去", "bj-drainage"),  # read as water, still drainage's
+    # Networks under the road and boxes on the wall (read in retired v13's misses).
+    ("小区门口马路上的自来水管子爆了，水往外喷了一米多高", "bj-waterworks"),
+    ("路口那个井盖一直往外冒热气，跟蒸笼似的，地面都湿了", "bj-heating"),
+    ("烧烤摊的液化气罐阀门嘶嘶漏气，老板还在那儿烤串", "bj-gas"),
+    ("单元门口的电表箱噼里啪啦响，还冒了点烟，有股焦糊味", "bj-power"),
+    ("下大雨了，路边的雨水篦子全让树叶堵了，水排不下去", "bj-drainage"),
+    ("楼下网吧天天有穿校服的孩子包夜", "bj-culture-tourism"),
+    ("京通上办居住证明一直提交不了，提示系统繁忙", "bj-gov-services"),
     ("小区边上唯一的菜市场说下个月就拆，老人以后去哪买菜", "bj-commerce"),
     ("我们单元的电梯年检合格证都过期八个月了，物业还让大家坐", "bj-samr"),
     ("新房交了才一年，卫生间往楼下渗水，开发商说过了保修期不管", "bj-housing"),
@@ -232,6 +240,7 @@ def test_a_station_named_after_a_park_is_not_the_park() -> None:
     ("单位改制以后，医保断了，想问怎么续上", "bj-sasac"),
     ("电梯卡在六楼了，里面有个老人出不来，电梯合格证都过期半年了", "bj-samr"),
     ("电梯三天两头坏，检验合格证倒是有，没有人来修", "bj-samr"),
+    ("我家卫生间的自来水管漏了，物业不管", "bj-waterworks"),  # a home's own pipe
     ("有人半夜在小区里开着改装车轰油门，物业不管", "bj-traffic-police"),
     ("楼下一层有人在家里开了个小作坊，机器轰轰响到半夜", "bj-ecoenv"),
     ("我爸国企退休的，这个月养老金少发了三百", "bj-sasac"),  # a pension: labour's
