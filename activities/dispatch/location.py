@@ -108,7 +108,7 @@ def _scan(registry: Registry, text: str, source: str, rank: int, day: date,
                 and not text.endswith(cfg.community_stem_before, 0, hit.start)
                 and not (text.endswith(cfg.community_stem_belong, 0, hit.start)
                          and text.startswith("的", hit.end))
-                and not _said_alone(text, hit.start, hit.end)):
+                and not _said_alone(text, hit.start, hit.end, cfg.community_stem_lead_ins)):
             continue  # "精忠" is a place in "精忠那儿" and "我家住精忠", not in "精忠报国"
         usable = [p for p in places if p.kind != "area"]
         units = {p.unit_id for p in usable}
@@ -127,11 +127,17 @@ _CLAUSE_ENDS = "，。！？；,.!?;"
 _TRAILING = ("的", "这儿", "那儿", "这边", "那边")
 
 
-def _said_alone(text: str, start: int, end: int) -> bool:
-    """Whether the name is the last clause, on its own ("…也不吭声，丁家洼的。"): callers
-    add where they are at the end, and there a committee's bare name can mean nothing
-    else ("楼下那家饭馆，新开的，油烟大" is not 新开村: another clause follows)."""
-    if start > 0 and text[start - 1] not in _CLAUSE_ENDS:
+def _said_alone(text: str, start: int, end: int, lead_ins: tuple[str, ...] = ()) -> bool:
+    """Whether the name is the last clause, on its own ("…也不吭声，丁家洼的。") or after a
+    lead-in (``lead_ins``: "…，我们在长岭沟门。"): callers add where they are at the end,
+    and there a committee's bare name can mean nothing else ("楼下那家饭馆，新开的，油烟大"
+    is not 新开村: another clause follows)."""
+    head = start
+    for lead in lead_ins:
+        if text.endswith(lead, 0, start):
+            head = start - len(lead)
+            break
+    if head > 0 and text[head - 1] not in _CLAUSE_ENDS:
         return False
     return _ends_here(text[end:])
 

@@ -138,6 +138,8 @@ class LocationConfig:
     community_stem_before: tuple[str, ...] = ()
     # ... or between one of these and 的 ("我是西钓的": where the caller belongs).
     community_stem_belong: tuple[str, ...] = ()
+    # ... or as the last clause after one of these ("…，我们在长岭沟门。", "村子是杨秀店。").
+    community_stem_lead_ins: tuple[str, ...] = ()
     # Where a two-character committee's lane ("新鲜胡同") names it (the old city).
     community_lane_districts: frozenset[str] = frozenset()
     community_stem_excluded: set[str] = field(default_factory=set)
@@ -329,7 +331,7 @@ def load_location_config(path: Path) -> LocationConfig:
     known = {"version", "district_aliases", "street_suffixes", "name_forms", "weak_stems",
              "place_words", "noise_words", "outside_places", "community_stem_words",
              "community_stem_before", "community_stem_belong", "community_stem_excluded",
-             "community_lane_districts"}
+             "community_lane_districts", "community_stem_lead_ins"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise RegistryError(f"{path}: unknown keys {unknown}")
@@ -355,6 +357,8 @@ def load_location_config(path: Path) -> LocationConfig:
                                           reverse=True)),
         community_stem_before=tuple(strings("community_stem_before")),
         community_stem_belong=tuple(strings("community_stem_belong")),
+        community_stem_lead_ins=tuple(sorted(strings("community_stem_lead_ins"), key=len,
+                                             reverse=True)),
         community_lane_districts=frozenset(strings("community_lane_districts")),
         community_stem_excluded=set(strings("community_stem_excluded")),
     )
