@@ -98,6 +98,10 @@ def test_over_and_done_or_chronic_it_is_not(text: str) -> None:
     ("电梯里冒烟了，里头还困着一个老太太，一直拍门", "119"),
     ("三轮车翻了，一个老大爷被压在车底下，腿还在流血", "120"),
     ("孩子发着高烧，刚才一下子翻白眼了", "120"),
+    ("路口一个骑车的被大货车压在车轮底下了", "120"),
+    ("我们人没事，但前面那辆车积水没过车窗了，里面还有个老人出不来", "119"),
+    ("家里停电没空调，热得不行，老人喘不上气了", "120"),
+    ("孩子在河边玩掉水里了，在河里扑腾呢", "119"),
 ])
 def test_the_rules_alone_transfer_an_emergency_said_as_seen(text: str, service: str) -> None:
     assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to == service
@@ -158,6 +162,11 @@ def test_the_rules_alone_transfer_an_emergency_said_as_seen(text: str, service: 
     "对面楼有人养鸽子，天天在我家窗台上扑腾，鸽子屎掉一窗台",
     "10号线晚高峰车厢里挤得人都喘不上气了，能不能多加几趟车",
     "村边有人烧塑料，熏得人喘不上气，天天晚上烧",
+    "房贷压得我喘不上气，想问问公积金能不能提前还",
+    "物业费涨得太多了，让人喘不上气",
+    "我的申请材料让他们压在底下，一直不给办",
+    "邻居在楼顶水箱上面养鸽子，整天扑腾",
+    "我问了两句，她突然冲我翻白眼，态度太差了",
 ])
 def test_the_rules_do_not_transfer_a_lift_a_feared_fire_or_something_over(text: str) -> None:
     look = first_look(RULES_ALONE, text, at=DAY)
@@ -369,3 +378,8 @@ def test_a_car_in_flood_water_with_its_people_out_is_the_drainage_companys() -> 
     look = first_look(CONFIG, text, at=DAY)
     assert look.classification.redirect_to is None, look.classification.matched
     assert look.classification.tier == "T2H" and look.route.lead.unit_id == "bj-drainage"
+
+
+@pytest.mark.parametrize("text", ["小区停车场闸门坏了，抬不起来", "地铁站闸门打不开"])
+def test_a_barrier_gate_is_not_a_sluice(text: str) -> None:
+    assert first_look(RULES_ALONE, text, at=DAY).classification.tier != "T2H"

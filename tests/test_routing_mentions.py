@@ -106,6 +106,7 @@ def test_unless_keeps_the_words_from_counting() -> None:
     ("我舅舅一个人住在金顶街五区，这两天打他电话一直关机，我人在外地", "street"),
     ("我大姨一个人住，平常每天都给我来电话，这两天一个电话都没有，打过去也关机，"
      "她住在金顶街五区", "street"),
+    ("我妈一个人住在金顶街五区，两天没接电话了，我在外地回不去", "street"),
 ])
 def test_inside_a_compound_the_street_leads(text: str, lead: str) -> None:
     look = first_look(CONFIG, text, at=DAY)
@@ -175,6 +176,8 @@ def test_inside_a_compound_the_street_leads(text: str, lead: str) -> None:
     ("单元门口的电表箱噼里啪啦响，还冒了点烟，有股焦糊味", "bj-power"),
     ("下大雨了，路边的雨水篦子全让树叶堵了，水排不下去", "bj-drainage"),
     ("楼下网吧天天有穿校服的孩子包夜", "bj-culture-tourism"),
+    ("村里河上的水闸坏了，关不上，上游在放水", "bj-water"),
+    ("孩子在小区里玩，转眼就不见了", "bj-police"),
     ("京通上办居住证明一直提交不了，提示系统繁忙", "bj-gov-services"),
     ("小区边上唯一的菜市场说下个月就拆，老人以后去哪买菜", "bj-commerce"),
     ("我们单元的电梯年检合格证都过期八个月了，物业还让大家坐", "bj-samr"),
@@ -241,6 +244,11 @@ def test_a_station_named_after_a_park_is_not_the_park() -> None:
     ("电梯卡在六楼了，里面有个老人出不来，电梯合格证都过期半年了", "bj-samr"),
     ("电梯三天两头坏，检验合格证倒是有，没有人来修", "bj-samr"),
     ("我家卫生间的自来水管漏了，物业不管", "bj-waterworks"),  # a home's own pipe
+    ("北京通州区，马路上井盖丢了，晚上特别危险", "bj-gov-services"),  # not the 北京通 app
+    ("电箱上糊满了小广告，没人清理", "bj-power"),
+    ("马路对面的饭馆后厨排风口一直冒热气", "bj-heating"),
+    ("网吧门口天天乱停车", "bj-culture-tourism"),
+    ("我妈的电动车不见了，停在小区里的", "bj-police"),
     ("有人半夜在小区里开着改装车轰油门，物业不管", "bj-traffic-police"),
     ("楼下一层有人在家里开了个小作坊，机器轰轰响到半夜", "bj-ecoenv"),
     ("我爸国企退休的，这个月养老金少发了三百", "bj-sasac"),  # a pension: labour's
