@@ -30,6 +30,11 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def any_of(patterns: list[str]) -> re.Pattern[str] | None:
+    """One expression that matches where any of ``patterns`` does (None for none)."""
+    return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+
+
 def _compile(patterns: list[str], where: str) -> list[re.Pattern[str]]:
     compiled = []
     for pattern in patterns:
@@ -105,8 +110,7 @@ class NotNow(_Strict):
             parts = (("before", self.before), ("after", self.after), ("now", self.now))
             for where, patterns in parts:
                 _compile(patterns, f"redirect_not_now.{where}")  # names the bad one
-            self._re = tuple(re.compile("|".join(f"(?:{p})" for p in ps)) if ps else None
-                             for _, ps in parts)
+            self._re = tuple(any_of(ps) for _, ps in parts)
         return self._re
 
     def hedged(self, text: str, start: int, end: int) -> bool:

@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from activities.dispatch.lexicon import Lexicon
+from activities.dispatch.lexicon import Lexicon, any_of
 from activities.dispatch.location import Location
 from activities.dispatch.registry import CITY_CENTRE_ID, STREET_KINDS, Registry
 from activities.dispatch.rules import RulesError, describe_validation_error, load_yaml
@@ -89,11 +89,11 @@ class Where(_Strict):
 
     @cached_property
     def mention(self) -> re.Pattern[str] | None:
-        return re.compile("|".join(f"(?:{p})" for p in self.mentions)) if self.mentions else None
+        return any_of(self.mentions)
 
     @cached_property
     def exception(self) -> re.Pattern[str] | None:
-        return re.compile("|".join(f"(?:{p})" for p in self.unless)) if self.unless else None
+        return any_of(self.unless)
 
     def mentioned(self, text: str) -> bool:
         """Whether the words name what the rule is about (no ``mentions``: always)."""
