@@ -9,8 +9,10 @@ import asyncio
 import json
 import os
 import random
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -187,6 +189,19 @@ def test_ports_held_by_another_process_are_named_with_their_setting(
     assert "HOTLINE_POSTGRES_PORT" in message
     assert not stale.exists(), "a pid file of a process that is gone is removed"
     assert stack_status(Settings()).pids == stack.pids  # the real stack is untouched
+
+
+def test_a_stop_waits_for_ports_that_the_exited_server_still_holds() -> None:
+    # A Go or JVM server looks exited while its last threads still hold its sockets.
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen()
+    port = held.getsockname()[1]
+    assert not processes.wait_ports_free([port], timeout=0.2)
+    threading.Timer(0.3, held.close).start()
+    started = time.monotonic()
+    assert processes.wait_ports_free([port], timeout=5.0)
+    assert time.monotonic() - started >= 0.25
 
 
 def test_kafka_cluster_ids_never_look_like_an_option() -> None:

@@ -23,10 +23,12 @@ from workers.devstack.processes import (
     run,
     spawn,
     terminate,
+    wait_ports_free,
 )
 from workers.devstack.servers import (
     KAFKA,
     LOCAL_DIR,
+    PORTS_RELEASE_TIMEOUT_S,
     ComponentStatus,
     StackError,
     StackPaths,
@@ -347,4 +349,7 @@ def stop_kafka(settings: Settings) -> str:
         return "not running"
     outcome = terminate(pid, marker, KAFKA_STOP_TIMEOUT_S)
     paths.kafka_pid.unlink(missing_ok=True)
+    if not wait_ports_free(kafka_ports(settings), PORTS_RELEASE_TIMEOUT_S):
+        log.warning("kafka stopped but a port of its is still held after %.0f s",
+                    PORTS_RELEASE_TIMEOUT_S)
     return outcome

@@ -37,6 +37,7 @@ __all__ = [
     "terminate",
     "terminate_all",
     "wait_for_line",
+    "wait_ports_free",
     "wait_until",
 ]
 
@@ -226,6 +227,22 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
         except OSError:
             return False
     return True
+
+
+def wait_ports_free(ports: Iterable[int], timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds until every port is free; False if one is still held.
+
+    A multi-threaded server (Go, the JVM) shows as exited once its main thread is a
+    zombie, while its other threads may still hold the listening sockets for a moment;
+    a start right after the stop would then find its own ports busy.
+    """
+    pending = list(ports)
+    deadline = time.monotonic() + timeout
+    while True:
+        pending = [port for port in pending if not port_free(port)]
+        if not pending or time.monotonic() >= deadline:
+            return not pending
+        time.sleep(0.05)
 
 
 def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:

@@ -35,6 +35,8 @@ POSTGRES = "postgres"
 
 START_TIMEOUT_S = 60.0
 REUSE_TIMEOUT_S = 15.0
+# How long a stop waits for an exited server's last threads to let go of its ports.
+PORTS_RELEASE_TIMEOUT_S = 5.0
 
 
 class StackError(ProcessError):

@@ -13,8 +13,16 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from workers.devstack.processes import live_pid, port_open, process_alive, spawn, terminate
+from workers.devstack.processes import (
+    live_pid,
+    port_open,
+    process_alive,
+    spawn,
+    terminate,
+    wait_ports_free,
+)
 from workers.devstack.servers import (
+    PORTS_RELEASE_TIMEOUT_S,
     TEMPORAL,
     ComponentStatus,
     StackError,
@@ -233,4 +241,7 @@ def stop_temporal(settings: Settings) -> str:
         return "not running"
     outcome = terminate(pid, str(paths.temporal_db), TEMPORAL_STOP_TIMEOUT_S)
     paths.temporal_pid.unlink(missing_ok=True)
+    if not wait_ports_free(temporal_ports(settings), PORTS_RELEASE_TIMEOUT_S):
+        log.warning("temporal stopped but a port of its is still held after %.0f s",
+                    PORTS_RELEASE_TIMEOUT_S)
     return outcome
