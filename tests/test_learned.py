@@ -234,6 +234,28 @@ def test_learn_replaces_a_worse_model(tmp_path: Path, small_doc: dict[str, Any])
     assert load_model(out).version == small_doc["version"]
 
 
+def test_learn_keeps_the_current_model_when_the_candidate_changes_a_canary(
+    tmp_path: Path, small_doc: dict[str, Any],
+) -> None:
+    out = tmp_path / MODEL_FILE
+    # The current model raises everything to T2H: worse on the held-out set, but it keeps
+    # this canary, which pins the dancing as 2 hours; the candidate gives it 7 days.
+    _write_model(out, small_doc, version="raises-everything", t2h_threshold=0.0001)
+    canaries = tmp_path / "canaries.jsonl"
+    canaries.write_text(json.dumps({
+        "id": "k1", "content": DANCING, "district": "海淀区", "street": "学院路街道",
+        "why": "a test", "decision": {"outcome": "DISPATCH", "tier": "T2H"},
+    }, ensure_ascii=False) + "\n", encoding="utf-8")
+    result = _learn(tmp_path, out, "--canaries", str(canaries))
+    assert result.exit_code == 0, result.output
+    assert "canary k1 changed: tier T7D instead of T2H" in result.output
+    assert "kept" in result.output and load_model(out).version == "raises-everything"
+    # --force writes it anyway, still naming the canary it changes.
+    result = _learn(tmp_path, out, "--canaries", str(canaries), "--force")
+    assert "canary k1 changed" in result.output
+    assert load_model(out).version == small_doc["version"]
+
+
 def test_learn_refuses_a_model_too_big_for_its_config_map(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -50,7 +50,9 @@ class BlindExpected(_Strict):
     problem: str = ""
 
 
-class BlindItem(_Strict):
+class Request(_Strict):
+    """A request as an operator files it: the words and the fields they may fill."""
+
     id: str
     content: str
     district: str | None = None
@@ -58,6 +60,9 @@ class BlindItem(_Strict):
     address: str | None = None
     urgency_hint: str | None = None
     kind: str | None = None
+
+
+class BlindItem(Request):
     expect: BlindExpected
 
 
@@ -152,9 +157,9 @@ def score(items: list[BlindItem], decide: Callable[[BlindItem], Decision]) -> Bl
     return report
 
 
-def accept_decision(config: HotlineConfig, item: BlindItem, *, at: date) -> Decision:
-    """What the ``accept`` activity decides for the request (no duplicate check: a blind
-    item has no caller)."""
+def accept_decision(config: HotlineConfig, item: Request, *, at: date) -> Decision:
+    """What the ``accept`` activity decides for the request (no duplicate check: the
+    request has no caller)."""
     look = first_look(config, item.content, district=item.district, street=item.street,
                       address=item.address, kind_hint=item.kind,
                       urgency_hint=item.urgency_hint, at=at)

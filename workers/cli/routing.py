@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from activities.dispatch.canaries import Canary, load_canaries, misses
 from activities.dispatch.category_model import CategoryModelError
 from activities.dispatch.config import HotlineConfig, load_config
 from activities.dispatch.evaluation import (
@@ -337,6 +338,9 @@ LEARN_TRAIN = ("tests/data/routing_labelled.jsonl", "tests/data/dev/dispatch_dev
                "tests/data/retired/dispatch_blind_v12.jsonl",
                "tests/data/retired/dispatch_blind_v13.jsonl")
 LEARN_HOLDOUT = "tests/data/retired/dispatch_blind_v2.jsonl"
+# Requests whose decision the project's own tests and demo rely on: a candidate that
+# changes one is not promoted, however it scores (activities/dispatch/canaries.py).
+LEARN_CANARIES = "tests/data/routing_canaries.jsonl"
 HOLDOUT_DAY = date(2026, 12, 6)  # the blind command's default filing day too
 _HOLDOUT_COLUMNS = ("T2H recall", "tier right", "transfers", "no-dispatch sent",
                     "lead right")
@@ -425,11 +429,17 @@ def learn(
         [], "--corrections", dir_okay=False,
         help="Corrections exported by `hotline routing corrections` (repeatable): trained "
              "on beside the labelled sets, never held out."),
+    canaries: Path | None = typer.Option(
+        None, dir_okay=False,
+        help=f"Requests whose pinned decision a new model must keep (default "
+             f"{LEARN_CANARIES})."),
 ) -> None:
     """Train the dispatch model and replace the current one only if it scores better.
 
     Both are measured beside the rules on the held-out set (never trained on): T2H recall
     first, then tier right, then (a blind-format set) transfers and no-dispatch requests.
+    A candidate that changes a canary's pinned decision which the current model keeps
+    is not written either.
     The file is JSON and the same data gives the same bytes.
     Corrections teach the tier where a dispatcher chose it; the model file counts them.
     """
@@ -447,8 +457,9 @@ def learn(
     target = out or folder / MODEL_FILE
     sets = train or [REPO_ROOT / p for p in LEARN_TRAIN]
     held = holdout or REPO_ROOT / LEARN_HOLDOUT
+    pinned = canaries or REPO_ROOT / LEARN_CANARIES
     day = parse_day(at)
-    for path in [*sets, *corrections, held]:
+    for path in [*sets, *corrections, held, pinned]:
         if not path.is_file():
             raise _fail(f"{path}: no such file")
     if held.resolve() in {p.resolve() for p in [*sets, *corrections]}:
@@ -462,6 +473,7 @@ def learn(
         cfg = load_config(folder, with_model=False)
     try:
         held_out = _read_holdout(held, cfg, day)
+        canary_list = load_canaries(pinned)
         for path in corrections:
             load_labelled(path)  # a corrections file is a labelled set: refused whole if not
         examples, sources = read_examples([*sets, *corrections], root=REPO_ROOT,
@@ -519,12 +531,37 @@ def learn(
                       f"{model.threshold:g}" if model else "—", *cells)
     Console().print(table)
 
+    broken = _canaries_broken(cfg, canary_list, current, candidate, day)
+    for line in broken:
+        typer.echo(line)
+    if broken and not force:
+        typer.echo(f"kept {target}: the candidate changes {len(broken)} of {pinned.name} "
+                   "(--force writes it anyway)")
+        return
     promote_model(target, dumps(doc), candidate=candidate.version,
                   current=None if current is None else current.version,
                   better=current is None or ranks["candidate"] > ranks["current"],
                   force=force, held_out=held.name, max_bytes=MAX_FILE_BYTES,
                   too_big="raise min_df or lower max_features in "
                           "activities/dispatch/training.py PARAMS")
+
+
+def _canaries_broken(cfg: HotlineConfig, canary_list: list[Canary], current: TierModel | None,
+                     candidate: TierModel, day: date | None) -> list[str]:
+    """One line per canary the candidate changes and the current model (or the rules
+    alone, where there is none) keeps: a canary already changed is not the candidate's
+    doing."""
+    from activities.dispatch.blind import accept_decision
+
+    def missed(model: TierModel | None) -> dict[str, str]:
+        with_model = replace(cfg, model=model)
+        return misses(canary_list, lambda c: accept_decision(with_model, c,
+                                                             at=day or HOLDOUT_DAY))
+
+    before, after = missed(current), missed(candidate)
+    by_id = {c.id: c for c in canary_list}
+    return [f"canary {cid} changed: {diff} — {by_id[cid].content[:24]}… "
+            f"({by_id[cid].why})" for cid, diff in after.items() if cid not in before]
 
 
 def promote_model(target: Path, text: str, *, candidate: str, current: str | None,
