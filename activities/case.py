@@ -156,7 +156,8 @@ class CaseActivities:
         else:
             calendar_doubt = ""
 
-        # Unsure (below review.min_confidence) a dispatcher decides; T2H never waits.
+        # Unsure (below review.min_confidence) a dispatcher decides; T2H never waits but
+        # outside Beijing, where no Beijing unit can act.
         machine = Outcome(look.outcome(rules.review.min_confidence))
         merge_into = None
         if filing.answered_directly:

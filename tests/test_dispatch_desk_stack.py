@@ -30,7 +30,8 @@ from workers.runtime.settings import Settings
 pytestmark = pytest.mark.stack
 
 AMBIGUOUS = "小黄庄社区门口垃圾堆了三天没人清运"  # 小黄庄 is in 东城 and in 朝阳
-OUTSIDE_T2H = "我在燕郊，楼道里燃气味很大"
+AMBIGUOUS_T2H = "小黄庄社区楼道里燃气味很大"  # unsure of the place, but it may endanger
+OUTSIDE_T2H = "我在燕郊，楼道里燃气味很大"  # no Beijing unit can act: the desk, first
 # The street of 朝阳's 小黄庄 committee, from the registry the worker loads.
 CHAOYANG_XIAOHUANGZHUANG = next(
     p.unit_id for p in load_config(Settings().config_dir).registry.places.get("小黄庄社区")
@@ -123,6 +124,18 @@ async def test_a_dispatcher_sends_the_case_to_the_street_it_belongs_to(desk_env:
     assert decided["attributes"]["dispatcher_id"] == "desk-7"
 
 
+async def test_danger_outside_beijing_is_listed_first_at_the_desk(live: Settings) -> None:
+    s = live
+    lifecycle = Topic(s, s.topic_lifecycle)
+    earlier, _ = await _file_and_wait_review(s, lifecycle, AMBIGUOUS)
+    urgent, requested = await _file_and_wait_review(s, lifecycle, OUTSIDE_T2H)
+    assert "no Beijing unit can act there" in requested["reason"]
+    await _listed(s, earlier)
+    await _listed(s, urgent)
+    order = [c["complaint_id"] for c in await asyncio.to_thread(waiting_cases, s, 100)]
+    assert order.index(urgent) < order.index(earlier)
+
+
 async def test_nobody_deciding_dispatches_the_top_candidate_and_marks_it(live: Settings) -> None:
     s = live
     lifecycle = Topic(s, s.topic_lifecycle)
@@ -142,7 +155,7 @@ async def test_a_case_that_may_endanger_someone_is_dispatched_at_once(live: Sett
     dispatches = Topic(s, s.topic_dispatches)
     cid = f"DESK-{uuid.uuid4().hex[:8]}"
     await asyncio.to_thread(send, s, s.topic_intake, cid, "ComplaintFiled",
-                            _filing(cid, OUTSIDE_T2H))
+                            _filing(cid, AMBIGUOUS_T2H))
     issued = await asyncio.to_thread(
         dispatches.wait_for, lambda n, r: n == "DispatchIssued" and r["complaint_id"] == cid)
     assert issued["tier"] == "T2H"
@@ -189,7 +202,7 @@ async def test_bad_decisions_go_to_the_dlq_with_their_reason_and_change_nothing(
     # A case that is not at the desk (dispatched at once).
     t2h = f"DESK-{uuid.uuid4().hex[:8]}"
     await asyncio.to_thread(send, s, s.topic_intake, t2h, "ComplaintFiled",
-                            _filing(t2h, OUTSIDE_T2H))
+                            _filing(t2h, AMBIGUOUS_T2H))
     await asyncio.to_thread(lifecycle.wait_for, lambda n, r: r["complaint_id"] == t2h
                             and r["event_type"] == "DISPATCHED")
     await asyncio.to_thread(send, s, s.topic_intake, t2h, "DispatchDecided", _decision(t2h))

@@ -62,6 +62,16 @@ def test_danger_beside_an_outside_place_is_still_t2h_at_once() -> None:
     assert look.location.outside and look.outcome(MIN) == "DISPATCH"
 
 
+@pytest.mark.parametrize("text", ["我在燕郊，楼道里燃气味很大",
+                                  "我住在河北固安，小区停水三天了，家里有老人"])
+def test_danger_whose_only_place_is_outside_beijing_goes_to_a_dispatcher(text: str) -> None:
+    # No Beijing unit can act there; a dispatcher sends the caller to the local service.
+    look = first_look(CONFIG, text, at=DAY)
+    assert look.classification.tier == "T2H" and look.location.only_outside
+    assert look.outcome(MIN) == "REVIEW"
+    assert any("no Beijing unit can act there" in d for d in look.doubt.reasons)
+
+
 def test_explain_says_what_accept_decides_and_why() -> None:
     out = CliRunner().invoke(hotline, ["routing", "explain", "--json",
                                        "我是北京朝阳人，在燕郊买的房子，物业一直不给修楼道的灯"])

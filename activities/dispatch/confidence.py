@@ -3,10 +3,10 @@
 DESIGN.md "Dispatch that fails safe": every automatic decision carries a confidence and
 its reasons. Each doubt caps the confidence; below the configured minimum
 (``rules.yaml`` ``review.min_confidence``) the case waits at the dispatch desk, except
-that a T2H case never waits. The caps are ordered by how little a unit could do with
-the case as it stands: nothing outside Beijing or for an unreasonable demand; little for
-a problem nobody recognised; the right unit only by luck where the place is ambiguous or
-not said at all.
+that a T2H case never waits unless its only place is outside Beijing. The caps are
+ordered by how little a unit could do with the case as it stands: nothing outside
+Beijing or for an unreasonable demand; little for a problem nobody recognised; the right
+unit only by luck where the place is ambiguous or not said at all.
 """
 
 from __future__ import annotations
@@ -46,8 +46,10 @@ def assess(lexicon: Lexicon, registry: Registry, cl: Classification, loc: Locati
            route: RouteDecision) -> Assessment:
     """Every doubt about dispatching ``route.lead`` at once, and the confidence left."""
     doubts: list[tuple[float, str]] = []
-    if loc.outside and loc.street_id is None and loc.district is None:
-        doubts.append((OUTSIDE_CITY, f"the place is outside Beijing ({loc.outside})"))
+    if loc.only_outside:
+        urgent = (": it may be urgent, and no Beijing unit can act there — send the caller "
+                  "to the local emergency service or hotline now" if cl.tier == "T2H" else "")
+        doubts.append((OUTSIDE_CITY, f"the place is outside Beijing ({loc.outside}){urgent}"))
     elif loc.outside:
         doubts.append((OUTSIDE_TOO, f"a place outside Beijing ({loc.outside}) is named beside "
                                     "a Beijing one: where is the problem?"))

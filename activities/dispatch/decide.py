@@ -132,13 +132,15 @@ class FirstLook:
     def outcome(self, min_confidence: float) -> str:
         """REDIRECTED (an emergency in progress), REVIEW (unsure, and not T2H) or DISPATCH.
 
-        T2H never waits (DESIGN.md), not even where the only place named is outside
-        Beijing, although every writer of our sets labels such a request OUTSIDE_BEIJING:
-        the doubt is on the case for the unit and the centre to see."""
+        T2H never waits (DESIGN.md) but where the only place named is outside Beijing: no
+        Beijing unit can act there, so dispatching one helps nobody in danger; a
+        dispatcher sends the caller to the local service at once (every writer of our
+        sets labels such a request OUTSIDE_BEIJING, not a dispatch)."""
         cl = self.classification
         if cl.redirect_to:
             return "REDIRECTED"
-        if self.doubt.confidence < min_confidence and cl.tier != "T2H":
+        if self.doubt.confidence < min_confidence and (
+                cl.tier != "T2H" or self.location.only_outside):
             return "REVIEW"
         return "DISPATCH"
 

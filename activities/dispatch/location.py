@@ -50,6 +50,11 @@ class Location:
     ambiguous: tuple[str, ...] = ()
     outside: str | None = None
 
+    @property
+    def only_outside(self) -> bool:
+        """The only place named is outside Beijing: no Beijing unit can act there."""
+        return self.outside is not None and self.street_id is None and self.district is None
+
 
 @dataclass(frozen=True, slots=True)
 class _Candidate:

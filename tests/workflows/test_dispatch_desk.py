@@ -21,6 +21,7 @@ from workflows.model import (
 
 UNREASONABLE = "测试电话，没有事情"
 AMBIGUOUS = "小黄庄社区门口垃圾堆了三天没人清运"  # 小黄庄 is in 东城 and 朝阳
+AMBIGUOUS_T2H = "小黄庄社区楼道里燃气味很大"  # unsure of the place, but it may endanger
 OUTSIDE_T2H = "我在燕郊，楼道里燃气味很大"
 WINDOW = CONFIG.rules.review.window
 
@@ -91,10 +92,20 @@ async def test_when_nobody_decides_the_top_candidate_is_dispatched_and_marked(
 
 
 async def test_a_case_that_may_endanger_someone_never_waits(harness: Harness) -> None:
-    h = await harness.file(OUTSIDE_T2H)
+    h = await harness.file(AMBIGUOUS_T2H)
     view = await harness.until(h, "DISPATCHED")
     assert view.tier == "T2H"
     assert "REVIEW_REQUESTED" not in harness.recorder.events(view.complaint_id)
+
+
+async def test_danger_outside_beijing_goes_to_a_dispatcher_at_once(harness: Harness) -> None:
+    # No Beijing unit can act in 燕郊: a person sends the caller to the local service.
+    h = await harness.file(OUTSIDE_T2H)
+    view = await harness.until(h, "REVIEW_REQUESTED")
+    assert view.status == "AWAITING_REVIEW" and view.dispatches == [] and view.tier == "T2H"
+    [step] = [s for s in harness.recorder.steps if s.complaint_id == view.complaint_id]
+    reason = step.lifecycle[0].attributes["reason"]
+    assert "outside Beijing (燕郊)" in reason and "local emergency service" in reason
 
 
 async def test_a_decision_for_an_unknown_unit_is_refused_and_the_case_still_waits(

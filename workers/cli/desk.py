@@ -48,12 +48,13 @@ SELECT c.complaint_id, c.filed_at, c.tier, c.category, c.district, c.street,
   JOIN case_events e ON e.complaint_id = c.complaint_id
                     AND e.event_type = 'REVIEW_REQUESTED'
  WHERE c.status = 'AWAITING_REVIEW'
- ORDER BY c.filed_at
+ ORDER BY (c.tier = 'T2H') IS TRUE DESC, c.filed_at
  LIMIT %s"""
 
 
 def waiting_cases(settings: Settings, limit: int) -> list[dict[str, Any]]:
-    """The cases at the desk, oldest first, with candidates and reasons (from the ledger)."""
+    """The cases at the desk with candidates and reasons (from the ledger): the urgent
+    first (a T2H waits only where no Beijing unit can act), then the oldest."""
     import psycopg
     from psycopg.rows import dict_row
 
@@ -66,7 +67,7 @@ def waiting_cases(settings: Settings, limit: int) -> list[dict[str, Any]]:
 
 @app.command("list")
 def list_command(
-    limit: int = typer.Option(100, min=1, help="At most this many, oldest first."),
+    limit: int = typer.Option(100, min=1, help="At most this many, T2H first, then oldest first."),
     as_json: bool = typer.Option(False, "--json", help="JSON instead of a table."),
 ) -> None:
     """Cases waiting for a dispatcher, with the machine's candidates and its doubts."""

@@ -38,7 +38,7 @@ SELECT c.complaint_id, c.filed_at, c.tier, c.category, c.district, c.street,
   FROM cases c
   JOIN case_events e ON e.complaint_id = c.complaint_id AND e.event_type = 'REVIEW_REQUESTED'
  WHERE c.status = 'AWAITING_REVIEW'
- ORDER BY c.filed_at
+ ORDER BY (c.tier = 'T2H') IS TRUE DESC, c.filed_at
  LIMIT %s"""
 
 _OVERDUE = """
