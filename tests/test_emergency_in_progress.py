@@ -191,6 +191,13 @@ def test_the_rules_do_not_transfer_a_lift_a_feared_fire_or_something_over(text: 
     "一楼家里往上反污水，都漫到客厅了",
     "下水道往上返水，卫生间地漏全冒黑水，一楼好几家都淹了",
     "村上游那个水闸的闸门关不上了，水库还在放水",
+    # From retired v14's misses: water over charging piles, fumes that sting now, a
+    # train stopped in a tunnel without air, sewage about to come indoors.
+    "地下车库进水好几天了，充电桩都泡在水里",
+    "对面化工厂冒黄烟，味儿刺鼻，我们眼睛都睁不开",
+    "厂子那边飘过来一股刺鼻的味儿，楼里好多人咳嗽",
+    "地铁停在隧道里二十多分钟了，车里空调关了，有人闷得慌",
+    "化粪池满了，粪水快流到屋里了",
 ])
 def test_the_rules_alone_give_two_hours_to_danger_said_calmly(text: str) -> None:
     assert first_look(RULES_ALONE, text, at=DAY).classification.tier == "T2H"
@@ -207,6 +214,8 @@ def test_fireworks_set_off_at_night_are_noise_not_danger() -> None:
     "楼下在做装修，油漆味很大",
     "马桶盖板坏了",
     "洗衣机的水管冻住了，洗衣机用不了",
+    "旁边化工厂一股刺鼻的味儿，都好几个月了",
+    "地铁在两站中间停了一会儿又走了",
 ])
 def test_the_rules_alone_do_not_make_an_ordinary_matter_t2h(text: str) -> None:
     assert first_look(RULES_ALONE, text, at=DAY).classification.tier != "T2H"
@@ -383,3 +392,16 @@ def test_a_car_in_flood_water_with_its_people_out_is_the_drainage_companys() -> 
 @pytest.mark.parametrize("text", ["小区停车场闸门坏了，抬不起来", "地铁站闸门打不开"])
 def test_a_barrier_gate_is_not_a_sluice(text: str) -> None:
     assert first_look(RULES_ALONE, text, at=DAY).classification.tier != "T2H"
+
+
+@pytest.mark.parametrize(("text", "service"), [
+    # From retired v14's misses: a swindle being paid out now, smoke that sends a building
+    # down the stairs ...
+    ("刚才把验证码告诉了一个冒充客服的，现在卡里的钱正一笔一笔往外转", "110"),
+    ("楼道里冒烟了，一股焦味，楼上的人都在往下跑", "119"),
+    # ... and a robbery that keeps happening, said as 最近: the pattern is hedged as the
+    # words are.
+    ("最近老有人在小区门口抢包，晚上都不敢出门", None),
+])
+def test_v14s_missed_and_false_transfers(text: str, service: str | None) -> None:
+    assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to == service

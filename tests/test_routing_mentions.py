@@ -189,6 +189,17 @@ def test_inside_a_compound_the_street_leads(text: str, lead: str) -> None:
     ("我爸住的养老院护工打老人，院里不承认", "bj-civil-affairs"),
     # ... but a clinic short of a medicine is the health commission's.
     ("社区卫生服务站老是缺降压药，每次都让去大医院开", "bj-health"),
+    # From retired v14's misses: trademarks in any words, grain depots and purchases,
+    # public bodies' receipts, the handover of state firms' housing services, a medicine
+    # whose batch number does not match, a street hydrant knocked over, an investment app.
+    ("我们的商标让一家小公司抄去了，包装都一样", "bj-ip"),
+    ("村边那个储备粮库，翻仓的时候粉尘飘得满村都是", "bj-grain-reserves"),
+    ("今年卖玉米，收购点压价，说水分大", "bj-grain-reserves"),
+    ("医院给的电子票据查不到，单位报不了销", "bj-finance"),
+    ("三供一业移交以后，我们家属院楼道漏雨没人管", "bj-sasac"),
+    ("社区医院开的药，批号跟盒子上对不上", "bj-drugs"),
+    ("路口的消火栓让货车撞了，水喷了一地", "bj-waterworks"),
+    ("在一个理财APP上投了五万，现在提不了现", "bj-finance-office"),
 ])
 def test_who_leads_what_the_words_name(text: str, unit: str) -> None:
     look = first_look(CONFIG, text, at=DAY)
@@ -254,6 +265,9 @@ def test_a_station_named_after_a_park_is_not_the_park() -> None:
     ("我爸国企退休的，这个月养老金少发了三百", "bj-sasac"),  # a pension: labour's
     ("蛋糕店的充值卡不让用了，说是公司改制，让去十公里外的门店", "bj-sasac"),
     ("小区门口没有人行横道，对面就是菜市场，老人过马路太险", "bj-commerce"),
+    ("收粮的那个人用的秤有问题，一车少了一百斤", "bj-grain-reserves"),  # the scales
+    ("地里打的农药买到假药了，庄稼都黄了", "bj-drugs"),
+    ("楼道消火栓箱子里的水带让人拿走了", "bj-waterworks"),  # the compound's
 ])
 def test_a_remit_word_in_passing_does_not_take_the_request(text: str, not_unit: str) -> None:
     look = first_look(CONFIG, text, at=DAY)

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field, replace
 
 from activities.dispatch.lexicon import KINDS, Category, Lexicon, NotNow, _Meaning
 from activities.dispatch.rules import TIERS
-from activities.dispatch.textindex import Hit
 
 THRESHOLD = 2  # a category or kind needs at least one keyword (or two hints)
 
@@ -66,10 +65,10 @@ def classify(
     matched: list[str] = []
     # Each phrase counts once: a word repeated ("学校…学校") is not twice the evidence.
     not_now = lexicon.redirect_not_now
-    found = list({hit.phrase: _now_or_not(hit, content, not_now)
+    found = list({hit.phrase: _now_or_not(hit.start, hit.end, hit.values[0], content, not_now)
                   for hit in lexicon._index.scan(content)}.items())
-    found += [(m.group(0), meaning) for pattern, meaning in lexicon._patterns
-              if (m := pattern.search(content))]
+    found += [(m.group(0), _now_or_not(m.start(), m.end(), meaning, content, not_now))
+              for pattern, meaning in lexicon._patterns if (m := pattern.search(content))]
     for phrase, meaning in found:
         if meaning.categories or meaning.kinds or meaning.emergency or meaning.redirect \
                 or meaning.urgent or meaning.unreasonable:
@@ -122,11 +121,12 @@ def classify(
                           refused, matched, urgent)
 
 
-def _now_or_not(hit: Hit[_Meaning], content: str, not_now: NotNow | None) -> _Meaning:
-    """The hit's meaning, without its transfer when the words around it say it is not
-    happening now (a fear, another day, a figure of speech): it still names the problem."""
-    meaning = hit.values[0]
+def _now_or_not(start: int, end: int, meaning: _Meaning, content: str,
+                not_now: NotNow | None) -> _Meaning:
+    """The meaning of a phrase or pattern found at ``content[start:end]``, without its
+    transfer when the words around it say it is not happening now (a fear, another day,
+    a figure of speech): it still names the problem."""
     if meaning.redirect is None or not_now is None \
-            or not not_now.hedged(content, hit.start, hit.end):
+            or not not_now.hedged(content, start, end):
         return meaning
     return replace(meaning, redirect=None, emergency=False)
