@@ -200,6 +200,10 @@ def test_inside_a_compound_the_street_leads(text: str, lead: str) -> None:
     ("社区医院开的药，批号跟盒子上对不上", "bj-drugs"),
     ("路口的消火栓让货车撞了，水喷了一地", "bj-waterworks"),
     ("在一个理财APP上投了五万，现在提不了现", "bj-finance-office"),
+    # A dike seeping, a river gone black with dead fish; who set a charge.
+    ("村口那段堤坝上有个口子，一直往外渗水", "bj-water"),
+    ("小区后面那条河沟发黑发臭，还漂着死鱼", "bj-water"),
+    ("医院停车场的收费标准是谁批的，一小时十五块", "bj-ndrc"),
 ])
 def test_who_leads_what_the_words_name(text: str, unit: str) -> None:
     look = first_look(CONFIG, text, at=DAY)
@@ -268,6 +272,7 @@ def test_a_station_named_after_a_park_is_not_the_park() -> None:
     ("收粮的那个人用的秤有问题，一车少了一百斤", "bj-grain-reserves"),  # the scales
     ("地里打的农药买到假药了，庄稼都黄了", "bj-drugs"),
     ("楼道消火栓箱子里的水带让人拿走了", "bj-waterworks"),  # the compound's
+    ("堤坝上天天晚上有人骑摩托飙车", "bj-water"),  # the traffic police's
 ])
 def test_a_remit_word_in_passing_does_not_take_the_request(text: str, not_unit: str) -> None:
     look = first_look(CONFIG, text, at=DAY)
