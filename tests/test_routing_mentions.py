@@ -204,6 +204,11 @@ def test_inside_a_compound_the_street_leads(text: str, lead: str) -> None:
     ("村口那段堤坝上有个口子，一直往外渗水", "bj-water"),
     ("小区后面那条河沟发黑发臭，还漂着死鱼", "bj-water"),
     ("医院停车场的收费标准是谁批的，一小时十五块", "bj-ndrc"),
+    # Inside the metro, whatever the problem, the line's operator.
+    ("我在5号线上把手机落了，下车才发现", "bj-subway"),
+    ("14号线的车厢里一点信号都没有", "bj-mtr"),
+    ("燕房线站台上的地砖翘起来了", "bj-rail-ops"),
+    ("地铁站里的卫生间堵了，污水都流到通道里", "bj-subway"),
 ])
 def test_who_leads_what_the_words_name(text: str, unit: str) -> None:
     look = first_look(CONFIG, text, at=DAY)
@@ -273,6 +278,7 @@ def test_a_station_named_after_a_park_is_not_the_park() -> None:
     ("地里打的农药买到假药了，庄稼都黄了", "bj-drugs"),
     ("楼道消火栓箱子里的水带让人拿走了", "bj-waterworks"),  # the compound's
     ("堤坝上天天晚上有人骑摩托飙车", "bj-water"),  # the traffic police's
+    ("地铁站出口外面全是摆摊的，通道都堵了", "bj-subway"),  # outside: the street's
 ])
 def test_a_remit_word_in_passing_does_not_take_the_request(text: str, not_unit: str) -> None:
     look = first_look(CONFIG, text, at=DAY)
