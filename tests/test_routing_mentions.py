@@ -205,10 +205,9 @@ def test_inside_a_compound_the_street_leads(text: str, lead: str) -> None:
     ("小区后面那条河沟发黑发臭，还漂着死鱼", "bj-water"),
     ("医院停车场的收费标准是谁批的，一小时十五块", "bj-ndrc"),
     # Inside the metro, whatever the problem, the line's operator.
-    ("我在5号线上把手机落了，下车才发现", "bj-subway"),
-    ("14号线的车厢里一点信号都没有", "bj-mtr"),
-    ("燕房线站台上的地砖翘起来了", "bj-rail-ops"),
-    ("地铁站里的卫生间堵了，污水都流到通道里", "bj-subway"),
+    ("我在5号线上把钱包丢了，里面有身份证", "bj-subway"),
+    ("14号线的车站里手机一点信号都没有", "bj-mtr"),
+    ("6号线的车门把我孩子的书包夹住了，车就开走了", "bj-subway"),
 ])
 def test_who_leads_what_the_words_name(text: str, unit: str) -> None:
     look = first_look(CONFIG, text, at=DAY)
