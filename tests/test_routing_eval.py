@@ -316,6 +316,14 @@ def _write_routing(cfg: Path, mutate) -> Path:  # type: ignore[no-untyped-def]
     (lambda d: d["rules"].append({"id": "v", "category": "order.noise", "lead": ["street"],
                                   "where": {"street_kind": ["village"]}}),
      r"unknown street kinds \['village'\]"),
+    # A rule naming a town (台湖镇) meets one for towns' words: a tie. (The airport's street
+    # office, a 街道, never meets the towns' water rule: the shipped table loads.)
+    (lambda d: d["rules"].extend([
+        {"id": "t1", "category": "order.noise", "lead": ["street"],
+         "where": {"street": ["110112114"]}},
+        {"id": "t2", "category": "order.noise", "lead": ["district"],
+         "where": {"street_kind": ["town"], "mentions": ["吵"]}}]),
+     r"\(t1\) and rules\[\d+\] \(t2\) both apply"),
 ])
 def test_routing_table_validation_names_the_rule(tmp_path: Path, mutate, message: str) -> None:  # type: ignore[no-untyped-def]
     cfg = _copy_config(tmp_path)

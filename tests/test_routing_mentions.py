@@ -208,6 +208,11 @@ def test_inside_a_compound_the_street_leads(text: str, lead: str) -> None:
     ("我在5号线上把钱包丢了，里面有身份证", "bj-subway"),
     ("14号线的车站里手机一点信号都没有", "bj-mtr"),
     ("6号线的车门把我孩子的书包夹住了，车就开走了", "bj-subway"),
+    # A town's housing estate is on the water company's network (a village's water is
+    # the town's, and a compound's own pumps the street's).
+    ("通州台湖镇，我们小区从早上就停水了，物业说是外面管道坏了", "bj-waterworks"),
+    ("房山长沟镇的村里自来水停了两天了", "110111108"),
+    ("昌平南邵镇，我们楼是二次供水，水泵坏了，六楼以上没水", "110114111"),
 ])
 def test_who_leads_what_the_words_name(text: str, unit: str) -> None:
     look = first_look(CONFIG, text, at=DAY)

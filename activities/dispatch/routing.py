@@ -9,7 +9,7 @@ effective dates; this module validates them at start-up and applies them
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cached_property
@@ -316,11 +316,11 @@ def _validate(path: Path, table: RoutingTable, registry: Registry, lexicon: Lexi
     for target in table.fallback:
         if target not in KEYWORD_TARGETS and registry.record(target) is None:
             raise RoutingError(f"{path}: fallback: unknown unit {target!r}")
-    _check_ties(path, table)
+    _check_ties(path, table, registry)
     _check_coverage(path, table, codes, today)
 
 
-def _overlap(a: Rule, b: Rule) -> bool:
+def _overlap(a: Rule, b: Rule, kind_of: Callable[[str], str | None]) -> bool:
     def span(r: Rule) -> tuple[date, date]:
         return (r.valid_from or date.min, r.valid_to or date.max)
 
@@ -332,15 +332,24 @@ def _overlap(a: Rule, b: Rule) -> bool:
                    (wa.street, wb.street), (wa.mentions, wb.mentions)):
         if xs and ys and not set(xs) & set(ys):
             return False
+    # Streets named by one rule that are none of the kinds the other names (the airport's
+    # street office and a rule for towns) never meet.
+    for named, kinds in ((wa.street, wb.street_kind), (wb.street, wa.street_kind)):
+        if named and kinds and not {kind_of(code) for code in named} & set(kinds):
+            return False
     return True
 
 
-def _check_ties(path: Path, table: RoutingTable) -> None:
+def _check_ties(path: Path, table: RoutingTable, registry: Registry) -> None:
+    def kind_of(code: str) -> str | None:
+        rec = registry.record(code)
+        return None if rec is None else rec.kind
+
     rules = table.rules
     for i, a in enumerate(rules):
         for j in range(i + 1, len(rules)):
             b = rules[j]
-            if a.rank != b.rank or not _overlap(a, b):
+            if a.rank != b.rank or not _overlap(a, b, kind_of):
                 continue
             shared = [c for c in a.categories if any(
                 c == d or c == "*" or d == "*" or (c.endswith(".*") and d.startswith(c[:-1]))
