@@ -213,6 +213,9 @@ def test_inside_a_compound_the_street_leads(text: str, lead: str) -> None:
     ("通州台湖镇，我们小区从早上就停水了，物业说是外面管道坏了", "bj-waterworks"),
     ("房山长沟镇的村里自来水停了两天了", "110111108"),
     ("昌平南邵镇，我们楼是二次供水，水泵坏了，六楼以上没水", "110114111"),
+    # A main road's lights are the city's lighting; a road's guardrail is transport's.
+    ("南四环辅路那一段的路灯一个礼拜都不亮了", "bj-urban-mgmt"),
+    ("进山那条公路的护栏被撞断了一截", "bj-transport"),
 ])
 def test_who_leads_what_the_words_name(text: str, unit: str) -> None:
     look = first_look(CONFIG, text, at=DAY)
@@ -283,6 +286,7 @@ def test_a_station_named_after_a_park_is_not_the_park() -> None:
     ("楼道消火栓箱子里的水带让人拿走了", "bj-waterworks"),  # the compound's
     ("堤坝上天天晚上有人骑摩托飙车", "bj-water"),  # the traffic police's
     ("地铁站出口外面全是摆摊的，通道都堵了", "bj-subway"),  # outside: the street's
+    ("我们小区楼下的路灯坏了一个礼拜", "bj-urban-mgmt"),  # a compound's lamp
 ])
 def test_a_remit_word_in_passing_does_not_take_the_request(text: str, not_unit: str) -> None:
     look = first_look(CONFIG, text, at=DAY)
