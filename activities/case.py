@@ -230,7 +230,8 @@ class CaseActivities:
             review_reasons=review_reasons,
             candidates=(candidates(cfg.registry, cl, loc, route, doubt.confidence)
                         if review else []),
-            review_seconds=rules.review.window.total_seconds() * self._scale if review else 0.0,
+            review_seconds=(rules.review.window_for(cl.tier).total_seconds() * self._scale
+                            if review else 0.0),
             routing_version=look.routing_version,
         )
 

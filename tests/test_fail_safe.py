@@ -62,8 +62,29 @@ def test_danger_beside_an_outside_place_is_still_t2h_at_once() -> None:
     assert look.location.outside and look.outcome(MIN) == "DISPATCH"
 
 
+@pytest.mark.parametrize("text", [
+    # From round 15's review: an outside place said of a trip or a friend, a caller who
+    # lives in Beijing, an ambiguous Beijing place beside an outside one, Beijing places
+    # whose names hold another city's: danger here, dispatched at once.
+    "我刚从天津出差回来，一进门家里燃气味很大",
+    "家里电梯困人了，我在重庆出差，我爸被困在电梯里",
+    "我们楼的电梯困人了，我爸在里面，我是从廊坊赶回来的",
+    "上海的朋友来北京玩，在我家小区电梯里被困住了",
+    "我人在北京市里，家是石家庄的，现在租的房子停暖了，屋里特别冷，孩子才三个月",
+    "我是河北的，在北京打工，住的地下室进水了，电线泡在水里",
+    "我在燕郊上班，家住八里庄，楼道里燃气味很大",
+    "西安门大街路边一棵大树歪了，随时要倒，底下就是公交站",
+    "长春桥路口的井盖丢了，车来车往很危险",
+])
+def test_danger_here_beside_an_outside_name_is_dispatched_at_once(text: str) -> None:
+    look = first_look(CONFIG, text, at=DAY)
+    assert look.classification.tier == "T2H" and not look.location.only_outside
+    assert look.outcome(MIN) == "DISPATCH"
+
+
 @pytest.mark.parametrize("text", ["我在燕郊，楼道里燃气味很大",
-                                  "我住在河北固安，小区停水三天了，家里有老人"])
+                                  "我住在河北固安，小区停水三天了，家里有老人",
+                                  "我回老家石家庄，发现我爸住的小区好几天停水了"])
 def test_danger_whose_only_place_is_outside_beijing_goes_to_a_dispatcher(text: str) -> None:
     # No Beijing unit can act there; a dispatcher sends the caller to the local service.
     look = first_look(CONFIG, text, at=DAY)

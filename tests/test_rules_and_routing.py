@@ -56,6 +56,17 @@ def test_rules_file_missing_a_tier_is_refused(tmp_path: Path) -> None:
         load_rules(cfg / "rules.yaml")
 
 
+def test_a_t2h_waits_at_the_desk_no_longer_than_other_cases(tmp_path: Path) -> None:
+    review = CONFIG.rules.review
+    assert review.window_for("T2H") < review.window_for("T7D") == review.window
+    cfg = _copy_config(tmp_path)
+    data = yaml.safe_load((cfg / "rules.yaml").read_text())
+    data["review"]["urgent_window"] = "1h"
+    (cfg / "rules.yaml").write_text(yaml.safe_dump(data, allow_unicode=True))
+    with pytest.raises(RulesError, match=r"urgent_window .* is longer than window"):
+        load_rules(cfg / "rules.yaml")
+
+
 def test_working_day_deadline_skips_weekends_and_holidays() -> None:
     rules = CONFIG.rules
     # Friday 2026-09-18 10:00 Beijing. Working days after it: Sun 20 Sep (a listed

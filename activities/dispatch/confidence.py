@@ -85,11 +85,19 @@ def assess(lexicon: Lexicon, registry: Registry, cl: Classification, loc: Locati
 def candidates(registry: Registry, cl: Classification, loc: Location, route: RouteDecision,
                confidence: float) -> list[ReviewCandidate]:
     """The units a dispatcher chooses from, best first: the rule's lead, then the district
-    government of the place (when known), then the city centre."""
+    government of the place (when known), then the city centre. Where the only place is
+    outside Beijing the city centre comes first: if nobody decides in time, it calls the
+    caller back with whom to call there, where a Beijing unit could do nothing."""
     category = cl.category.code
     found = [ReviewCandidate(route.lead.unit_id, route.lead.name, cl.tier, category,
                              round(confidence, 3), f"routing rule {route.rule}"
                              + (f" ({route.note})" if route.note else ""))]
+    centre = registry.get(CITY_CENTRE_ID)
+    if loc.only_outside and centre is not None and route.lead.unit_id != CITY_CENTRE_ID:
+        found.insert(0, ReviewCandidate(
+            CITY_CENTRE_ID, centre.name, cl.tier, category, round(confidence, 3),
+            f"the place is outside Beijing ({loc.outside}): the centre tells the caller whom "
+            "to call there"))
     others: list[tuple[str, str]] = []
     if loc.district:
         others.append((registry.district_government(loc.district),

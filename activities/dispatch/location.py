@@ -15,6 +15,7 @@ from activities.dispatch.registry import (
     DISTRICT_KIND,
     IGNORE_KIND,
     OUTSIDE_KIND,
+    LocationConfig,
     Place,
     Registry,
     pick_unit,
@@ -52,8 +53,10 @@ class Location:
 
     @property
     def only_outside(self) -> bool:
-        """The only place named is outside Beijing: no Beijing unit can act there."""
-        return self.outside is not None and self.street_id is None and self.district is None
+        """The only place named is outside Beijing (not even an ambiguous Beijing one): no
+        Beijing unit can act there."""
+        return (self.outside is not None and self.street_id is None and self.district is None
+                and not self.ambiguous)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,26 @@ def _day(at: date | datetime | None) -> date:
     return at.date() if isinstance(at, datetime) else at
 
 
+_OUTSIDE_CLAUSE_ENDS = frozenset("，。！？；,.!?;… \n")
+
+
+def _away(cfg: LocationConfig, text: str, start: int, end: int) -> bool:
+    """Whether the outside place at ``text[start:end]`` is not where the problem is: said
+    of a trip or a friend ("刚从天津回来", "在重庆出差", "上海的朋友"), or the caller says
+    they live or stay in Beijing ("我人在北京市里，家是石家庄的")."""
+    if cfg.in_beijing is not None and cfg.in_beijing.search(text):
+        return True
+    left = start
+    while left > 0 and text[left - 1] not in _OUTSIDE_CLAUSE_ENDS:
+        left -= 1
+    right = end
+    while right < len(text) and text[right] not in _OUTSIDE_CLAUSE_ENDS:
+        right += 1
+    before, after = text[max(left, start - 3):start], text[end:right]
+    return any(w in before for w in cfg.outside_away_before) or any(
+        after[:len(w) + 4].find(w) >= 0 for w in cfg.outside_away_after)
+
+
 def _scan(registry: Registry, text: str, source: str, rank: int, day: date,
           outside: list[str] | None = None) -> tuple[list[str], list[_Candidate]]:
     """District mentions and street candidates in one text (places outside the city go
@@ -87,7 +110,7 @@ def _scan(registry: Registry, text: str, source: str, rank: int, day: date,
         if IGNORE_KIND in kinds:
             continue
         if OUTSIDE_KIND in kinds:
-            if outside is not None:
+            if outside is not None and not _away(cfg, text, hit.start, hit.end):
                 outside.append(hit.phrase)
             continue
         if DISTRICT_KIND in kinds:

@@ -131,6 +131,12 @@ class LocationConfig:
     noise_words: list[str] = field(default_factory=list)
     # Places outside Beijing callers name (燕郊, 廊坊): the city's units cannot act there.
     outside_places: list[str] = field(default_factory=list)
+    # ... unless the place is said of a trip, a job or a friend (right after one of the
+    # ``before`` words or right before one of the ``after`` ones, in the same clause), or
+    # the caller says they are in Beijing (``in_beijing``, patterns).
+    outside_away_before: tuple[str, ...] = ()
+    outside_away_after: tuple[str, ...] = ()
+    in_beijing: re.Pattern[str] | None = None
     # A committee's two-character name or a village's name without 村, said alone ("精忠那儿",
     # "我是东石桥的"), is a place only after or before one of these words; names that are also
     # ordinary words are never indexed bare.
@@ -331,7 +337,8 @@ def load_location_config(path: Path) -> LocationConfig:
     known = {"version", "district_aliases", "street_suffixes", "name_forms", "weak_stems",
              "place_words", "noise_words", "outside_places", "community_stem_words",
              "community_stem_before", "community_stem_belong", "community_stem_excluded",
-             "community_lane_districts", "community_stem_lead_ins"}
+             "community_lane_districts", "community_stem_lead_ins", "outside_away_before",
+             "outside_away_after", "in_beijing"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise RegistryError(f"{path}: unknown keys {unknown}")
@@ -347,6 +354,11 @@ def load_location_config(path: Path) -> LocationConfig:
         isinstance(k, str) and isinstance(v, str) for k, v in aliases.items()
     ):
         raise RegistryError(f"{path}: district_aliases must map names to district names")
+    in_beijing = strings("in_beijing")
+    try:
+        here = re.compile("|".join(f"(?:{p})" for p in in_beijing)) if in_beijing else None
+    except re.error as err:
+        raise RegistryError(f"{path}: in_beijing: not a valid pattern: {err}") from None
     cfg = LocationConfig(
         district_aliases=dict(aliases),
         weak_stems=set(strings("weak_stems")),
@@ -361,6 +373,9 @@ def load_location_config(path: Path) -> LocationConfig:
                                              reverse=True)),
         community_lane_districts=frozenset(strings("community_lane_districts")),
         community_stem_excluded=set(strings("community_stem_excluded")),
+        outside_away_before=tuple(strings("outside_away_before")),
+        outside_away_after=tuple(strings("outside_away_after")),
+        in_beijing=here,
     )
     if "street_suffixes" in data:
         cfg.street_suffixes = strings("street_suffixes")

@@ -122,11 +122,25 @@ class ReviewRule(_Strict):
 
     min_confidence: float = Field(ge=0, le=1)
     window: timedelta  # then the top candidate is dispatched, and the case marked so
+    # A T2H at the desk (its only place outside Beijing) waits at most this long; the
+    # same as ``window`` when not given.
+    urgent_window: timedelta | None = None
 
-    @field_validator("window", mode="before")
+    @field_validator("window", "urgent_window", mode="before")
     @classmethod
-    def _window(cls, value: Any) -> timedelta:
-        return parse_duration(value)
+    def _window(cls, value: Any) -> timedelta | None:
+        return None if value is None else parse_duration(value)
+
+    @model_validator(mode="after")
+    def _urgent_not_longer(self) -> ReviewRule:
+        if self.urgent_window is not None and self.urgent_window > self.window:
+            raise ValueError(f"urgent_window ({self.urgent_window}) is longer than window "
+                             f"({self.window}): a T2H must not wait longer than other cases")
+        return self
+
+    def window_for(self, tier: str) -> timedelta:
+        """How long a case of ``tier`` waits at the desk before its top candidate leads."""
+        return self.urgent_window if tier == "T2H" and self.urgent_window else self.window
 
 
 class ModelRule(_Strict):

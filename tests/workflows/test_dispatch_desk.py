@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from activities.dispatch.registry import CITY_CENTRE_ID
 from activities.governance.hotspots import Hotspot, governance_filing
 from tests.workflows.harness import CONFIG, Harness, event_id, update
 from workflows.model import (
@@ -104,8 +105,23 @@ async def test_danger_outside_beijing_goes_to_a_dispatcher_at_once(harness: Harn
     view = await harness.until(h, "REVIEW_REQUESTED")
     assert view.status == "AWAITING_REVIEW" and view.dispatches == [] and view.tier == "T2H"
     [step] = [s for s in harness.recorder.steps if s.complaint_id == view.complaint_id]
-    reason = step.lifecycle[0].attributes["reason"]
+    [event] = step.lifecycle
+    reason = event.attributes["reason"]
     assert "outside Beijing (燕郊)" in reason and "local emergency service" in reason
+    # Unattended, the city centre (not a Beijing gas company) calls the caller back.
+    assert event.candidates and event.candidates[0].unit_id == CITY_CENTRE_ID
+
+
+async def test_danger_outside_beijing_left_alone_goes_to_the_city_centre_soon(
+    harness: Harness,
+) -> None:
+    h = await harness.file(OUTSIDE_T2H)
+    await harness.until(h, "REVIEW_REQUESTED")
+    urgent = CONFIG.rules.review.window_for("T2H")
+    assert urgent < WINDOW
+    await harness.env.sleep(urgent + timedelta(seconds=1))
+    view = await harness.until(h, "DISPATCHED")  # (queries do not skip time)
+    assert view.lead_unit_id == CITY_CENTRE_ID and view.tier == "T2H"
 
 
 async def test_a_decision_for_an_unknown_unit_is_refused_and_the_case_still_waits(

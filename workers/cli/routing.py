@@ -252,7 +252,8 @@ def explain(
         table.add_row("assisting", "、".join(u.name for u in decision.assisting) or "—")
         table.add_row("rule", decision.rule + (f" ({decision.note})" if decision.note else ""))
     table.add_row("outcome", f"{outcome} (confidence {look.doubt.confidence:.2f}; the desk "
-                             f"decides below {cfg.rules.review.min_confidence:g}, never T2H)")
+                             f"decides below {cfg.rules.review.min_confidence:g}; a T2H "
+                             "only when its only place is outside Beijing)")
     for reason in look.doubt.reasons:
         table.add_row("doubt", reason)
     console().print(table)
