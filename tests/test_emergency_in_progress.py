@@ -405,3 +405,47 @@ def test_a_barrier_gate_is_not_a_sluice(text: str) -> None:
 ])
 def test_v14s_missed_and_false_transfers(text: str, service: str | None) -> None:
     assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to == service
+
+
+@pytest.mark.parametrize(("text", "service"), [
+    # Round 15's review: 最近 as "nearest", clauses apart with spaces, 这会儿 as now, a
+    # hedged mention before a live one (of a pattern and of a word), a guarded pattern
+    # hedged where its words are ...
+    ("我们楼最近的那户人家着火了", "119"),
+    ("最近小区老有人打架 快来人啊 楼下打起来了", "110"),
+    ("最近老有人跟踪我他这会儿就在我家门口砸门", "110"),
+    ("昨天有人在小区门口抢包，刚才又有人抢包，人还没走", "110"),
+    ("楼下饭馆着火了！上次着火了也是这家，老板也不管", "119"),
+    ("上次我爸喘不上气送医院了，这次好多了，想问问社区有没有上门体检", None),
+    # ... money moving out only with a swindle's marks; swindles being paid now.
+    ("公司账上的钱正在往外转，老板要跑路，工资还没发", None),
+    ("开发商把监管账户里的钱正往外转，楼盘要烂尾了", None),
+    ("我妈在银行柜台要给骗子汇款，我拦不住她，柜员也劝不住", "110"),
+    ("刚才接了个电话，对方说是公安局的，让我把钱转到安全账户，我已经转了一半", "110"),
+    ("我手机被人远程控制了，银行卡一直在扣钱，一会儿一笔", "110"),
+    ("我接到一个电话说我涉嫌洗钱，让我把钱转到安全账户，我转了三万，后来才觉得不对", None),
+])
+def test_round_15_reviews_transfers(text: str, service: str | None) -> None:
+    assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to == service
+
+
+@pytest.mark.parametrize(("text", "two_hours"), [
+    ("楼下饭馆油烟呛人，我家孩子一直咳嗽", False),
+    ("隔壁装修刷漆，味道刺鼻，熏得眼睛疼", False),
+    ("游泳馆氯气泄漏了，好多人眼睛疼，都在咳嗽", True),
+    ("小区里有人烧东西，一股刺鼻的黑烟，好几个人都咳嗽", True),
+    ("去年地下车库淹过一次，充电桩泡坏了，到现在也没换新的", False),
+    ("小区门口积水好几天了，旁边就是充电桩，晚上路过怕滑倒", False),
+    ("地铁区间总是停车，空调也关，闷得慌，希望改进", False),
+    ("地铁6号线停在半道上四十分钟了，没空调没通风，有人快不行了", True),
+    ("下水道堵了，污水都流到屋里了", True),
+    ("路口的消火栓让货车撞了，水喷了一地", True),
+])
+def test_round_15_reviews_two_hours(text: str, two_hours: bool) -> None:
+    assert (first_look(RULES_ALONE, text, at=DAY).classification.tier == "T2H") is two_hours
+
+
+def test_a_train_stuck_in_a_tunnel_is_not_someone_who_cannot_move() -> None:
+    look = first_look(RULES_ALONE, "地铁卡在隧道里不动了，广播也不说，已经半个多小时，车厢里有老人",
+                      at=DAY)
+    assert look.classification.redirect_to is None

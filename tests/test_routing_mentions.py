@@ -287,6 +287,16 @@ def test_a_station_named_after_a_park_is_not_the_park() -> None:
     ("堤坝上天天晚上有人骑摩托飙车", "bj-water"),  # the traffic police's
     ("地铁站出口外面全是摆摊的，通道都堵了", "bj-subway"),  # outside: the street's
     ("我们小区楼下的路灯坏了一个礼拜", "bj-urban-mgmt"),  # a compound's lamp
+    # Round 15's review: remit words said in passing.
+    ("路边广告牌上的商标掉了一半，风一吹晃得厉害，底下都是人", "bj-ip"),
+    ("我在超市买的酱油，商标上写的厂址是假的，吃了拉肚子", "bj-ip"),
+    ("粮库旁边的路灯坏了好几个月了", "bj-grain-reserves"),
+    ("我在粮库上班，老板拖欠三个月工资", "bj-grain-reserves"),
+    ("收粮的人给了假币", "bj-grain-reserves"),
+    ("公司投资项目，老板跑路了，我们的工资没发", "bj-finance-office"),
+    ("我们楼道里的消火栓漏水，楼梯上全是水", "bj-waterworks"),
+    ("网上买东西商家说开电子票据，一直没给我", "bj-finance"),
+    ("保健品推销的说他们的是真药不是假药，骗老人买", "bj-drugs"),
 ])
 def test_a_remit_word_in_passing_does_not_take_the_request(text: str, not_unit: str) -> None:
     look = first_look(CONFIG, text, at=DAY)

@@ -63,12 +63,29 @@ def classify(
     emergency = urgent = unreasonable = False
     redirects: set[str] = set()
     matched: list[str] = []
-    # Each phrase counts once: a word repeated ("学校…学校") is not twice the evidence.
+    # Each phrase counts once: a word repeated ("学校…学校") is not twice the evidence. A
+    # transfer word or pattern keeps its transfer if any of its occurrences is not hedged
+    # ("昨天有人抢包，刚才又有人抢包"; "着火了！上次着火了也是这家").
     not_now = lexicon.redirect_not_now
-    found = list({hit.phrase: _now_or_not(hit.start, hit.end, hit.values[0], content, not_now)
-                  for hit in lexicon._index.scan(content)}.items())
-    found += [(m.group(0), _now_or_not(m.start(), m.end(), meaning, content, not_now))
-              for pattern, meaning in lexicon._patterns if (m := pattern.search(content))]
+    phrases: dict[str, _Meaning] = {}
+    for hit in lexicon._index.scan(content):
+        meaning = _now_or_not(hit.start, hit.end, hit.values[0], content, not_now)
+        if hit.phrase not in phrases or meaning.redirect:
+            phrases[hit.phrase] = meaning
+    found = list(phrases.items())
+    for pattern, meaning in lexicon._patterns:
+        first: tuple[str, _Meaning] | None = None
+        for m in pattern.finditer(content):
+            # A pattern anchored at the text's start (a look-ahead guard, then the words)
+            # has its words at its end: hedge there.
+            start = m.end() - 1 if pattern.pattern.startswith("^") else m.start()
+            read = _now_or_not(start, m.end(), meaning, content, not_now)
+            first = first or (m.group(0), read)
+            if read is meaning:
+                first = (m.group(0), read)
+                break
+        if first is not None:
+            found.append(first)
     for phrase, meaning in found:
         if meaning.categories or meaning.kinds or meaning.emergency or meaning.redirect \
                 or meaning.urgent or meaning.unreasonable:

@@ -130,7 +130,8 @@ class NotNow(_Strict):
         return bool(before_re is not None and before_re.search(before))
 
 
-CLAUSE_ENDS = frozenset("，。！？；,.!?;…")
+# (Operators type clauses apart with spaces too: "最近老有人打架 快来人啊 楼下打起来了".)
+CLAUSE_ENDS = frozenset("，。！？；,.!?;… \n")
 
 
 class RedirectFirst(_Strict):
