@@ -41,3 +41,15 @@ def test_a_canary_with_an_unknown_outcome_is_refused(tmp_path: Path) -> None:
                    '{"outcome": "SENT"}}\n', encoding="utf-8")
     with pytest.raises(EvalError, match="unknown outcome SENT"):
         load_canaries(bad)
+
+
+def test_a_canary_pinning_an_unknown_tier_or_service_is_refused(tmp_path: Path) -> None:
+    bad = tmp_path / "c.jsonl"
+    bad.write_text('{"id": "k", "content": "…", "why": "x", "decision": '
+                   '{"outcome": "DISPATCH", "tier": "T3D"}}\n', encoding="utf-8")
+    with pytest.raises(EvalError, match="unknown tier T3D"):
+        load_canaries(bad)
+    bad.write_text('{"id": "k", "content": "…", "why": "x", "decision": '
+                   '{"outcome": "REDIRECTED", "redirect": "122"}}\n', encoding="utf-8")
+    with pytest.raises(EvalError, match="unknown service 122"):
+        load_canaries(bad)

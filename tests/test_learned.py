@@ -256,6 +256,26 @@ def test_learn_keeps_the_current_model_when_the_candidate_changes_a_canary(
     assert load_model(out).version == small_doc["version"]
 
 
+def test_learn_names_a_canary_the_current_model_breaks_and_one_the_candidate_breaks_anew(
+    tmp_path: Path, small_doc: dict[str, Any],
+) -> None:
+    out = tmp_path / MODEL_FILE
+    # The current model raises the dancing to T2H against its pin of 24 hours; the
+    # candidate gives it 7 days: broken differently, so not promoted.
+    _write_model(out, small_doc, version="raises-everything", t2h_threshold=0.0001)
+    canaries = tmp_path / "canaries.jsonl"
+    canaries.write_text(json.dumps({
+        "id": "k2", "content": DANCING, "district": "海淀区", "street": "学院路街道",
+        "why": "a test", "decision": {"outcome": "DISPATCH", "tier": "T24H"},
+    }, ensure_ascii=False) + "\n", encoding="utf-8")
+    result = _learn(tmp_path, out, "--canaries", str(canaries))
+    assert result.exit_code == 0, result.output
+    assert "already, before the candidate: canary k2 changed: tier T2H instead of T24H" \
+        in result.output
+    assert "canary k2 changed: tier T7D instead of T24H" in result.output
+    assert "kept" in result.output and load_model(out).version == "raises-everything"
+
+
 def test_learn_refuses_a_model_too_big_for_its_config_map(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:

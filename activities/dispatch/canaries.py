@@ -13,12 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from activities.dispatch.blind import Decision, Request
 from activities.dispatch.evaluation import read_jsonl
+from activities.dispatch.rules import TIERS
 
 OUTCOMES = ("DISPATCH", "REVIEW", "REDIRECTED", "REJECTED", "ANSWERED_DIRECTLY")
+SERVICES = ("110", "119", "120")
 
 
 class Pinned(BaseModel):
@@ -31,6 +33,27 @@ class Pinned(BaseModel):
     lead: str | None = None
     redirect: str | None = None
 
+    @field_validator("outcome")
+    @classmethod
+    def _outcome(cls, value: str) -> str:
+        if value not in OUTCOMES:
+            raise ValueError(f"unknown outcome {value} (one of {', '.join(OUTCOMES)})")
+        return value
+
+    @field_validator("tier")
+    @classmethod
+    def _tier(cls, value: str | None) -> str | None:
+        if value is not None and value not in TIERS:
+            raise ValueError(f"unknown tier {value} (one of {', '.join(TIERS)})")
+        return value
+
+    @field_validator("redirect")
+    @classmethod
+    def _redirect(cls, value: str | None) -> str | None:
+        if value is not None and value not in SERVICES:
+            raise ValueError(f"unknown service {value} (one of {', '.join(SERVICES)})")
+        return value
+
 
 class Canary(Request):
     why: str
@@ -39,8 +62,7 @@ class Canary(Request):
 
 def load_canaries(path: Path) -> list[Canary]:
     """Read a canary file; a bad line raises :class:`EvalError` naming it."""
-    return read_jsonl(path, Canary, lambda c: None if c.decision.outcome in OUTCOMES
-                      else f"unknown outcome {c.decision.outcome}")
+    return read_jsonl(path, Canary)
 
 
 def changed(canary: Canary, got: Decision) -> str | None:

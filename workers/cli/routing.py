@@ -533,7 +533,9 @@ def learn(
                       f"{model.threshold:g}" if model else "—", *cells)
     Console().print(table)
 
-    broken = _canaries_broken(cfg, canary_list, current, candidate, day)
+    broken, already = _canaries_broken(cfg, canary_list, current, candidate, day)
+    for line in already:
+        typer.echo(f"already, before the candidate: {line}")
     for line in broken:
         typer.echo(line)
     if broken and not force:
@@ -549,10 +551,12 @@ def learn(
 
 
 def _canaries_broken(cfg: HotlineConfig, canary_list: list[Canary], current: TierModel | None,
-                     candidate: TierModel, day: date | None) -> list[str]:
-    """One line per canary the candidate changes and the current model (or the rules
-    alone, where there is none) keeps: a canary already changed is not the candidate's
-    doing."""
+                     candidate: TierModel, day: date | None) -> tuple[list[str], list[str]]:
+    """What the candidate does to the canaries: one line per canary it changes in a way
+    the current model (or the rules alone, where there is none) does not — a canary the
+    current model already breaks counts too when the candidate breaks it differently —
+    and one line per canary already broken before the candidate (a warning: something the
+    project relies on is wrong already)."""
     from activities.dispatch.blind import accept_decision
 
     def missed(model: TierModel | None) -> dict[str, str]:
@@ -562,8 +566,13 @@ def _canaries_broken(cfg: HotlineConfig, canary_list: list[Canary], current: Tie
 
     before, after = missed(current), missed(candidate)
     by_id = {c.id: c for c in canary_list}
-    return [f"canary {cid} changed: {diff} — {by_id[cid].content[:24]}… "
-            f"({by_id[cid].why})" for cid, diff in after.items() if cid not in before]
+
+    def line(cid: str, diff: str) -> str:
+        return f"canary {cid} changed: {diff} — {by_id[cid].content[:24]}… ({by_id[cid].why})"
+
+    changed_now = [line(cid, diff) for cid, diff in after.items() if before.get(cid) != diff]
+    already = [line(cid, diff) for cid, diff in before.items()]
+    return changed_now, already
 
 
 def promote_model(target: Path, text: str, *, candidate: str, current: str | None,
