@@ -8,6 +8,7 @@ hint never lowers an emergency found in the text (it is then recorded as refused
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 
 from activities.dispatch.lexicon import KINDS, Category, Lexicon, NotNow, _Meaning
@@ -74,18 +75,17 @@ def classify(
             phrases[hit.phrase] = meaning
     found = list(phrases.items())
     for pattern, meaning in lexicon._patterns:
-        first: tuple[str, _Meaning] | None = None
-        for m in pattern.finditer(content):
-            # A pattern anchored at the text's start (a look-ahead guard, then the words)
-            # has its words at its end: hedge there.
-            start = m.end() - 1 if pattern.pattern.startswith("^") else m.start()
-            read = _now_or_not(start, m.end(), meaning, content, not_now)
-            first = first or (m.group(0), read)
-            if read is meaning:
-                first = (m.group(0), read)
-                break
-        if first is not None:
-            found.append(first)
+        m = pattern.search(content)
+        if m is None:
+            continue
+        read = _pattern_now_or_not(pattern, m, meaning, content, not_now)
+        if read is not meaning:
+            # Hedged here: a later match may be said of now ("昨天…抢包，刚才又有人抢包").
+            for later in pattern.finditer(content, m.end()):
+                if _pattern_now_or_not(pattern, later, meaning, content, not_now) is meaning:
+                    m, read = later, meaning
+                    break
+        found.append((m.group(0), read))
     for phrase, meaning in found:
         if meaning.categories or meaning.kinds or meaning.emergency or meaning.redirect \
                 or meaning.urgent or meaning.unreasonable:
@@ -136,6 +136,14 @@ def classify(
             hints.append("urgency")
     return Classification(kind, category, tier, emergency, redirect_to, unreasonable, hints,
                           refused, matched, urgent)
+
+
+def _pattern_now_or_not(pattern: re.Pattern[str], m: re.Match[str], meaning: _Meaning,
+                        content: str, not_now: NotNow | None) -> _Meaning:
+    # A pattern anchored at the text's start (a look-ahead guard, then the words) has its
+    # words at its end: hedge there.
+    start = m.end() - 1 if pattern.pattern.startswith("^") else m.start()
+    return _now_or_not(start, m.end(), meaning, content, not_now)
 
 
 def _now_or_not(start: int, end: int, meaning: _Meaning, content: str,
