@@ -440,8 +440,9 @@ def learn(
 
     Both are measured beside the rules on the held-out set (never trained on): T2H recall
     first, then tier right, then (a blind-format set) transfers and no-dispatch requests.
-    A candidate that changes a canary's pinned decision which the current model keeps
-    is not written either.
+    A candidate that changes a canary's pinned decision, where the current model keeps it
+    or breaks it otherwise, does not replace the current model either (with no current
+    model, such canaries are only named).
     The file is JSON and the same data gives the same bytes.
     Corrections teach the tier where a dispatcher chose it; the model file counts them.
     """
@@ -538,7 +539,8 @@ def learn(
         typer.echo(f"already, before the candidate: {line}")
     for line in broken:
         typer.echo(line)
-    if broken and not force:
+    # (With no current model there is nothing to keep: the lines above warn.)
+    if broken and current is not None and not force:
         typer.echo(f"kept {target}: the candidate changes {len(broken)} of {pinned.name} "
                    "(--force writes it anyway)")
         return
