@@ -276,6 +276,21 @@ def test_learn_names_a_canary_the_current_model_breaks_and_one_the_candidate_bre
     assert "kept" in result.output and load_model(out).version == "raises-everything"
 
 
+def test_a_first_model_is_written_though_it_changes_a_canary_which_is_named(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / MODEL_FILE  # no current model: nothing to keep
+    canaries = tmp_path / "canaries.jsonl"
+    canaries.write_text(json.dumps({
+        "id": "k3", "content": DANCING, "district": "海淀区", "street": "学院路街道",
+        "why": "a test", "decision": {"outcome": "DISPATCH", "tier": "T2H"},
+    }, ensure_ascii=False) + "\n", encoding="utf-8")
+    result = _learn(tmp_path, out, "--canaries", str(canaries))
+    assert result.exit_code == 0, result.output
+    assert "canary k3 changed" in result.output and "no current model" in result.output
+    assert out.exists()
+
+
 def test_learn_refuses_a_model_too_big_for_its_config_map(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
