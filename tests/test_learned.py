@@ -210,6 +210,16 @@ def _learn(tmp_path: Path, out: Path, *extra: str) -> Any:
                                     *extra])
 
 
+def _canary(tmp_path: Path, cid: str, tier: str) -> Path:
+    """A canary file pinning the dancing (DANCING, 学院路街道) dispatched at ``tier``."""
+    canaries = tmp_path / "canaries.jsonl"
+    canaries.write_text(json.dumps({
+        "id": cid, "content": DANCING, "district": "海淀区", "street": "学院路街道",
+        "why": "a test", "decision": {"outcome": "DISPATCH", "tier": tier},
+    }, ensure_ascii=False) + "\n", encoding="utf-8")
+    return canaries
+
+
 def test_learn_refuses_to_replace_a_better_model(tmp_path: Path,
                                                  small_doc: dict[str, Any]) -> None:
     out = tmp_path / MODEL_FILE
@@ -241,11 +251,7 @@ def test_learn_keeps_the_current_model_when_the_candidate_changes_a_canary(
     # The current model raises everything to T2H: worse on the held-out set, but it keeps
     # this canary, which pins the dancing as 2 hours; the candidate gives it 7 days.
     _write_model(out, small_doc, version="raises-everything", t2h_threshold=0.0001)
-    canaries = tmp_path / "canaries.jsonl"
-    canaries.write_text(json.dumps({
-        "id": "k1", "content": DANCING, "district": "海淀区", "street": "学院路街道",
-        "why": "a test", "decision": {"outcome": "DISPATCH", "tier": "T2H"},
-    }, ensure_ascii=False) + "\n", encoding="utf-8")
+    canaries = _canary(tmp_path, "k1", "T2H")
     result = _learn(tmp_path, out, "--canaries", str(canaries))
     assert result.exit_code == 0, result.output
     assert "canary k1 changed: tier T7D instead of T2H" in result.output
@@ -263,11 +269,7 @@ def test_learn_names_a_canary_the_current_model_breaks_and_one_the_candidate_bre
     # The current model raises the dancing to T2H against its pin of 24 hours; the
     # candidate gives it 7 days: broken differently, so not promoted.
     _write_model(out, small_doc, version="raises-everything", t2h_threshold=0.0001)
-    canaries = tmp_path / "canaries.jsonl"
-    canaries.write_text(json.dumps({
-        "id": "k2", "content": DANCING, "district": "海淀区", "street": "学院路街道",
-        "why": "a test", "decision": {"outcome": "DISPATCH", "tier": "T24H"},
-    }, ensure_ascii=False) + "\n", encoding="utf-8")
+    canaries = _canary(tmp_path, "k2", "T24H")
     result = _learn(tmp_path, out, "--canaries", str(canaries))
     assert result.exit_code == 0, result.output
     assert "already, before the candidate: canary k2 changed: tier T2H instead of T24H" \
@@ -280,11 +282,7 @@ def test_a_first_model_is_written_though_it_changes_a_canary_which_is_named(
     tmp_path: Path,
 ) -> None:
     out = tmp_path / MODEL_FILE  # no current model: nothing to keep
-    canaries = tmp_path / "canaries.jsonl"
-    canaries.write_text(json.dumps({
-        "id": "k3", "content": DANCING, "district": "海淀区", "street": "学院路街道",
-        "why": "a test", "decision": {"outcome": "DISPATCH", "tier": "T2H"},
-    }, ensure_ascii=False) + "\n", encoding="utf-8")
+    canaries = _canary(tmp_path, "k3", "T2H")
     result = _learn(tmp_path, out, "--canaries", str(canaries))
     assert result.exit_code == 0, result.output
     assert "canary k3 changed" in result.output and "no current model" in result.output

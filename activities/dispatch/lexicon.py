@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, model_
 
 from activities.dispatch.registry import Registry
 from activities.dispatch.rules import TIERS, RulesError, describe_validation_error, load_yaml
-from activities.dispatch.textindex import PhraseIndex
+from activities.dispatch.textindex import PhraseIndex, clause_around
 
 KINDS = ("CONSULTATION", "HELP", "COMPLAINT", "REPORT", "SUGGESTION", "PRAISE")
 STRONG_WEIGHT = 4
@@ -116,22 +116,13 @@ class NotNow(_Strict):
     def hedged(self, text: str, start: int, end: int) -> bool:
         """Whether the word at ``text[start:end]`` is said of another time or as a fear."""
         before_re, after_re, now_re = self.compiled()
-        left = start
-        while left > 0 and text[left - 1] not in CLAUSE_ENDS:
-            left -= 1
-        right = end
-        while right < len(text) and text[right] not in CLAUSE_ENDS:
-            right += 1
-        before, after = text[left:start], text[end:right]
+        before, after = clause_around(text, start, end)
         if after_re is not None and after_re.match(after):
             return True  # "着火了咋跑", "起火了以后…": said of a fear or of what followed
         if now_re is not None and now_re.search(before + text[start:end] + after):
             return False  # "从昨天晚上开始昏迷不醒": the time word says when it began
         return bool(before_re is not None and before_re.search(before))
 
-
-# (Operators type clauses apart with spaces too: "最近老有人打架 快来人啊 楼下打起来了".)
-CLAUSE_ENDS = frozenset("，。！？；,.!?;… \n")
 
 
 class RedirectFirst(_Strict):

@@ -20,6 +20,7 @@ from activities.dispatch.registry import (
     Registry,
     pick_unit,
 )
+from activities.dispatch.textindex import clause_around
 
 # How much a kind of place name says about the street (higher wins).
 _HEADING = ("去", "到", "往", "开往", "开到", "送到", "拉到")
@@ -75,22 +76,14 @@ def _day(at: date | datetime | None) -> date:
     return at.date() if isinstance(at, datetime) else at
 
 
-_OUTSIDE_CLAUSE_ENDS = frozenset("，。！？；,.!?;… \n")
-
-
 def _away(cfg: LocationConfig, text: str, start: int, end: int) -> bool:
     """Whether the outside place at ``text[start:end]`` is not where the problem is: said
     of a trip or a friend ("刚从天津回来", "在重庆出差", "上海的朋友"), or the caller says
     they live or stay in Beijing ("我人在北京市里，家是石家庄的")."""
     if cfg.in_beijing is not None and cfg.in_beijing.search(text):
         return True
-    left = start
-    while left > 0 and text[left - 1] not in _OUTSIDE_CLAUSE_ENDS:
-        left -= 1
-    right = end
-    while right < len(text) and text[right] not in _OUTSIDE_CLAUSE_ENDS:
-        right += 1
-    before, after = text[max(left, start - 3):start], text[end:right]
+    before, after = clause_around(text, start, end)
+    before = before[-3:]
     return any(w in before for w in cfg.outside_away_before) or any(
         after[:len(w) + 4].find(w) >= 0 for w in cfg.outside_away_after)
 

@@ -17,6 +17,21 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
+# Where a caller's clause ends (operators type clauses apart with spaces too: "最近老有人
+# 打架 快来人啊 楼下打起来了").
+CLAUSE_ENDS = frozenset("，。！？；,.!?;… \n")
+
+
+def clause_around(text: str, start: int, end: int) -> tuple[str, str]:
+    """The words of ``text[start:end]``'s clause before it and after it."""
+    left = start
+    while left > 0 and text[left - 1] not in CLAUSE_ENDS:
+        left -= 1
+    right = end
+    while right < len(text) and text[right] not in CLAUSE_ENDS:
+        right += 1
+    return text[left:start], text[end:right]
+
 
 @dataclass(frozen=True, slots=True)
 class Hit(Generic[T]):
