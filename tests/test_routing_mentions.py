@@ -216,6 +216,9 @@ def test_inside_a_compound_the_street_leads(text: str, lead: str) -> None:
     # A main road's lights are the city's lighting; a road's guardrail is transport's.
     ("南四环辅路那一段的路灯一个礼拜都不亮了", "bj-urban-mgmt"),
     ("进山那条公路的护栏被撞断了一截", "bj-transport"),
+    # Trees by a road, and catkins, are forestry's (a compound's tree is the street's).
+    ("刚才风大，马路边一棵大杨树歪了，压着电线，底下是公交站", "bj-forestry-parks"),
+    ("每年春天杨絮满天飞，孩子过敏，能不能给树打针", "bj-forestry-parks"),
 ])
 def test_who_leads_what_the_words_name(text: str, unit: str) -> None:
     look = first_look(CONFIG, text, at=DAY)
@@ -297,6 +300,7 @@ def test_a_station_named_after_a_park_is_not_the_park() -> None:
     ("我们楼道里的消火栓漏水，楼梯上全是水", "bj-waterworks"),
     ("网上买东西商家说开电子票据，一直没给我", "bj-finance"),
     ("保健品推销的说他们的是真药不是假药，骗老人买", "bj-drugs"),
+    ("我们小区里那棵杨树歪了，物业不管", "bj-forestry-parks"),
 ])
 def test_a_remit_word_in_passing_does_not_take_the_request(text: str, not_unit: str) -> None:
     look = first_look(CONFIG, text, at=DAY)
