@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, model_
 
 from activities.dispatch.registry import Registry
 from activities.dispatch.rules import TIERS, RulesError, describe_validation_error, load_yaml
-from activities.dispatch.textindex import PhraseIndex, clause_around
+from activities.dispatch.textindex import PhraseIndex, any_of, clause_around
 
 KINDS = ("CONSULTATION", "HELP", "COMPLAINT", "REPORT", "SUGGESTION", "PRAISE")
 STRONG_WEIGHT = 4
@@ -28,11 +28,6 @@ HINT_WEIGHT = 1
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def any_of(patterns: list[str]) -> re.Pattern[str] | None:
-    """One expression that matches where any of ``patterns`` does (None for none)."""
-    return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
 
 
 def _compile(patterns: list[str], where: str) -> list[re.Pattern[str]]:

@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from activities.dispatch.textindex import PhraseIndex
+from activities.dispatch.textindex import PhraseIndex, any_of
 from workflows.model import Unit
 
 STREET_KINDS = ("street", "town", "township")
@@ -354,9 +354,8 @@ def load_location_config(path: Path) -> LocationConfig:
         isinstance(k, str) and isinstance(v, str) for k, v in aliases.items()
     ):
         raise RegistryError(f"{path}: district_aliases must map names to district names")
-    in_beijing = strings("in_beijing")
     try:
-        here = re.compile("|".join(f"(?:{p})" for p in in_beijing)) if in_beijing else None
+        here = any_of(strings("in_beijing"))
     except re.error as err:
         raise RegistryError(f"{path}: in_beijing: not a valid pattern: {err}") from None
     cfg = LocationConfig(

@@ -27,10 +27,11 @@ from pydantic import (
     model_validator,
 )
 
-from activities.dispatch.lexicon import Lexicon, any_of
+from activities.dispatch.lexicon import Lexicon
 from activities.dispatch.location import Location
 from activities.dispatch.registry import CITY_CENTRE_ID, STREET_KINDS, Registry
 from activities.dispatch.rules import RulesError, describe_validation_error, load_yaml
+from activities.dispatch.textindex import any_of
 from workflows.model import Unit
 
 KEYWORD_TARGETS = ("street", "district", "city", "property")

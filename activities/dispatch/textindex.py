@@ -11,11 +11,17 @@ not "朝阳", "香河园北里" is not "香河园".
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
+
+def any_of(patterns: list[str]) -> re.Pattern[str] | None:
+    """One expression that matches where any of ``patterns`` does (None for none)."""
+    return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+
 
 # Where a caller's clause ends (operators type clauses apart with spaces too: "最近老有人
 # 打架 快来人啊 楼下打起来了").
