@@ -23,15 +23,14 @@ from workers.devstack.processes import (
     run,
     spawn,
     terminate,
-    wait_ports_free,
 )
 from workers.devstack.servers import (
     KAFKA,
     LOCAL_DIR,
-    PORTS_RELEASE_TIMEOUT_S,
     ComponentStatus,
     StackError,
     StackPaths,
+    await_ports_released,
     checked_status,
     java_binary,
     maven_binary,
@@ -349,7 +348,5 @@ def stop_kafka(settings: Settings) -> str:
         return "not running"
     outcome = terminate(pid, marker, KAFKA_STOP_TIMEOUT_S)
     paths.kafka_pid.unlink(missing_ok=True)
-    if not wait_ports_free(kafka_ports(settings), PORTS_RELEASE_TIMEOUT_S):
-        log.warning("kafka stopped but a port of its is still held after %.0f s",
-                    PORTS_RELEASE_TIMEOUT_S)
+    await_ports_released(KAFKA, kafka_ports(settings))
     return outcome

@@ -8,6 +8,7 @@ Each server has its own module (:mod:`~workers.devstack.temporal_server`,
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -23,9 +24,12 @@ from workers.devstack.processes import (
     spawn,
     terminate,
     wait_for_line,
+    wait_ports_free,
     wait_until,
 )
 from workers.runtime.settings import REPO_ROOT, Settings
+
+log = logging.getLogger(__name__)
 
 LOCAL_DIR = REPO_ROOT / "deploy" / "local"
 
@@ -163,6 +167,15 @@ def require_ports_free(component: str, ports: dict[int, str]) -> None:
             for port, setting in busy
         ]
         raise StackError("; ".join(lines))
+
+
+def await_ports_released(component: str, ports: dict[int, str]) -> None:
+    """After a stop, wait up to PORTS_RELEASE_TIMEOUT_S for ``ports`` to be free (the twin
+    of :func:`require_ports_free` at a start): an exited server's last threads may still
+    hold them for a moment. Still held then: a warning, for the next start to name."""
+    if not wait_ports_free(ports, PORTS_RELEASE_TIMEOUT_S):
+        log.warning("%s stopped but a port of its is still held after %.0f s", component,
+                    PORTS_RELEASE_TIMEOUT_S)
 
 
 def wait_healthy(

@@ -19,14 +19,13 @@ from workers.devstack.processes import (
     process_alive,
     spawn,
     terminate,
-    wait_ports_free,
 )
 from workers.devstack.servers import (
-    PORTS_RELEASE_TIMEOUT_S,
     TEMPORAL,
     ComponentStatus,
     StackError,
     StackPaths,
+    await_ports_released,
     checked_status,
     require_ports_free,
     wait_healthy,
@@ -241,7 +240,5 @@ def stop_temporal(settings: Settings) -> str:
         return "not running"
     outcome = terminate(pid, str(paths.temporal_db), TEMPORAL_STOP_TIMEOUT_S)
     paths.temporal_pid.unlink(missing_ok=True)
-    if not wait_ports_free(temporal_ports(settings), PORTS_RELEASE_TIMEOUT_S):
-        log.warning("temporal stopped but a port of its is still held after %.0f s",
-                    PORTS_RELEASE_TIMEOUT_S)
+    await_ports_released(TEMPORAL, temporal_ports(settings))
     return outcome
