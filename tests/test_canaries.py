@@ -35,21 +35,16 @@ def test_only_the_pinned_parts_of_a_decision_count() -> None:
         "outcome REVIEW instead of DISPATCH; tier T7D instead of T24H"
 
 
-def test_a_canary_with_an_unknown_outcome_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("decision", "message"), [
+    ('{"outcome": "SENT"}', "unknown outcome SENT"),
+    ('{"outcome": "DISPATCH", "tier": "T3D"}', "unknown tier T3D"),
+    ('{"outcome": "REDIRECTED", "redirect": "122"}', "unknown service 122"),
+])
+def test_a_canary_pinning_an_unknown_outcome_tier_or_service_is_refused(
+    tmp_path: Path, decision: str, message: str,
+) -> None:
     bad = tmp_path / "c.jsonl"
-    bad.write_text('{"id": "k", "content": "…", "why": "x", "decision": '
-                   '{"outcome": "SENT"}}\n', encoding="utf-8")
-    with pytest.raises(EvalError, match="unknown outcome SENT"):
-        load_canaries(bad)
-
-
-def test_a_canary_pinning_an_unknown_tier_or_service_is_refused(tmp_path: Path) -> None:
-    bad = tmp_path / "c.jsonl"
-    bad.write_text('{"id": "k", "content": "…", "why": "x", "decision": '
-                   '{"outcome": "DISPATCH", "tier": "T3D"}}\n', encoding="utf-8")
-    with pytest.raises(EvalError, match="unknown tier T3D"):
-        load_canaries(bad)
-    bad.write_text('{"id": "k", "content": "…", "why": "x", "decision": '
-                   '{"outcome": "REDIRECTED", "redirect": "122"}}\n', encoding="utf-8")
-    with pytest.raises(EvalError, match="unknown service 122"):
+    bad.write_text(f'{{"id": "k", "content": "…", "why": "x", "decision": {decision}}}\n',
+                   encoding="utf-8")
+    with pytest.raises(EvalError, match=message):
         load_canaries(bad)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 from activities.dispatch.blind import Decision, Request
 from activities.dispatch.evaluation import read_jsonl
@@ -21,6 +21,9 @@ from activities.dispatch.rules import TIERS
 
 OUTCOMES = ("DISPATCH", "REVIEW", "REDIRECTED", "REJECTED", "ANSWERED_DIRECTLY")
 SERVICES = ("110", "119", "120")
+# What each pinned part may be, and what a dispatcher calls it.
+_ALLOWED = {"outcome": ("outcome", OUTCOMES), "tier": ("tier", TIERS),
+            "redirect": ("service", SERVICES)}
 
 
 class Pinned(BaseModel):
@@ -33,25 +36,12 @@ class Pinned(BaseModel):
     lead: str | None = None
     redirect: str | None = None
 
-    @field_validator("outcome")
+    @field_validator("outcome", "tier", "redirect")
     @classmethod
-    def _outcome(cls, value: str) -> str:
-        if value not in OUTCOMES:
-            raise ValueError(f"unknown outcome {value} (one of {', '.join(OUTCOMES)})")
-        return value
-
-    @field_validator("tier")
-    @classmethod
-    def _tier(cls, value: str | None) -> str | None:
-        if value is not None and value not in TIERS:
-            raise ValueError(f"unknown tier {value} (one of {', '.join(TIERS)})")
-        return value
-
-    @field_validator("redirect")
-    @classmethod
-    def _redirect(cls, value: str | None) -> str | None:
-        if value is not None and value not in SERVICES:
-            raise ValueError(f"unknown service {value} (one of {', '.join(SERVICES)})")
+    def _known(cls, value: str | None, info: ValidationInfo) -> str | None:
+        what, allowed = _ALLOWED[info.field_name or ""]
+        if value is not None and value not in allowed:
+            raise ValueError(f"unknown {what} {value} (one of {', '.join(allowed)})")
         return value
 
 
