@@ -198,6 +198,13 @@ def test_the_rules_do_not_transfer_a_lift_a_feared_fire_or_something_over(text: 
     "厂子那边飘过来一股刺鼻的味儿，楼里好多人咳嗽",
     "地铁停在隧道里二十多分钟了，车里空调关了，有人闷得慌",
     "化粪池满了，粪水快流到屋里了",
+    # From retired v15's misses: coal burnt for heat where people sleep shut in, a dam
+    # that may break, a leak reaching the switch, a load-bearing wall being knocked out.
+    "草莓大棚里住着人，大冬天的烧蜂窝煤取暖，棚子封得严严实实，我担心会中毒",
+    "上游有人拦河筑坝养鱼，这两天水位上涨，担心溃坝冲了下游的村子",
+    "楼上漏水那个，修完了又漏了，这回漏到电闸那儿了，我把闸拉了",
+    "民宿冬天烧炭盆，昨天晚上有客人说头疼恶心，今天还在烧",
+    "邻居装修把承重墙砸了一半，我们楼都在震，他们还在砸呢",
 ])
 def test_the_rules_alone_give_two_hours_to_danger_said_calmly(text: str) -> None:
     assert first_look(RULES_ALONE, text, at=DAY).classification.tier == "T2H"
@@ -405,6 +412,38 @@ def test_a_barrier_gate_is_not_a_sluice(text: str) -> None:
 ])
 def test_v14s_missed_and_false_transfers(text: str, service: str | None) -> None:
     assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to == service
+
+
+@pytest.mark.parametrize(("text", "service"), [
+    # From retired v15's misses: smoke at a neighbour's door ...
+    ("楼道里有股烧焦的味儿，好像是从对门飘出来的，门缝里有点烟，他家今天没人", "119"),
+    # ... and what is not an emergency going on: a renovation knocking out a wall (the
+    # street's two hours, above), a bar's drums, asking a company for its accounts, a
+    # headache of yesterday, straw burnt in the open.
+    ("邻居装修把承重墙砸了一半，墙上都是裂缝，他们还在砸呢", None),
+    ("后海边上那几家酒吧，每天夜里两三点还在放音乐、打鼓", None),
+    ("物业费一年一涨，问他们要账目也不给，我们业主想换物业", None),
+    ("民宿冬天烧炭盆，昨天晚上有客人说头疼恶心，今天还在烧", None),
+    ("村里有人烧秸秆，烟大得不得了，整个村都是烟，呛得人眼睛疼", None),
+    ("有人在葡萄园旁边焚烧秸秆，烟特别大，高速上都看不清了", None),
+])
+def test_v15s_missed_and_false_transfers(text: str, service: str | None) -> None:
+    assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to == service
+
+
+@pytest.mark.parametrize(("text", "why"), [
+    # The learned model reads 119 in both; straw burnt in the open with no flames is the
+    # street's, and a driver who climbed out of a flooded car leaves the water to the
+    # drainage company.
+    ("北台头村有户人家在烧秸秆，烟一直往我们这边刮，不过他家人在旁边看着，火不大",
+     "burning in the open"),
+    ("莲花桥底下积水了，有辆小轿车熄火泡在里头，司机自己爬出来了，可后头的车还往里开",
+     "not happening now"),
+])
+def test_the_model_does_not_transfer_what_is_no_fire_now(text: str, why: str) -> None:
+    cl = first_look(CONFIG, text, at=DAY).classification
+    assert cl.redirect_to is None
+    assert any("not made" in m and why in m for m in cl.matched), cl.matched
 
 
 @pytest.mark.parametrize(("text", "service"), [

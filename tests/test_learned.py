@@ -425,6 +425,22 @@ def test_the_lead_head_gives_a_compound_matter_to_its_street() -> None:
     assert nowhere.location.street_id is None and nowhere.route.rule != "model-street"
 
 
+def test_a_rule_that_keeps_its_lead_is_not_moved_to_the_street() -> None:
+    # 炸街 outside a compound is the traffic police's (street-racing keeps its lead),
+    # however sure the model is that the matter is in the street's territory.
+    text = "冠华苑小区南门外边那条路，晚上一点多还有人开改装车炸街，轰油门"
+    sure = replace(CONFIG, model=_with_lead(_reading(T24H=0.6), 0.9))
+    look = first_look(sure, text, district="昌平区", street="回龙观街道")
+    assert look.route.rule == "street-racing" and CONFIG.routing.rule("street-racing").keep_lead
+    assert look.route.lead.unit_id == "bj-traffic-police"
+    table = CONFIG.routing.model_dump()
+    table["rules"] = [{**r, "keep_lead": False} for r in table["rules"]]
+    unkept = type(CONFIG.routing).model_validate(table)
+    moved = first_look(replace(sure, routing=unkept), text, district="昌平区",
+                       street="回龙观街道")
+    assert moved.route.rule == "model-street", moved.route
+
+
 def test_a_supervisors_reassignment_teaches_who_leads_not_the_tier(tmp_path: Path) -> None:
     line = {"id": "c1", "content": "楼下垃圾桶满了没人收", "district": "海淀区",
             "expect": {"tier": "T24H", "lead": "110108001", "category": "environment.rubbish"},

@@ -94,6 +94,10 @@ def classify_request(
                 smoke := config.rules.model.smoking_equipment(content)):
             notes.append(f"model: transfer to 119 (P={reading.redirect_p:.2f}) not made: "
                          f"“{smoke}” is equipment for its owner to make safe")
+        elif reading.redirect == "119" and (
+                burning := config.rules.model.burning_in_the_open(content)):
+            notes.append(f"model: transfer to 119 (P={reading.redirect_p:.2f}) not made: "
+                         f"“{burning}” is burning in the open, for the street to stop")
         else:
             cl = replace(cl, redirect_to=reading.redirect, emergency=True, tier="T2H",
                          urgent=True)
@@ -171,11 +175,15 @@ def street_leads(config: HotlineConfig, cl: Classification, location: Location,
     (直派街乡: inside a compound, a lane, a village), the located street leads and the
     rule's units assist. Nothing changes without a located street: a district government
     is no better a guess than the department; nor, for a utility, where the words put the
-    matter on a public road (``rules.yaml`` ``model.public_road``)."""
+    matter on a public road (``rules.yaml`` ``model.public_road``), nor where the rule
+    keeps its lead (``keep_lead``: the words name the remit exactly)."""
     model = config.model
     p = cl.street_p
     if (model is None or model.street_threshold is None or p is None
             or p < model.street_threshold or location.street_id is None):
+        return route
+    rule = config.routing.rule(route.rule)
+    if rule is not None and rule.keep_lead:
         return route
     lead = config.registry.record(route.lead.unit_id)
     street = config.registry.get(location.street_id)

@@ -164,17 +164,22 @@ class ModelRule(_Strict):
     (28 of 35 in our sets), so the model does not transfer it to 119; the rules' fire
     patterns (flames, smoke spreading) still do, and so does the model where ``flames``
     are said.
+    ``open_burning``: straw, rubbish or leaves burnt in the open: the smoke is the street's
+    or ecology and environment's to stop (T24H: 6 of 6 such requests in our sets that
+    said no flames spreading), so the model does not transfer it to 119 unless ``flames``
+    are said.
     """
 
     not_in_progress: tuple[re.Pattern[str], ...] = ()
     equipment_smoke: tuple[re.Pattern[str], ...] = ()
+    open_burning: tuple[re.Pattern[str], ...] = ()
     flames: tuple[re.Pattern[str], ...] = ()
     street_emergency: tuple[re.Pattern[str], ...] = ()
     tier_min_p: float = Field(default=0.5, ge=0, le=1)
     public_road: tuple[re.Pattern[str], ...] = ()
 
     @field_validator("not_in_progress", "public_road", "equipment_smoke", "flames",
-                     "street_emergency", mode="before")
+                     "street_emergency", "open_burning", mode="before")
     @classmethod
     def _patterns(cls, value: Any) -> tuple[re.Pattern[str], ...]:
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
@@ -201,6 +206,13 @@ class ModelRule(_Strict):
         if _first_match(self.flames, text):
             return None
         return _first_match(self.equipment_smoke, text)
+
+    def burning_in_the_open(self, text: str) -> str | None:
+        """The words of ``text`` that say something is burnt in the open with no flames
+        spreading, if any."""
+        if _first_match(self.flames, text):
+            return None
+        return _first_match(self.open_burning, text)
 
     def in_progress_ruled_out(self, text: str) -> str | None:
         """The words of ``text`` that say the matter is not happening now, if any."""
