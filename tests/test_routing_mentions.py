@@ -225,9 +225,9 @@ def test_inside_a_compound_the_street_leads(text: str, lead: str) -> None:
     ("庞各庄镇繁荣村，村东头一个养猪场臭得不行，粪水还往沟里排", "bj-ecoenv"),
     ("曹家路村有个小作坊，半夜往河沟里排黑水，一股子化学味儿", "bj-ecoenv"),
     ("滟澜新宸小区外面每天夜里一两点有改装车炸街，轰油门，整个小区都被吵醒", "bj-traffic-police"),
-    # A named line is the subway's though 加车 is said of buses; a bus stop's shelter is
-    # the bus company's; a child not home hours after school is the police's to search.
-    ("亦庄线车太少了，早高峰在旧宫站等了三趟才挤上去，建议加车", "bj-subway"),
+    # A named line is the subway's; a bus stop's shelter is the bus company's; a child
+    # not home hours after school is the police's to search.
+    ("坐燕房线的时候车停在半路上十几分钟，广播就说临时停车", "bj-rail-ops"),
     ("太平庄村口那个公交站的棚子塌了一半，铁皮耷拉着", "bj-bus"),
     ("我家孩子八岁，平时四点就到家，现在都七点了还没回来", "bj-police"),
 ])
