@@ -75,6 +75,8 @@ def test_danger_beside_an_outside_place_is_still_t2h_at_once() -> None:
     "我在燕郊上班，家住八里庄，楼道里燃气味很大",
     "西安门大街路边一棵大树歪了，随时要倒，底下就是公交站",
     "长春桥路口的井盖丢了，车来车往很危险",
+    # A Beijing home near an outside place is still Beijing's.
+    "我住大兴，挨着固安那边，楼道里燃气味很大",
 ])
 def test_danger_here_beside_an_outside_name_is_dispatched_at_once(text: str) -> None:
     look = first_look(CONFIG, text, at=DAY)
@@ -84,7 +86,12 @@ def test_danger_here_beside_an_outside_name_is_dispatched_at_once(text: str) -> 
 
 @pytest.mark.parametrize("text", ["我在燕郊，楼道里燃气味很大",
                                   "我住在河北固安，小区停水三天了，家里有老人",
-                                  "我回老家石家庄，发现我爸住的小区好几天停水了"])
+                                  "我回老家石家庄，发现我爸住的小区好几天停水了",
+                                  # From retired v15's misses: a Beijing place named only
+                                  # to say where the outside one is.
+                                  "我家在河北怀来，离延庆挺近的，我们村的自来水停了三天了",
+                                  "涿州码头那边，我们村里停电两天了，涿州不是挨着房山嘛",
+                                  "我家在河北固安，北京大兴那边挨着，村里自来水停了好几天了"])
 def test_danger_whose_only_place_is_outside_beijing_goes_to_a_dispatcher(text: str) -> None:
     # No Beijing unit can act there; a dispatcher sends the caller to the local service.
     look = first_look(CONFIG, text, at=DAY)
@@ -100,3 +107,8 @@ def test_explain_says_what_accept_decides_and_why() -> None:
     shown = json.loads(out.stdout)
     assert shown["outcome"] == "REVIEW" and shown["confidence"] < MIN
     assert any("outside Beijing" in d for d in shown["doubts"])
+
+
+def test_a_beijing_landmark_with_no_outside_place_still_locates() -> None:
+    look = first_look(CONFIG, "我们村离延庆城区挺近，村里停水三天了", at=DAY)
+    assert look.location.district == "延庆区" and look.location.outside is None

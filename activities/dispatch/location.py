@@ -88,23 +88,38 @@ def _away(cfg: LocationConfig, text: str, start: int, end: int) -> bool:
         after[:len(w) + 4].find(w) >= 0 for w in cfg.outside_away_after)
 
 
+def _landmark(cfg: LocationConfig, text: str, start: int, end: int) -> bool:
+    """Whether the Beijing place at ``text[start:end]`` is said only as a landmark near
+    somewhere else ("离延庆挺近", "挨着房山", "北京大兴那边挨着")."""
+    before, after = clause_around(text, start, end)
+    return any(w in before[-3:] for w in cfg.beijing_landmark_before) or any(
+        after[:len(w) + 2].find(w) >= 0 for w in cfg.beijing_landmark_after)
+
+
 def _scan(registry: Registry, text: str, source: str, rank: int, day: date,
           outside: list[str] | None = None) -> tuple[list[str], list[_Candidate]]:
     """District mentions and street candidates in one text (places outside the city go
-    to ``outside``)."""
+    to ``outside``; a Beijing place said only as a landmark beside one is dropped)."""
     cfg = registry.location_config
     districts: list[str] = []
     areas: list[str] = []
     found: list[_Candidate] = []
     after_district: tuple[int, str | None] = (-1, None)  # where a district name ended
-    for hit in registry.places.scan(text):
+    hits = list(registry.places.scan(text))
+    here: list[str] = []
+    for hit in hits:
+        kinds = {p.kind for p in hit.values}
+        if OUTSIDE_KIND in kinds and IGNORE_KIND not in kinds and not _away(
+                cfg, text, hit.start, hit.end):
+            here.append(hit.phrase)
+    if outside is not None:
+        outside.extend(here)
+    for hit in hits:
         places = hit.values
         kinds = {p.kind for p in places}
-        if IGNORE_KIND in kinds:
+        if IGNORE_KIND in kinds or OUTSIDE_KIND in kinds:
             continue
-        if OUTSIDE_KIND in kinds:
-            if outside is not None and not _away(cfg, text, hit.start, hit.end):
-                outside.append(hit.phrase)
+        if here and _landmark(cfg, text, hit.start, hit.end):
             continue
         if DISTRICT_KIND in kinds:
             districts.extend(p.district for p in places if p.kind == DISTRICT_KIND)

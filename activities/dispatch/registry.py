@@ -137,6 +137,11 @@ class LocationConfig:
     outside_away_before: tuple[str, ...] = ()
     outside_away_after: tuple[str, ...] = ()
     in_beijing: re.Pattern[str] | None = None
+    # A Beijing place said only as a landmark beside a place outside the city ("怀来，离
+    # 延庆挺近", "固安的，北京大兴那边挨着"): right after a ``before`` word or right before
+    # an ``after`` one, it does not make the request a Beijing one.
+    beijing_landmark_before: tuple[str, ...] = ()
+    beijing_landmark_after: tuple[str, ...] = ()
     # A committee's two-character name or a village's name without 村, said alone ("精忠那儿",
     # "我是东石桥的"), is a place only after or before one of these words; names that are also
     # ordinary words are never indexed bare.
@@ -338,7 +343,8 @@ def load_location_config(path: Path) -> LocationConfig:
              "place_words", "noise_words", "outside_places", "community_stem_words",
              "community_stem_before", "community_stem_belong", "community_stem_excluded",
              "community_lane_districts", "community_stem_lead_ins", "outside_away_before",
-             "outside_away_after", "in_beijing"}
+             "outside_away_after", "in_beijing", "beijing_landmark_before",
+             "beijing_landmark_after"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise RegistryError(f"{path}: unknown keys {unknown}")
@@ -375,6 +381,8 @@ def load_location_config(path: Path) -> LocationConfig:
         outside_away_before=tuple(strings("outside_away_before")),
         outside_away_after=tuple(strings("outside_away_after")),
         in_beijing=here,
+        beijing_landmark_before=tuple(strings("beijing_landmark_before")),
+        beijing_landmark_after=tuple(strings("beijing_landmark_after")),
     )
     if "street_suffixes" in data:
         cfg.street_suffixes = strings("street_suffixes")
