@@ -11,7 +11,7 @@ import yaml
 
 from activities.dispatch.classify import classify
 from activities.dispatch.config import load_config
-from activities.dispatch.decide import route
+from activities.dispatch.decide import classify_request, route
 from activities.dispatch.location import locate
 from activities.dispatch.registry import RegistryError, load_registry
 from activities.dispatch.rules import RulesError, load_rules, parse_duration
@@ -176,3 +176,32 @@ def test_an_illegal_structure_is_a_weeks_matter_by_default() -> None:
     cl = classify(CONFIG.lexicon, "隔壁邻居把阳台往外扩了一米多，还在上面盖了个玻璃房")
     assert cl.category.code == "urban.illegal-construction"
     assert cl.tier == "T7D"
+
+
+@pytest.mark.parametrize(("text", "category"), [
+    # The matter is what comes before an aside (另外, 顺便说一下): the second matter's
+    # words do not outvote it, in the lexicon or in the category model ...
+    ("地铁站里的盲道被广告牌挡住了。另外还想反映一下出站口外面的共享单车太乱",
+     "public-services.subway"),
+    ("想问一下小升初电脑派位什么时候出结果。另外我们小区门口共享单车太多了", "education.school"),
+    # ... unless nothing before it names one; 另外 as "another" opens no aside.
+    ("喂，你好。另外，我们小区门口共享单车太多了，人都过不去", "traffic.bikes"),
+    ("理发店说要转让，让我去另外一家店用卡，那家店离我家十几公里，卡里的钱不退", "market.prepaid"),
+])
+def test_an_aside_does_not_decide_the_category(text: str, category: str) -> None:
+    assert classify_request(CONFIG, text).category.code == category
+
+
+def test_danger_said_in_an_aside_still_counts() -> None:
+    cl = classify(CONFIG.lexicon, "楼下垃圾桶好几天没人清了，另外顺便说一下楼道里有股燃气味")
+    assert cl.category.code == "environment.rubbish" and cl.tier == "T2H"
+
+
+def test_a_bad_aside_pattern_is_refused_at_start(tmp_path: Path) -> None:
+    shutil.copytree(CONFIG_DIR, tmp_path / "cfg")
+    path = tmp_path / "cfg" / "categories.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["aside"] = ["另外("]
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(RulesError, match="aside"):
+        load_config(tmp_path / "cfg")

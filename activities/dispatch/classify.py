@@ -44,6 +44,9 @@ class Classification:
     held_back_p: float = 0.0
     category_guess_p: float = 0.0
     street_p: float | None = None   # the dispatch model's P(a street leads), when it has one
+    # Where an aside begins whose words did not decide the category (the category model
+    # reads only what comes before it).
+    aside_at: int | None = None
 
 
 def _faster(a: str, b: str) -> str:
@@ -69,11 +72,15 @@ def classify(
     # ("昨天有人抢包，刚才又有人抢包"; "着火了！上次着火了也是这家").
     not_now = lexicon.redirect_not_now
     phrases: dict[str, _Meaning] = {}
+    first_at: dict[str, int] = {}
     for hit in lexicon._index.scan(content):
         meaning = _now_or_not(hit.start, hit.end, hit.values[0], content, not_now)
         if hit.phrase not in phrases or meaning.redirect:
             phrases[hit.phrase] = meaning
+        first_at.setdefault(hit.phrase, hit.start)
     found = list(phrases.items())
+    aside = lexicon.aside_at(content)
+    aside_scores = [0] * len(lexicon.categories)
     for pattern, meaning in lexicon._patterns:
         m = pattern.search(content)
         if m is None:
@@ -86,12 +93,14 @@ def classify(
                     m, read = later, meaning
                     break
         found.append((m.group(0), read))
+        first_at.setdefault(m.group(0), m.start())
     for phrase, meaning in found:
         if meaning.categories or meaning.kinds or meaning.emergency or meaning.redirect \
                 or meaning.urgent or meaning.unreasonable:
             matched.append(phrase)  # place names and neutral phrases say nothing
+        in_aside = aside is not None and first_at[phrase] >= aside
         for idx, weight in meaning.categories.items():
-            cat_scores[idx] += weight
+            (aside_scores if in_aside else cat_scores)[idx] += weight
         for kind, weight in meaning.kinds.items():
             kind_scores[kind] = kind_scores.get(kind, 0) + weight
         emergency = emergency or meaning.emergency
@@ -107,6 +116,9 @@ def classify(
     if category is not None:
         hints.append("category")
     else:
+        if max(cat_scores) < THRESHOLD:  # nothing before the aside: it is the matter
+            cat_scores = [a + b for a, b in zip(cat_scores, aside_scores, strict=True)]
+            aside = None
         best = max(range(len(cat_scores)), key=lambda i: (cat_scores[i], -i))
         category = lexicon.categories[best] if cat_scores[best] >= THRESHOLD else lexicon.fallback
 
@@ -135,7 +147,7 @@ def classify(
             tier = urgency_hint
             hints.append("urgency")
     return Classification(kind, category, tier, emergency, redirect_to, unreasonable, hints,
-                          refused, matched, urgent)
+                          refused, matched, urgent, aside_at=aside)
 
 
 def _pattern_now_or_not(pattern: re.Pattern[str], m: re.Match[str], meaning: _Meaning,

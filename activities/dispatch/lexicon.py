@@ -143,6 +143,10 @@ class Lexicon(_Strict):
     unreasonable_keywords: list[str]
     urgent_keywords: list[str] = []
     urgent_patterns: list[str] = []
+    # Words that open an aside ("另外，", "顺便说一下"): what follows is a second matter, so
+    # its category words decide only when the words before name none. Danger, transfers
+    # and urgency said there still count.
+    aside: list[str] = []
     default_kind: str = "COMPLAINT"
     kinds: dict[str, KindCues]
     categories: list[Category]
@@ -153,6 +157,7 @@ class Lexicon(_Strict):
     _patterns: list[tuple[re.Pattern[str], _Meaning]] = PrivateAttr(default_factory=list)
     _first: list[tuple[str, frozenset[str], re.Pattern[str]]] = PrivateAttr(
         default_factory=list)
+    _aside: re.Pattern[str] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _consistent(self) -> Lexicon:
@@ -173,6 +178,7 @@ class Lexicon(_Strict):
         if self.redirect_not_now is not None:
             self.redirect_not_now.compiled()
         _compile(self.urgent_patterns, "urgent_patterns")
+        _compile(self.aside, "aside")
         for service, patterns in self.redirect_patterns.items():
             _compile(patterns, f"redirect_patterns.{service}")
         named = set(self.redirect_first)
@@ -215,6 +221,8 @@ class Lexicon(_Strict):
         self._first = [(service, frozenset(first.over), p)
                        for service, first in self.redirect_first.items()
                        for p in _compile(first.patterns, service)]
+        _compile(self.aside, "aside")  # a bad one named, before any_of joins them
+        self._aside = any_of(self.aside)
 
     def _build_patterns(self) -> list[tuple[re.Pattern[str], _Meaning]]:
         out: list[tuple[re.Pattern[str], _Meaning]] = []
@@ -308,6 +316,11 @@ class Lexicon(_Strict):
             if chosen in over and service in services and pattern.search(content):
                 return service
         return chosen
+
+    def aside_at(self, content: str) -> int | None:
+        """Where an aside begins in ``content`` (``aside``), if one does."""
+        m = self._aside.search(content) if self._aside is not None else None
+        return m.start() if m else None
 
     def category(self, code: str) -> Category | None:
         return self._by_code.get(code)
