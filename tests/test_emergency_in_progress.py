@@ -488,3 +488,47 @@ def test_a_train_stuck_in_a_tunnel_is_not_someone_who_cannot_move() -> None:
     look = first_look(RULES_ALONE, "地铁卡在隧道里不动了，广播也不说，已经半个多小时，车厢里有老人",
                       at=DAY)
     assert look.classification.redirect_to is None
+
+
+@pytest.mark.parametrize(("text", "service"), [
+    # Round 16's review: a transfer pattern sees past a line break and past 装修 said of
+    # something else; open burning that spreads or is indoors is still a fire; symptoms
+    # of today after a quiet yesterday are still the ambulance's ...
+    ("楼上邻居两口子吵架\n现在还在砸东西，孩子一直哭", "110"),
+    ("地址：朝阳区某小区\n楼道里全是烟，呛得看不见，下不去楼", "119"),
+    ("我老公又喝多了，现在还在砸东西，家里刚装修好的，孩子吓得直哭", "110"),
+    ("有人在楼道里烧垃圾，楼道里全是烟，呛得看不见，下不去楼", "119"),
+    ("地里有人烧秸秆，风一刮烧到旁边的仓库了，烟越来越大，看不清", "119"),
+    ("家里一直烧煤炉子取暖，昨天还好好的，今天早上我妈起来头晕恶心，站都站不稳", "120"),
+    ("滴滴司机半路上把车门锁了，不让我下车，一直往郊区开", "110"),
+    # ... while a smell of cigarette smoke, a boss who will not pay and a house left
+    # half-built are none.
+    ("对门老头天天在屋里抽烟，我家门缝有股烟味，熏得孩子咳嗽", None),
+    ("我们老板拖欠三个月工资了，问他要钱也不给，电话也不接", None),
+    ("装修了一半公司跑路了，现在房子扔在那儿没法住", None),
+])
+def test_round_16s_review_transfers(text: str, service: str | None) -> None:
+    assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to == service
+
+
+@pytest.mark.parametrize("text", [
+    # The model's 119 is kept where the fire spreads, or someone is still in the car.
+    "有人烧荒，火烧到山坡上的林子里了，往村子这边过来了",
+    "桥底下积水很深，一辆出租车泡在里面，司机爬出来了，后座还有乘客没出来",
+])
+def test_the_model_still_transfers_a_fire_that_spreads_or_people_still_inside(
+        text: str) -> None:
+    assert first_look(CONFIG, text, at=DAY).classification.redirect_to == "119"
+
+
+@pytest.mark.parametrize("text", [
+    # Round 16's review: coal said of the past, a question, a lecture or a blocked lane;
+    # a dam in a question or broken last year.
+    "前几年村里有人烧煤中毒，现在煤改气了，可是燃气费太贵了",
+    "我们这平房区冬天烧煤球的多，社区能不能组织个讲座讲讲怎么防中毒",
+    "卖蜂窝煤的三轮车把胡同口堵得严严实实，车都过不去",
+    "想咨询一下，我们村上游水库如果溃坝了往哪儿撤离",
+    "去年发大水把村里的橡胶坝冲垮了，到现在还没修好",
+])
+def test_coal_and_dams_not_in_danger_now_are_not_two_hours(text: str) -> None:
+    assert first_look(RULES_ALONE, text, at=DAY).classification.tier != "T2H"

@@ -5,13 +5,17 @@ for a favour; T2H still never waits."""
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import date
+from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from activities.dispatch.config import load_config
 from activities.dispatch.decide import first_look
+from activities.dispatch.registry import RegistryError
 from workers.cli.main import app as hotline
 from workers.runtime.settings import Settings
 
@@ -112,3 +116,26 @@ def test_explain_says_what_accept_decides_and_why() -> None:
 def test_a_beijing_landmark_with_no_outside_place_still_locates() -> None:
     look = first_look(CONFIG, "我们村离延庆城区挺近，村里停水三天了", at=DAY)
     assert look.location.district == "延庆区" and look.location.outside is None
+
+
+@pytest.mark.parametrize(("text", "district"), [
+    # Round 16's review: a Beijing place named before the outside one, or the caller's
+    # home near a Beijing landmark, is still Beijing's.
+    ("通州挨着燕郊那个小区楼道里燃气味很大", "通州区"),
+    ("我在燕郊上班，租的房子离国贸很近，小区停水三天了", "朝阳区"),
+    ("我们村离延庆城区挺近，挨着怀来，村里停水三天了", "延庆区"),
+])
+def test_a_beijing_home_beside_an_outside_place_stays_beijing(text: str, district: str) -> None:
+    look = first_look(CONFIG, text, at=DAY)
+    assert look.location.district == district and not look.location.only_outside
+
+
+def test_a_landmark_word_longer_than_the_window_is_refused_at_start(tmp_path: Path) -> None:
+    folder = tmp_path / "config"
+    shutil.copytree(Settings().config_dir, folder)
+    path = folder / "locations.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["beijing_landmark_before"] = ["离", "离北京不远的"]
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(RegistryError, match="longer than the three characters"):
+        load_config(folder, with_model=False)

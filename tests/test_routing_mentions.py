@@ -4,6 +4,7 @@ outside it the utility's or the traffic police's (issue 25 item 3)."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from collections.abc import Callable
 from datetime import date
@@ -354,3 +355,34 @@ def test_the_caller_of_a_summary_is_not_power_coming_back(text: str, not_categor
 def test_power_coming_back_is_still_power() -> None:
     look = first_look(CONFIG, "我们楼停了一上午了，到底什么时候能来电", at=DAY)
     assert look.classification.category.code == "public-services.power"
+
+
+@pytest.mark.parametrize(("text", "not_unit"), [
+    # Round 16's review: a lorry queueing by a river, village sewage once the factory has
+    # gone, a modified car in a compound's garage.
+    ("砖厂门口的大货车天天往河边排队，把路都堵死了", "bj-ecoenv"),
+    ("村口那个工厂早就搬走了，现在村里的生活污水都往沟里排，臭得不行", "bj-ecoenv"),
+    ("新世界家园地下车库天天有人开改装跑车，吵死了", "bj-traffic-police"),
+])
+def test_round_16s_review_leads(text: str, not_unit: str) -> None:
+    assert first_look(CONFIG, text, at=DAY).route.lead.unit_id != not_unit
+
+
+@pytest.mark.parametrize("text", ["我儿子借给同学的电动车，骑走一个月了还没回来",
+                                  "我们家小孩的自行车被学校保安收走了，到现在还没回来"])
+def test_a_childs_bicycle_not_back_is_nobody_missing(text: str) -> None:
+    look = first_look(CONFIG, text, at=DAY)
+    assert look.classification.category.code != "public-security.missing"
+
+
+def test_the_third_call_of_a_summary_is_not_power() -> None:
+    look = first_look(dataclasses.replace(CONFIG, category_model=None),
+                      "该市民第三次来电，反映孩子学校收费问题", at=DAY)
+    assert look.classification.category.code != "public-services.power"
+
+
+def test_keep_lead_on_a_rule_led_by_the_street_is_refused_at_start(tmp_path: Path) -> None:
+    folder = _config_with_rule(tmp_path, "local-default",
+                               lambda rule: rule.update(keep_lead=True))
+    with pytest.raises(RoutingError, match="keep_lead: only on a rule led by a department"):
+        load_config(folder, with_model=False)

@@ -89,9 +89,14 @@ def _away(cfg: LocationConfig, text: str, start: int, end: int) -> bool:
 
 
 def _landmark(cfg: LocationConfig, text: str, start: int, end: int) -> bool:
-    """Whether the Beijing place at ``text[start:end]`` is said only as a landmark near
-    somewhere else ("离延庆挺近", "挨着房山", "北京大兴那边挨着")."""
+    """Whether the Beijing place at ``text[start:end]``, named after a place outside the
+    city, is said only as a landmark near it ("怀来，离延庆挺近", "涿州不是挨着房山嘛",
+    "固安的，北京大兴那边挨着"): a relation word in the three characters before it (离北京
+    房山) or within two after it (那边挨着), and no home in its clause (租的房子离国贸很近
+    is where the caller lives)."""
     before, after = clause_around(text, start, end)
+    if any(w in before or w in after for w in cfg.beijing_landmark_not_with):
+        return False
     return any(w in before[-3:] for w in cfg.beijing_landmark_before) or any(
         after[:len(w) + 2].find(w) >= 0 for w in cfg.beijing_landmark_after)
 
@@ -107,11 +112,14 @@ def _scan(registry: Registry, text: str, source: str, rank: int, day: date,
     after_district: tuple[int, str | None] = (-1, None)  # where a district name ended
     hits = list(registry.places.scan(text))
     here: list[str] = []
+    first_outside: int | None = None  # where the first place outside the city is named
     for hit in hits:
         kinds = {p.kind for p in hit.values}
         if OUTSIDE_KIND in kinds and IGNORE_KIND not in kinds and not _away(
                 cfg, text, hit.start, hit.end):
             here.append(hit.phrase)
+            if first_outside is None:
+                first_outside = hit.start
     if outside is not None:
         outside.extend(here)
     for hit in hits:
@@ -119,7 +127,8 @@ def _scan(registry: Registry, text: str, source: str, rank: int, day: date,
         kinds = {p.kind for p in places}
         if IGNORE_KIND in kinds or OUTSIDE_KIND in kinds:
             continue
-        if here and _landmark(cfg, text, hit.start, hit.end):
+        if (first_outside is not None and first_outside < hit.start
+                and _landmark(cfg, text, hit.start, hit.end)):
             continue
         if DISTRICT_KIND in kinds:
             districts.extend(p.district for p in places if p.kind == DISTRICT_KIND)

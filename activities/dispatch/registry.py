@@ -142,6 +142,7 @@ class LocationConfig:
     # an ``after`` one, it does not make the request a Beijing one.
     beijing_landmark_before: tuple[str, ...] = ()
     beijing_landmark_after: tuple[str, ...] = ()
+    beijing_landmark_not_with: tuple[str, ...] = ()
     # A committee's two-character name or a village's name without 村, said alone ("精忠那儿",
     # "我是东石桥的"), is a place only after or before one of these words; names that are also
     # ordinary words are never indexed bare.
@@ -344,7 +345,7 @@ def load_location_config(path: Path) -> LocationConfig:
              "community_stem_before", "community_stem_belong", "community_stem_excluded",
              "community_lane_districts", "community_stem_lead_ins", "outside_away_before",
              "outside_away_after", "in_beijing", "beijing_landmark_before",
-             "beijing_landmark_after"}
+             "beijing_landmark_after", "beijing_landmark_not_with"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise RegistryError(f"{path}: unknown keys {unknown}")
@@ -383,7 +384,12 @@ def load_location_config(path: Path) -> LocationConfig:
         in_beijing=here,
         beijing_landmark_before=tuple(strings("beijing_landmark_before")),
         beijing_landmark_after=tuple(strings("beijing_landmark_after")),
+        beijing_landmark_not_with=tuple(strings("beijing_landmark_not_with")),
     )
+    long = [w for w in cfg.beijing_landmark_before if len(w) > 3]
+    if long:
+        raise RegistryError(f"{path}: beijing_landmark_before: {long} are longer than the "
+                            "three characters looked at before a place")
     if "street_suffixes" in data:
         cfg.street_suffixes = strings("street_suffixes")
     if "name_forms" in data:

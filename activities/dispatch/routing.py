@@ -125,6 +125,13 @@ class Rule(_Strict):
     # model's reading "a matter in the street's territory" does not move the lead.
     keep_lead: bool = False
 
+    @model_validator(mode="after")
+    def _kept_lead_is_a_units(self) -> Rule:
+        if self.keep_lead and all(t in KEYWORD_TARGETS for t in self.lead):
+            raise ValueError("keep_lead: only on a rule led by a department or utility "
+                             "(the model's street head never moves a street's lead)")
+        return self
+
     @property
     def categories(self) -> list[str]:
         return [self.category] if isinstance(self.category, str) else list(self.category)
@@ -159,13 +166,10 @@ class RoutingTable(_Strict):
 
     _cache: dict[str, list[Rule]] = PrivateAttr(default_factory=dict)
 
-    @cached_property
-    def _by_id(self) -> dict[str, Rule]:
-        return {r.id: r for r in self.rules}
-
     def rule(self, rule_id: str) -> Rule | None:
-        """The rule of that id, if the table has one."""
-        return self._by_id.get(rule_id)
+        """The rule of that id, if the table has one (a scan: about a hundred rules, asked
+        once a decision, and nothing cached to go stale in a copy)."""
+        return next((r for r in self.rules if r.id == rule_id), None)
 
     def candidates(self, code: str) -> list[Rule]:
         """The rules for a category, most specific first (cached per code)."""
