@@ -532,3 +532,38 @@ def test_the_model_still_transfers_a_fire_that_spreads_or_people_still_inside(
 ])
 def test_coal_and_dams_not_in_danger_now_are_not_two_hours(text: str) -> None:
     assert first_look(RULES_ALONE, text, at=DAY).classification.tier != "T2H"
+
+
+@pytest.mark.parametrize(("text", "service"), [
+    # From retired v16's misses: a burglar's noise next door, a child's head stuck in a
+    # railing, a child shut in with the stove on, a pot boiled dry behind a locked door,
+    # a greenhouse fallen in on people not seen since, someone down who only grunts, bones
+    # out of shape, a driver pulled out and beaten ...
+    ("我邻居一家出国了，刚才听见他家屋里有翻东西的动静，门好像被撬过，我不敢过去看", "110"),
+    ("我儿子五岁，刚才在阳台把脑袋钻进防护栏杆里了，拔不出来，一直哭", "119"),
+    ("风把门给带上了，我三岁的孩子一个人在屋里，煤气灶上还坐着锅", "119"),
+    ("隔壁大爷出门了，他家锅在灶上烧干了冒烟，屋里全是糊味儿，门锁着进不去", "119"),
+    ("昨天夜里下大雪，大棚被压塌了，棚里还住着看棚的老两口，早上没见他们出来", "119"),
+    ("隔壁一个孤寡老头倒在院子里，喊他他能嗯一声，但起不来", "120"),
+    ("有个朋友从石头上滑下来了，腿好像断了，骨头都变形了，动不了", "120"),
+    ("两辆车剐了一下，有个司机把另一个司机从车里拽出来打，脸上都是血了，还在打", "110"),
+    # ... and what is none: smoke that leaves asthmatic people short of breath, people
+    # throwing rubbish down a blocked chute, a site's breaker at midnight.
+    ("村里有人在河边烧秸秆和垃圾，浓烟一阵一阵的，哮喘的老人憋得喘不上气", None),
+    ("我们楼的垃圾道堵了，上面的人还在往下扔，臭味顺着楼道往家里钻", None),
+    ("拆迁工地夜里十二点多还在用炮锤砸水泥，震得我家玻璃都响", None),
+])
+def test_v16s_missed_and_false_transfers(text: str, service: str | None) -> None:
+    assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to == service
+
+
+@pytest.mark.parametrize("text", [
+    # From retired v16's misses: sewage backing up into ground-floor homes, a whole
+    # compound's heating gone cold with a child ill.
+    "这栋楼一层好几户，下水道往上返污水，屋里地上全是，臭得不行",
+    "污水井往外冒，黑水流了一整条胡同，住户门槛都挡不住了，有一户已经进屋了",
+    "小区的换热站坏了，全小区暖气都凉了，已经一整天了，我家孩子发烧",
+])
+def test_v16s_missed_two_hours(text: str) -> None:
+    assert first_look(RULES_ALONE, text, at=DAY).classification.tier == "T2H"
+

@@ -95,7 +95,9 @@ def test_danger_here_beside_an_outside_name_is_dispatched_at_once(text: str) -> 
                                   # to say where the outside one is.
                                   "我家在河北怀来，离延庆挺近的，我们村的自来水停了三天了",
                                   "涿州码头那边，我们村里停电两天了，涿州不是挨着房山嘛",
-                                  "我家在河北固安，北京大兴那边挨着，村里自来水停了好几天了"])
+                                  "我家在河北固安，北京大兴那边挨着，村里自来水停了好几天了",
+                                  # "…, not the Beijing one" (retired v16).
+                                  "我在保定，那个高碑店市，不是北京朝阳的那个，路口红绿灯坏了半个月了"])
 def test_danger_whose_only_place_is_outside_beijing_goes_to_a_dispatcher(text: str) -> None:
     # No Beijing unit can act there; a dispatcher sends the caller to the local service.
     look = first_look(CONFIG, text, at=DAY)
