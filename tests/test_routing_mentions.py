@@ -229,6 +229,13 @@ def test_inside_a_compound_the_street_leads(text: str, lead: str) -> None:
     # A named line is the subway's; a bus stop's shelter is the bus company's; a child
     # not home hours after school is the police's to search.
     ("坐燕房线的时候车停在半路上十几分钟，广播就说临时停车", "bj-rail-ops"),
+    # ... and the category model does not take it to the buses for 加车 or 车次.
+    ("亦庄线车太少了，早高峰在旧宫站等了三趟才挤上去，建议加车", "bj-subway"),
+    ("我每天坐10号线，早高峰双井站根本挤不上去，建议早高峰加密车次", "bj-subway"),
+    # A homestead's title is the land registration's; a line with a neighbour in dispute
+    # is the village's street (town).
+    ("我想知道我家宅基地的确权证什么时候能下来，登记了两年了，刘浩营村", "bj-planning"),
+    ("我们西坨村的宅基地确权，我家跟邻居家的界线有争议，村里一直不给解决", "110114003"),
     ("太平庄村口那个公交站的棚子塌了一半，铁皮耷拉着", "bj-bus"),
     ("我家孩子八岁，平时四点就到家，现在都七点了还没回来", "bj-police"),
 ])

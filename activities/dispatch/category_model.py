@@ -213,6 +213,8 @@ def apply_category_model(cl: Classification, model: CategoryModel | None, conten
     threshold = model.fallback_threshold if cl.category.code == fallback else model.threshold
     if p < threshold or code in (cl.category.code, fallback):
         return cl
+    if code in cl.category.strong_over_model and any(w in content for w in cl.category.strong):
+        return cl
     again = classify(lexicon, content,
                      kind_hint=cl.kind if "kind" in cl.hints_used else None,
                      category_hint=code,

@@ -51,6 +51,9 @@ class Category(_Strict):
     hint_patterns: list[str] = []  # regular expressions counting as a hint (1)
     # the kind when the text has no kind cue (e.g. REPORT for illegal construction)
     default_kind: str | None = None
+    # categories the model may not move it to when one of its strong words is said (a
+    # named line is the subway's, whatever the model reads as a bus in 加车 or 车次)
+    strong_over_model: list[str] = []
 
     @model_validator(mode="after")
     def _check(self) -> Category:
