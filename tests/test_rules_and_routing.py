@@ -205,3 +205,14 @@ def test_a_bad_aside_pattern_is_refused_at_start(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     with pytest.raises(RulesError, match="aside"):
         load_config(tmp_path / "cfg")
+
+
+def test_strong_over_model_naming_an_unknown_category_is_refused(tmp_path: Path) -> None:
+    shutil.copytree(CONFIG_DIR, tmp_path / "cfg")
+    path = tmp_path / "cfg" / "categories.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    subway = next(c for c in data["categories"] if c["code"] == "public-services.subway")
+    subway["strong_over_model"] = ["public-services.buses"]
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(RulesError, match=r"strong_over_model names unknown categories"):
+        load_config(tmp_path / "cfg")

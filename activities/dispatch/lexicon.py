@@ -170,6 +170,9 @@ class Lexicon(_Strict):
             raise ValueError(f"duplicate category codes {dupes}")
         if not self.categories or self.categories[-1].keywords:
             raise ValueError("the last category must be the fallback, with no keywords")
+        barred = sorted({b for c in self.categories for b in c.strong_over_model} - set(codes))
+        if barred:
+            raise ValueError(f"strong_over_model names unknown categories {barred}")
         unknown = [k for k in (*self.kinds, self.default_kind) if k not in KINDS]
         if unknown:
             raise ValueError(f"unknown kinds {unknown}; kinds are {', '.join(KINDS)}")
