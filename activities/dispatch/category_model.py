@@ -72,17 +72,33 @@ class CategoryModel:
     cv: dict[str, Any] | None = None
     lexicon: Lexicon | None = field(default=None, compare=False, repr=False)
 
+    def __post_init__(self) -> None:
+        # Each n-gram's idf² and its coefficients times its idf, ahead of time: most
+        # n-grams occur once in a request, and then its row is added as it stands (the
+        # dispatch model does the same; bench/bench_routing.py measures it).
+        idf = self.idf
+        object.__setattr__(self, "_rows", {
+            g: (v * v, tuple((k, v * c) for k, c in self.weights.get(g, ())))
+            for g, v in idf.items()})
+
     def scores(self, text: str) -> list[float]:
         """The logistic regression's decision value for each class (``classes`` order)."""
-        idf = self.idf
-        counts = count_ngrams(text, self.ngram_min, self.ngram_max, idf, lowercase=self.lowercase)
+        rows: dict[str, tuple[float, tuple[tuple[int, float], ...]]] = self._rows  # type: ignore[attr-defined]
+        counts = count_ngrams(text, self.ngram_min, self.ngram_max, rows,
+                              lowercase=self.lowercase)
         sums = [0.0] * len(self.classes)
         norm2 = 0.0
         for gram, count in counts.items():
-            weight = tf_weight(count, idf[gram], self.sublinear_tf)
-            norm2 += weight * weight
-            for k, coef in self.weights.get(gram, ()):
-                sums[k] += weight * coef
+            idf2, weighted = rows[gram]
+            if count == 1:
+                norm2 += idf2
+                for k, c in weighted:
+                    sums[k] += c
+            else:
+                factor = tf_weight(count, 1.0, self.sublinear_tf)
+                norm2 += idf2 * factor * factor
+                for k, c in weighted:
+                    sums[k] += factor * c
         norm = math.sqrt(norm2) or 1.0  # no known n-gram: the intercepts alone
         return [s / norm + b for s, b in zip(sums, self.intercepts, strict=True)]
 
