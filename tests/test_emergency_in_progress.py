@@ -547,9 +547,8 @@ def test_coal_and_dams_not_in_danger_now_are_not_two_hours(text: str) -> None:
     ("隔壁一个孤寡老头倒在院子里，喊他他能嗯一声，但起不来", "120"),
     ("有个朋友从石头上滑下来了，腿好像断了，骨头都变形了，动不了", "120"),
     ("两辆车剐了一下，有个司机把另一个司机从车里拽出来打，脸上都是血了，还在打", "110"),
-    # ... and what is none: smoke that leaves asthmatic people short of breath, people
-    # throwing rubbish down a blocked chute, a site's breaker at midnight.
-    ("村里有人在河边烧秸秆和垃圾，浓烟一阵一阵的，哮喘的老人憋得喘不上气", None),
+    # ... and what is none: people throwing rubbish down a blocked chute, a site's
+    # breaker at midnight.
     ("我们楼的垃圾道堵了，上面的人还在往下扔，臭味顺着楼道往家里钻", None),
     ("拆迁工地夜里十二点多还在用炮锤砸水泥，震得我家玻璃都响", None),
 ])
@@ -566,4 +565,39 @@ def test_v16s_missed_and_false_transfers(text: str, service: str | None) -> None
 ])
 def test_v16s_missed_two_hours(text: str) -> None:
     assert first_look(RULES_ALONE, text, at=DAY).classification.tier == "T2H"
+
+
+@pytest.mark.parametrize(("text", "service"), [
+    # The second review of round 16: a call still being made or a drip is no blow; a
+    # demolition crew smashing a door, a drunk smashing cars by a road works, bricks
+    # thrown by a rubbish chute, and 憋得喘不上气 of someone with COPD are emergencies ...
+    ("老人突然晕倒了，叫不醒，邻居还在打急救电话", "120"),
+    ("施工队的人正在砸我家的门，说要强拆，我们一家人都在屋里", "110"),
+    ("楼下路面施工好几天了，刚才有个喝醉的人现在正在砸路边停的车", "110"),
+    ("楼上有人正在往下扔砖头，垃圾道口那儿差点砸到人", "110"),
+    ("我爷爷慢阻肺，氧气用完了，憋得喘不上气，社区医院关门了", "120"),
+    # ... and these are not: an old man alone with a stove that will not light, a
+    # greenhouse whose compensation "没出来", a kettle sent back, mice, old deformities, a
+    # guardrail bent by rocks, a load-bearing wall being drilled, a site's steel, cards, a
+    # lawsuit.
+    ("我家老人一个人在家里住，煤气灶老打不着火，想找燃气公司上门看看", None),
+    ("去年大棚被雪压塌了，看棚的老人住着的那间房补偿款到现在还没出来", None),
+    ("买的电水壶干烧冒烟了，没有自动断电，要求商家退货", None),
+    ("家里天花板上有动静，像是老鼠，晚上孩子都不敢睡", None),
+    ("类风湿十几年了，手指骨头都变形了，想问门诊特殊病怎么报销", None),
+    ("山上滚下来的石头把护栏砸变形了，就在109国道边上", None),
+    ("楼上装修现在正在打承重墙，整栋楼都在震", None),
+    ("工地夜里还在扔钢管，叮叮咣咣的", None),
+    ("半夜还在打牌，吵得睡不着", None),
+    ("我跟开发商还在打官司", None),
+])
+def test_round_16s_second_review_transfers(text: str, service: str | None) -> None:
+    assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to == service
+
+
+@pytest.mark.parametrize("text", ["路边污水井冒黑水，流到我们门口，家里都是臭味",
+                                  "门口污水横流，我踩了一脚，进了屋满地都是脚印",
+                                  "暖气费一交，心都凉了，物业收费太贵"])
+def test_sewage_at_the_door_and_a_cold_heart_are_not_two_hours(text: str) -> None:
+    assert first_look(RULES_ALONE, text, at=DAY).classification.tier != "T2H"
 

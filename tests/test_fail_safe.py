@@ -96,8 +96,8 @@ def test_danger_here_beside_an_outside_name_is_dispatched_at_once(text: str) -> 
                                   "我家在河北怀来，离延庆挺近的，我们村的自来水停了三天了",
                                   "涿州码头那边，我们村里停电两天了，涿州不是挨着房山嘛",
                                   "我家在河北固安，北京大兴那边挨着，村里自来水停了好几天了",
-                                  # "…, not the Beijing one" (retired v16).
-                                  "我在保定，那个高碑店市，不是北京朝阳的那个，路口红绿灯坏了半个月了"])
+                                  # Hebei's 高碑店 (retired v16), not 朝阳's.
+                                  "我在河北高碑店，城区一个路口的红绿灯坏了半个月了"])
 def test_danger_whose_only_place_is_outside_beijing_goes_to_a_dispatcher(text: str) -> None:
     # No Beijing unit can act there; a dispatcher sends the caller to the local service.
     look = first_look(CONFIG, text, at=DAY)
@@ -141,3 +141,15 @@ def test_a_landmark_word_longer_than_the_window_is_refused_at_start(tmp_path: Pa
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     with pytest.raises(RegistryError, match="longer than the three characters"):
         load_config(folder, with_model=False)
+
+
+@pytest.mark.parametrize("text", [
+    # The second review of round 16: a Beijing place in a rhetorical question, and the
+    # market in 朝阳's 高碑店, stay Beijing's.
+    "燕郊那边的燃气公司说不归他们管，我们这不是通州吗，楼道里煤气味很大",
+    "高碑店市场里面有煤气味，很大",
+])
+def test_a_beijing_place_said_in_passing_or_a_market_stays_beijing(text: str) -> None:
+    look = first_look(CONFIG, text, at=DAY)
+    assert look.outcome(MIN) == "DISPATCH" and not look.location.only_outside
+

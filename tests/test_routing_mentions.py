@@ -236,6 +236,11 @@ def test_inside_a_compound_the_street_leads(text: str, lead: str) -> None:
     # is the village's street (town).
     ("我想知道我家宅基地的确权证什么时候能下来，登记了两年了，刘浩营村", "bj-planning"),
     ("我们西坨村的宅基地确权，我家跟邻居家的界线有争议，村里一直不给解决", "110114003"),
+    # A resettlement flat's title stays housing's; contracted farmland is agriculture's;
+    # a bus route named by a line's station keeps the bus.
+    ("我们小区是回迁房，交房五年了一直没办下来房产证，开发商说在确权，朝阳区东坝", "bj-housing"),
+    ("我们塔洼村的土地确权到现在还没弄完，我家承包地比别人少了两亩", "bj-agri-rural"),
+    ("10号线双井站出来那个公交站，300路老不来，建议加车", "bj-bus"),
     ("太平庄村口那个公交站的棚子塌了一半，铁皮耷拉着", "bj-bus"),
     ("我家孩子八岁，平时四点就到家，现在都七点了还没回来", "bj-police"),
 ])

@@ -22,6 +22,7 @@ and a ``version`` (sha256 of the training data and parameters).
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,10 @@ class CategoryModel:
     sublinear_tf: bool = True
     cv: dict[str, Any] | None = None
     lexicon: Lexicon | None = field(default=None, compare=False, repr=False)
+    # n-gram → (idf², its coefficients times its idf): filled at load (a second copy of the
+    # weights, a few hundred KiB, for a request's time)
+    _rows: dict[str, tuple[float, tuple[tuple[int, float], ...]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Each n-gram's idf² and its coefficients times its idf, ahead of time: most
@@ -83,7 +88,7 @@ class CategoryModel:
 
     def scores(self, text: str) -> list[float]:
         """The logistic regression's decision value for each class (``classes`` order)."""
-        rows: dict[str, tuple[float, tuple[tuple[int, float], ...]]] = self._rows  # type: ignore[attr-defined]
+        rows = self._rows
         counts = count_ngrams(text, self.ngram_min, self.ngram_max, rows,
                               lowercase=self.lowercase)
         sums = [0.0] * len(self.classes)
@@ -229,7 +234,8 @@ def apply_category_model(cl: Classification, model: CategoryModel | None, conten
     threshold = model.fallback_threshold if cl.category.code == fallback else model.threshold
     if p < threshold or code in (cl.category.code, fallback):
         return cl
-    if code in cl.category.strong_over_model and any(w in content for w in cl.category.strong):
+    if (code in cl.category.strong_over_model and any(w in content for w in cl.category.strong)
+            and not any(re.search(p, content) for p in cl.category.strong_over_model_unless)):
         return cl
     again = classify(lexicon, content,
                      kind_hint=cl.kind if "kind" in cl.hints_used else None,

@@ -54,11 +54,14 @@ class Category(_Strict):
     # categories the model may not move it to when one of its strong words is said (a
     # named line is the subway's, whatever the model reads as a bus in 加车 or 车次)
     strong_over_model: list[str] = []
+    # ... unless these words are said (a bus route or stop named beside the line)
+    strong_over_model_unless: list[str] = []
 
     @model_validator(mode="after")
     def _check(self) -> Category:
         _compile(self.patterns, self.code)
         _compile(self.hint_patterns, self.code)
+        _compile(self.strong_over_model_unless, f"{self.code}.strong_over_model_unless")
         if self.default_kind is not None and self.default_kind not in KINDS:
             raise ValueError(f"unknown default_kind {self.default_kind!r}")
         if self.tier not in TIERS:

@@ -97,7 +97,7 @@ def _landmark(cfg: LocationConfig, text: str, start: int, end: int) -> bool:
     before, after = clause_around(text, start, end)
     if any(w in before or w in after for w in cfg.beijing_landmark_not_with):
         return False
-    # "离北京房山", "不是北京朝阳的那个": the city's name is not the relation word.
+    # "离北京房山": the city's name is not the relation word.
     before = before.removesuffix("北京市").removesuffix("北京")
     return any(w in before[-3:] for w in cfg.beijing_landmark_before) or any(
         after[:len(w) + 2].find(w) >= 0 for w in cfg.beijing_landmark_after)
