@@ -131,6 +131,18 @@ class Harness:
         raise AssertionError(f"{event_type} never happened; timeline: "
                              f"{[e.event_type for e in view.timeline] if view else None}")
 
+    async def recorded(self, complaint_id: str, event_type: str) -> StepRecord:
+        """The ``record_step`` call that carried ``event_type`` for the case, once it has
+        run: the case's own view shows an event as soon as the workflow decides it, the
+        activity that records it completes a moment later (longer on a loaded machine)."""
+        for _ in range(500):
+            for step in self.recorder.steps:
+                if step.complaint_id == complaint_id and any(
+                        ev.event_type == event_type for ev in step.lifecycle):
+                    return step
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"no step recorded {event_type} for {complaint_id}")
+
     async def view(self, handle: WorkflowHandle[Any, Any]) -> CaseView:
         return cast(CaseView, await handle.query(QUERY_VIEW, result_type=CaseView))
 

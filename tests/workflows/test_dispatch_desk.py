@@ -42,7 +42,7 @@ async def test_an_unsure_case_waits_with_its_candidates_and_a_dispatcher_rejects
     h = await harness.file(UNREASONABLE)
     view = await harness.until(h, "REVIEW_REQUESTED")
     assert view.status == "AWAITING_REVIEW" and view.dispatches == []
-    [step] = [s for s in harness.recorder.steps if s.complaint_id == view.complaint_id]
+    step = await harness.recorded(view.complaint_id, "REVIEW_REQUESTED")
     [event] = step.lifecycle
     assert event.candidates and event.candidates[0].score < CONFIG.rules.review.min_confidence
     assert "unreasonable" in event.attributes["reason"]
@@ -82,12 +82,12 @@ async def test_when_nobody_decides_the_top_candidate_is_dispatched_and_marked(
 ) -> None:
     h = await harness.file(AMBIGUOUS)
     await harness.until(h, "REVIEW_REQUESTED")
-    [step] = [s for s in harness.recorder.steps if s.lifecycle[0].event_type ==
-              "REVIEW_REQUESTED" and s.complaint_id == h.id.removeprefix("complaint-")]
+    step = await harness.recorded(h.id.removeprefix("complaint-"), "REVIEW_REQUESTED")
     top = step.lifecycle[0].candidates[0]  # type: ignore[index]
     await harness.env.sleep(WINDOW + timedelta(seconds=1))
     view = await harness.until(h, "DISPATCHED")
     assert view.lead_unit_id == top.unit_id
+    await harness.recorded(view.complaint_id, "DISPATCHED")
     assert harness.recorder.events(view.complaint_id)[:3] == [
         "REVIEW_REQUESTED", "REVIEW_EXPIRED", "DISPATCHED"]
 
@@ -104,7 +104,7 @@ async def test_danger_outside_beijing_goes_to_a_dispatcher_at_once(harness: Harn
     h = await harness.file(OUTSIDE_T2H)
     view = await harness.until(h, "REVIEW_REQUESTED")
     assert view.status == "AWAITING_REVIEW" and view.dispatches == [] and view.tier == "T2H"
-    [step] = [s for s in harness.recorder.steps if s.complaint_id == view.complaint_id]
+    step = await harness.recorded(view.complaint_id, "REVIEW_REQUESTED")
     [event] = step.lifecycle
     reason = event.attributes["reason"]
     assert "outside Beijing (燕郊)" in reason and "local emergency service" in reason
