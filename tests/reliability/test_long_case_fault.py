@@ -22,7 +22,7 @@ pytestmark = pytest.mark.stack
 async def test_one_case_with_5000_supplements(capsys: pytest.CaptureFixture[str]) -> None:
     started = time.monotonic()
     # Imported as a module, so pytest does not collect (and run) that test here again.
-    await long_case.test_a_case_with_5000_supplements_continues_as_new_and_loses_none()
+    await long_case.run_long_case(long_case.SUPPLEMENTS)
     printed = capsys.readouterr().out.strip()
     fig = Figures(f"11. one case with {long_case.SUPPLEMENTS} supplements", cases=1,
                   recovery_s=time.monotonic() - started)
