@@ -22,7 +22,6 @@ and a ``version`` (sha256 of the training data and parameters).
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -234,8 +233,7 @@ def apply_category_model(cl: Classification, model: CategoryModel | None, conten
     threshold = model.fallback_threshold if cl.category.code == fallback else model.threshold
     if p < threshold or code in (cl.category.code, fallback):
         return cl
-    if (code in cl.category.strong_over_model and any(w in content for w in cl.category.strong)
-            and not any(re.search(p, content) for p in cl.category.strong_over_model_unless)):
+    if cl.category.keeps_from_model(code, content):
         return cl
     again = classify(lexicon, content,
                      kind_hint=cl.kind if "kind" in cl.hints_used else None,

@@ -91,13 +91,10 @@ def classify_request(
             notes.append(f"model: transfer to {reading.redirect} (P={reading.redirect_p:.2f})"
                          f" not made: “{street}” is the street's to answer")
         elif reading.redirect == "119" and (
-                smoke := config.rules.model.smoking_equipment(content)):
+                no_fire := config.rules.model.smoke_but_no_fire(content)):
+            words, why = no_fire
             notes.append(f"model: transfer to 119 (P={reading.redirect_p:.2f}) not made: "
-                         f"“{smoke}” is equipment for its owner to make safe")
-        elif reading.redirect == "119" and (
-                burning := config.rules.model.burning_in_the_open(content)):
-            notes.append(f"model: transfer to 119 (P={reading.redirect_p:.2f}) not made: "
-                         f"“{burning}” is burning in the open, for the street to stop")
+                         f"“{words}” {why}")
         else:
             cl = replace(cl, redirect_to=reading.redirect, emergency=True, tier="T2H",
                          urgent=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, model_validator
@@ -74,6 +75,18 @@ class Category(_Strict):
     @property
     def top(self) -> str:
         return self.code.partition(".")[0]
+
+    @cached_property
+    def strong_unless(self) -> re.Pattern[str] | None:
+        return any_of(self.strong_over_model_unless)
+
+    def keeps_from_model(self, code: str, content: str) -> bool:
+        """Whether ``content``, of this category by the lexicon, stays so against the
+        category model's ``code``: one of this category's strong words is said, ``code``
+        is among ``strong_over_model``, and none of ``strong_over_model_unless`` is."""
+        unless = self.strong_unless
+        return (code in self.strong_over_model and any(w in content for w in self.strong)
+                and not (unless is not None and unless.search(content)))
 
 
 class KindCues(_Strict):
@@ -187,7 +200,6 @@ class Lexicon(_Strict):
         if self.redirect_not_now is not None:
             self.redirect_not_now.compiled()
         _compile(self.urgent_patterns, "urgent_patterns")
-        _compile(self.aside, "aside")
         for service, patterns in self.redirect_patterns.items():
             _compile(patterns, f"redirect_patterns.{service}")
         named = set(self.redirect_first)

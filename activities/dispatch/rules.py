@@ -200,19 +200,17 @@ class ModelRule(_Strict):
         """The words of ``text`` that make it the street's emergency (a lift), if any."""
         return _first_match(self.street_emergency, text)
 
-    def smoking_equipment(self, text: str) -> str | None:
-        """The words of ``text`` that say electrical equipment smokes or sparks with no
-        flames, if any."""
+    def smoke_but_no_fire(self, text: str) -> tuple[str, str] | None:
+        """The words of ``text`` that say the smoke is no fire for 119, and why: electrical
+        equipment smoking or sparking, or something burnt in the open; None where
+        ``flames`` are said, or neither is."""
         if _first_match(self.flames, text):
             return None
-        return _first_match(self.equipment_smoke, text)
-
-    def burning_in_the_open(self, text: str) -> str | None:
-        """The words of ``text`` that say something is burnt in the open with no flames
-        spreading, if any."""
-        if _first_match(self.flames, text):
-            return None
-        return _first_match(self.open_burning, text)
+        if smoke := _first_match(self.equipment_smoke, text):
+            return smoke, "is equipment for its owner to make safe"
+        if burning := _first_match(self.open_burning, text):
+            return burning, "is burning in the open, for the street to stop"
+        return None
 
     def in_progress_ruled_out(self, text: str) -> str | None:
         """The words of ``text`` that say the matter is not happening now, if any."""
