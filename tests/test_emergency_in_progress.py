@@ -373,7 +373,8 @@ def test_handrails_water_and_television_are_two_hours_only_when_dangerous(
     # From retired v12's misses: transfers said as seen ...
     ("楼道里有股烟味儿，烟从他家门缝底下往外冒，我敲门没人应，门把手摸着有点烫", "119"),
     ("下暴雨，院里的水已经灌进屋了，到膝盖了，我姥姥腿脚不好在里屋出不来", "119"),
-    ("我们几个人爬野长城，天黑了迷路了，有个同伴崴了脚走不了", "119"),
+    # (lost in the hills: the police, 2 writers of 3 — retired v17)
+    ("我们几个人爬野长城，天黑了迷路了，有个同伴崴了脚走不了", "110"),
     ("我现在在一辆出租车上，司机没按导航走，一直往郊区开，问他也不说话，我有点害怕", "110"),
     # ... and no transfer where nobody is in danger now.
     ("楼停电了，电梯停在半截不动了，我爸腿脚不好住十八楼，下不来也上不去", None),
@@ -601,3 +602,42 @@ def test_round_16s_second_review_transfers(text: str, service: str | None) -> No
 def test_sewage_at_the_door_and_a_cold_heart_are_not_two_hours(text: str) -> None:
     assert first_look(RULES_ALONE, text, at=DAY).classification.tier != "T2H"
 
+
+
+@pytest.mark.parametrize(("text", "service"), [
+    # From retired v17's misses: smoke with the building's people running out, someone
+    # lost on a hill as night falls, a car the wrong way on an expressway, gas inside a
+    # home whose door nobody answers, someone pinned under a vehicle without 被, a crash
+    # with someone bleeding (the ambulance's, not the police's).
+    ("楼道电箱那儿冒烟了，一股糊味儿，楼里的人都在往外跑", "119"),
+    ("我们俩在香山后山走岔了道，迷路了，天都黑了，同伴还崴了脚", "110"),
+    ("有辆黑色轿车在五环主路上逆行，往我们这边冲过来了", "110"),
+    ("对门老太太家里一股很冲的煤气味，敲门半天没人应，屋里灯还亮着", "119"),
+    ("路口一辆电动三轮侧翻了，骑车的大爷压在车底下出不来", "120"),
+    ("刚才在路口我的车追尾了前车，前车司机额头出血了，说话还算清楚", "120"),
+])
+def test_v17s_missed_transfers(text: str, service: str) -> None:
+    assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to == service
+
+
+@pytest.mark.parametrize("text", [
+    # ... and what is none: a lift that fell and will not open ("现在门打不开" is no blow),
+    # a kitchen fire already put out, a smell of gas on the stairs with doors unanswered
+    # (the gas company's two hours), a wrong-way e-bike that is a standing complaint.
+    "单元电梯突然往下掉了几层，卡住了，现在门打不开，里面有两个人",
+    "楼上邻居炒菜油锅着了，已经拿锅盖捂灭了，就是楼道里有点呛",
+    "楼道里有股煤气味，挨家敲门都没人应，不知道谁家的",
+    "小区门口老有外卖电动车逆行，好几次差点撞到人",
+])
+def test_v17s_false_transfers(text: str) -> None:
+    assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to is None
+
+
+@pytest.mark.parametrize("text", [
+    # From retired v17's misses: a bus stalled in deep water with people aboard, a fire
+    # hydrant knocked off and gushing.
+    "路上积水太深，一辆公交车在水里熄火了，车上还有乘客，水往车里灌",
+    "路口的消火栓让货车撞断了，水柱喷了好几米高",
+])
+def test_v17s_missed_two_hours(text: str) -> None:
+    assert first_look(RULES_ALONE, text, at=DAY).classification.tier == "T2H"
