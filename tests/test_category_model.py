@@ -231,3 +231,19 @@ def test_learn_categories_refuses_a_model_too_big_for_the_config_map(
     assert result.exit_code == 4, result.output
     assert "its ConfigMap allows" in result.output and "max_features" in result.output
     assert not out.exists()
+
+
+def test_the_model_does_not_read_the_lexicons_neutral_phrases(lexicon: Lexicon) -> None:
+    # A phone running flat (手机也快没电了) is neutral to the lexicon; the committed model
+    # read its 没电 as a power cut and took a washed-out road to the power company.
+    text = "村里上山那条路让暴雨冲断了，里头还有户养蜂的老人出不来，手机也快没电了"
+    assert lexicon.without_neutral(text).endswith("手机也快没电了") is False
+    cfg = load_config(CONFIG)
+    assert cfg.category_model is not None
+    cl = classify(lexicon, text)
+    out = apply_category_model(cl, cfg.category_model, text)
+    assert out.category.code != "public-services.power"
+    # A category's own word is never blanked, though neutral lists it too.
+    own = {w for c in lexicon.categories for w in c.keywords} & set(lexicon.neutral)
+    for word in own:
+        assert word in lexicon.without_neutral(f"说的是{word}的事")

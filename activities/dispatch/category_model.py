@@ -225,8 +225,10 @@ def apply_category_model(cl: Classification, model: CategoryModel | None, conten
     if lexicon is None:
         raise ValueError("the category model was loaded without a lexicon: "
                          "load_category_model(path, lexicon)")
-    # The matter is what comes before an aside the lexicon set apart ("…另外，门口的违停").
-    code, p = model.best(content[:cl.aside_at] if cl.aside_at is not None else content)
+    # The matter is what comes before an aside the lexicon set apart ("…另外，门口的违停"),
+    # without the phrases the lexicon calls neutral.
+    code, p = model.best(lexicon.without_neutral(
+        content[:cl.aside_at] if cl.aside_at is not None else content))
     fallback = lexicon.fallback.code
     # Where the lexicon found nothing, its fallback is rarely right and any right answer
     # is a gain: a lower threshold, chosen by cross-validation for that case.

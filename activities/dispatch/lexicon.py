@@ -177,6 +177,7 @@ class Lexicon(_Strict):
     _first: list[tuple[str, frozenset[str], re.Pattern[str]]] = PrivateAttr(
         default_factory=list)
     _aside: re.Pattern[str] | None = PrivateAttr(default=None)
+    _neutral: re.Pattern[str] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _consistent(self) -> Lexicon:
@@ -244,6 +245,11 @@ class Lexicon(_Strict):
                        for p in _compile(first.patterns, service)]
         _compile(self.aside, "aside")  # a bad one named, before any_of joins them
         self._aside = any_of(self.aside)
+        # The neutral phrases that are no category's own word, longest first, to take out
+        # of what the category model reads (the scan's index already skips them).
+        cat_words = {w for c in self.categories for w in (*c.strong, *c.keywords, *c.hints)}
+        neutral = sorted(set(self.neutral) - cat_words, key=len, reverse=True)
+        self._neutral = re.compile("|".join(map(re.escape, neutral))) if neutral else None
 
     def _build_patterns(self) -> list[tuple[re.Pattern[str], _Meaning]]:
         out: list[tuple[re.Pattern[str], _Meaning]] = []
@@ -337,6 +343,11 @@ class Lexicon(_Strict):
             if chosen in over and service in services and pattern.search(content):
                 return service
         return chosen
+
+    def without_neutral(self, text: str) -> str:
+        """``text`` with its neutral phrases blanked out ("手机也快没电了" says nothing of a
+        power cut to the category model either)."""
+        return self._neutral.sub(" ", text) if self._neutral is not None else text
 
     def aside_at(self, content: str) -> int | None:
         """Where an aside begins in ``content`` (``aside``), if one does."""
