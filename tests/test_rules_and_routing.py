@@ -216,3 +216,23 @@ def test_strong_over_model_naming_an_unknown_category_is_refused(tmp_path: Path)
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     with pytest.raises(RulesError, match=r"strong_over_model names unknown categories"):
         load_config(tmp_path / "cfg")
+
+
+@pytest.mark.parametrize(("text", "category"), [
+    # From retired v17's misses: a child's schooling said as what suffers, or the way to
+    # school, is not the school's matter ...
+    ("我们这个小区是回迁房，交房六年了，房产证到现在还没下来，我们想卖房子卖不了，"
+     "孩子上学也受影响，通州区永顺地区", "housing.certificate"),
+    ("我们是回迁户，2014年就搬进来了，到现在房本还没下来，问镇里都说在办，孩子上学落户都受影响",
+     "housing.certificate"),
+    ("村口那家洗浴中心天天有人站门口拉客，孩子上学都从这儿过", "order.vendors"),
+    # ... and a child not home from school is missing, not the school's, though the
+    # category model reads 学校 and 放学 as the education commission's.
+    ("闺女上三年级，今天放学没回家，学校说四点就放了，现在都七点多了，同学家都问遍了",
+     "public-security.missing"),
+    # (the model read 天都黑了 as a power cut: nothing it reads moves a missing child)
+    ("儿子九岁，今天放学没回家，学校说三点半就放了，现在天都黑了，同学家都问了",
+     "public-security.missing"),
+])
+def test_a_child_said_in_passing_does_not_make_it_the_schools(text: str, category: str) -> None:
+    assert classify_request(CONFIG, text).category.code == category
