@@ -153,3 +153,14 @@ def test_a_beijing_place_said_in_passing_or_a_market_stays_beijing(text: str) ->
     look = first_look(CONFIG, text, at=DAY)
     assert look.outcome(MIN) == "DISPATCH" and not look.location.only_outside
 
+
+
+@pytest.mark.parametrize(("text", "two_hours"), [
+    # A transformer's hum alone, for weeks and loudest at night, is a noise (retired v17
+    # and earlier writers, 6 of 6); with a burning smell, oil or water it is two hours.
+    ("小区里的箱式变压器嗡嗡响了快一个月了，夜里静下来特别吵，睡不好觉", False),
+    ("楼后那个变压器一直嗡嗡响，还往下滴油，地上黑了一片", True),
+    ("地下室进水了，配电箱就在墙上，还在嗡嗡响", True),
+])
+def test_a_transformers_hum_is_two_hours_only_with_danger(text: str, two_hours: bool) -> None:
+    assert (first_look(CONFIG, text, at=DAY).classification.tier == "T2H") is two_hours
