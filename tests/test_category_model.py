@@ -247,3 +247,17 @@ def test_the_model_does_not_read_the_lexicons_neutral_phrases(lexicon: Lexicon) 
     own = {w for c in lexicon.categories for w in c.keywords} & set(lexicon.neutral)
     for word in own:
         assert word in lexicon.without_neutral(f"说的是{word}的事")
+
+
+def test_the_model_leaves_a_category_it_never_learned(small_doc: dict, lexicon: Lexicon) -> None:
+    # A category added after the model was trained (market.drugs; public-security.missing
+    # was never among the phrasing types): the model's reading is of the nearest category
+    # it knows, so the lexicon's stands — where the same reading moves a category it knows.
+    model = model_from_document(small_doc, lexicon=lexicon)
+    text = "小学门口天天有家长把车停在马路上，公交车都过不去"
+    assert "housing.lift" not in model.classes and "order.noise" in model.classes
+    cl = classify(lexicon, text)
+    unknown = replace(cl, category=lexicon.category("housing.lift"), tier="T24H")
+    assert apply_category_model(unknown, model, text) is unknown
+    known = replace(cl, category=lexicon.category("order.noise"), tier="T24H")
+    assert apply_category_model(known, model, text).category.code == "traffic.parking"

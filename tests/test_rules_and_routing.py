@@ -11,7 +11,7 @@ import yaml
 
 from activities.dispatch.classify import classify
 from activities.dispatch.config import load_config
-from activities.dispatch.decide import classify_request, route
+from activities.dispatch.decide import classify_request, first_look, route
 from activities.dispatch.location import locate
 from activities.dispatch.registry import RegistryError, load_registry
 from activities.dispatch.rules import RulesError, load_rules, parse_duration
@@ -236,3 +236,24 @@ def test_strong_over_model_naming_an_unknown_category_is_refused(tmp_path: Path)
 ])
 def test_a_child_said_in_passing_does_not_make_it_the_schools(text: str, category: str) -> None:
     assert classify_request(CONFIG, text).category.code == category
+
+
+@pytest.mark.parametrize("text", [
+    # A pharmacy's prescription medicines sold without a prescription, or a supplement sold
+    # as a cure, are the drug administration's (retired sets: the category model had read
+    # them as medical insurance for want of a category) ...
+    "小区门口那家药店卖处方药从来不要处方，头孢随便拿",
+    "楼下药房把保健品当药卖，说能治糖尿病，我爸买了三千多块钱的",
+])
+def test_a_pharmacy_selling_without_a_prescription_goes_to_the_drug_administration(
+        text: str) -> None:
+    look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
+    assert look.classification.category.code == "market.drugs"
+    assert look.route.lead.unit_id == "bj-drugs"
+
+
+def test_medical_insurance_at_a_pharmacy_stays_medical_insurance() -> None:
+    # ... but a medical-insurance account charged at a pharmacy is still medical insurance.
+    text = "我的医保卡在一家药店被人刷了好几笔，我根本没去过那儿"
+    look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
+    assert look.route.lead.unit_id == "bj-medical-insurance"

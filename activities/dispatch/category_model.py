@@ -235,6 +235,10 @@ def apply_category_model(cl: Classification, model: CategoryModel | None, conten
     threshold = model.fallback_threshold if cl.category.code == fallback else model.threshold
     if p < threshold or code in (cl.category.code, fallback):
         return cl
+    if cl.category.code != fallback and cl.category.code not in model.classes:
+        # The model never learned this category (one added after it was trained): its
+        # reading is of the nearest category it knows, not evidence against the lexicon's.
+        return cl
     if cl.category.keeps_from_model(code, content):
         return cl
     again = classify(lexicon, content,

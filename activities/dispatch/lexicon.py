@@ -53,8 +53,7 @@ class Category(_Strict):
     # the kind when the text has no kind cue (e.g. REPORT for illegal construction)
     default_kind: str | None = None
     # categories the model may not move it to when one of its strong words is said (a
-    # named line is the subway's, whatever the model reads as a bus in 加车 or 车次); "*":
-    # none (a child not home from school is missing, whatever else the model reads)
+    # named line is the subway's, whatever the model reads as a bus in 加车 or 车次)
     strong_over_model: list[str] = []
     # ... unless these words are said (a bus route or stop named beside the line)
     strong_over_model_unless: list[str] = []
@@ -84,11 +83,9 @@ class Category(_Strict):
     def keeps_from_model(self, code: str, content: str) -> bool:
         """Whether ``content``, of this category by the lexicon, stays so against the
         category model's ``code``: one of this category's strong words is said, ``code``
-        is among ``strong_over_model`` (or that lists "*"), and none of
-        ``strong_over_model_unless`` is."""
+        is among ``strong_over_model``, and none of ``strong_over_model_unless`` is."""
         unless = self.strong_unless
-        barred = "*" in self.strong_over_model or code in self.strong_over_model
-        return (barred and any(w in content for w in self.strong)
+        return (code in self.strong_over_model and any(w in content for w in self.strong)
                 and not (unless is not None and unless.search(content)))
 
 
@@ -190,8 +187,7 @@ class Lexicon(_Strict):
             raise ValueError(f"duplicate category codes {dupes}")
         if not self.categories or self.categories[-1].keywords:
             raise ValueError("the last category must be the fallback, with no keywords")
-        barred = sorted({b for c in self.categories for b in c.strong_over_model}
-                        - {*codes, "*"})
+        barred = sorted({b for c in self.categories for b in c.strong_over_model} - set(codes))
         if barred:
             raise ValueError(f"strong_over_model names unknown categories {barred}")
         unknown = [k for k in (*self.kinds, self.default_kind) if k not in KINDS]
