@@ -257,3 +257,25 @@ def test_medical_insurance_at_a_pharmacy_stays_medical_insurance() -> None:
     text = "我的医保卡在一家药店被人刷了好几笔，我根本没去过那儿"
     look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
     assert look.route.lead.unit_id == "bj-medical-insurance"
+
+
+@pytest.mark.parametrize(("text", "category", "tier"), [
+    # Farming and the land have categories of their own (the agriculture and rural affairs
+    # bureau's): a contracted plot taken back, land-transfer rent unpaid, farm subsidies ...
+    ("我家承包的果园合同还有七年，村里非要收回去转给一个公司，补偿一分没给", "agriculture.land",
+     "T15D"),
+    ("村里的土地流转费拖了两年没给，一百多户都等着，村里说找公司", "agriculture.land", "T15D"),
+    # ... fake fertiliser, banned pesticide, diseased trees, and dead animals dumped (a day) ...
+    ("镇上农资店卖的化肥是假的，上了以后苗全黄了，店主不认账", "agriculture.farming", "T7D"),
+    ("村口河沟里扔了好几头死猪，已经开始臭了，也不知道是谁家扔的", "agriculture.farming", "T24H"),
+    # ... but pesticide residue on vegetables bought in a shop is the market regulator's.
+    ("菜市场买的小白菜拿去检测，农药残留超标好几倍", "market.food", None),
+])
+def test_farming_and_the_land_go_to_agriculture(text: str, category: str,
+                                                tier: str | None) -> None:
+    look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
+    assert look.classification.category.code == category
+    lead = "bj-agri-rural" if category.startswith("agriculture.") else "bj-samr"
+    assert look.route.lead.unit_id == lead
+    if tier is not None:
+        assert look.classification.tier == tier
