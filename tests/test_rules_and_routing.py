@@ -279,3 +279,33 @@ def test_farming_and_the_land_go_to_agriculture(text: str, category: str,
     assert look.route.lead.unit_id == lead
     if tier is not None:
         assert look.classification.tier == tier
+
+
+@pytest.mark.parametrize(("text", "category", "lead"), [
+    # Remits that had no category, so that the desk saw an unknown problem: welfare
+    # benefits (civil affairs) ...
+    ("我爸的低保这个月突然停了，说是复核没通过，可家里情况一点没变", "civil.welfare",
+     "bj-civil-affairs"),
+    ("殡仪馆一个骨灰盒要价一万二，不买就不给办，这合理吗", "civil.welfare", "bj-civil-affairs"),
+    # ... enterprise support: Zhongguancun's high-tech programmes, SMEs' funds ...
+    ("我们公司在中关村，高新技术企业认定的材料交了五个月，系统一直显示审核中",
+     "enterprise.support", "bj-sci-tech"),
+    ("我们厂是小微企业，申请的专精特新奖励资金公示过了，钱一直没拨", "enterprise.support",
+     "bj-econ-it"),
+    # ... lawyers and notaries ...
+    ("请的律师收了两万五代理费，开庭那天人都没来，律所也不管", "legal.services", "bj-justice"),
+])
+def test_remits_that_had_no_category(text: str, category: str, lead: str) -> None:
+    look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
+    assert look.classification.category.code == category
+    assert look.route.lead.unit_id == lead
+
+
+@pytest.mark.parametrize(("text", "lead"), [
+    # Wages unpaid at a tech company are still the labour bureau's.
+    ("我在一家科技公司上班，公司说资金紧张，已经三个月没发工资了", "bj-hrss"),
+    # Fuel sold loose from drums is a hazardous-goods matter.
+    ("村口有个院子拿大铁桶卖散装柴油，一天好多车来加，旁边就是民房", "bj-emergency"),
+])
+def test_who_else_those_remits_leave_alone_or_take(text: str, lead: str) -> None:
+    assert first_look(CONFIG, text, at=datetime(2026, 12, 6).date()).route.lead.unit_id == lead
