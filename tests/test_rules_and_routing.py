@@ -309,3 +309,19 @@ def test_remits_that_had_no_category(text: str, category: str, lead: str) -> Non
 ])
 def test_who_else_those_remits_leave_alone_or_take(text: str, lead: str) -> None:
     assert first_look(CONFIG, text, at=datetime(2026, 12, 6).date()).route.lead.unit_id == lead
+
+
+@pytest.mark.parametrize(("text", "category", "lead"), [
+    # Online lenders' collectors, travel agencies, a trade-in subsidy: known problems now,
+    # dispatched to their remit instead of waiting at the desk as unknown ones.
+    ("借了个网贷早就还清了，催收的还天天给我同事打电话", "market.finance", "bj-finance-office"),
+    ("跟旅行社报的云南团，说好纯玩，导游一天拉我们进三个玉石店", "market.tourism",
+     "bj-culture-tourism"),
+    ("去年汽车以旧换新的补贴申请了四个月，一直显示审核中", "market.price", "bj-commerce"),
+])
+def test_money_travel_and_trade_ins_are_known_problems(text: str, category: str,
+                                                       lead: str) -> None:
+    look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
+    assert look.classification.category.code == category
+    assert look.route.lead.unit_id == lead
+    assert look.outcome(CONFIG.rules.review.min_confidence) == "DISPATCH"
