@@ -325,3 +325,19 @@ def test_money_travel_and_trade_ins_are_known_problems(text: str, category: str,
     assert look.classification.category.code == category
     assert look.route.lead.unit_id == lead
     assert look.outcome(CONFIG.rules.review.min_confidence) == "DISPATCH"
+
+
+@pytest.mark.parametrize(("text", "category", "lead"), [
+    # Remits routed by their words before, now also known problems: dispatched at once
+    # instead of waiting at the desk as unknown ones.
+    ("我是退伍军人，优待证申请了五个月还没拿到，区里说没收到材料", "civil.veterans", "bj-veterans"),
+    ("公积金提取的申请交了一个多月，网上一直显示审核中", "housing.provident-fund",
+     "bj-provident-fund"),
+    ("胡同里那座挂牌的文物保护单位，墙上让人刷满了小广告", "urban.heritage", "bj-heritage"),
+    ("我开的店自己注册的商标让人抄了，网上好几家在卖一样的", "market.ip", "bj-ip"),
+])
+def test_remits_routed_by_words_are_known_problems(text: str, category: str, lead: str) -> None:
+    look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
+    assert look.classification.category.code == category
+    assert look.route.lead.unit_id == lead
+    assert look.outcome(CONFIG.rules.review.min_confidence) == "DISPATCH"
