@@ -24,6 +24,10 @@ OUTSIDE_CITY = 0.2
 OUTSIDE_TOO = 0.5
 UNREASONABLE = 0.2
 UNKNOWN_PROBLEM = 0.3
+# The category model's guess where the unit is known all the same (its remit named by the
+# caller's words, or the street's by the learned model): 100 of 115 such requests in our
+# readable sets had both tier and lead right, as often as those dispatched at once.
+GUESS_BUT_UNIT_KNOWN = 0.7
 AMBIGUOUS_PLACE = 0.4
 CONSULTATION = 0.4
 DISTRICT_ONLY = 0.7
@@ -43,8 +47,12 @@ class Assessment:
 
 
 def assess(lexicon: Lexicon, registry: Registry, cl: Classification, loc: Location,
-           route: RouteDecision) -> Assessment:
-    """Every doubt about dispatching ``route.lead`` at once, and the confidence left."""
+           route: RouteDecision, *, remit_named: bool = False) -> Assessment:
+    """Every doubt about dispatching ``route.lead`` at once, and the confidence left.
+
+    ``remit_named``: the route's unit was chosen by the caller's words (a routing rule's
+    mentions) or by the learned model's street head, so a guessed problem type says less
+    about whether that unit is the right one."""
     doubts: list[tuple[float, str]] = []
     if loc.only_outside:
         urgent = (": it may be urgent, and no Beijing unit can act there — send the caller "
@@ -58,9 +66,13 @@ def assess(lexicon: Lexicon, registry: Registry, cl: Classification, loc: Locati
     if cl.category.code == lexicon.fallback.code:
         doubts.append((UNKNOWN_PROBLEM, "the problem type was not recognised"))
     elif cl.category_guess_p:
-        doubts.append((UNKNOWN_PROBLEM, f"the problem type is the category model's guess "
-                                        f"(P={cl.category_guess_p:.2f}): no phrase of the "
-                                        "lexicon matched"))
+        guess = (f"the problem type is the category model's guess "
+                 f"(P={cl.category_guess_p:.2f}): no phrase of the lexicon matched")
+        if remit_named:
+            doubts.append((GUESS_BUT_UNIT_KNOWN, f"{guess}; the unit follows from the words "
+                                                 f"all the same ({route.rule})"))
+        else:
+            doubts.append((UNKNOWN_PROBLEM, guess))
     if loc.street_id is None and loc.ambiguous:
         doubts.append((AMBIGUOUS_PLACE, f"{'、'.join(loc.ambiguous)} is in several districts "
                                         "and the caller named none"))

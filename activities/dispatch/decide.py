@@ -158,7 +158,12 @@ def first_look(
     loc = locate(config.registry, district, street, address, content, at=at)
     route = street_leads(config, cl, loc, decide_route(config, cl.category, loc, at=at,
                                                        text=content), content)
-    return FirstLook(cl, loc, route, assess(config.lexicon, config.registry, cl, loc, route),
+    rule = config.routing.rule(route.rule)
+    # The unit is known though the problem type is not: the caller's words named its remit
+    # (a routing rule's mentions), or the learned model is sure it is the street's.
+    named = route.rule == MODEL_STREET_RULE or bool(rule is not None and rule.where.mentions)
+    return FirstLook(cl, loc, route,
+                     assess(config.lexicon, config.registry, cl, loc, route, remit_named=named),
                      config.model.version if config.model else "")
 
 
