@@ -164,3 +164,17 @@ def test_a_beijing_place_said_in_passing_or_a_market_stays_beijing(text: str) ->
 ])
 def test_a_transformers_hum_is_two_hours_only_with_danger(text: str, two_hours: bool) -> None:
     assert (first_look(CONFIG, text, at=DAY).classification.tier == "T2H") is two_hours
+
+
+def test_a_guessed_problem_waits_unless_the_words_name_the_unit() -> None:
+    # Both problem types are only the category model's guess. A park named by the caller
+    # gives its unit all the same (routing rule city-parks): dispatched, the doubt kept on
+    # the record; a toll charged twice names no unit: the desk decides.
+    named = first_look(CONFIG, "景山公园的厕所太少了，排队要排半个小时，能不能多建几个", at=DAY)
+    assert named.classification.category_guess_p > 0
+    assert named.route.rule == "city-parks"
+    assert named.outcome(CONFIG.rules.review.min_confidence) == "DISPATCH"
+    assert any("the unit follows from the words" in r for r in named.doubt.reasons)
+    unnamed = first_look(CONFIG, "高速收费站ETC扣了我两次费，另一次是我根本没走过的路段", at=DAY)
+    assert unnamed.classification.category_guess_p > 0
+    assert unnamed.outcome(CONFIG.rules.review.min_confidence) == "REVIEW"
