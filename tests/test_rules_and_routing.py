@@ -341,3 +341,16 @@ def test_remits_routed_by_words_are_known_problems(text: str, category: str, lea
     assert look.classification.category.code == category
     assert look.route.lead.unit_id == lead
     assert look.outcome(CONFIG.rules.review.min_confidence) == "DISPATCH"
+
+
+@pytest.mark.parametrize(("text", "lead"), [
+    # A water meter's well or a mains valve's well leaking is the water company's, not
+    # the drains' ...
+    ("院门口那个自来水表井冻裂了，水一直往外冒，结了一大片冰", "bj-waterworks"),
+    # ... and a ride-hailing driver's abuse or a meter not used is the transport
+    # commission's, though the category model reads 司机 as a bus driver.
+    ("滴滴司机嫌我开空调，骂了我一路，最后把我扔在半道上", "bj-transport"),
+    ("晚上从西站打车回家，司机不打表，下车要我两百", "bj-transport"),
+])
+def test_meter_wells_and_rides(text: str, lead: str) -> None:
+    assert first_look(CONFIG, text, at=datetime(2026, 12, 6).date()).route.lead.unit_id == lead
