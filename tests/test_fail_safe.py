@@ -174,7 +174,19 @@ def test_a_guessed_problem_waits_unless_the_words_name_the_unit() -> None:
     assert named.classification.category_guess_p > 0
     assert named.route.rule == "city-parks"
     assert named.outcome(CONFIG.rules.review.min_confidence) == "DISPATCH"
-    assert any("the unit follows from the words" in r for r in named.doubt.reasons)
+    assert any("the caller's words name its remit" in r for r in named.doubt.reasons)
     unnamed = first_look(CONFIG, "高速收费站ETC扣了我两次费，另一次是我根本没走过的路段", at=DAY)
     assert unnamed.classification.category_guess_p > 0
     assert unnamed.outcome(CONFIG.rules.review.min_confidence) == "REVIEW"
+
+
+def test_a_guessed_problem_goes_to_the_street_the_learned_model_is_sure_of() -> None:
+    # No phrase of the lexicon names pigeons on a balcony; the category model guesses, and
+    # the learned model is sure the matter is the street's, which the rules chose too.
+    look = first_look(CONFIG, "翠城馨园有户人家在阳台上养了十几只鸽子，天天一大早就咕咕叫，"
+                              "鸽子屎落得满窗台都是", at=DAY)
+    assert look.classification.category_guess_p > 0
+    assert look.route.lead.kind == "street"
+    assert look.outcome(CONFIG.rules.review.min_confidence) == "DISPATCH"
+    assert any("the learned model reads a matter in the street's territory" in r
+               for r in look.doubt.reasons)

@@ -158,13 +158,29 @@ def first_look(
     loc = locate(config.registry, district, street, address, content, at=at)
     route = street_leads(config, cl, loc, decide_route(config, cl.category, loc, at=at,
                                                        text=content), content)
-    rule = config.routing.rule(route.rule)
-    # The unit is known though the problem type is not: the caller's words named its remit
-    # (a routing rule's mentions), or the learned model is sure it is the street's.
-    named = route.rule == MODEL_STREET_RULE or bool(rule is not None and rule.where.mentions)
     return FirstLook(cl, loc, route,
-                     assess(config.lexicon, config.registry, cl, loc, route, remit_named=named),
+                     assess(config.lexicon, config.registry, cl, loc, route,
+                            unit_known=unit_known(config, cl, route)
+                            if cl.category_guess_p else None),
                      config.model.version if config.model else "")
+
+
+def unit_known(config: HotlineConfig, cl: Classification, route: RouteDecision) -> str | None:
+    """Why the lead unit is known though the problem type may not be, if it is: the
+    caller's words named its remit (a routing rule's mentions), or the learned model is
+    sure the matter is in the street's territory and a street leads (152 of 156 such
+    requests in our readable sets that had waited for a guessed problem type had the
+    street right)."""
+    rule = config.routing.rule(route.rule)
+    if rule is not None and rule.where.mentions:
+        return f"the caller's words name its remit (routing rule {rule.id})"
+    model, lead = config.model, config.registry.record(route.lead.unit_id)
+    if (model is not None and model.street_threshold is not None and cl.street_p is not None
+            and cl.street_p >= model.street_threshold
+            and lead is not None and lead.kind in STREET_KINDS):
+        return (f"the learned model reads a matter in the street's territory "
+                f"(P={cl.street_p:.2f})")
+    return None
 
 
 MODEL_STREET_RULE = "model-street"
