@@ -190,3 +190,13 @@ def test_a_guessed_problem_goes_to_the_street_the_learned_model_is_sure_of() -> 
     assert look.outcome(CONFIG.rules.review.min_confidence) == "DISPATCH"
     assert any("the learned model reads a matter in the street's territory" in r
                for r in look.doubt.reasons)
+
+
+@pytest.mark.parametrize("text", [
+    "楼上新搬来的那家人长得太难看了，天天在电梯里碰见，让物业叫他们搬走",
+    "院里的小孩下午在楼下玩笑声太大，要求居委会禁止小孩下午下楼",
+])
+def test_looks_and_laughter_are_demands_no_unit_may_meet(text: str) -> None:
+    look = first_look(CONFIG, text, at=DAY)
+    assert look.classification.unreasonable
+    assert look.outcome(CONFIG.rules.review.min_confidence) == "REVIEW"
