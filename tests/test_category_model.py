@@ -237,7 +237,7 @@ def test_the_model_does_not_read_the_lexicons_neutral_phrases(lexicon: Lexicon) 
     # A phone running flat (手机也快没电了) is neutral to the lexicon; the committed model
     # read its 没电 as a power cut and took a washed-out road to the power company.
     text = "村里上山那条路让暴雨冲断了，里头还有户养蜂的老人出不来，手机也快没电了"
-    assert lexicon.without_neutral(text).endswith("手机也快没电了") is False
+    assert lexicon.without_neutral(text) == text.replace("手机也快没电", " ")
     cfg = load_config(CONFIG)
     assert cfg.category_model is not None
     cl = classify(lexicon, text)

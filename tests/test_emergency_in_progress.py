@@ -611,7 +611,7 @@ def test_sewage_at_the_door_and_a_cold_heart_are_not_two_hours(text: str) -> Non
     # with someone bleeding (the ambulance's, not the police's).
     ("楼道电箱那儿冒烟了，一股糊味儿，楼里的人都在往外跑", "119"),
     ("我们俩在香山后山走岔了道，迷路了，天都黑了，同伴还崴了脚", "110"),
-    ("有辆黑色轿车在五环主路上逆行，往我们这边冲过来了", "110"),
+    ("有辆黑色轿车在京承高速上逆行，往我们这边冲过来了", "110"),
     ("对门老太太家里一股很冲的煤气味，敲门半天没人应，屋里灯还亮着", "119"),
     ("路口一辆电动三轮侧翻了，骑车的大爷压在车底下出不来", "120"),
     ("刚才在路口我的车追尾了前车，前车司机额头出血了，说话还算清楚", "120"),
@@ -641,3 +641,16 @@ def test_v17s_false_transfers(text: str) -> None:
 ])
 def test_v17s_missed_two_hours(text: str) -> None:
     assert first_look(RULES_ALONE, text, at=DAY).classification.tier == "T2H"
+
+
+@pytest.mark.parametrize("text", [
+    # From the round's review: no one bleeding, a pet hurt, a cat under a car, wrong-way
+    # riding as a standing complaint, a courier who keeps losing his way.
+    "两车追尾了，没人流血，我们自己协商好了，就是想问问保险怎么走",
+    "我家的猫被车撞了，一直流血，附近有没有宠物医院",
+    "一只猫压在车底下出不来，叫得可惨了",
+    "小区门口主路上经常有人骑电动车逆行，太危险了，希望交警管一管",
+    "送快递的经常迷路，天黑了更找不着，希望物业装个指示牌",
+])
+def test_the_rounds_new_transfer_patterns_leave_these_alone(text: str) -> None:
+    assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to is None

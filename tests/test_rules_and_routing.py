@@ -354,3 +354,22 @@ def test_remits_routed_by_words_are_known_problems(text: str, category: str, lea
 ])
 def test_meter_wells_and_rides(text: str, lead: str) -> None:
     assert first_look(CONFIG, text, at=datetime(2026, 12, 6).date()).route.lead.unit_id == lead
+
+
+@pytest.mark.parametrize(("text", "not_lead"), [
+    # From the round's review: the new remits' words said in passing.
+    ("那家房产中介收了我的代理费，现在人找不到了", "bj-justice"),
+    ("我家楼下新开了一家律所，门口的广告牌半夜还亮着，照得屋里睡不着", "bj-justice"),
+    ("我是低保户，楼上那家天天往我家窗台上扔烟头", "bj-civil-affairs"),
+    ("物业公司天天上门催收物业费", "bj-finance-office"),
+    ("以旧换新买的冰箱用了一周就坏了，商家不给换", "bj-commerce"),
+    ("孩子学校组织去漂流，收费太贵了还强制参加", "bj-culture-tourism"),
+    ("楼下邻居在院子里种菜打农药，味道很大", "bj-agri-rural"),
+    ("我是大学毕业生自主创业，一次性创业补贴申请了半年还没发", "bj-econ-it"),
+    ("我借给朋友五万块钱，他一直不还，说钱都还网贷了", "bj-finance-office"),
+    ("手机里天天弹网贷广告，烦死了", "bj-finance-office"),
+    ("外卖点了两个小时还没到家，商家电话也打不通", "bj-police"),
+])
+def test_the_new_remits_words_said_in_passing(text: str, not_lead: str) -> None:
+    look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
+    assert look.route.lead.unit_id != not_lead

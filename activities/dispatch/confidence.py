@@ -25,8 +25,8 @@ OUTSIDE_TOO = 0.5
 UNREASONABLE = 0.2
 UNKNOWN_PROBLEM = 0.3
 # The category model's guess where the unit is known all the same (its remit named by the
-# caller's words, or the street's by the learned model): 304 of 345 such requests in our
-# readable sets had both tier and lead right, as often as those dispatched at once.
+# caller's words, or the street's by the learned model): most such requests in our readable
+# sets had both tier and lead right (decide.why_unit_known says how many).
 GUESS_BUT_UNIT_KNOWN = 0.7
 AMBIGUOUS_PLACE = 0.4
 CONSULTATION = 0.4
@@ -47,10 +47,10 @@ class Assessment:
 
 
 def assess(lexicon: Lexicon, registry: Registry, cl: Classification, loc: Location,
-           route: RouteDecision, *, unit_known: str | None = None) -> Assessment:
+           route: RouteDecision, *, unit_known_because: str | None = None) -> Assessment:
     """Every doubt about dispatching ``route.lead`` at once, and the confidence left.
 
-    ``unit_known``: why the route's unit is known all the same (the caller's words named
+    ``unit_known_because``: why the route's unit is known all the same (the caller's words named
     its remit, or the learned model is sure it is the street's), so that a guessed problem
     type says less about whether that unit is the right one."""
     doubts: list[tuple[float, str]] = []
@@ -68,9 +68,9 @@ def assess(lexicon: Lexicon, registry: Registry, cl: Classification, loc: Locati
     elif cl.category_guess_p:
         guess = (f"the problem type is the category model's guess "
                  f"(P={cl.category_guess_p:.2f}): no phrase of the lexicon matched")
-        if unit_known:
+        if unit_known_because:
             doubts.append((GUESS_BUT_UNIT_KNOWN, f"{guess}; the unit is known all the same: "
-                                                 f"{unit_known}"))
+                                                 f"{unit_known_because}"))
         else:
             doubts.append((UNKNOWN_PROBLEM, guess))
     if loc.street_id is None and loc.ambiguous:
