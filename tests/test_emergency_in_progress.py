@@ -654,3 +654,31 @@ def test_v17s_missed_two_hours(text: str) -> None:
 ])
 def test_the_rounds_new_transfer_patterns_leave_these_alone(text: str) -> None:
     assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to is None
+
+
+@pytest.mark.parametrize(("text", "service"), [
+    # From retired v18 (read after its end-of-round score): a fire said to be out already,
+    # later in the same sentence, is no transfer; one still burning is.
+    ("我们这片全停电了，说是变压器着火了，火已经灭了，可电一直没来，家里还有个发烧的孩子", None),
+    ("村里配电房起火冒烟，现已熄灭，但全村停电，有卧床的老人", None),
+    ("楼下着火了，火很大，邻居说已经打了119，火还没灭", "119"),
+])
+def test_a_fire_already_out_is_no_transfer(text: str, service: str | None) -> None:
+    assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to == service
+
+
+@pytest.mark.parametrize("text", [
+    # ... and two hours for a whole compound without heat, a room at 9 ℃ with someone
+    # bedridden, a station's lift stuck with someone inside.
+    "我们小区这几天整个小区都没暖气，晚上屋里跟冰窖一样，孩子还发着烧",
+    "家里暖气一直不热，今天室温降到9℃了，家里有卧床的老人",
+    "地铁站那个无障碍直梯卡住了，里面有个坐轮椅的大爷出不来",
+])
+def test_v18s_missed_two_hours(text: str) -> None:
+    assert first_look(RULES_ALONE, text, at=DAY).classification.tier == "T2H"
+
+
+def test_a_room_at_fifteen_or_sixteen_degrees_is_not_two_hours() -> None:
+    # 十五六度 is not 六度: a heating complaint for a day (as its writer labels it).
+    text = "我们楼暖气温度不达标，室温仅十五六度，已经一个星期了"
+    assert first_look(RULES_ALONE, text, at=DAY).classification.tier != "T2H"

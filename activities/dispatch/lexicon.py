@@ -111,17 +111,21 @@ class NotNow(_Strict):
     """When a transfer word is said of another time, as a fear or as a figure of speech
     ("万一着火了咋跑", "昨天夜里有人打架", "我心里着火"): regular expressions searched in the
     clause before the word (``before``) and matched at the start of the clause after it
-    (``after``); a clause that says ``now`` is not hedged by its ``before`` words."""
+    (``after``); a clause that says ``now`` is not hedged by its ``before`` words. ``over``
+    is searched in the rest of the word's sentence: what is already over is no transfer
+    ("变压器着火了，火已经灭了，可电一直没来")."""
 
     before: list[str]
     after: list[str] = []
     now: list[str] = []
+    over: list[str] = []
 
     _re: tuple[re.Pattern[str] | None, ...] = PrivateAttr(default=())
 
     def compiled(self) -> tuple[re.Pattern[str] | None, ...]:
         if not self._re:
-            parts = (("before", self.before), ("after", self.after), ("now", self.now))
+            parts = (("before", self.before), ("after", self.after), ("now", self.now),
+                     ("over", self.over))
             for where, patterns in parts:
                 _compile(patterns, f"redirect_not_now.{where}")  # names the bad one
             self._re = tuple(any_of(ps) for _, ps in parts)
@@ -129,14 +133,25 @@ class NotNow(_Strict):
 
     def hedged(self, text: str, start: int, end: int) -> bool:
         """Whether the word at ``text[start:end]`` is said of another time or as a fear."""
-        before_re, after_re, now_re = self.compiled()
+        before_re, after_re, now_re, over_re = self.compiled()
         before, after = clause_around(text, start, end)
         if after_re is not None and after_re.match(after):
             return True  # "着火了咋跑", "起火了以后…": said of a fear or of what followed
+        if over_re is not None and over_re.search(text[end:_sentence_end(text, end)]):
+            return True  # "着火了，火已经灭了": over before the call
         if now_re is not None and now_re.search(before + text[start:end] + after):
             return False  # "从昨天晚上开始昏迷不醒": the time word says when it began
         return bool(before_re is not None and before_re.search(before))
 
+
+
+_SENTENCE_ENDS = "。！？!?\n"
+
+
+def _sentence_end(text: str, at: int) -> int:
+    """Where the sentence that runs on at ``at`` ends."""
+    ends = [i for i in (text.find(c, at) for c in _SENTENCE_ENDS) if i >= 0]
+    return min(ends, default=len(text))
 
 
 class RedirectFirst(_Strict):
