@@ -373,3 +373,16 @@ def test_meter_wells_and_rides(text: str, lead: str) -> None:
 def test_the_new_remits_words_said_in_passing(text: str, not_lead: str) -> None:
     look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
     assert look.route.lead.unit_id != not_lead
+
+
+@pytest.mark.parametrize(("text", "lead"), [
+    # From retired v18: public rental housing is the housing commission's; someone missing
+    # is the police's though the learned model reads a compound's name as the street's; a
+    # store of paint and thinner in a compound's shop is emergency management's.
+    ("我申请公租房排了三年了，今年说我收入超了一点不符合条件，想申请复核", "bj-housing"),
+    ("我们楼有个独居老人有老年痴呆，刚才一个人跑出去了，穿着拖鞋，中关村科育社区", "bj-police"),
+    ("和义东里我们小区一楼有家店存了好多桶油漆、稀料，还在里面搞喷涂，楼上都是住户",
+     "bj-emergency"),
+])
+def test_v18s_leads(text: str, lead: str) -> None:
+    assert first_look(CONFIG, text, at=datetime(2026, 12, 6).date()).route.lead.unit_id == lead
