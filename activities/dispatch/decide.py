@@ -177,10 +177,9 @@ def why_unit_known(config: HotlineConfig, cl: Classification,
     rule = config.routing.rule(route.rule)
     if rule is not None and rule.where.mentions and rule.categories == ["*"]:
         return f"the caller's words name its remit (routing rule {rule.id})"
-    model, lead = config.model, config.registry.record(route.lead.unit_id)
+    model = config.model
     if (model is not None and model.street_threshold is not None and cl.street_p is not None
-            and cl.street_p >= model.street_threshold
-            and lead is not None and lead.kind in STREET_KINDS):
+            and cl.street_p >= model.street_threshold and route.lead.kind in STREET_KINDS):
         return (f"the learned model reads a matter in the street's territory "
                 f"(P={cl.street_p:.2f})")
     return None

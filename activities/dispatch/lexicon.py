@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, model_
 
 from activities.dispatch.registry import Registry
 from activities.dispatch.rules import TIERS, RulesError, describe_validation_error, load_yaml
-from activities.dispatch.textindex import PhraseIndex, any_of, clause_around
+from activities.dispatch.textindex import PhraseIndex, any_of, clause_around, sentence_end
 
 KINDS = ("CONSULTATION", "HELP", "COMPLAINT", "REPORT", "SUGGESTION", "PRAISE")
 STRONG_WEIGHT = 4
@@ -137,21 +137,11 @@ class NotNow(_Strict):
         before, after = clause_around(text, start, end)
         if after_re is not None and after_re.match(after):
             return True  # "着火了咋跑", "起火了以后…": said of a fear or of what followed
-        if over_re is not None and over_re.search(text[end:_sentence_end(text, end)]):
+        if over_re is not None and over_re.search(text[end:sentence_end(text, end)]):
             return True  # "着火了，火已经灭了": over before the call
         if now_re is not None and now_re.search(before + text[start:end] + after):
             return False  # "从昨天晚上开始昏迷不醒": the time word says when it began
         return bool(before_re is not None and before_re.search(before))
-
-
-
-_SENTENCE_ENDS = "。！？!?\n"
-
-
-def _sentence_end(text: str, at: int) -> int:
-    """Where the sentence that runs on at ``at`` ends."""
-    ends = [i for i in (text.find(c, at) for c in _SENTENCE_ENDS) if i >= 0]
-    return min(ends, default=len(text))
 
 
 class RedirectFirst(_Strict):
@@ -260,11 +250,16 @@ class Lexicon(_Strict):
                        for p in _compile(first.patterns, service)]
         _compile(self.aside, "aside")  # a bad one named, before any_of joins them
         self._aside = any_of(self.aside)
-        # The neutral phrases that are no category's own word, longest first, to take out
-        # of what the category model reads (the scan's index already skips them).
-        cat_words = {w for c in self.categories for w in (*c.strong, *c.keywords, *c.hints)}
-        neutral = sorted(set(self.neutral) - cat_words, key=len, reverse=True)
+        # Longest first, taken out of what the category model reads (the scan's index
+        # already skips them).
+        neutral = sorted(self._neutral_phrases(), key=len, reverse=True)
         self._neutral = re.compile("|".join(map(re.escape, neutral))) if neutral else None
+
+    def _neutral_phrases(self) -> set[str]:
+        """The neutral phrases that mean nothing: those that are no category's own word
+        (a category word keeps its meaning though ``neutral`` lists it too)."""
+        own = {w for c in self.categories for w in (*c.strong, *c.keywords, *c.hints)}
+        return set(self.neutral) - own
 
     def _build_patterns(self) -> list[tuple[re.Pattern[str], _Meaning]]:
         out: list[tuple[re.Pattern[str], _Meaning]] = []
@@ -302,7 +297,7 @@ class Lexicon(_Strict):
             kind_words += [(w, kind, KEYWORD_WEIGHT) for w in cues.keywords]
             kind_words += [(w, kind, HINT_WEIGHT) for w in cues.hints]
         own_category = {w for w, _, _ in cat_words}
-        neutral = set(self.neutral) - own_category
+        neutral = self._neutral_phrases()
         own_kind = {w for w, _, _ in kind_words}
 
         meanings: dict[str, _Meaning] = {w: _Meaning() for w in self._all_phrases()}

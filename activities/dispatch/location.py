@@ -112,11 +112,10 @@ def _scan(registry: Registry, text: str, source: str, rank: int, day: date,
     areas: list[str] = []
     found: list[_Candidate] = []
     after_district: tuple[int, str | None] = (-1, None)  # where a district name ended
-    hits = list(registry.places.scan(text))
+    hits = [(hit, {p.kind for p in hit.values}) for hit in registry.places.scan(text)]
     here: list[str] = []
     first_outside: int | None = None  # where the first place outside the city is named
-    for hit in hits:
-        kinds = {p.kind for p in hit.values}
+    for hit, kinds in hits:
         if OUTSIDE_KIND in kinds and IGNORE_KIND not in kinds and not _away(
                 cfg, text, hit.start, hit.end):
             here.append(hit.phrase)
@@ -124,9 +123,8 @@ def _scan(registry: Registry, text: str, source: str, rank: int, day: date,
                 first_outside = hit.start
     if outside is not None:
         outside.extend(here)
-    for hit in hits:
+    for hit, kinds in hits:
         places = hit.values
-        kinds = {p.kind for p in places}
         if IGNORE_KIND in kinds or OUTSIDE_KIND in kinds:
             continue
         if (first_outside is not None and first_outside < hit.start

@@ -39,6 +39,16 @@ def clause_around(text: str, start: int, end: int) -> tuple[str, str]:
     return text[left:start], text[end:right]
 
 
+# Where a caller's sentence ends (a clause ends at commas and spaces as well).
+SENTENCE_ENDS = "。！？!?\n"
+
+
+def sentence_end(text: str, at: int) -> int:
+    """Where the sentence that runs on at ``text[at]`` ends."""
+    ends = [i for i in (text.find(c, at) for c in SENTENCE_ENDS) if i >= 0]
+    return min(ends, default=len(text))
+
+
 @dataclass(frozen=True, slots=True)
 class Hit(Generic[T]):
     """One phrase found in a text: where, which phrase, and what it means."""
