@@ -682,3 +682,38 @@ def test_a_room_at_fifteen_or_sixteen_degrees_is_not_two_hours() -> None:
     # 十五六度 is not 六度: a heating complaint for a day (as its writer labels it).
     text = "我们楼暖气温度不达标，室温仅十五六度，已经一个星期了"
     assert first_look(RULES_ALONE, text, at=DAY).classification.tier != "T2H"
+
+
+@pytest.mark.parametrize(("text", "service"), [
+    # From retired v19 (read after its one score at the round's start): smoke with sparks;
+    # a man walking a compound with a kitchen knife; a worker buried in a trench; a driver
+    # weaving across the lanes; a lift stuck with smoke and someone inside.
+    ("我们院里那个电线啊，老化了，刚才开始冒烟，有股胶皮烧焦的味儿，还有点火星子", "119"),
+    ("小区里有一名男子手持菜刀在楼下来回走，嘴里喊着要找人算账，居民都不敢下楼", "110"),
+    ("工地沟槽塌方，一名工人被埋至胸部，工友正在用手刨土", "119"),
+    ("我在路上开车，前面一辆白色SUV一直在那儿画龙，刚才差点撞上一个骑车的，肯定是喝多了", "110"),
+    ("电梯停在两层中间了，里面有烟冒出来，有股焦糊味，我老伴还在里面，拍门喊呢", "119"),
+])
+def test_v19s_missed_transfers(text: str, service: str) -> None:
+    assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to == service
+
+
+@pytest.mark.parametrize("text", [
+    # ... and what stays: sparks from a box with no smoke (the power company's two hours),
+    # a pipe buried under a road, a knife held in a shop's advert.
+    "我们平房院里的电表箱冒火星子了，噼里啪啦的，现在没火了，我把总闸拉了",
+    "施工队把小区的消防栓给埋了，上面堆了一堆土",
+    "村里的自来水管子冬天老冻，能不能把管子埋深一点",
+])
+def test_v19s_transfer_patterns_leave_these_alone(text: str) -> None:
+    assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to is None
+
+
+@pytest.mark.parametrize("text", [
+    # ... and two hours for a traffic light out with cars going every way, and glass
+    # falling from a curtain wall.
+    "路口信号灯故障，灯全部熄灭，现场车辆无序通行，已发生剐蹭，无人疏导",
+    "写字楼的玻璃幕墙有一块出现裂纹，今日有玻璃碎片坠落至便道",
+])
+def test_v19s_missed_two_hours(text: str) -> None:
+    assert first_look(RULES_ALONE, text, at=DAY).classification.tier == "T2H"

@@ -97,7 +97,11 @@ def test_danger_here_beside_an_outside_name_is_dispatched_at_once(text: str) -> 
                                   "涿州码头那边，我们村里停电两天了，涿州不是挨着房山嘛",
                                   "我家在河北固安，北京大兴那边挨着，村里自来水停了好几天了",
                                   # Hebei's 高碑店 (retired v16), not 朝阳's.
-                                  "我在河北高碑店，城区一个路口的红绿灯坏了半个月了"])
+                                  "我在河北高碑店，城区一个路口的红绿灯坏了半个月了",
+                                  # From retired v19: a road of another city named after a
+                                  # Beijing district, Liaoning's 朝阳市双塔区.
+                                  "我住在上海的延庆路，我们楼外墙要掉了",
+                                  "我是朝阳市双塔区的，我们小区停暖三天了，家里有老人"])
 def test_danger_whose_only_place_is_outside_beijing_goes_to_a_dispatcher(text: str) -> None:
     # No Beijing unit can act there; a dispatcher sends the caller to the local service.
     look = first_look(CONFIG, text, at=DAY)
@@ -113,6 +117,12 @@ def test_explain_says_what_accept_decides_and_why() -> None:
     shown = json.loads(out.stdout)
     assert shown["outcome"] == "REVIEW" and shown["confidence"] < MIN
     assert any("outside Beijing" in d for d in shown["doubts"])
+
+
+def test_a_beijing_road_name_of_its_own_still_locates() -> None:
+    # 延庆路 with no outside city before it is no other city's road.
+    look = first_look(CONFIG, "我在延庆区延庆路这边，楼外墙要掉了", at=DAY)
+    assert look.location.district == "延庆区" and look.location.outside is None
 
 
 def test_a_beijing_landmark_with_no_outside_place_still_locates() -> None:

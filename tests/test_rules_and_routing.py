@@ -386,3 +386,30 @@ def test_the_new_remits_words_said_in_passing(text: str, not_lead: str) -> None:
 ])
 def test_v18s_leads(text: str, lead: str) -> None:
     assert first_look(CONFIG, text, at=datetime(2026, 12, 6).date()).route.lead.unit_id == lead
+
+
+@pytest.mark.parametrize(("text", "lead"), [
+    # From retired v19: a footbridge is the transport commission's; a main burst under a
+    # road and a gushing hydrant the water company's; steam from a heating well the heating
+    # company's; a shopping centre's escalator and a stuck ride the market regulator's.
+    ("过街天桥的栏杆断了一截，就在大兴区高米店这边，底下就是车道", "bj-transport"),
+    ("怀柔区龙山街道那边马路上有根水管子爆了，水往外喷得老高，路面全是水", "bj-waterworks"),
+    ("我们小区外面马路上突然冒出来一大股水，把路面都拱起来了。丰台区新村街道", "bj-waterworks"),
+    ("我们楼外面的消防栓被车撞了，水柱喷得比二层楼还高。海淀区清河安宁里", "bj-waterworks"),
+    ("丰台区右安门街道路边一处热力管道井往外冒大量白色蒸汽，井盖周围已经塌了一块", "bj-heating"),
+    ("马路上井盖子上面一直往外冒热气，像是下边热力管子漏了，路面都鼓起来一块", "bj-heating"),
+    ("朝阳区一个大商场里，扶梯刚才突然倒着走了，好几个人摔倒了", "bj-samr"),
+    ("我在朝阳区欢乐谷这边，有个过山车停在最高那段了，上面坐着一车人", "bj-samr"),
+])
+def test_v19s_leads(text: str, lead: str) -> None:
+    assert first_look(CONFIG, text, at=datetime(2026, 12, 6).date()).route.lead.unit_id == lead
+
+
+@pytest.mark.parametrize(("text", "not_lead"), [
+    # ... and what stays: a road pushed up by a tree's roots, a station's escalator.
+    ("楼前的那条小马路上，路面开裂拱起来有一尺多高，是树根顶的，晚上骑车的摔了好几个",
+     "bj-waterworks"),
+    ("地铁10号线团结湖站的扶梯突然停了，好几个人差点摔倒", "bj-samr"),
+])
+def test_v19s_leads_leave_these_alone(text: str, not_lead: str) -> None:
+    assert first_look(CONFIG, text, at=datetime(2026, 12, 6).date()).route.lead.unit_id != not_lead

@@ -103,6 +103,16 @@ def _landmark(cfg: LocationConfig, text: str, start: int, end: int) -> bool:
         after[:len(w) + 2].find(w) >= 0 for w in cfg.beijing_landmark_after)
 
 
+def _outside_road(cfg: LocationConfig, text: str, start: int, end: int,
+                  outside_ends: set[int]) -> bool:
+    """Whether the Beijing name at ``text[start:end]`` is a road of the outside place
+    just before it ("上海的延庆路", "天津南京路"): a Beijing district's name is a road's
+    name in many cities."""
+    right_after = start in outside_ends or (
+        text[start - 1:start] == "的" and start - 1 in outside_ends)
+    return right_after and text.startswith(cfg.outside_road_suffixes, end)
+
+
 def _scan(registry: Registry, text: str, source: str, rank: int, day: date,
           outside: list[str] | None = None) -> tuple[list[str], list[_Candidate]]:
     """District mentions and street candidates in one text (places outside the city go
@@ -115,10 +125,12 @@ def _scan(registry: Registry, text: str, source: str, rank: int, day: date,
     hits = [(hit, {p.kind for p in hit.values}) for hit in registry.places.scan(text)]
     here: list[str] = []
     first_outside: int | None = None  # where the first place outside the city is named
+    outside_ends: set[int] = set()  # where each place outside the city ends
     for hit, kinds in hits:
         if OUTSIDE_KIND in kinds and IGNORE_KIND not in kinds and not _away(
                 cfg, text, hit.start, hit.end):
             here.append(hit.phrase)
+            outside_ends.add(hit.end)
             if first_outside is None:
                 first_outside = hit.start
     if outside is not None:
@@ -128,7 +140,8 @@ def _scan(registry: Registry, text: str, source: str, rank: int, day: date,
         if IGNORE_KIND in kinds or OUTSIDE_KIND in kinds:
             continue
         if (first_outside is not None and first_outside < hit.start
-                and _landmark(cfg, text, hit.start, hit.end)):
+                and (_landmark(cfg, text, hit.start, hit.end)
+                     or _outside_road(cfg, text, hit.start, hit.end, outside_ends))):
             continue
         if DISTRICT_KIND in kinds:
             districts.extend(p.district for p in places if p.kind == DISTRICT_KIND)

@@ -143,6 +143,9 @@ class LocationConfig:
     beijing_landmark_before: tuple[str, ...] = ()
     beijing_landmark_after: tuple[str, ...] = ()
     beijing_landmark_not_with: tuple[str, ...] = ()
+    # A Beijing name right after a place outside the city (nothing or 的 between) and
+    # followed by one of these names that city's road ("上海的延庆路"), not Beijing.
+    outside_road_suffixes: tuple[str, ...] = ()
     # A committee's two-character name or a village's name without 村, said alone ("精忠那儿",
     # "我是东石桥的"), is a place only after or before one of these words; names that are also
     # ordinary words are never indexed bare.
@@ -345,7 +348,8 @@ def load_location_config(path: Path) -> LocationConfig:
              "community_stem_before", "community_stem_belong", "community_stem_excluded",
              "community_lane_districts", "community_stem_lead_ins", "outside_away_before",
              "outside_away_after", "in_beijing", "beijing_landmark_before",
-             "beijing_landmark_after", "beijing_landmark_not_with"}
+             "beijing_landmark_after", "beijing_landmark_not_with",
+             "outside_road_suffixes"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise RegistryError(f"{path}: unknown keys {unknown}")
@@ -385,6 +389,7 @@ def load_location_config(path: Path) -> LocationConfig:
         beijing_landmark_before=tuple(strings("beijing_landmark_before")),
         beijing_landmark_after=tuple(strings("beijing_landmark_after")),
         beijing_landmark_not_with=tuple(strings("beijing_landmark_not_with")),
+        outside_road_suffixes=tuple(strings("outside_road_suffixes")),
     )
     long = [w for w in cfg.beijing_landmark_before if len(w) > 3]
     if long:
