@@ -220,3 +220,12 @@ def test_a_guessed_problem_waits_when_only_a_category_bound_rule_names_the_unit(
     look = first_look(CONFIG, "我们小区门口那个药店晚上十点就关门了，希望延长营业时间", at=DAY)
     assert look.classification.category_guess_p > 0
     assert look.outcome(CONFIG.rules.review.min_confidence) == "REVIEW"
+
+
+@pytest.mark.parametrize("text", [
+    # From retired v19: a lift switched off for unpaid fees, a bike parked in a stairwell.
+    "我们小区物业说要收电梯维修基金，每户两千，说不交就停电梯卡",
+    "小区物业费一年涨了一倍，物业说不交就停电梯，这是霸王条款吧",
+])
+def test_a_lift_switched_off_for_fees_is_no_power_cut(text: str) -> None:
+    assert first_look(CONFIG, text, at=DAY).classification.tier != "T2H"
