@@ -717,3 +717,21 @@ def test_v19s_transfer_patterns_leave_these_alone(text: str) -> None:
 ])
 def test_v19s_missed_two_hours(text: str) -> None:
     assert first_look(RULES_ALONE, text, at=DAY).classification.tier == "T2H"
+
+
+@pytest.mark.parametrize("text", [
+    # From the readable sets: short of breath, or a child crying in a mother's arms, shut
+    # in a stuck lift is the lift's two hours (5 of 5 writers), not an ambulance or the
+    # police; a child dragged off crying by a stranger still is the police's.
+    "我孕七个多月，被困在电梯里了，已经十来分钟了，里面越来越热，我有点喘不上气",
+    "我们楼的电梯卡住了，里面有个孕妇，人在里面说有点喘不上气，维保的电话一直打不通",
+    "电梯困人了，我媳妇抱着孩子在里头，说里头特别热，孩子一直哭，物业电话打不通",
+])
+def test_short_of_breath_in_a_stuck_lift_is_the_lifts_two_hours(text: str) -> None:
+    look = first_look(CONFIG, text, at=DAY)
+    assert look.classification.redirect_to is None and look.classification.tier == "T2H"
+
+
+def test_a_child_dragged_off_crying_is_still_the_polices() -> None:
+    text = "小区门口有个人拉着一个小女孩往车里塞，孩子一直在哭在挣，不像是她家里人"
+    assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to == "110"
