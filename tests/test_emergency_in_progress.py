@@ -735,3 +735,15 @@ def test_short_of_breath_in_a_stuck_lift_is_the_lifts_two_hours(text: str) -> No
 def test_a_child_dragged_off_crying_is_still_the_polices() -> None:
     text = "小区门口有个人拉着一个小女孩往车里塞，孩子一直在哭在挣，不像是她家里人"
     assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to == "110"
+
+
+@pytest.mark.parametrize("text", [
+    # From the readable sets: a smell that grows is not smoke that grows; sparks that have
+    # stopped (现在不打了) are nobody striking anyone; a door that will not push (推不动了)
+    # is nobody lying still.
+    "楼道里有股焦糊味儿，好像是电线烧了，我找了一圈没看见哪冒烟，味越来越大",
+    "胡同里的电线老化，昨天晚上打火了，噼里啪啦的，现在不打了",
+    "这两天我们楼下的地面裂了好几条缝，而且在往下沉，单元门都有点推不动了",
+])
+def test_the_rules_transfer_none_of_these(text: str) -> None:
+    assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to is None
