@@ -413,3 +413,30 @@ def test_v19s_leads(text: str, lead: str) -> None:
 ])
 def test_v19s_leads_leave_these_alone(text: str, not_lead: str) -> None:
     assert first_look(CONFIG, text, at=datetime(2026, 12, 6).date()).route.lead.unit_id != not_lead
+
+
+@pytest.mark.parametrize(("text", "lead"), [
+    # From the readable sets: fishing with electricity is the fisheries authority's (not
+    # the power company's); pressure too low for the upper floors the water company's,
+    # though the learned model reads a compound as the street's; a residence permit held
+    # up the police's, though it is for a school place.
+    ("潮白河那一段天天有人拿电瓶电鱼，一电一大片小鱼都翻白了", "bj-agri-rural"),
+    ("这两个礼拜我们家水压特别小，五楼以上基本上不来水，晚上十点以后才有。阳光星苑小区",
+     "bj-waterworks"),
+    ("我的居住证续签在网上提交了二十多天了，还显示受理中，我孩子要用居住证报名上学",
+     "bj-police"),
+])
+def test_fishing_pressure_and_permits(text: str, lead: str) -> None:
+    assert first_look(CONFIG, text, at=datetime(2026, 12, 6).date()).route.lead.unit_id == lead
+
+
+@pytest.mark.parametrize(("text", "not_lead"), [
+    # ... and what stays: a compound's own booster pump, a permit at the service hall, a
+    # school place for a child who has a permit.
+    ("小区供水的那个二次加压泵好像坏了，我们高层水压小，六楼以上都没水", "bj-waterworks"),
+    ("政务服务大厅办居住证，排了一上午队，到我了说系统维护，让下午再来", "bj-police"),
+    ("我是外地户籍，孩子明年上小学，我们社保交了五年，居住证也有，学校说名额满了", "bj-police"),
+])
+def test_fishing_pressure_and_permits_leave_these_alone(text: str, not_lead: str) -> None:
+    look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
+    assert look.route is None or look.route.lead.unit_id != not_lead
