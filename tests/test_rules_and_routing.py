@@ -446,4 +446,5 @@ def test_a_high_voltage_line_is_the_power_companys() -> None:
     # From retired v19: the learned model had guessed illegal construction and the town.
     text = ("村边的高压线上挂了一大块塑料棚布，风一吹就碰线，噼里啪啦打火花，下面是麦地，"
             "怕把麦子点着了。顺义区赵全营前桑园村。")
-    assert first_look(CONFIG, text, at=datetime(2026, 12, 6).date()).route.lead.unit_id == "bj-power"
+    look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
+    assert look.route.lead.unit_id == "bj-power"
