@@ -101,6 +101,8 @@ def test_danger_here_beside_an_outside_name_is_dispatched_at_once(text: str) -> 
                                   # From retired v19: a road of another city named after a
                                   # Beijing district, Liaoning's 朝阳市双塔区.
                                   "我住在上海的延庆路，我们楼外墙要掉了",
+                                  "我们家在南通市通州区，这边老是停电，家里有老人",
+                                  "我们这是长春的朝阳区，楼里停水三天了，家里有老人",
                                   "我是朝阳市双塔区的，我们小区停暖三天了，家里有老人"])
 def test_danger_whose_only_place_is_outside_beijing_goes_to_a_dispatcher(text: str) -> None:
     # No Beijing unit can act there; a dispatcher sends the caller to the local service.

@@ -105,12 +105,14 @@ def _landmark(cfg: LocationConfig, text: str, start: int, end: int) -> bool:
 
 def _outside_road(cfg: LocationConfig, text: str, start: int, end: int,
                   outside_ends: set[int]) -> bool:
-    """Whether the Beijing name at ``text[start:end]`` is a road of the outside place
-    just before it ("上海的延庆路", "天津南京路"): a Beijing district's name is a road's
-    name in many cities."""
+    """Whether the Beijing name at ``text[start:end]`` is a road or a district of the
+    outside place just before it ("上海的延庆路", "南通市通州区"): Beijing's district names
+    are roads' and districts' names in many cities."""
     right_after = start in outside_ends or (
         text[start - 1:start] == "的" and start - 1 in outside_ends)
-    return right_after and text.startswith(cfg.outside_road_suffixes, end)
+    suffixes = cfg.outside_road_suffixes
+    return right_after and (text[start:end].endswith(suffixes)
+                            or text.startswith(suffixes, end))
 
 
 def _scan(registry: Registry, text: str, source: str, rank: int, day: date,
