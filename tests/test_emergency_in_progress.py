@@ -747,3 +747,44 @@ def test_a_child_dragged_off_crying_is_still_the_polices() -> None:
 ])
 def test_the_rules_transfer_none_of_these(text: str) -> None:
     assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to is None
+
+
+@pytest.mark.parametrize("text", [
+    # From round 18's review: the round's new transfer patterns leave a grave, a cable, a
+    # drain or 埋汰; a barbecue, a welder, a chimney or straw with sparks every day, sparks
+    # that keep coming with a smell, smoke not found; graffiti of a dragon, e-bikes or a
+    # mobility scooter weaving; a fitter with a spanner, a cook with a cleaver; a road
+    # buried by a landslide with nobody under it.
+    "我家老人埋在昌平那个公墓，公墓管理费一年涨一次",
+    "后院邻居盖房，他把排水沟埋住了，一下雨水全流我家院里",
+    "门口的人行道被埋了一半，全是渣土",
+    "家里孩子被埋汰得不行",
+    "楼下烧烤摊天天冒烟，晚上火星子乱飞，希望城管管管",
+    "旁边工地晚上电焊，冒烟还火星四溅，吵得睡不着",
+    "饭馆的烟囱天天冒烟，有时候还带火星子",
+    "楼下有人烧秸秆，冒烟还有火星子往我们院里飘",
+    "充电桩插头那儿老打火星，有点烟味，物业不管",
+    "物业说电箱冒烟了，我去看了，没冒烟也没有火星",
+    "我们小区墙上不知道谁画龙画凤的，乱涂乱画",
+    "外卖电动车天天在人行道上蛇形走位，希望管管",
+    "小区里的老年代步车开得歪歪扭扭，没牌没照",
+    "物业的维修工手持扳手把我家暖气阀门给关了",
+    "饭馆厨师天天手持菜刀在店门口剁肉",
+    "我闺女抱着孩子困在电梯里了，孩子一直哭",
+    "我们村出村的唯一一条路被塌方的土石埋了，车出不去，村里有个孕妇预产期就这两天",
+])
+def test_the_reviews_texts_are_no_transfer_by_the_rules(text: str) -> None:
+    assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to is None
+
+
+@pytest.mark.parametrize(("text", "service"), [
+    # ... while someone buried, someone ill short of breath near or in a stuck lift, and a
+    # fire an extinguisher did not put out stay transfers, by the rules alone.
+    ("有个工人让土埋了，就露个脑袋", "119"),
+    ("沟槽塌方，埋进去一个人", "119"),
+    ("邻居老太太刚才突然喘不上气，我们楼电梯又卡住了，担架上不来", "120"),
+    ("家里老人心脏病，在电梯里困住了，现在喘不上气，脸都白了", "120"),
+    ("家里油锅着了，我拿灭火器扑了两下，没用，火越来越大", "119"),
+])
+def test_the_reviews_transfers_stay(text: str, service: str) -> None:
+    assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to == service

@@ -103,6 +103,9 @@ def test_danger_here_beside_an_outside_name_is_dispatched_at_once(text: str) -> 
                                   "我住在上海的延庆路，我们楼外墙要掉了",
                                   "我们家在南通市通州区，这边老是停电，家里有老人",
                                   "我们这是长春的朝阳区，楼里停水三天了，家里有老人",
+                                  # ... 市 between, a road's 西路 (round 18's review).
+                                  "我在吉林省长春市朝阳区，小区停暖三天了，家里有老人",
+                                  "我住上海延庆西路，楼外墙要掉了",
                                   "我是朝阳市双塔区的，我们小区停暖三天了，家里有老人"])
 def test_danger_whose_only_place_is_outside_beijing_goes_to_a_dispatcher(text: str) -> None:
     # No Beijing unit can act there; a dispatcher sends the caller to the local service.
@@ -231,3 +234,9 @@ def test_a_guessed_problem_waits_when_only_a_category_bound_rule_names_the_unit(
 ])
 def test_a_lift_switched_off_for_fees_is_no_power_cut(text: str) -> None:
     assert first_look(CONFIG, text, at=DAY).classification.tier != "T2H"
+
+
+def test_a_beijing_district_at_the_edge_of_an_outside_place_stays_beijing() -> None:
+    # Round 18's review: 燕郊通州区交界那块 is Tongzhou's edge, not Yanjiao's district.
+    look = first_look(CONFIG, "我住在燕郊通州区交界那块，小区停水三天了", at=DAY)
+    assert look.location.district == "通州区" and not look.location.only_outside

@@ -448,3 +448,27 @@ def test_a_high_voltage_line_is_the_power_companys() -> None:
             "怕把麦子点着了。顺义区赵全营前桑园村。")
     look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
     assert look.route.lead.unit_id == "bj-power"
+
+
+@pytest.mark.parametrize(("text", "not_lead"), [
+    # From round 18's review: a footbridge named as a landmark, a ride as a figure of
+    # speech or as noise, fried fish, a school refusing a child with a permit, small ads on
+    # a hydrant, a pipe that carries wires.
+    ("过街天桥旁边那个小区停电一天了", "bj-transport"),
+    ("我们小区就在人行天桥对面，楼里电梯坏了", "bj-transport"),
+    ("我们小区的路坑坑洼洼，开车跟坐过山车似的", "bj-samr"),
+    ("公园里的摩天轮晚上一直放音乐，吵得睡不着", "bj-samr"),
+    ("楼下饭馆炸鱼的油烟太大了", "bj-agri-rural"),
+    ("孩子的居住证办下来了，学校还是说不符合入学条件", "bj-police"),
+    ("楼下的消防栓被人喷了小广告", "bj-waterworks"),
+    ("路灯杆底下的管子破了，里面电线都露出来了", "bj-waterworks"),
+])
+def test_the_reviews_leads_leave_these_alone(text: str, not_lead: str) -> None:
+    look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
+    assert look.route is None or look.route.lead.unit_id != not_lead
+
+
+def test_a_shopping_centres_escalator_by_its_name() -> None:
+    look = first_look(CONFIG, "万达广场里的扶梯刚才突然停了，好几个人摔了",
+                      at=datetime(2026, 12, 6).date())
+    assert look.route.lead.unit_id == "bj-samr"

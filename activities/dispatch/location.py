@@ -106,13 +106,15 @@ def _landmark(cfg: LocationConfig, text: str, start: int, end: int) -> bool:
 def _outside_road(cfg: LocationConfig, text: str, start: int, end: int,
                   outside_ends: set[int]) -> bool:
     """Whether the Beijing name at ``text[start:end]`` is a road or a district of the
-    outside place just before it ("上海的延庆路", "南通市通州区"): Beijing's district names
-    are roads' and districts' names in many cities."""
+    outside place just before it ("上海的延庆路", "南通市通州区", "长春市朝阳区"): Beijing's
+    district names are roads' and districts' names in many cities. A landmark word after it
+    ("燕郊通州区交界那块") leaves it Beijing's."""
     right_after = start in outside_ends or (
-        text[start - 1:start] == "的" and start - 1 in outside_ends)
+        text[start - 1:start] in ("的", "市") and start - 1 in outside_ends)
     suffixes = cfg.outside_road_suffixes
-    return right_after and (text[start:end].endswith(suffixes)
-                            or text.startswith(suffixes, end))
+    after = text[end:end + 6]
+    return (right_after and (text[start:end].endswith(suffixes) or text.startswith(suffixes, end))
+            and not any(w in after for w in cfg.beijing_landmark_after))
 
 
 def _scan(registry: Registry, text: str, source: str, rank: int, day: date,
