@@ -472,3 +472,19 @@ def test_a_shopping_centres_escalator_by_its_name() -> None:
     look = first_look(CONFIG, "万达广场里的扶梯刚才突然停了，好几个人摔了",
                       at=datetime(2026, 12, 6).date())
     assert look.route.lead.unit_id == "bj-samr"
+
+
+@pytest.mark.parametrize(("text", "lead"), [
+    # From the readable sets: a town's housing estate on the network is the heating
+    # company's; a village's boiler or coal-to-electricity stays the town's.
+    ("来电人称，房山区长阳镇碧桂园小区今年入冬以来室温一直不达标，最低只有十四度，多次找供热单位",
+     "bj-heating"),
+    ("马昌营镇紫贵佳苑，回迁两年了，供暖一直不达标，屋里最多十六度，交了全款的暖气费",
+     "bj-heating"),
+    ("斋堂镇西胡林村，天太冷了，我们村集中供暖的锅炉坏了，全村三百多户现在都没暖气", "110109106"),
+    ("我们燕城苑的暖气是物业自己的锅炉房烧的，锅炉坏了两天了，暖气一点都不热。昌平北七家",
+     "110114115"),
+])
+def test_heating_in_a_towns_estate_and_in_its_villages(text: str, lead: str) -> None:
+    look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
+    assert look.route.lead.unit_id == lead
