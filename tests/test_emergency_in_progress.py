@@ -788,3 +788,45 @@ def test_the_reviews_texts_are_no_transfer_by_the_rules(text: str) -> None:
 ])
 def test_the_reviews_transfers_stay(text: str, service: str) -> None:
     assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to == service
+
+
+@pytest.mark.parametrize(("text", "service"), [
+    # From retired v20 (read after its end-of-round score): a chimney on fire, a worker
+    # fallen from a scaffold who cannot move, a flood round a house with people upstairs,
+    # a car weaving (东倒西歪), a mother at the bank paying a fake policeman, a man who
+    # followed the caller home and waits at the door, thick smoke up the stairs.
+    ("后沙峪那边一个饭馆烟囱着了，从房顶往外冒火星子和黑烟，里头的人都跑出来了", "119"),
+    ("工地一工人从约四米高的脚手架坠落，意识尚清醒但腿部无法动弹，工友已守在身边", "120"),
+    ("十渡卧龙村，河水涨上来了，把我们这个农家院围上了，我们一家五口还有两个客人都在二楼平台上",
+     "119"),
+    ("前面一辆白色小轿车开得东倒西歪的，一会儿压线一会儿别车，司机八成是喝多了", "110"),
+    ("我妈现在就在工商银行柜台，非要给一个自称公安局的人转三十万，柜员也拦不住", "110"),
+    ("这几天有个男的老跟着我下班，今天又跟到我们楼下了，现在就在单元门外面来回走", "110"),
+    ("楼道里一股烧焦的味儿，浓烟是从一楼那家饭馆后厨窜上来的，我们在五楼，楼梯间已经看不清了",
+     "119"),
+])
+def test_v20s_missed_transfers(text: str, service: str) -> None:
+    assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to == service
+
+
+@pytest.mark.parametrize("text", [
+    # ... and no transfer for a van slid to the roadside, a site pounding at night, pollen
+    # that leaves someone short of breath outdoors, a bus-stop sign the wind blew over, a
+    # charging lead that sparked (起火花) last night.
+    "山路冻上了，刚才一辆面包车出溜到沟边上了，还好没翻",
+    "工地天天夜里施工，昨儿夜里两点还在那儿哐哐砸，打桩机震得我家玻璃直响",
+    "杨絮飘得跟下雪似的，我老伴儿哮喘，一出门就喘不上气，能不能给树打打药",
+    "村口那个公交站，站牌子去年让风刮倒了，到现在还躺在沟里",
+    "楼道内电动车充电线从窗户拉下来，今晚起火花冒烟后被邻居拔掉，现线路仍在，担心再次起火",
+])
+def test_v20s_false_transfers(text: str) -> None:
+    assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to is None
+
+
+@pytest.mark.parametrize("text", [
+    # ... and two hours for drums leaking near a school, a stroke turned away at the door.
+    "村外废院子堆了好多铁桶，这两天有几个桶漏了，流出来的东西黑乎乎的，味儿呛嗓子",
+    "急诊科的护士说床位满了让我们去别的医院，可我爸是脑梗刚发作送过来的",
+])
+def test_v20s_missed_two_hours(text: str) -> None:
+    assert first_look(RULES_ALONE, text, at=DAY).classification.tier == "T2H"
