@@ -1,16 +1,20 @@
-"""What decoding a workflow payload costs, with real and with string annotations.
+"""What decoding a workflow payload costs, by converter and by annotations.
 
-Temporal's payload converter resolves a dataclass's type hints (``typing.get_type_hints``)
-on every decode. Under ``from __future__ import annotations`` every hint is a string that
-is compiled again each time. ``workflows/model.py`` therefore does without that import.
-This decodes every payload of the stored histories (``tests/histories``) that has a type
-in ``workflows.model``: the workflow input, activity inputs and results, update inputs.
-It decodes each one into two sets of the same classes, interleaved in one process:
+Temporal's default payload converter resolves a dataclass's type hints
+(``typing.get_type_hints``) on every decode. Under ``from __future__ import annotations``
+every hint is a string that is compiled again each time, so ``workflows.model`` does
+without that import; and the hotline's converter (``workers/runtime/temporal.py``)
+resolves them once per class. This decodes every payload of the stored histories
+(``tests/histories``) that has a type in ``workflows.model``: the workflow input, activity
+inputs and results, update inputs. It decodes each one three ways, interleaved in one
+process:
 
-- **real**: ``workflows.model`` as it is;
-- **strings**: the same source run again with ``from __future__ import annotations``.
+- **hotline**: the hotline's converter, ``workflows.model`` as it is;
+- **default**: Temporal's default converter, ``workflows.model`` as it is;
+- **strings**: the default converter, the same source run again with
+  ``from __future__ import annotations``.
 
-Printed: CPU µs per decode each way and their ratio.
+Printed: CPU µs per decode each way and their ratios.
 
     .venv/bin/python -m bench.bench_payloads [--rounds 5] [--passes 20]
 """
@@ -27,11 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from temporalio.api.common.v1 import Payload
-from temporalio.converter import default
+from temporalio.converter import PayloadConverter, default
 
 import workflows.model as real_model
 from bench._ab import interleaved
 from workers.runtime.settings import REPO_ROOT
+from workers.runtime.temporal import DATA_CONVERTER
 
 HISTORIES = REPO_ROOT / "tests" / "histories"
 # Activity name -> (input class, result class), by name in workflows.model.
@@ -83,9 +88,10 @@ def string_model() -> types.ModuleType:
     return mod
 
 
-def decode_all(found: list[tuple[Payload, str]], model: types.ModuleType, passes: int) -> float:
-    """CPU seconds per decode."""
-    converter = default().payload_converter
+def decode_all(found: list[tuple[Payload, str]], model: types.ModuleType, passes: int,
+               converter: PayloadConverter | None = None) -> float:
+    """CPU seconds per decode (by the default converter unless one is given)."""
+    converter = converter or default().payload_converter
     typed = [(p, getattr(model, name)) for p, name in found]
     started = time.process_time()
     for _ in range(passes):
@@ -101,16 +107,20 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--passes", type=int, default=20, help="passes over the payloads per round")
     args = p.parse_args(argv)
     found = payloads()
-    ways = {"real": real_model, "strings": string_model()}
-    for model in ways.values():
-        decode_all(found, model, 1)  # warm-up; also proves every payload decodes both ways
-    med = interleaved({way: partial(decode_all, found, model, args.passes)
-                       for way, model in ways.items()},
+    hotline = DATA_CONVERTER.payload_converter
+    strings = string_model()
+    for model, conv in ((real_model, hotline), (real_model, None), (strings, None)):
+        decode_all(found, model, 1, conv)  # warm-up; also proves every payload decodes
+    med = interleaved({"hotline": partial(decode_all, found, real_model, args.passes, hotline),
+                       "default": partial(decode_all, found, real_model, args.passes),
+                       "strings": partial(decode_all, found, strings, args.passes)},
                       args.rounds, lambda t: f"{t * 1e6:.0f} µs")
+    us = {way: t * 1e6 for way, t in med.items()}
     print(f"\nCPU per payload decode ({len(found)} payloads from {HISTORIES.name}, median of "
-          f"{args.rounds} rounds x {args.passes}): real annotations {med['real'] * 1e6:.0f} µs, "
-          f"string annotations {med['strings'] * 1e6:.0f} µs; ratio "
-          f"{med['real'] / med['strings']:.2f} ({med['strings'] / med['real']:.1f}x faster)")
+          f"{args.rounds} rounds x {args.passes}): hotline converter {us['hotline']:.0f} µs, "
+          f"default converter {us['default']:.0f} µs, default with string annotations "
+          f"{us['strings']:.0f} µs; hotline / default {us['hotline'] / us['default']:.2f}, "
+          f"default real / strings {us['default'] / us['strings']:.2f}")
 
 
 if __name__ == "__main__":

@@ -113,3 +113,31 @@ def test_a_value_that_only_compares_equal_to_its_default_is_kept() -> None:
     assert COMPACT.from_payloads([COMPACT.to_payloads([acc])[0]], [Acceptance])[0] == acc
     step = StepRecord(complaint_id="c", step="1-X")
     assert COMPACT.to_payloads([step])[0].data == b'{"complaint_id":"c","step":"1-X"}'
+
+
+@pytest.mark.parametrize("name", sorted({name for _, name in FOUND}))
+def test_every_stored_payload_decodes_as_the_default_converter_decodes_it(name: str) -> None:
+    # The hotline converter resolves a dataclass's field types once per class; what it
+    # builds must be what the default converter builds from the very same bytes.
+    for payload, _ in [(p, n) for p, n in FOUND if n == name]:
+        cls = getattr(model, name)
+        ours = COMPACT.from_payloads([payload], [cls])[0]
+        theirs = DEFAULT.from_payloads([payload], [cls])[0]
+        assert type(ours) is type(theirs) and ours == theirs
+
+
+def test_a_bad_field_is_the_same_error_as_the_default_converters() -> None:
+    payload = DEFAULT.to_payloads([{"content": "x", "filed_at": "not a time"}])[0]
+    with pytest.raises(Exception) as ours:
+        COMPACT.from_payloads([payload], [Filing])
+    with pytest.raises(Exception) as theirs:
+        DEFAULT.from_payloads([payload], [Filing])
+    assert type(ours.value) is type(theirs.value) and str(ours.value) == str(theirs.value)
+    assert "filed_at" in str(ours.value)
+
+
+def test_a_missing_required_field_is_refused_by_both() -> None:
+    payload = DEFAULT.to_payloads([{}])[0]
+    for converter in (COMPACT, DEFAULT):
+        with pytest.raises(Exception, match="missing"):
+            converter.from_payloads([payload], [Filing])
