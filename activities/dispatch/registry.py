@@ -143,8 +143,9 @@ class LocationConfig:
     beijing_landmark_before: tuple[str, ...] = ()
     beijing_landmark_after: tuple[str, ...] = ()
     beijing_landmark_not_with: tuple[str, ...] = ()
-    # A Beijing name right after a place outside the city (nothing or 的 between) and
-    # followed by one of these names that city's road ("上海的延庆路"), not Beijing.
+    # A Beijing name right after a place outside the city (nothing, 的 or 市 between) that
+    # ends or is followed by one of these is that city's road or district ("上海的延庆路",
+    # "南通市通州区"), not Beijing's.
     outside_road_suffixes: tuple[str, ...] = ()
     # A committee's two-character name or a village's name without 村, said alone ("精忠那儿",
     # "我是东石桥的"), is a place only after or before one of these words; names that are also
