@@ -99,8 +99,14 @@ def _landmark(cfg: LocationConfig, text: str, start: int, end: int) -> bool:
         return False
     # "离北京房山": the city's name is not the relation word.
     before = before.removesuffix("北京市").removesuffix("北京")
-    return any(w in before[-3:] for w in cfg.beijing_landmark_before) or any(
-        after[:len(w) + 2].find(w) >= 0 for w in cfg.beijing_landmark_after)
+    return any(w in before[-3:] for w in cfg.beijing_landmark_before) or _landmark_after(
+        cfg, after)
+
+
+def _landmark_after(cfg: LocationConfig, after: str) -> bool:
+    """Whether a landmark word (挨着, 交界) begins within two characters of ``after``, the
+    clause right after a Beijing place."""
+    return any(after[:len(w) + 2].find(w) >= 0 for w in cfg.beijing_landmark_after)
 
 
 def _outside_road(cfg: LocationConfig, text: str, start: int, end: int,
@@ -112,9 +118,8 @@ def _outside_road(cfg: LocationConfig, text: str, start: int, end: int,
     right_after = start in outside_ends or (
         text[start - 1:start] in ("的", "市") and start - 1 in outside_ends)
     suffixes = cfg.outside_road_suffixes
-    after = text[end:end + 6]
     return (right_after and (text[start:end].endswith(suffixes) or text.startswith(suffixes, end))
-            and not any(w in after for w in cfg.beijing_landmark_after))
+            and not _landmark_after(cfg, clause_around(text, start, end)[1]))
 
 
 def _scan(registry: Registry, text: str, source: str, rank: int, day: date,
