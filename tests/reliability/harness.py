@@ -462,6 +462,20 @@ class Harness:
                 (list(cids),))).fetchall()
         return {r[0]: r[1] for r in rows}
 
+    async def wait_runs_closed(self, cids: Sequence[str], timeout: float = 120) -> None:
+        """Wait until no run of ``cids`` is still open. The ledger shows CLOSED a moment
+        before the run itself ends; an event repeated in that moment is answered as a
+        duplicate by the run, not refused as one for a closed case."""
+        assert self.client is not None
+        client = self.client
+        deadline = time.monotonic() + timeout
+        for cid in cids:
+            handle = client.get_workflow_handle(f"complaint-{cid}")
+            while (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"the run of {cid} is still open")
+                await asyncio.sleep(0.2)
+
     async def wait_states(self, expected: dict[str, str], timeout: float) -> float:
         """Wait until the ledger shows every case in its expected state; returns when."""
         deadline = time.monotonic() + timeout

@@ -49,6 +49,7 @@ async def late_duplicates(h: Harness, cases: int) -> None:
     responder = h.start_responder()
     filed = await h.file(cids)
     await h.wait_states(dict.fromkeys(cids, "CLOSED"), timeout=300)
+    await h.wait_runs_closed(cids)
     # Everything again, after the cases closed: filings (the id is never reused), the
     # units' replies and the callback answers (refused: the case is closed).
     replies = [m for m in responder.sent if m.topic == s.topic_unit_replies]
