@@ -830,3 +830,32 @@ def test_v20s_false_transfers(text: str) -> None:
 ])
 def test_v20s_missed_two_hours(text: str) -> None:
     assert first_look(RULES_ALONE, text, at=DAY).classification.tier == "T2H"
+
+
+@pytest.mark.parametrize(("text", "service"), [
+    # From retired v21 (read after its start-of-round score): an e-bike battery smoking
+    # or sparking now is 119's (7 of 8 such requests in the readable sets); a chimney in
+    # flames still is.
+    ("楼道里有人给电动车充电，电池那块一直冒白烟，噼里啪啦响，我们都躲到院子里了", "119"),
+    ("车棚里一辆电瓶车的电瓶鼓包了，正在冒黑烟，旁边停着好几十辆", "119"),
+    ("烤鸭店的烟囱往外冒火苗子，旁边就是居民楼", "119"),
+])
+def test_v21s_missed_transfers(text: str, service: str) -> None:
+    assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to == service
+
+
+@pytest.mark.parametrize("text", [
+    # ... and no transfer for a carriage too full to squeeze onto (挤不动了), blood-water
+    # from a yard that kills sheep, a crash a month ago and weeks lying at home, a boiler
+    # house's or a chimney's black smoke, a van slid into the ditch with nobody hurt, a
+    # battery that smoked and went out by itself.
+    "早高峰车厢挤得跟沙丁鱼罐头似的，我一个五十多岁的人实在挤不动了，建议加车",
+    "小区后面的院子天天夜里杀羊，血水还顺着沟流出来，又吵又腥",
+    "我是送外卖的，上个月送餐路上被车撞了，腿骨折了，在家躺了一个多月，站点不给报工伤",
+    "楼下锅炉房烟囱冒黑烟，一股煤味儿",
+    "工厂锅炉房在冒黑烟，一整天都在冒，楼顶上都是黑灰",
+    "昨晚下冻雨，早上已经有一辆面包车滑到沟里了，人没事，得赶紧撒融雪剂",
+    "刚才楼下有家的电动车电瓶冒烟，大家想拿消防栓浇，一开啥都没有，幸好自己灭了",
+])
+def test_v21s_false_transfers(text: str) -> None:
+    assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to is None

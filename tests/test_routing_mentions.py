@@ -29,6 +29,10 @@ DAY = date(2026, 12, 6)
     ("大兴线公益西桥站闸机多扣了钱", "bj-mtr"),
     ("大兴机场线票价太贵了", "bj-rail-ops"),
     ("燕房线发车间隔太长", "bj-rail-ops"),
+    # Line 19 is 京城地铁's (7 of 12 writers in the readable sets), 17 still 京港地铁's.
+    ("19号线站里都没有卫生间，要出站才能上", "bj-rail-ops"),
+    ("19号线的票价怎么算的，比别的线贵", "bj-rail-ops"),
+    ("每天坐17号线，早高峰挤不上去", "bj-mtr"),
     ("地铁10号线早高峰太挤了", "bj-subway"),
     ("地铁24号线什么时候开通", "bj-subway"),  # "4号线" inside "24号线" is not line 4
     ("地铁公益西桥站进站刷卡扣了两回钱", "bj-mtr"),  # a station only line 4 serves

@@ -488,3 +488,15 @@ def test_a_shopping_centres_escalator_by_its_name() -> None:
 def test_heating_in_a_towns_estate_and_in_its_villages(text: str, lead: str) -> None:
     look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
     assert look.route.lead.unit_id == lead
+
+
+@pytest.mark.parametrize("text", [
+    # From retired v21: black smoke from a boiler house or a chimney is ecology and
+    # environment's, whatever it names beside (heating, gas, coal).
+    "石榴园南里楼下有个老式锅炉房在冒黑烟，一股煤味儿，这都什么年代了还烧煤",
+    "锅炉房那边大烟囱往外冒黑烟，冒了一上午，味儿特别大，我们这一片供暖没问题",
+])
+def test_a_boiler_houses_black_smoke_is_ecology_and_environments(text: str) -> None:
+    look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
+    assert look.route.lead.unit_id == "bj-ecoenv"
+
