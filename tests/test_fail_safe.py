@@ -115,6 +115,17 @@ def test_danger_whose_only_place_is_outside_beijing_goes_to_a_dispatcher(text: s
     assert any("no Beijing unit can act there" in d for d in look.doubt.reasons)
 
 
+@pytest.mark.parametrize("text", [
+    # From retired v21: Hebei's counties and sights along the border (金山岭 is 滦平's).
+    "金山岭长城景区门口的停车场收了我们一百块钱停车费，也不给票",
+    "我在北戴河买了套房子夏天住，冬天物业把暖气停了，管子冻裂了",
+    "我老家河北兴隆县的，村里那条路坑坑洼洼好几年了",
+])
+def test_a_place_across_the_hebei_border_is_outside_beijing(text: str) -> None:
+    look = first_look(CONFIG, text, at=DAY)
+    assert look.location.only_outside and look.outcome(MIN) == "REVIEW"
+
+
 def test_explain_says_what_accept_decides_and_why() -> None:
     out = CliRunner().invoke(hotline, ["routing", "explain", "--json",
                                        "我是北京朝阳人，在燕郊买的房子，物业一直不给修楼道的灯"])
