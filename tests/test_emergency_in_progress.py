@@ -863,6 +863,6 @@ def test_v21s_false_transfers(text: str) -> None:
 
 def test_v21s_children_in_deep_water_now_are_two_hours() -> None:
     now = "村东边那个挖沙留下的大坑积满了水，这会儿有五六个半大孩子在里面游泳打闹，大人不在跟前"
-    summer = "村口那个大坑现在下雨积满了水，也没围挡，孩子们夏天去那儿游泳，太危险了"
+    summer = "现在天热了，孩子们老去村口那个大坑游泳，能不能插个牌子"
     assert first_look(RULES_ALONE, now, at=DAY).classification.tier == "T2H"
     assert first_look(RULES_ALONE, summer, at=DAY).classification.tier != "T2H"
