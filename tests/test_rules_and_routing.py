@@ -500,3 +500,14 @@ def test_a_boiler_houses_black_smoke_is_ecology_and_environments(text: str) -> N
     look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
     assert look.route.lead.unit_id == "bj-ecoenv"
 
+
+
+@pytest.mark.parametrize(("text", "is_ride"), [
+    # From retired v21: "过山车一样的设备" stopped at a park is a ride (the market
+    # regulator's); 像坐过山车一样 is a figure of speech.
+    ("我带孩子在欢乐谷玩，有个过山车一样的设备停在半空了，上面的人都倒挂着", True),
+    ("这公交车开得像坐过山车一样，停在站上也不等人坐稳", False),
+])
+def test_a_ride_said_like_a_roller_coaster(text: str, is_ride: bool) -> None:
+    look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
+    assert (look.route.rule == "amusement-rides") is is_ride
