@@ -866,3 +866,15 @@ def test_v21s_children_in_deep_water_now_are_two_hours() -> None:
     summer = "现在天热了，孩子们老去村口那个大坑游泳，能不能插个牌子"
     assert first_look(RULES_ALONE, now, at=DAY).classification.tier == "T2H"
     assert first_look(RULES_ALONE, summer, at=DAY).classification.tier != "T2H"
+
+
+@pytest.mark.parametrize(("text", "two_hours"), [
+    # From retired v21: plaster off a stairwell's walls is repair work (6 of 8 such
+    # requests in the readable sets are seven or fifteen days); tiles or plaster off an
+    # outer wall over a pavement still fall on people.
+    ("我们这栋老楼楼道里墙皮一块一块往下掉，冬天楼道里灌风，社区能不能协调一下维修", False),
+    ("楼道里的墙皮大片大片往下掉，这个楼是不是该纳入老旧小区改造", False),
+    ("我们楼外墙的墙皮一块一块往下掉，底下就是人行道", True),
+])
+def test_v21s_plaster_in_a_stairwell(text: str, two_hours: bool) -> None:
+    assert (first_look(RULES_ALONE, text, at=DAY).classification.tier == "T2H") is two_hours
