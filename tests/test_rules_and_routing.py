@@ -511,3 +511,17 @@ def test_a_boiler_houses_black_smoke_is_ecology_and_environments(text: str) -> N
 def test_a_ride_said_like_a_roller_coaster(text: str, is_ride: bool) -> None:
     look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
     assert (look.route.rule == "amusement-rides") is is_ride
+
+
+@pytest.mark.parametrize(("text", "officers"), [
+    # From retired v21: how city-management officers behaved is the city's enforcement
+    # bureau's (20 of 20 such requests in the readable sets); asking them to act is not.
+    ("我在大红门那边推车卖水果，城管来了把我的三轮车连水果一起拉走了，也没给我开什么单子", True),
+    ("来电人反映：城管执法人员劝离时态度粗暴，将其水果扔到地上，要求对执法人员进行处理", True),
+    ("我要求城管把这条街所有外卖骑手的电动车全没收了", False),
+])
+def test_a_complaint_about_city_management_officers(text: str, officers: bool) -> None:
+    look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
+    assert (look.route.rule == "enforcement-officers-conduct") is officers
+    if officers:
+        assert look.route.lead.unit_id == "bj-chengguan"
