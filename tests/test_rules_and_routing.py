@@ -525,3 +525,25 @@ def test_a_complaint_about_city_management_officers(text: str, officers: bool) -
     assert (look.route.rule == "enforcement-officers-conduct") is officers
     if officers:
         assert look.route.lead.unit_id == "bj-chengguan"
+
+
+@pytest.mark.parametrize("text", [
+    # From the readable sets: a public toilet is the street's sanitation (91 of 107 such
+    # requests); 14 had waited at the desk with no category read.
+    "朝阳区八里庄街道那个公厕好几天没人打扫了，味儿冲得路过都得捂鼻子",
+    "西城自新路社区胡同口那个公共厕所冲水的按钮坏了半个月了，也没人来修",
+])
+def test_a_public_toilet_is_the_streets_sanitation(text: str) -> None:
+    look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
+    assert look.classification.category.code == "environment.rubbish"
+    assert look.route.lead.unit_id.isdigit() and len(look.route.lead.unit_id) == 9
+
+
+def test_the_airport_line_locates_nothing() -> None:
+    # 首都机场 is a name in two districts; the line's name is no place of the caller's, so
+    # a request about the line goes to its operator without a question about where.
+    look = first_look(CONFIG, "坐首都机场线去T3，车上的行李架太少了，箱子没地方放堵着过道",
+                      at=datetime(2026, 12, 6).date())
+    assert look.route.lead.unit_id == "bj-rail-ops"
+    assert not look.location.ambiguous
+    assert look.outcome(CONFIG.rules.review.min_confidence) == "DISPATCH"
