@@ -555,3 +555,16 @@ def test_a_title_named_by_its_formal_name_is_the_registrations() -> None:
     text = "我们是回迁户，回迁房住了八年了，不动产证一直没办下来，问镇政府说在走流程"
     look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
     assert look.route.lead.unit_id == "bj-planning"
+
+
+@pytest.mark.parametrize(("text", "lead"), [
+    # From the readable sets: a vegetable stall closed (and the bus stops it is now far
+    # from) is the commerce bureau's to plan, not the bus company's; muck trucks spilling
+    # along their way are the city's enforcement bureau's.
+    ("官园那个社区的菜站撤了以后附近老人买菜得走两站地，能不能再给建个便民菜站", "bj-commerce"),
+    ("我们这个新小区入住两年了，周边连个菜市场都没有，买菜只能去三公里外的超市", "bj-commerce"),
+    ("渣土车晚上拉土一路撒，早上马路上全是泥，一刮风扬尘满天", "bj-chengguan"),
+])
+def test_v21_rounds_neighbourhood_remits(text: str, lead: str) -> None:
+    look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
+    assert look.route.lead.unit_id == lead
