@@ -568,3 +568,32 @@ def test_a_title_named_by_its_formal_name_is_the_registrations() -> None:
 def test_v21_rounds_neighbourhood_remits(text: str, lead: str) -> None:
     look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
     assert look.route.lead.unit_id == lead
+
+
+@pytest.mark.parametrize(("text", "lead"), [
+    # From the readable sets, words that writers give one remit nearly every time:
+    ("今天中午幼儿园好多孩子吃完饭上吐下泻的，家长们都往那儿赶呢", "bj-samr"),
+    ("我在一个装修公司签了合同交了五万块钱，他们干了一半就不来了，现在连人都找不到了", "bj-samr"),
+    ("我是外卖骑手，平台扣了我三个月的保证金不退，说我违规，也不给我看证据", "bj-hrss"),
+    ("我妈在一家养老院住了两年，交了十万的押金，现在养老院要关了，押金一直不退",
+     "bj-civil-affairs"),
+    ("我原来是国企的退休职工，移交到社区以后，原单位每年给的取暖补贴就不发了", "bj-sasac"),
+    ("下大雨了，我们这个路口的积水已经没过膝盖了，有辆车熄火在水里头了，旁边还有个配电箱泡着",
+     "bj-drainage"),
+    ("我家楼下那棵树上有美国白蛾的网，一大片，虫子都爬到我们家窗台上了，夏各庄信义园",
+     "bj-forestry-parks"),
+])
+def test_words_writers_give_one_remit(text: str, lead: str) -> None:
+    look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
+    assert look.route.lead.unit_id == lead, look.route.rule
+
+
+@pytest.mark.parametrize(("text", "not_lead"), [
+    # ... and what those rules leave: a dog that ate sprayed grass, a designer owed pay
+    # by a renovation firm, a state firm's funeral grant.
+    ("公园里的那片树林打药，连个提示牌都没有，我家狗在那儿吃了草以后一直吐", "bj-samr"),
+    ("我在一个装修公司干了八个月的设计，签的合同说底薪加提成，走的时候提成一分没给", "bj-samr"),
+    ("我爸是国企退休职工，去年走了，丧葬补助金和抚恤金到现在都没发下来", "bj-sasac"),
+])
+def test_words_writers_give_one_remit_leave_these(text: str, not_lead: str) -> None:
+    assert first_look(CONFIG, text, at=datetime(2026, 12, 6).date()).route.lead.unit_id != not_lead
