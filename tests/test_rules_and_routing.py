@@ -582,6 +582,10 @@ def test_v21_rounds_neighbourhood_remits(text: str, lead: str) -> None:
      "bj-drainage"),
     ("我家楼下那棵树上有美国白蛾的网，一大片，虫子都爬到我们家窗台上了，夏各庄信义园",
      "bj-forestry-parks"),
+    ("黄村兴华大街那一溜行道树上全是美国白蛾的网子，毛毛虫往下掉，掉人脖子里", "bj-forestry-parks"),
+    ("万柳这边新开的游泳馆，泳池的水浑得都看不见底，救生员就一个还老玩手机", "bj-sports"),
+    ("我孩子户口从外省迁回北京，准迁证都办下来半年了，去派出所落户说系统里查不到信息", "bj-police"),
+    ("我们北埝头村去年统一换的那个燃气壁挂炉，今年一开就灭，家里冷得受不了", "bj-gas"),
 ])
 def test_words_writers_give_one_remit(text: str, lead: str) -> None:
     look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
@@ -594,6 +598,10 @@ def test_words_writers_give_one_remit(text: str, lead: str) -> None:
     ("公园里的那片树林打药，连个提示牌都没有，我家狗在那儿吃了草以后一直吐", "bj-samr"),
     ("我在一个装修公司干了八个月的设计，签的合同说底薪加提成，走的时候提成一分没给", "bj-samr"),
     ("我爸是国企退休职工，去年走了，丧葬补助金和抚恤金到现在都没发下来", "bj-sasac"),
+    # a lorry that keeps its engine running (不熄火) is no car stalled in a flood
+    ("楼下超市每天夜里一两点钟卸货，大货车也不熄火，就在楼底下轰轰的", "bj-drainage"),
+    # a swimming card's refund stays market regulation's
+    ("我在游泳馆办了个次卡，一百次，游了不到二十次，游泳馆说要改造停业一年，不给退", "bj-sports"),
 ])
 def test_words_writers_give_one_remit_leave_these(text: str, not_lead: str) -> None:
     assert first_look(CONFIG, text, at=datetime(2026, 12, 6).date()).route.lead.unit_id != not_lead
