@@ -195,7 +195,8 @@ def street_leads(config: HotlineConfig, cl: Classification, location: Location,
     (直派街乡: inside a compound, a lane, a village), the located street leads and the
     rule's units assist. Nothing changes without a located street: a district government
     is no better a guess than the department; nor, for a utility, where the words put the
-    matter on a public road (``rules.yaml`` ``model.public_road``), nor where the rule
+    matter on a public road or on the network beyond one building (``rules.yaml``
+    ``model.public_road``, ``model.utility_network``), nor where the rule
     keeps its lead (``keep_lead``: the words name the remit exactly)."""
     model = config.model
     p = cl.street_p
@@ -209,8 +210,9 @@ def street_leads(config: HotlineConfig, cl: Classification, location: Location,
     street = config.registry.get(location.street_id)
     if lead is None or lead.kind in (*STREET_KINDS, DISTRICT_KIND) or street is None:
         return route
-    if lead.kind == "utility" and config.rules.model.on_public_road(text):
-        return route  # a network under a public road is the utility's, not a compound's
+    limits = config.rules.model
+    if lead.kind == "utility" and (limits.on_public_road(text) or limits.on_utility_network(text)):
+        return route  # a network under a public road, or beyond one building, is the utility's
     helpers = [u for u in (route.lead, *route.assisting) if u.unit_id != street.unit_id]
     return RouteDecision(
         lead=street, assisting=list(dict.fromkeys(helpers)), rule=MODEL_STREET_RULE,

@@ -157,6 +157,9 @@ class ModelRule(_Strict):
     the model's lead head does not hand a utility's case to the street (it reads
     "下水道堵了" with the street's name as a compound's drain; parking by the road is
     still the street's, as every writer labels it).
+    ``utility_network``: words that put a utility's fault on its network, beyond one
+    building ("整个小区停电", "供电局的电缆", "外部管网"): there too the lead head does not
+    hand the case to the street.
     ``street_emergency``: an emergency the street answers in two hours, never a transfer
     by the model (someone stuck in a lift: the model reads "高血压" as a 120 call).
     ``equipment_smoke``: smoke or sparks from electrical equipment (a transformer, a meter
@@ -177,8 +180,10 @@ class ModelRule(_Strict):
     street_emergency: tuple[re.Pattern[str], ...] = ()
     tier_min_p: float = Field(default=0.5, ge=0, le=1)
     public_road: tuple[re.Pattern[str], ...] = ()
+    utility_network: tuple[re.Pattern[str], ...] = ()
 
-    @field_validator("not_in_progress", "public_road", "equipment_smoke", "flames",
+    @field_validator("not_in_progress", "public_road", "utility_network", "equipment_smoke",
+                     "flames",
                      "street_emergency", "open_burning", mode="before")
     @classmethod
     def _patterns(cls, value: Any) -> tuple[re.Pattern[str], ...]:
@@ -195,6 +200,10 @@ class ModelRule(_Strict):
     def on_public_road(self, text: str) -> str | None:
         """The words of ``text`` that put the matter on a public road, if any."""
         return _first_match(self.public_road, text)
+
+    def on_utility_network(self, text: str) -> str | None:
+        """The words of ``text`` that put a utility's fault on its network, if any."""
+        return _first_match(self.utility_network, text)
 
     def street_emergency_in(self, text: str) -> str | None:
         """The words of ``text`` that make it the street's emergency (a lift), if any."""
