@@ -878,3 +878,25 @@ def test_v21s_children_in_deep_water_now_are_two_hours() -> None:
 ])
 def test_v21s_plaster_in_a_stairwell(text: str, two_hours: bool) -> None:
     assert (first_look(RULES_ALONE, text, at=DAY).classification.tier == "T2H") is two_hours
+
+
+@pytest.mark.parametrize(("text", "two_hours"), [
+    # Round 19's review: plaster in a stairwell said other ways, children in a pool (no
+    # deep open water) are no two hours by the rules.
+    ("楼梯间的墙皮往下掉，好几年了没人管", False),
+    ("走廊里的墙皮脱落了，物业不管", False),
+    ("楼道里面的墙皮一直往下掉，物业几年都不管", False),
+    ("现在孩子在小区泳池游泳，水特别浑，想问问谁管", False),
+])
+def test_round_19s_review_two_hours(text: str, two_hours: bool) -> None:
+    assert (first_look(RULES_ALONE, text, at=DAY).classification.tier == "T2H") is two_hours
+
+
+@pytest.mark.parametrize(("text", "service"), [
+    # ... while someone in the river whose state the caller asks about (人没事吧) and
+    # blood coming down from a flat nobody answers stay transfers.
+    ("有人掉进河里了，人没事吧不知道，快来", "119"),
+    ("血水顺着楼上往下流，邻居家里不知道出什么事了，敲门没人应", "120"),
+])
+def test_round_19s_review_transfers_stay(text: str, service: str) -> None:
+    assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to == service

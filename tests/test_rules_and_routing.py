@@ -605,3 +605,50 @@ def test_words_writers_give_one_remit(text: str, lead: str) -> None:
 ])
 def test_words_writers_give_one_remit_leave_these(text: str, not_lead: str) -> None:
     assert first_look(CONFIG, text, at=datetime(2026, 12, 6).date()).route.lead.unit_id != not_lead
+
+
+@pytest.mark.parametrize(("text", "not_rule"), [
+    # Round 19's review: what the new remit rules must leave alone — a utility's outage in
+    # a state firm's dormitory, a worker dismissed now; a pool's card, a bin store beside
+    # a pool; a rider who hit a child, a battery the traffic police took, a customer's
+    # complaint; workers' pay at a renovation firm, its noise; other bodies' officers,
+    # 城管 asked to act, vendors throwing rubbish; a care home as a landmark; a car parked
+    # with its engine off and no flood; medicine that made someone sick; a shop that shut
+    # its door, vendors to be moved on; a wall boiler's installation; an estate agent.
+    ("国企职工宿舍楼里停水两天了", "state-firm-retirees"),
+    ("国有企业职工宿舍楼的暖气不热", "state-firm-retirees"),
+    ("我是国企职工，单位把我违法辞退了，也不给补偿", "state-firm-retirees"),
+    ("游泳馆办了卡，现在关门了退不了钱，水质也差", "swimming-pool-safety"),
+    ("游泳馆旁边的垃圾站太脏了，臭味熏天", "swimming-pool-safety"),
+    ("骑手在小区里骑车太快，把我孩子撞了，还扣着我们家的快递", "delivery-riders-pay"),
+    ("送外卖的电动车电瓶被扣了，交警扣的，想要回来", "delivery-riders-pay"),
+    ("骑手送餐把我的饭撒了，我投诉扣他钱，平台不理", "delivery-riders-pay"),
+    ("装修公司欠我们工人三个月的钱，老板跑了", "renovation-companies"),
+    ("楼上装修公司天天早上七点就开始砸墙，合同说好九点以后", "renovation-companies"),
+    ("市场监管局的执法人员来店里检查，态度特别差还骂人", "enforcement-officers-conduct"),
+    ("交警执法人员态度粗暴，把我的电动车拉走了", "enforcement-officers-conduct"),
+    ("我投诉城管，门口的小摊贩天天占道他们也不管", "enforcement-officers-conduct"),
+    ("城管的人来了以后，摊贩把垃圾扔得满地都是", "enforcement-officers-conduct"),
+    ("养老院门口天天有人停车，堵着救护车进不去", "care-homes"),
+    ("福利院门口的路灯坏了", "care-homes"),
+    ("楼下有辆车天天熄火停在消防通道上", "cars-stalled-in-floods"),
+    ("我妈吃了医院开的药以后一直呕吐，想投诉那个医生乱开药", "food-poisoning"),
+    ("我在菜店买的菜有问题，老板态度不好关门不让进", "food-market-provision"),
+    ("菜车在我们楼门口占道吆喝，赶紧给赶走", "food-market-provision"),
+    ("新装的壁挂炉暖气片不热，安装公司说是设计问题，不给修", "gas-wall-boilers"),
+    ("中介收了钱不给办过户，说不动产证有抵押没告诉我", "certificate-registration"),
+])
+def test_round_19s_review_leaves_these_to_other_rules(text: str, not_rule: str) -> None:
+    assert first_look(CONFIG, text, at=datetime(2026, 12, 6).date()).route.rule != not_rule
+
+
+@pytest.mark.parametrize(("text", "network"), [
+    # ... and the power network's words, not where the compound's own equipment or the
+    # property firm's arrears are said; 小区全停电 is the whole compound too.
+    ("我们小区物业欠电费，供电公司把小区的电停了，整个小区没电", False),
+    ("整个小区停电，物业说是小区自己的配电室坏了，供电局说产权不是他们的", False),
+    ("物业施工把小区里的管线挖断了，我们楼停水了", False),
+    ("丰台区卢沟桥街道我们小区全停电了，物业也说不清怎么回事", True),
+])
+def test_round_19s_review_power_network_words(text: str, network: bool) -> None:
+    assert bool(CONFIG.rules.model.on_utility_network(text)) is network
