@@ -652,3 +652,14 @@ def test_round_19s_review_leaves_these_to_other_rules(text: str, not_rule: str) 
 ])
 def test_round_19s_review_power_network_words(text: str, network: bool) -> None:
     assert bool(CONFIG.rules.model.on_utility_network(text)) is network
+
+
+@pytest.mark.parametrize("text", [
+    # From the readable sets: a scrap yard and cable sheaths burnt for copper are the
+    # street's (40 of 41 requests that name a place), however the smoke is read.
+    "城关八十亩地村有个收废品的大院，废旧电器、塑料堆成山，有时候还烧电线取铜，离学校很近",
+    "馨瑞嘉园小区外头那片空地上，最近老有人夜里烧电缆皮，为了炼里面的铜，黑烟特别呛",
+])
+def test_a_scrap_yard_is_the_streets(text: str) -> None:
+    look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
+    assert look.route.rule == "scrap-yards" and len(look.route.lead.unit_id) == 9
