@@ -183,8 +183,7 @@ class ModelRule(_Strict):
     utility_network: tuple[re.Pattern[str], ...] = ()
 
     @field_validator("not_in_progress", "public_road", "utility_network", "equipment_smoke",
-                     "flames",
-                     "street_emergency", "open_burning", mode="before")
+                     "flames", "street_emergency", "open_burning", mode="before")
     @classmethod
     def _patterns(cls, value: Any) -> tuple[re.Pattern[str], ...]:
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):

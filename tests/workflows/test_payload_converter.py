@@ -119,8 +119,8 @@ def test_a_value_that_only_compares_equal_to_its_default_is_kept() -> None:
 def test_every_stored_payload_decodes_as_the_default_converter_decodes_it(name: str) -> None:
     # The hotline converter resolves a dataclass's field types once per class; what it
     # builds must be what the default converter builds from the very same bytes.
-    for payload, _ in [(p, n) for p, n in FOUND if n == name]:
-        cls = getattr(model, name)
+    cls = getattr(model, name)
+    for payload in (p for p, n in FOUND if n == name):
         ours = COMPACT.from_payloads([payload], [cls])[0]
         theirs = DEFAULT.from_payloads([payload], [cls])[0]
         assert type(ours) is type(theirs) and ours == theirs
