@@ -663,3 +663,50 @@ def test_round_19s_review_power_network_words(text: str, network: bool) -> None:
 def test_a_scrap_yard_is_the_streets(text: str) -> None:
     look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
     assert look.route.rule == "scrap-yards" and len(look.route.lead.unit_id) == 9
+
+
+DEMOLITION = "demolition-and-resettlement"
+
+
+@pytest.mark.parametrize(("text", "rule"), [
+    # From the readable sets: demolition and resettlement (its compensation, assessment,
+    # flats not handed over, the allowance in between) is the street or town's demolition
+    # office's (45 of 52), and wires strung and tangled by residents are the street's to
+    # have cleared (43 of 51), whatever the category reads.
+    ("崔各庄善各庄村拆迁，我家的补偿款比邻居少了二十万，评估报告也不给看", DEMOLITION),
+    ("我们村腾退时说好三年交付的安置房五年了还没盖完，过渡费也停了，大兴长子营留民营村",
+     DEMOLITION),
+    ("前门草厂社区我们院子纳入了申请式退租，补偿标准一直没人说清楚", DEMOLITION),
+    ("北新桥街道我们胡同里的电线跟蜘蛛网似的，都是各家私拉的，看着吓人", "tangled-wires"),
+    ("古城八千平社区门口电线杆上缠着一大堆废弃的线，耷拉到树上", "tangled-wires"),
+])
+def test_demolition_and_tangled_wires_are_the_streets(text: str, rule: str) -> None:
+    look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
+    assert look.route.rule == rule and len(look.route.lead.unit_id) == 9
+
+
+@pytest.mark.parametrize(("text", "not_rule"), [
+    # ... but a resettlement flat's title stays with the certificate rules, a rent deposit
+    # with the agents', a demolition site's noise with its own, and an outage with the
+    # power company however the wires look.
+    ("我们是回迁户，回迁房住了八年了房本还没下来，说是开发商手续不全", DEMOLITION),
+    ("退租的时候中介扣着押金不退，说墙脏了", DEMOLITION),
+    ("村里拆迁工地晚上十二点还在用炮锤砸水泥", DEMOLITION),
+    ("胡同里电线乱拉乱接，今天下午整条胡同停电了", "tangled-wires"),
+])
+def test_demolition_and_tangled_wires_leave_these(text: str, not_rule: str) -> None:
+    assert first_look(CONFIG, text, at=datetime(2026, 12, 6).date()).route.rule != not_rule
+
+
+@pytest.mark.parametrize(("text", "rule"), [
+    # From the readable sets: where the category is only the category model's weak guess,
+    # a rule that reads the caller's words whatever the category still routes (a granary's
+    # fumigation read as a gas smell; 过渡费也停了 read as a power cut).
+    ("村西头那个粮库这两天熏蒸，药味飘到家里，闻着头疼恶心，不知道有没有毒", "grain-reserves"),
+    ("我们村腾退时说好三年交付的安置房五年了还没盖完，过渡费也停了，大兴长子营留民营村",
+     DEMOLITION),
+])
+def test_words_rules_route_over_a_guessed_category(text: str, rule: str) -> None:
+    look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
+    assert look.classification.category_guess_p > 0
+    assert look.route.rule == rule

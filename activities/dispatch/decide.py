@@ -156,13 +156,28 @@ def first_look(
     cl = classify_request(config, content, kind_hint=kind_hint, category_hint=category_hint,
                           urgency_hint=urgency_hint)
     loc = locate(config.registry, district, street, address, content, at=at)
-    route = street_leads(config, cl, loc, decide_route(config, cl.category, loc, at=at,
-                                                       text=content), content)
+    route = decide_route(config, cl.category, loc, at=at, text=content)
+    if cl.category_guess_p:
+        route = _words_over_a_guess(config, loc, route, at, content)
+    route = street_leads(config, cl, loc, route, content)
     return FirstLook(cl, loc, route,
                      assess(config.lexicon, config.registry, cl, loc, route,
                             unit_known_because=why_unit_known(config, cl, route)
                             if cl.category_guess_p else None),
                      config.model.version if config.model else "")
+
+
+def _words_over_a_guess(config: HotlineConfig, loc: Location, route: RouteDecision,
+                        at: datetime | date | None, content: str) -> RouteDecision:
+    """Where the category is only the category model's weak guess, a rule that reads the
+    caller's words whatever the category (category "*") routes as it would with no
+    category at all: a guess must not bar it by its ``except_category`` ("过渡费也停了"
+    read as a power cut keeps demolition's rule from the street's resettlement office)."""
+    plain = decide_route(config, config.lexicon.fallback.code, loc, at=at, text=content)
+    rule = config.routing.rule(plain.rule)
+    if rule is not None and rule.where.mentions and rule.categories == ["*"]:
+        return plain
+    return route
 
 
 def why_unit_known(config: HotlineConfig, cl: Classification,
