@@ -710,3 +710,16 @@ def test_words_rules_route_over_a_guessed_category(text: str, rule: str) -> None
     look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
     assert look.classification.category_guess_p > 0
     assert look.route.rule == rule
+
+
+@pytest.mark.parametrize(("text", "forestry"), [
+    # From the readable sets: a tree called a street tree is forestry's whatever compound
+    # stands behind it (15 of 16), against the learned model's street guess; one inside a
+    # compound's grounds is not.
+    ("小区外面马路边的行道树好多年没修了，枝子伸进我家窗户，和平里安德里", True),
+    ("劲松社区门口那棵行道树被大车刮断了一半，斜着压在电线上", True),
+    ("我们小区里的行道树太密了，挡着一楼的光，物业不管，和平里安德里", False),
+])
+def test_a_street_tree_is_forestrys(text: str, forestry: bool) -> None:
+    look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
+    assert (look.route.lead.unit_id == "bj-forestry-parks") is forestry
