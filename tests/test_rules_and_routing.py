@@ -723,3 +723,28 @@ def test_words_rules_route_over_a_guessed_category(text: str, rule: str) -> None
 def test_a_street_tree_is_forestrys(text: str, forestry: bool) -> None:
     look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
     assert (look.route.lead.unit_id == "bj-forestry-parks") is forestry
+
+
+@pytest.mark.parametrize(("text", "rule", "lead"), [
+    # From the readable sets: a sewer well or gully on the road outside is the drainage
+    # company's though its water runs into a compound (44 of 49); a village's accounts and
+    # dividends are the town's to oversee (35 of 38); a race's entry is the sports
+    # bureau's (4 of 4).
+    ("嘉园二里门口马路上的污水井往外冒脏水，都流进小区了", "drainage-on-the-road", "bj-drainage"),
+    ("怀柔九渡河镇杏树台村的账好几年不公开了，分红一年比一年少", "village-accounts", None),
+    ("报名的半程马拉松交了钱，又说资格取消，组委会不回复", "sports-events", "bj-sports"),
+])
+def test_road_wells_village_accounts_and_races(text: str, rule: str, lead: str | None) -> None:
+    look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
+    assert look.route.rule == rule
+    assert look.route.lead.unit_id == lead if lead else len(look.route.lead.unit_id) == 9
+
+
+@pytest.mark.parametrize(("text", "not_rule"), [
+    # ... but a well inside the compound stays the compound's, and a firm's dividends or
+    # an owners' committee's accounts are no village's.
+    ("小区里的污水井堵了往外冒，外面马路上也有味，嘉园二里", "drainage-on-the-road"),
+    ("我买的理财产品分红一直不到账，公司电话打不通", "village-accounts"),
+])
+def test_road_wells_and_village_accounts_leave_these(text: str, not_rule: str) -> None:
+    assert first_look(CONFIG, text, at=datetime(2026, 12, 6).date()).route.rule != not_rule
