@@ -105,7 +105,7 @@ def classify_request(
             cl = replace(cl, tier="T2H", urgent=True)
             notes.append(f"model: P(T2H)={reading.p_urgent:.2f} ≥ {model.threshold:g}")
         elif (model.decides_tier and reading.tier != cl.tier and reading.no_dispatch is None
-              and reading.tier_p >= config.rules.model.tier_min_p):
+              and reading.tier_p >= config.rules.model.tier_bar(cl.tier)):
             # (Where the model reads no dispatch at all, its share among the tiers says
             # little: a tiny P(T2H) can be half of a tiny mass.)
             notes.append(f"model: {reading.tier} (P={reading.tier_p:.2f}) rather than the "
