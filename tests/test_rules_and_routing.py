@@ -748,3 +748,27 @@ def test_road_wells_village_accounts_and_races(text: str, rule: str, lead: str |
 ])
 def test_road_wells_and_village_accounts_leave_these(text: str, not_rule: str) -> None:
     assert first_look(CONFIG, text, at=datetime(2026, 12, 6).date()).route.rule != not_rule
+
+
+@pytest.mark.parametrize(("text", "rule", "street"), [
+    # From the readable sets: a compound heated by its own boiler is the street's to press
+    # the firm on (18 of 22); a septic tank is the building's, so the street's (74 of 76);
+    # a rain well's cover gone from the pavement is the drainage company's (56 of 61).
+    ("顺义建新南区我们楼是自管锅炉，物业说煤没了，暖气停了两天", "heating-self-managed", True),
+    ("密云花园西区楼后面的化粪池满了往外冒，都流到路上了", "septic-tanks", True),
+    ("角门西地铁站附近的人行道上有个雨水井盖没了，剩个大窟窿", "drainage-on-the-road", False),
+])
+def test_own_boilers_septic_tanks_and_rain_wells(text: str, rule: str, street: bool) -> None:
+    look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
+    assert look.route.rule == rule
+    assert (len(look.route.lead.unit_id) == 9) is street
+
+
+@pytest.mark.parametrize(("text", "not_rule"), [
+    # ... but steam pouring from a compound's boiler house stays the heating company's,
+    # and a sewage truck spilling along the road is no septic tank's.
+    ("小区锅炉房那边一直往外冒热气，地上的水都是烫的，时代花园", "heating-self-managed"),
+    ("化粪池清掏车把粪水漏了一路，从胡同口一直到大街上", "septic-tanks"),
+])
+def test_own_boilers_and_septic_tanks_leave_these(text: str, not_rule: str) -> None:
+    assert first_look(CONFIG, text, at=datetime(2026, 12, 6).date()).route.rule != not_rule
