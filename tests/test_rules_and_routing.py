@@ -783,3 +783,13 @@ def test_own_boilers_and_septic_tanks_leave_these(text: str, not_rule: str) -> N
 def test_water_in_a_towns_centre_is_the_water_companys(text: str, waterworks: bool) -> None:
     look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
     assert (look.route.lead.unit_id == "bj-waterworks") is waterworks
+
+
+@pytest.mark.parametrize(("text", "lead"), [
+    # From the readable sets: a well's cover says whose network it is (6 of 6).
+    ("慧忠里小区门口人行道上有个井盖没了，井盖上写的是污水，就剩个黑窟窿", "bj-drainage"),
+    ("前门大街往东拐那条胡同，有个井盖碎了半拉，上面写着污字，游客来回踩", "bj-drainage"),
+    ("和平西苑楼门口有个窨井，盖子上写着“电力”，盖子翘起来一块", "bj-power"),
+])
+def test_a_covers_marking_names_its_network(text: str, lead: str) -> None:
+    assert first_look(CONFIG, text, at=datetime(2026, 12, 6).date()).route.lead.unit_id == lead
