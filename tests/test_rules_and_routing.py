@@ -793,3 +793,15 @@ def test_water_in_a_towns_centre_is_the_water_companys(text: str, waterworks: bo
 ])
 def test_a_covers_marking_names_its_network(text: str, lead: str) -> None:
     assert first_look(CONFIG, text, at=datetime(2026, 12, 6).date()).route.lead.unit_id == lead
+
+
+@pytest.mark.parametrize(("text", "lead"), [
+    # From the readable sets: children sick after a school canteen's lunch are food
+    # safety's however it is said (饭后, 腹痛); a city park keeps its parks centre against
+    # the learned model's street guess, its noise included.
+    ("今天中午在学校食堂吃饭后，班上七八个孩子出现呕吐腹痛，要求立即调查食堂", "bj-samr"),
+    ("紫竹院公园里每天早上五点半就有人拿大音箱唱歌，我们住在公园墙外头天天被吵醒",
+     "bj-parks-center"),
+])
+def test_school_meals_and_city_parks(text: str, lead: str) -> None:
+    assert first_look(CONFIG, text, at=datetime(2026, 12, 6).date()).route.lead.unit_id == lead
