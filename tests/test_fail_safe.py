@@ -251,3 +251,14 @@ def test_a_beijing_district_at_the_edge_of_an_outside_place_stays_beijing() -> N
     # Round 18's review: 燕郊通州区交界那块 is Tongzhou's edge, not Yanjiao's district.
     look = first_look(CONFIG, "我住在燕郊通州区交界那块，小区停水三天了", at=DAY)
     assert look.location.district == "通州区" and not look.location.only_outside
+
+
+@pytest.mark.parametrize("text", [
+    # From the readable sets: a building's upper floors with no water at all (8 of 8 such
+    # requests are two hours), and a room at 13-14 ℃ said as "十三四度" (14 of 14).
+    "万润家园我们这栋楼二次供水的泵坏了，十层以上一点水都没有，物业说等配件",
+    "旧宫这边我们家暖气一直不热，我跟老伴都八十了，屋里就十三四度",
+    "家里暖气不行，室温十二三度，孩子才三个月",
+])
+def test_no_water_at_all_and_a_cold_room_said_as_a_range_are_two_hours(text: str) -> None:
+    assert first_look(CONFIG, text, at=DAY).classification.tier == "T2H"
