@@ -900,3 +900,25 @@ def test_round_19s_review_two_hours(text: str, two_hours: bool) -> None:
 ])
 def test_round_19s_review_transfers_stay(text: str, service: str) -> None:
     assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to == service
+
+
+@pytest.mark.parametrize(("text", "service"), [
+    # From set v23: thick smoke with the alarms going while people leave; a meter box
+    # smoking with a red glow inside; chest tightness with a sweat and heart disease.
+    ("我们写字楼十二层楼道里突然有很浓的烟，烟感报警器一直在响，我们正从楼梯往下走", "119"),
+    ("楼道里电表箱冒烟了，一股塑料糊味，拿手电照里面好像有点红光", "119"),
+    ("我爷爷刚才说胸口闷，像压了块石头，出了一头汗，他有冠心病", "120"),
+])
+def test_round_20s_emergencies_in_progress(text: str, service: str) -> None:
+    assert first_look(CONFIG, text, at=DAY).classification.redirect_to == service
+
+
+@pytest.mark.parametrize("text", [
+    # ... but a smoke alarm that keeps going off with no smoke, a box that sparked last
+    # week, and a chest tight in a crowded carriage are not.
+    "楼道里的烟感报警器老是自己响，也没有烟，物业不来修",
+    "小区的配电箱上礼拜冒过火花，现在还没人来检查",
+    "地铁里挤得胸口闷，出了一身汗，能不能多加几趟车",
+])
+def test_round_20s_transfers_leave_these(text: str) -> None:
+    assert first_look(CONFIG, text, at=DAY).classification.redirect_to is None
