@@ -251,3 +251,21 @@ def test_a_lane_district_that_is_no_district_is_refused_at_start(tmp_path: Path)
         encoding="utf-8")
     with pytest.raises(RegistryError, match=r"community_lane_districts names no district.*东城"):
         load_config(cfg)
+
+
+@pytest.mark.parametrize(("text", "street"), [
+    # A unit's own name beside a former unit of the same name is the current unit: 永顺镇
+    # (the town) and the street 永顺 it replaced, 首都机场街道 and its former code.
+    ("永顺镇我们小区，原来的物业公司突然撤了", "110112120"),
+    ("我们小区大门的道闸老是坏，在首都机场街道这边", "110105020"),
+])
+def test_a_units_own_name_beside_its_former_unit_is_the_current_unit(text: str,
+                                                                      street: str) -> None:
+    assert locate(CONFIG.registry, None, None, None, text, at=DAY).street_id == street
+
+
+def test_a_weak_stem_beside_a_former_unit_stays_in_doubt() -> None:
+    # 梨园 is a weak stem of 通州's 梨园 and a former unit of the same name; other districts
+    # have places called 梨园 too: not guessed.
+    loc = locate(CONFIG.registry, None, None, None, "梨园这块儿，我们小区的充电桩坏了一半", at=DAY)
+    assert loc.street_id is None

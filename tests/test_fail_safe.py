@@ -262,3 +262,10 @@ def test_a_beijing_district_at_the_edge_of_an_outside_place_stays_beijing() -> N
 ])
 def test_no_water_at_all_and_a_cold_room_said_as_a_range_are_two_hours(text: str) -> None:
     assert first_look(CONFIG, text, at=DAY).classification.tier == "T2H"
+
+
+def test_an_airport_moved_for_ones_quiet_is_an_unreasonable_demand() -> None:
+    look = first_look(CONFIG, "飞机太吵了，天天头顶上有飞机飞过去，把机场关了吧，或者挪到河北去",
+                      at=DAY)
+    assert look.outcome(CONFIG.rules.review.min_confidence) == "REVIEW"
+    assert look.classification.unreasonable
