@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from activities.dispatch.communities import community_forms, community_stem, lane_form
+from activities.dispatch.communities import community_forms, community_stem, family_form, lane_form
 from activities.dispatch.config import load_config
 from activities.dispatch.location import locate
 from activities.dispatch.registry import RegistryError
@@ -269,3 +269,22 @@ def test_a_weak_stem_beside_a_former_unit_stays_in_doubt() -> None:
     # have places called 梨园 too: not guessed.
     loc = locate(CONFIG.registry, None, None, None, "梨园这块儿，我们小区的充电桩坏了一半", at=DAY)
     assert loc.street_id is None
+
+
+@pytest.mark.parametrize(("official", "family"), [
+    # A compound's several committees share its name (芳古园一区第一, 芳古园二区…); callers
+    # say the name alone. A bare 里 is part of a name (百万庄里), not a part of a compound.
+    ("芳古园一区第一社区", "芳古园"),
+    ("模式口西里南区社区", "模式口"),
+    ("百万庄里社区", None),
+    ("杨庄北区社区", None),  # 杨庄: too short alone
+])
+def test_a_compounds_family_name(official: str, family: str | None) -> None:
+    assert family_form(official) == family
+
+
+def test_a_family_name_in_one_street_finds_it() -> None:
+    assert locate(CONFIG.registry, None, None, None, "芳古园这边电梯坏了", at=DAY).street_id \
+        == "110106013"
+    assert locate(CONFIG.registry, None, None, None, "模式口这片老楼是八十年代的", at=DAY
+                  ).street_id == "110107006"

@@ -120,6 +120,24 @@ def is_generic(form: str) -> bool:
     return bool(_GENERIC.match(form))
 
 
+# The parts a compound's several committees add to its name (芳古园一区, 模式口西里南区):
+# what is left is the compound's family name, which callers use alone (芳古园, 模式口).
+_FAMILY_PARTS = re.compile(
+    r"((?:[东西南北中]|[一二三四五六七八九十]+)[一二三四五六七八九十]*[东西南北中]?(?:区|里))+$")
+
+
+def family_form(name: str) -> str | None:
+    """The name a compound's several committees share, as callers say it ("芳古园" of
+    芳古园一区第一社区, "模式口" of 模式口东里社区), or None where the name has no such
+    part or leaves fewer than three characters."""
+    split = _committee(name)
+    if split is None or split[1]:
+        return None
+    base = _COMMUNITY_PART.sub("", split[0]) or split[0]
+    family = _FAMILY_PARTS.sub("", base)
+    return family if family != base and len(family) >= 3 else None
+
+
 def community_stem(name: str) -> str | None:
     """The bare name callers use that ``community_forms`` leaves out for being too short
     or too plain alone: a residents' committee's two characters (精忠 of 精忠社区居委会), a
@@ -152,6 +170,7 @@ def load_communities(reg: Registry, path: Path) -> None:
     wanted: list[tuple[str, str, str, str]] = []  # form, unit, district, official name
     numbered: list[tuple[str, str, str, str]] = []
     stems: list[tuple[str, str, str, str]] = []  # the same for two-character names alone
+    families: dict[str, set[tuple[str, str, str]]] = {}  # family name -> its committees
     excluded = reg.location_config.community_stem_excluded
     lanes = reg.location_config.community_lane_districts
     if unknown := sorted(lanes - {r.district for r in reg.records.values() if r.district}):
@@ -172,6 +191,9 @@ def load_communities(reg: Registry, path: Path) -> None:
             wanted.append((lane, rec.unit_id, rec.district, row["community_name"]))
         if (said := numbered_form(row["community_name"])) is not None:
             numbered.append((said, rec.unit_id, rec.district, row["community_name"]))
+        if (family := family_form(row["community_name"])) is not None:
+            families.setdefault(family, set()).add((rec.unit_id, rec.district,
+                                                    row["community_name"]))
         stem = community_stem(row["community_name"])
         if stem is not None and stem not in excluded:
             stems.append((stem, rec.unit_id, rec.district, row["community_name"]))
@@ -193,6 +215,12 @@ def load_communities(reg: Registry, path: Path) -> None:
               or not _minus_direction(names[w[3]], w[0])]
     official_forms = {w[0] for w in wanted}
     wanted.extend(n for n in numbered if n[0] not in official_forms)
+    # A family name says its street only where every committee of the family is in one
+    # street, and no committee is itself called so.
+    for family, members in families.items():
+        if family not in official_forms and len({m[0] for m in members}) == 1:
+            unit_id, district, official = min(members)
+            wanted.append((family, unit_id, district, official))
     # Checked against the units and the gazetteer alone, before any committee is added
     # (one build of the scan tables, not one per committee).
     kept = [
