@@ -922,3 +922,18 @@ def test_round_20s_emergencies_in_progress(text: str, service: str) -> None:
 ])
 def test_round_20s_transfers_leave_these(text: str) -> None:
     assert first_look(CONFIG, text, at=DAY).classification.redirect_to is None
+
+
+def test_money_not_paid_yet_is_no_fight() -> None:
+    # From the round's review: "到现在还没打到账上" read as 现在…打 (a blow) was a 110 transfer.
+    look = first_look(CONFIG, "去年拆迁签了协议，补偿款到现在还没打到账上，镇里一直拖着", at=DAY)
+    assert look.classification.redirect_to is None
+
+
+def test_someone_fallen_into_a_septic_tank_is_119s() -> None:
+    assert first_look(CONFIG, "化粪池里有人掉进去了，快来人", at=DAY
+                      ).classification.redirect_to == "119"
+    # (A leg through a broken cover, pulled out, is the cover's two hours.)
+    assert first_look(CONFIG, "小区里一个窨井盖碎了，刚才一个孩子一条腿掉下去了，被大人拉上来了，"
+                              "孩子没大事，可是那个洞还在那儿敞着呢", at=DAY
+                      ).classification.redirect_to is None

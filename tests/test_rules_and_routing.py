@@ -805,3 +805,29 @@ def test_a_covers_marking_names_its_network(text: str, lead: str) -> None:
 ])
 def test_school_meals_and_city_parks(text: str, lead: str) -> None:
     assert first_look(CONFIG, text, at=datetime(2026, 12, 6).date()).route.lead.unit_id == lead
+
+
+@pytest.mark.parametrize(("text", "not_rule"), [
+    # From the round's review: words the new rules read too widely.
+    ("我在拆迁公司干活，老板欠我两万多工资款一直不给", DEMOLITION),
+    ("灵活就业的养老保险费征收标准是多少", DEMOLITION),
+    ("回迁安置房小区，楼下超市卖过期的酸奶", DEMOLITION),
+    ("安置房小区的孩子上小学划片划不进去", DEMOLITION),
+    ("这个公交线路改得乱得很，绕来绕去的", "tangled-wires"),
+    ("有人私拉电线偷电，电表都不走字", "tangled-wires"),
+    ("供电公司检修完把废弃的电缆扔在路边好几天了", "tangled-wires"),
+    ("我们胡同里的行道树长歪了压着院墙", "street-trees-named"),
+    ("李桥镇，村里路边的污水井满了往外冒", "drainage-on-the-road"),
+    ("我们楼外面那个雨水井盖被撬走了，就在小区里", "drainage-on-the-road"),
+    ("社保卡怎么查账户余额", "village-accounts"),
+    ("网上平台查账单发现被扣了会员费", "village-accounts"),
+    ("烧烤店放球赛直播，赛事一开始就大喊大叫", "sports-events"),
+    ("学校运动会取消了，报名费不给退", "sports-events"),
+    ("小区的锅炉房是热力公司管的，暖气不热", "heating-self-managed"),
+    ("井盖上写着污水，可里面是自来水管漏了，哗哗往外冒", "covers-marked"),
+    ("写着电力的大铁箱子旁边堆满了垃圾", "covers-marked-power"),
+    ("晚饭后楼上装修砸墙，吵得孩子肚子疼", "food-poisoning"),
+    ("紫竹院公园北边的小区楼上漏水", "city-parks"),
+])
+def test_round_20s_review_leaves_these_to_other_rules(text: str, not_rule: str) -> None:
+    assert first_look(CONFIG, text, at=datetime(2026, 12, 6).date()).route.rule != not_rule
