@@ -774,16 +774,6 @@ def test_own_boilers_and_septic_tanks_leave_these(text: str, not_rule: str) -> N
     assert first_look(CONFIG, text, at=datetime(2026, 12, 6).date()).route.rule != not_rule
 
 
-@pytest.mark.parametrize(("text", "waterworks"), [
-    # From the readable sets: water out in a town's centre, where no village is named, is
-    # the water company's network (6 of 7); a village's own water station stays the town's.
-    ("张坊这边一早上就没水了，镇上的饭馆、学校全停了，也没见贴通知", True),
-    ("张坊镇大峪沟村一早上就没水了，村里的水站说泵坏了", False),
-])
-def test_water_in_a_towns_centre_is_the_water_companys(text: str, waterworks: bool) -> None:
-    look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
-    assert (look.route.lead.unit_id == "bj-waterworks") is waterworks
-
 
 @pytest.mark.parametrize(("text", "lead"), [
     # From the readable sets: a well's cover says whose network it is (6 of 6).
