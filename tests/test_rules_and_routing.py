@@ -821,3 +821,27 @@ def test_school_meals_and_city_parks(text: str, lead: str) -> None:
 ])
 def test_round_20s_review_leaves_these_to_other_rules(text: str, not_rule: str) -> None:
     assert first_look(CONFIG, text, at=datetime(2026, 12, 6).date()).route.rule != not_rule
+
+
+@pytest.mark.parametrize(("text", "rule", "lead"), [
+    # From the readable sets: a stallholder's fees to the market and watered meat are
+    # market regulation's (7 of 8); a compound pool's switchboard is the compound's (10 of
+    # 15); a tutoring firm called 教培机构 or 教育机构 is the education commission's.
+    ("我是卖菜的，在新发地租了个摊位，市场突然涨了一倍的摊位费", "market-stalls", "bj-samr"),
+    ("官园那边菜市场一个摊位卖的牛肉，回家一煮出了一锅水，肯定是注过水的", "market-stalls",
+     "bj-samr"),
+    ("小区游泳池旁边的配电箱门掉了，线都露着，小孩在边上跑，中海雅园", "compound-pools", None),
+    ("在一家教培机构给孩子交了一万二的课时费，现在机构说不让办了，钱退不回来", "tutoring",
+     "bj-education"),
+])
+def test_market_stalls_compound_pools_and_tutoring(text: str, rule: str, lead: str | None
+                                                   ) -> None:
+    look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
+    assert look.route.rule == rule
+    assert look.route.lead.unit_id == lead if lead else len(look.route.lead.unit_id) == 9
+
+
+def test_a_compound_pools_water_and_lifeguard_are_left_to_their_rules() -> None:
+    look = first_look(CONFIG, "小区游泳池开了，没有救生员，孩子们在里面游泳，物业说没事",
+                      at=datetime(2026, 12, 6).date())
+    assert look.route.rule != "compound-pools"
