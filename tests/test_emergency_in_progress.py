@@ -937,3 +937,28 @@ def test_someone_fallen_into_a_septic_tank_is_119s() -> None:
     assert first_look(CONFIG, "小区里一个窨井盖碎了，刚才一个孩子一条腿掉下去了，被大人拉上来了，"
                               "孩子没大事，可是那个洞还在那儿敞着呢", at=DAY
                       ).classification.redirect_to is None
+
+
+@pytest.mark.parametrize("text", [
+    # From round 20's second review: cooking smoke or a barbecue that sets the alarm off
+    # every day, a glow from a barbecue or a chimney, a fire long over, and a cover fallen
+    # in two years ago are no transfers.
+    "楼下烧烤店好大的烟，我家烟感报警器都响了好几回了，天天这样",
+    "做饭炒辣椒好大的烟，烟感一直叫，物业说这个烟感太灵敏了",
+    "烧烤摊天天晚上冒烟，炭火烧得通红",
+    "工厂烟囱一天到晚冒烟，晚上整片天都映得红彤彤的，怕有污染",
+    "前年化粪池里就有人掉进去过，盖子到现在也没修好",
+    "补偿款到现在还没打到账上",
+    "我住燕郊，暖气到现在还不热，打了好几次电话物业都不管",
+])
+def test_round_20s_second_review_no_transfer(text: str) -> None:
+    assert first_look(CONFIG, text, at=DAY).classification.redirect_to is None
+
+
+@pytest.mark.parametrize(("text", "service"), [
+    ("楼下那帮人打了半个多小时了，现在还没打完，有人脸上都是血", "110"),
+    ("有人掉化粪池里了，快来人救救", "119"),
+    ("小孩掉进化粪池了，就露个头", "119"),
+])
+def test_round_20s_second_review_transfers(text: str, service: str) -> None:
+    assert first_look(CONFIG, text, at=DAY).classification.redirect_to == service

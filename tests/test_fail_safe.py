@@ -269,3 +269,24 @@ def test_an_airport_moved_for_ones_quiet_is_an_unreasonable_demand() -> None:
                       at=DAY)
     assert look.outcome(CONFIG.rules.review.min_confidence) == "REVIEW"
     assert look.classification.unreasonable
+
+
+@pytest.mark.parametrize("text", [
+    # From round 20's second review: no water in a river, a cistern or a hose is no two
+    # hours.
+    "小区门口那条河一点水都没有了，河底全是垃圾",
+    "马桶水箱一点水都没有，别的水龙头都正常",
+    "浇花的管子一点水也没有，是不是堵了",
+])
+def test_round_20s_two_hour_words_leave_these(text: str) -> None:
+    assert first_look(CONFIG, text, at=DAY).classification.tier != "T2H"
+
+
+@pytest.mark.parametrize("text", [
+    # ... and an airport said of a fact, a refund or resettlement is no demand to move it.
+    "南苑机场搬走以后，原来那片跑道堆满了建筑垃圾",
+    "疫情那阵把机场关了，我的机票钱到现在还没退",
+    "听说要把机场挪到别的地方，我们村的拆迁补偿什么时候下来",
+])
+def test_an_airport_named_is_not_always_an_unreasonable_demand(text: str) -> None:
+    assert not first_look(CONFIG, text, at=DAY).classification.unreasonable

@@ -845,3 +845,18 @@ def test_a_compound_pools_water_and_lifeguard_are_left_to_their_rules() -> None:
     look = first_look(CONFIG, "小区游泳池开了，没有救生员，孩子们在里面游泳，物业说没事",
                       at=datetime(2026, 12, 6).date())
     assert look.route.rule != "compound-pools"
+
+
+@pytest.mark.parametrize(("text", "not_rule"), [
+    # From round 20's second review.
+    ("我找市场监管局反映过物业管理费的事，一直没人理", "market-stalls"),
+    ("有人自称城管每天收我二十块摊位费", "market-stalls"),
+    ("装修公司给地暖管道注了水打压，结果楼下天花板渗水了", "market-stalls"),
+    ("小区游泳池配电箱跳闸了，整个小区都停电了", "compound-pools"),
+    ("小区会所的游泳池办了年卡，现在不开放了，卡里的钱退不了", "compound-pools"),
+    ("小区对面体育馆的游泳池门开着没人看", "compound-pools"),
+    ("留学教育机构收了我三万中介费，学校申请一个没办", "tutoring"),
+    ("学历提升的教育机构说包拿本科文凭，交了钱就联系不上了", "tutoring"),
+])
+def test_round_20s_second_review_leaves_these_to_other_rules(text: str, not_rule: str) -> None:
+    assert first_look(CONFIG, text, at=datetime(2026, 12, 6).date()).route.rule != not_rule

@@ -215,10 +215,12 @@ def load_communities(reg: Registry, path: Path) -> None:
               or not _minus_direction(names[w[3]], w[0])]
     official_forms = {w[0] for w in wanted}
     wanted.extend(n for n in numbered if n[0] not in official_forms)
-    # A family name says its street only where every committee of the family is in one
-    # street, and no committee is itself called so.
+    # A family name says its street only where two committees or more share it, all in
+    # one street, and no committee is itself called so (广渠门外 of one committee is the
+    # avenue's name more than a compound's).
     for family, members in families.items():
-        if family not in official_forms and len({m[0] for m in members}) == 1:
+        if (family not in official_forms and len(members) > 1
+                and len({m[0] for m in members}) == 1):
             unit_id, district, official = min(members)
             wanted.append((family, unit_id, district, official))
     # Checked against the units and the gazetteer alone, before any committee is added

@@ -178,11 +178,11 @@ def _scan(registry: Registry, text: str, source: str, rank: int, day: date,
                 and not _said_alone(text, hit.start, hit.end, cfg.community_stem_lead_ins)):
             continue  # "精忠" is a place in "精忠那儿" and "我家住精忠", not in "精忠报国"
         usable = [p for p in places if p.kind != "area"]
-        # A unit's own name or stem beside a former unit of the same name (永顺镇, the
-        # town, and the street it replaced) makes no doubt: the current unit is meant. A
-        # weak stem (梨园) stays in doubt.
+        # A unit's own full name beside a former unit of the same name (永顺镇, the town,
+        # and the street it replaced) makes no doubt: the current unit is meant. A stem
+        # (首都机场, 卢沟桥: a landmark too) or a weak one (梨园) stays in doubt.
         units = {p.unit_id for p in usable}
-        if any(p.kind in ("name", "stem") for p in usable):
+        if any(p.kind == "name" for p in usable):
             units = {p.unit_id for p in usable if p.kind != "former"}
         # A place the caller is going to ("一趟去北京站要一百") is not where the problem is:
         # any other place named outranks it.
