@@ -29,7 +29,7 @@ from activities.dispatch.learned import (
     load_model,
     model_from_document,
 )
-from activities.dispatch.rules import TIERS
+from activities.dispatch.rules import TIERS, ModelRule
 from activities.dispatch.textmodel import model_text
 from activities.dispatch.training import (
     Example,
@@ -489,3 +489,8 @@ def test_the_model_needs_a_higher_bar_over_the_rules_t7d() -> None:
     assert classify_request(unsure, DANCING).tier == "T15D"
     # At 0.4 (0.67 of the share) it clears both.
     assert classify_request(replace(CONFIG, model=_reading(T15D=0.4)), fitness).tier == "T15D"
+
+
+def test_a_tier_bar_for_no_tier_is_refused_with_a_clear_message() -> None:
+    with pytest.raises(ValueError, match="names no tier: T8D"):
+        ModelRule(tier_min_p_over={"T8D": 0.6})

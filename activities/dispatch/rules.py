@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -153,9 +153,9 @@ class ModelRule(_Strict):
     ``tier_min_p``: the model's tier replaces the rules' only where the model gives it at
     least this share of the four tiers' probability (a dispatcher reading "rather than the
     rules' T7D" should see a model that is more sure than not).
-    ``tier_min_p_over``: a higher bar where the rules chose the tier named (a tier: a
-    share): over the rules' T7D the model at 0.5–0.6 was right 39 times and the rules
-    61 times in the sets it never trained on (v12–v23).
+    ``tier_min_p_over``: a higher bar by the tier the rules chose (``{T7D: 0.6}``): over
+    the rules' T7D the model at 0.5–0.6 was right 39 times and the rules 61 times in the
+    sets it never trained on (v12–v23).
     ``public_road``: words that put the matter on a public road ("大街上", "马路边"): there
     the model's lead head does not hand a utility's case to the street (it reads
     "下水道堵了" with the street's name as a compound's drain; parking by the road is
@@ -182,8 +182,7 @@ class ModelRule(_Strict):
     flames: tuple[re.Pattern[str], ...] = ()
     street_emergency: tuple[re.Pattern[str], ...] = ()
     tier_min_p: float = Field(default=0.5, ge=0, le=1)
-    tier_min_p_over: dict[Literal["T2H", "T24H", "T7D", "T15D"],
-                          Annotated[float, Field(ge=0, le=1)]] = {}
+    tier_min_p_over: dict[str, Annotated[float, Field(ge=0, le=1)]] = {}
     public_road: tuple[re.Pattern[str], ...] = ()
     utility_network: tuple[re.Pattern[str], ...] = ()
 
@@ -201,9 +200,16 @@ class ModelRule(_Strict):
                 raise ValueError(f"{pattern!r} is not a regular expression: {err}") from None
         return tuple(compiled)
 
+    @field_validator("tier_min_p_over")
+    @classmethod
+    def _tiers(cls, value: dict[str, float]) -> dict[str, float]:
+        if unknown := sorted(set(value) - {"T2H", "T24H", "T7D", "T15D"}):
+            raise ValueError(f"names no tier: {', '.join(unknown)} (use T2H, T24H, T7D, T15D)")
+        return value
+
     def tier_bar(self, rules_tier: str) -> float:
         """How sure the model must be for its tier to replace the rules' ``rules_tier``."""
-        return self.tier_min_p_over.get(rules_tier, self.tier_min_p)  # type: ignore[call-overload]
+        return self.tier_min_p_over.get(rules_tier, self.tier_min_p)
 
     def on_public_road(self, text: str) -> str | None:
         """The words of ``text`` that put the matter on a public road, if any."""
