@@ -175,7 +175,7 @@ def _words_over_a_guess(config: HotlineConfig, loc: Location, route: RouteDecisi
     read as a power cut keeps demolition's rule from the street's resettlement office)."""
     plain = decide_route(config, config.lexicon.fallback.code, loc, at=at, text=content)
     rule = config.routing.rule(plain.rule)
-    if rule is not None and rule.where.mentions and rule.categories == ["*"]:
+    if rule is not None and rule.reads_words_only:
         return plain
     return route
 
@@ -190,7 +190,7 @@ def why_unit_known(config: HotlineConfig, cl: Classification,
     waited for a guessed problem type only, 90 of 104 of the first kind and 204 of 230 of
     the second had tier and lead right."""
     rule = config.routing.rule(route.rule)
-    if rule is not None and rule.where.mentions and rule.categories == ["*"]:
+    if rule is not None and rule.reads_words_only:
         return f"the caller's words name its remit (routing rule {rule.id})"
     model = config.model
     if (model is not None and model.street_threshold is not None and cl.street_p is not None

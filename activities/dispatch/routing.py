@@ -137,6 +137,12 @@ class Rule(_Strict):
         return [self.category] if isinstance(self.category, str) else list(self.category)
 
     @property
+    def reads_words_only(self) -> bool:
+        """Whether the rule is chosen by the caller's words whatever the category
+        (category "*" with ``mentions``): the words name the remit."""
+        return bool(self.where.mentions) and self.categories == ["*"]
+
+    @property
     def category_specificity(self) -> int:
         cats = self.categories
         if cats == ["*"]:

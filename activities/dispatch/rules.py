@@ -203,8 +203,8 @@ class ModelRule(_Strict):
     @field_validator("tier_min_p_over")
     @classmethod
     def _tiers(cls, value: dict[str, float]) -> dict[str, float]:
-        if unknown := sorted(set(value) - {"T2H", "T24H", "T7D", "T15D"}):
-            raise ValueError(f"names no tier: {', '.join(unknown)} (use T2H, T24H, T7D, T15D)")
+        if unknown := sorted(set(value) - set(TIERS)):
+            raise ValueError(f"names no tier: {', '.join(unknown)} (use {', '.join(TIERS)})")
         return value
 
     def tier_bar(self, rules_tier: str) -> float:
