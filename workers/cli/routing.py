@@ -348,7 +348,8 @@ LEARN_TRAIN = ("tests/data/routing_labelled.jsonl", "tests/data/dev/dispatch_dev
                "tests/data/retired/dispatch_blind_v21.jsonl",
                "tests/data/retired/dispatch_blind_v22.jsonl",
                "tests/data/retired/dispatch_blind_v23.jsonl",
-               "tests/data/retired/dispatch_blind_v24.jsonl")
+               "tests/data/retired/dispatch_blind_v24.jsonl",
+               "tests/data/retired/dispatch_blind_v25.jsonl")
 LEARN_HOLDOUT = "tests/data/retired/dispatch_blind_v2.jsonl"
 # Requests whose decision the project's own tests and demo rely on: a candidate that
 # changes one is not promoted, however it scores (activities/dispatch/canaries.py).
