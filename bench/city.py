@@ -21,7 +21,7 @@ from kafka.structs import TopicPartition
 from schemas.codec import DecodeError, decode, encode, headers_for
 from workers.runtime.settings import Settings
 
-HAPPY_CONTENT = "望京街道阜通东大街6号院3号楼电梯坏了三天，老人下不了楼"  # T24H
+HAPPY_CONTENT = "望京街道阜通东大街6号院3号楼电梯坏了三天，楼里老人下不了楼"  # T24H
 PARKED_CONTENT = "望京街道某装修公司拖欠工资三个月，包工头不给钱"  # labour.wages: T15D
 
 

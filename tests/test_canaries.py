@@ -22,7 +22,7 @@ def test_the_shipped_rules_and_models_keep_every_canary() -> None:
     canaries = load_canaries(CANARIES)
     assert len(canaries) > 100
     # The lift that has waited three days, which the stack tests file, is among them.
-    lift = next(c for c in canaries if c.content.endswith("电梯坏了三天，老人下不了楼"))
+    lift = next(c for c in canaries if c.content.endswith("电梯坏了三天，楼里老人下不了楼"))
     assert lift.decision == Pinned(outcome="DISPATCH", tier="T24H", lead="110105026")
     assert misses(canaries, lambda c: accept_decision(config, c, at=date(2026, 12, 6))) == {}
 

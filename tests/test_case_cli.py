@@ -34,7 +34,7 @@ from tests.test_dlq_cli import (
 pytestmark = pytest.mark.stack
 
 CASE = "workers.cli.case"
-LIFT = "望京街道阜通东大街6号院3号楼电梯坏了三天，老人下不了楼"          # T24H
+LIFT = "望京街道阜通东大街6号院3号楼电梯坏了三天，楼里老人下不了楼"          # T24H
 TRAPPED = "望京街道阜通东大街6号院3号楼电梯困人，里面有老人出不来"        # T2H
 GROUP_RENTAL = "望京街道某小区有人群租，一套房住了二十多人，存在安全隐患"  # T7D
 

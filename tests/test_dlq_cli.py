@@ -236,7 +236,7 @@ async def test_a_reply_before_its_case_is_redriven_once_after_the_case_is_filed(
     dispatches = Topic(s, s.topic_dispatches)
     lifecycle = Topic(s, s.topic_lifecycle)
     try:
-        lift = "望京街道阜通东大街6号院3号楼电梯坏了三天，老人下不了楼"
+        lift = "望京街道阜通东大街6号院3号楼电梯坏了三天，楼里老人下不了楼"
         await asyncio.to_thread(send, s, s.topic_intake, cid, "ComplaintFiled",
                                 filing(cid, lift))
         issued = await asyncio.to_thread(

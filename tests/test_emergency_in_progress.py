@@ -3,6 +3,7 @@ the same words about something over and done are not; danger said calmly is T2H.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from datetime import date
 
@@ -11,6 +12,7 @@ from pydantic import ValidationError
 
 from activities.dispatch.config import load_config
 from activities.dispatch.decide import first_look
+from activities.dispatch.learned import CLASSES, TierModel
 from activities.dispatch.lexicon import Lexicon
 from activities.dispatch.rules import load_yaml
 from workers.runtime.settings import Settings
@@ -432,17 +434,28 @@ def test_v15s_missed_and_false_transfers(text: str, service: str | None) -> None
     assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to == service
 
 
+def _reads_119() -> TierModel:
+    """A model that reads a 119 transfer (P 0.7) whatever the text, as the shipped model
+    did on both requests below until round 21 retrained it."""
+    rest = 0.3 / (len(CLASSES) - 1)
+    return TierModel(version="reads-119", classes=CLASSES,
+                     intercepts=tuple(math.log(0.7 if c == "REDIRECT_119" else rest)
+                                      for c in CLASSES),
+                     features={"\x00": (1.0, *[0.0] * len(CLASSES))}, threshold=0.9,
+                     redirect_threshold=0.5, no_dispatch_threshold=0.4)
+
+
 @pytest.mark.parametrize(("text", "why"), [
-    # The learned model reads 119 in both; straw burnt in the open with no flames is the
-    # street's, and a driver who climbed out of a flooded car leaves the water to the
-    # drainage company.
+    # A model reading 119 in both is not followed: straw burnt in the open with no flames
+    # is the street's, and a driver who climbed out of a flooded car leaves the water to
+    # the drainage company.
     ("北台头村有户人家在烧秸秆，烟一直往我们这边刮，不过他家人在旁边看着，火不大",
      "burning in the open"),
     ("莲花桥底下积水了，有辆小轿车熄火泡在里头，司机自己爬出来了，可后头的车还往里开",
      "not happening now"),
 ])
 def test_the_model_does_not_transfer_what_is_no_fire_now(text: str, why: str) -> None:
-    cl = first_look(CONFIG, text, at=DAY).classification
+    cl = first_look(replace(CONFIG, model=_reads_119()), text, at=DAY).classification
     assert cl.redirect_to is None
     assert any("not made" in m and why in m for m in cl.matched), cl.matched
 

@@ -71,7 +71,7 @@ async def test_complaint_travels_kafka_temporal_kafka_postgres(live: Settings) -
     lifecycle = Topic(s, s.topic_lifecycle)
 
     _send(s, s.topic_intake, cid, "ComplaintFiled",
-          {**_filing(cid, "望京街道阜通东大街6号院3号楼电梯坏了三天，老人下不了楼"),
+          {**_filing(cid, "望京街道阜通东大街6号院3号楼电梯坏了三天，楼里老人下不了楼"),
            "channel": "APP", "latitude": 39.99612, "longitude": 116.47385})
     issued = await asyncio.to_thread(
         dispatches.wait_for,

@@ -205,9 +205,10 @@ def _learn(tmp_path: Path, out: Path, *extra: str) -> Any:
     holdout = tmp_path / "holdout.jsonl"
     holdout.write_text("\n".join(HOLDOUT.read_text(encoding="utf-8").splitlines()[:40]) + "\n",
                        encoding="utf-8")
-    return CliRunner().invoke(app, ["learn", "--train", str(train_file), "--holdout",
-                                    str(holdout), "--out", str(out), "--at", "2026-12-06",
-                                    *extra])
+    # (A test's own --holdout replaces this one: held-out sets given together are pooled.)
+    held = [] if "--holdout" in extra else ["--holdout", str(holdout)]
+    return CliRunner().invoke(app, ["learn", "--train", str(train_file), *held,
+                                    "--out", str(out), "--at", "2026-12-06", *extra])
 
 
 def _canary(tmp_path: Path, cid: str, tier: str) -> Path:
@@ -398,6 +399,23 @@ def test_learn_ranks_on_a_blind_format_held_out_set(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "transfers" in result.output and "wrote" in result.output
     assert load_model(out).decides_tier
+
+
+def test_learn_pools_its_held_out_sets_and_refuses_two_formats(tmp_path: Path) -> None:
+    lines = (RETIRED / "dispatch_blind_v2.jsonl").read_text(encoding="utf-8").splitlines()
+    first, second = tmp_path / "held1.jsonl", tmp_path / "held2.jsonl"
+    first.write_text("\n".join(lines[:50]) + "\n", encoding="utf-8")
+    second.write_text("\n".join(lines[50:90]) + "\n", encoding="utf-8")
+    out = tmp_path / MODEL_FILE
+    result = _learn(tmp_path, out, "--holdout", str(first), "--holdout", str(second))
+    assert result.exit_code == 0, result.output
+    assert "on held1.jsonl and 1 more (90 requests)" in " ".join(result.output.split())
+    labelled = tmp_path / "labelled.jsonl"
+    labelled.write_text(HOLDOUT.read_text(encoding="utf-8"), encoding="utf-8")
+    mixed = _learn(tmp_path, tmp_path / "other.json", "--holdout", str(first),
+                   "--holdout", str(labelled))
+    assert mixed.exit_code != 0 and "two formats" in mixed.output
+    assert not (tmp_path / "other.json").exists()
 
 
 def _with_lead(model: TierModel, p_street: float) -> TierModel:

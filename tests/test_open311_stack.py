@@ -62,7 +62,7 @@ async def _get_until(client: httpx.AsyncClient, path: str,
 def _post(client: httpx.AsyncClient, key: str | None = None, **fields: str) -> Any:
     form = {
         "api_key": KEY, "service_code": "housing.lift",
-        "description": "望京街道阜通东大街6号院3号楼电梯坏了三天，老人下不了楼",
+        "description": "望京街道阜通东大街6号院3号楼电梯坏了三天，楼里老人下不了楼",
         "address_string": "朝阳区望京街道阜通东大街6号院", "phone": PHONE,
         "first_name": "伟", "last_name": "张", "email": EMAIL,
         "media_url": "https://files.example/lift.jpg", **fields,

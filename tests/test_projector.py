@@ -88,7 +88,7 @@ async def played() -> AsyncIterator[Settings]:
 async def _play_cases(s: Settings, run: str) -> None:
     dispatches = Topic(s, s.topic_dispatches)
     lifecycle = Topic(s, s.topic_lifecycle)
-    texts = ["望京街道阜通东大街6号院3号楼电梯坏了三天，老人下不了楼",
+    texts = ["望京街道阜通东大街6号院3号楼电梯坏了三天，楼里老人下不了楼",
              "望京街道某小区垃圾没人清运",
              "望京街道夜里有人施工噪音扰民"]
     cids = [f"P{run}-{i}" for i in range(len(texts))]

@@ -82,7 +82,7 @@ def _filing(cid: str) -> dict[str, Any]:
     return {
         "event_id": f"f-{cid}", "complaint_id": cid, "filed_at": datetime.now(UTC),
         "channel": "PHONE", "kind": None,
-        "content": "望京街道阜通东大街6号院3号楼电梯坏了三天，老人下不了楼",
+        "content": "望京街道阜通东大街6号院3号楼电梯坏了三天，楼里老人下不了楼",
         "caller_phone": "13800001111", "caller_name": "张先生", "anonymous": False,
         "district": "朝阳区", "street": "望京街道", "address": "阜通东大街6号院",
         "latitude": None, "longitude": None, "category_hint": None,

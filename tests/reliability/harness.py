@@ -48,7 +48,7 @@ HOTLINE = str(Path(sys.executable).parent / "hotline")
 
 # Texts the classifier dispatches (朝阳区 望京街道), T24H and T7D.
 TEXTS = (
-    "望京街道阜通东大街6号院3号楼电梯坏了三天，老人下不了楼",
+    "望京街道阜通东大街6号院3号楼电梯坏了三天，楼里老人下不了楼",
     "望京街道某小区垃圾没人清运，味道很大",
 )
 

@@ -24,7 +24,7 @@ from workers.workbench.accounts import NewAccount, save_account
 
 PASSWORD = "correct horse battery"
 # The same T24H elevator case as tests/test_end_to_end.py: 望京街道 (110105026) leads.
-WANGJING = ("望京街道阜通东大街6号院3号楼电梯坏了三天，老人下不了楼", "朝阳区", "望京街道")
+WANGJING = ("望京街道阜通东大街6号院3号楼电梯坏了三天，楼里老人下不了楼", "朝阳区", "望京街道")
 DONGHUAMEN = ("东华门街道南池子大街小区门口垃圾堆了三天没人清运", "东城区", "东华门街道")
 AMBIGUOUS = "小黄庄社区门口垃圾堆了三天没人清运"  # 小黄庄 is in 东城 and in 朝阳 (the desk)
 
