@@ -860,3 +860,30 @@ def test_a_compound_pools_water_and_lifeguard_are_left_to_their_rules() -> None:
 ])
 def test_round_20s_second_review_leaves_these_to_other_rules(text: str, not_rule: str) -> None:
     assert first_look(CONFIG, text, at=datetime(2026, 12, 6).date()).route.rule != not_rule
+
+
+@pytest.mark.parametrize(("text", "street"), [
+    # From the readable sets: a caller who asks the street or town government itself to
+    # act gives it the matter, whatever the matter is (83 of 84 in our sets).
+    ("密云区穆家峪镇有个村的主供水管冻裂了，全村停水，村委会说没钱修，请求镇政府尽快抢修",
+     "110118106"),
+    ("怀柔区北房镇的村边河沟有人往里排污水，河水都黑了，要求镇政府督促治理", "110116102"),
+    ("海淀区温泉镇环保园社区门口的商铺招牌伸到马路上了，刮风咣当响，希望街道管一管",
+     "110108026"),
+    ("门头沟区清水镇下了两天雪，进村的路堵死了，您跟镇里说说，先把路推开", "110109107"),
+])
+def test_a_caller_asking_the_street_or_town_to_act_gives_it_the_matter(text: str,
+                                                                        street: str) -> None:
+    look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
+    assert look.route.rule == "asked-of-the-street"
+    assert look.route.lead.unit_id == street
+
+
+@pytest.mark.parametrize("text", [
+    "申请乡村建设规划许可证半年多了，材料交了也没个回音",
+    "希望街道两边的商户别再把货摆到人行道上",
+    "请乡亲们评评理，物业凭什么涨停车费",
+])
+def test_asking_words_that_do_not_ask_the_street_are_left_alone(text: str) -> None:
+    look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
+    assert look.route.rule != "asked-of-the-street"
