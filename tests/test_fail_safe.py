@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -290,3 +291,22 @@ def test_round_20s_two_hour_words_leave_these(text: str) -> None:
 ])
 def test_an_airport_named_is_not_always_an_unreasonable_demand(text: str) -> None:
     assert not first_look(CONFIG, text, at=DAY).classification.unreasonable
+
+
+@pytest.mark.parametrize(("text", "two_hours"), [
+    # From the readable sets: a yard or outer wall bulging, a drum or tank leaking with a
+    # smell and a bus running with a door that will not shut are two hours ...
+    ("胡同里那个院墙往外鼓了个大包，砖缝都开了，旁边就是小学生放学走的道", True),
+    ("楼的外墙保温层鼓包了，风一吹哗哗响，底下是停车的地方", True),
+    ("厂房后头堆了一排铁桶，有几个桶漏了，一股刺鼻的味儿飘到村里", True),
+    ("这趟公交车前门关不上，司机开着门跑了三站了，门口站满了人", True),
+    # ... but plaster bulging indoors from a leak, and a train door that would not shut at
+    # a platform, are not.
+    ("楼上漏水，我家卫生间的墙皮都鼓起来了，找物业也不管", False),
+    ("地铁车门关不上，在站台停了二十分钟，我上班迟到了", False),
+])
+def test_a_bulging_wall_a_leaking_drum_and_a_bus_with_its_door_open(text: str,
+                                                                   two_hours: bool) -> None:
+    # The rules' own words, whatever the learned model would raise.
+    rules_alone = replace(CONFIG, model=None)
+    assert (first_look(rules_alone, text, at=DAY).classification.tier == "T2H") is two_hours
