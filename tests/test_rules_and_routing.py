@@ -901,3 +901,20 @@ def test_a_caller_asking_the_street_or_town_to_act_gives_it_the_matter(text: str
 def test_asking_words_that_do_not_ask_the_street_are_left_alone(text: str) -> None:
     look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
     assert look.route.rule != "asked-of-the-street"
+
+
+@pytest.mark.parametrize(("text", "lead"), [
+    # From the readable sets: the lamps of a road named as one are the city's lighting
+    # (14 of 16); a compound's, a lane's or a village's stay the street's.
+    ("衙门口西边那条路上的路灯有一半晚上不亮，已经两个礼拜了", "bj-urban-mgmt"),
+    ("西三旗我们小区西边那条马路，路灯坏了好多盏，晚上黑咕隆咚的", "bj-urban-mgmt"),
+    ("汤河口黄花甸子村，村里的路上没有路灯，冬天下雪老人出不了门", None),
+    ("西三旗育新花园小区里的路灯坏了好几盏，晚上遛弯看不见", None),
+])
+def test_the_lamps_of_a_road_named_as_one_are_the_citys_lighting(text: str,
+                                                                   lead: str | None) -> None:
+    look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
+    if lead:
+        assert (look.route.rule, look.route.lead.unit_id) == ("main-road-lights", lead)
+    else:
+        assert look.route.rule != "main-road-lights"
