@@ -889,6 +889,10 @@ def test_a_caller_asking_the_street_or_town_to_act_gives_it_the_matter(text: str
     "想让镇里的中学把校车恢复了，孩子上学太远，杨宋镇的",
     "希望乡镇卫生院能开通医保直接结算，我们是怀柔杨宋镇的",
     "希望属地派出所管一管，望京街道小区门口天天有人打牌赌钱",
+    # (A hotspot's governance case asks 属地 itself: the street leads it already, with the
+    # department assisting.)
+    "【未诉先办·热点预警 HW-1】朝阳区望京街道近72小时内“交通/违法停车”类诉求14件，"
+    "为该街乡以往同期水平（约2.0件）的7.0倍。请属地主动排查成因、集中治理，并报告处置结果。",
     # ... a utility's fault, someone missing, or another body named to act ...
     "良乡地区某小区燃气管道漏气，嘶嘶响，希望街道赶紧联系燃气公司",
     "梨园镇某小区停电半天了，整个小区都没电，希望镇政府跟供电公司协调",
