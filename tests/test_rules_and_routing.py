@@ -922,3 +922,26 @@ def test_the_lamps_of_a_road_named_as_one_are_the_citys_lighting(text: str,
         assert (look.route.rule, look.route.lead.unit_id) == ("main-road-lights", lead)
     else:
         assert look.route.rule != "main-road-lights"
+
+
+@pytest.mark.parametrize(("text", "street"), [
+    # From the readable sets: a billboard or sign working loose is the street's to have
+    # made safe, a bus stop below it or not (50 of 56) ...
+    ("永定路街道复兴路边上有个广告牌松了，一边已经掉下来了，底下就是公交站", "110108002"),
+    ("我们是鼎顺嘉园的，小区门口那个大广告牌让风刮得晃得厉害，底下是公交站", "110113003"),
+])
+def test_a_loose_billboard_is_the_streets_though_a_bus_stop_is_below(text: str,
+                                                                     street: str) -> None:
+    look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
+    assert (look.route.rule, look.route.lead.unit_id) == ("loose-billboards", street)
+
+
+@pytest.mark.parametrize("text", [
+    # ... but not a subway station's panel, a shelter's roof, or one with no place found.
+    "朝阳门站B口台阶上方的地铁广告牌一边螺丝掉了，刮风一扇一扇的",
+    "永定路街道公交站台的顶棚漏雨，铁皮锈得快掉了，等车的都挤在广告牌后面",
+    "路边一个广告牌被风刮得摇摇晃晃的，螺丝都掉了几个",
+])
+def test_billboards_left_to_other_rules(text: str) -> None:
+    assert first_look(CONFIG, text, at=datetime(2026, 12, 6).date()).route.rule != \
+        "loose-billboards"
