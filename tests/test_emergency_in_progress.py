@@ -453,6 +453,8 @@ def _reads_119() -> TierModel:
      "burning in the open"),
     ("莲花桥底下积水了，有辆小轿车熄火泡在里头，司机自己爬出来了，可后头的车还往里开",
      "not happening now"),
+    # Round 21's review: a chimney's black smoke is pollution, not a fire.
+    ("阎村镇某小区旁边锅炉房烟囱冒黑烟，熏得整个小区都是煤烟味", "a chimney's smoke"),
 ])
 def test_the_model_does_not_transfer_what_is_no_fire_now(text: str, why: str) -> None:
     cl = first_look(replace(CONFIG, model=_reads_119()), text, at=DAY).classification
@@ -975,3 +977,9 @@ def test_round_20s_second_review_no_transfer(text: str) -> None:
 ])
 def test_round_20s_second_review_transfers(text: str, service: str) -> None:
     assert first_look(CONFIG, text, at=DAY).classification.redirect_to == service
+
+
+def test_a_chimney_with_flames_coming_out_is_still_a_fire() -> None:
+    cl = first_look(replace(CONFIG, model=_reads_119()),
+                    "小区锅炉房的烟囱冒黑烟，火苗都窜出来了，旁边就是居民楼", at=DAY).classification
+    assert cl.redirect_to == "119"

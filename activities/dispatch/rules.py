@@ -170,10 +170,10 @@ class ModelRule(_Strict):
     (28 of 35 in our sets), so the model does not transfer it to 119; the rules' fire
     patterns (flames, smoke spreading) still do, and so does the model where ``flames``
     are said.
-    ``open_burning``: straw, rubbish or leaves burnt in the open: the smoke is the street's
-    or ecology and environment's to stop (T24H: 6 of 6 such requests in our sets that
-    said no flames spreading), so the model does not transfer it to 119 unless ``flames``
-    are said.
+    ``open_burning``: straw, rubbish or leaves burnt in the open, or a chimney smoking:
+    the smoke is the street's or ecology and environment's to stop (T24H: 6 of 6 such
+    requests in our sets that said no flames spreading; no chimney's smoke in them was a
+    transfer), so the model does not transfer it to 119 unless ``flames`` are said.
     """
 
     not_in_progress: tuple[re.Pattern[str], ...] = ()
@@ -232,7 +232,7 @@ class ModelRule(_Strict):
         if smoke := _first_match(self.equipment_smoke, text):
             return smoke, "is equipment for its owner to make safe"
         if burning := _first_match(self.open_burning, text):
-            return burning, "is burning in the open, for the street to stop"
+            return burning, "is burning in the open or a chimney's smoke, not a fire for 119"
         return None
 
     def in_progress_ruled_out(self, text: str) -> str | None:
