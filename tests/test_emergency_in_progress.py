@@ -3,7 +3,6 @@ the same words about something over and done are not; danger said calmly is T2H.
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 from datetime import date
 
@@ -12,9 +11,9 @@ from pydantic import ValidationError
 
 from activities.dispatch.config import load_config
 from activities.dispatch.decide import first_look
-from activities.dispatch.learned import CLASSES, TierModel
 from activities.dispatch.lexicon import Lexicon
 from activities.dispatch.rules import load_yaml
+from tests.fixed_models import reading
 from workers.runtime.settings import Settings
 
 CONFIG = load_config(Settings().config_dir)
@@ -434,15 +433,9 @@ def test_v15s_missed_and_false_transfers(text: str, service: str | None) -> None
     assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to == service
 
 
-def _reads_119() -> TierModel:
-    """A model that reads a 119 transfer (P 0.7) whatever the text, as the shipped model
-    did on both requests below until round 21 retrained it."""
-    rest = 0.3 / (len(CLASSES) - 1)
-    return TierModel(version="reads-119", classes=CLASSES,
-                     intercepts=tuple(math.log(0.7 if c == "REDIRECT_119" else rest)
-                                      for c in CLASSES),
-                     features={"\x00": (1.0, *[0.0] * len(CLASSES))}, threshold=0.9,
-                     redirect_threshold=0.5, no_dispatch_threshold=0.4)
+# A model reading a 119 transfer (P 0.7) whatever the text, as the shipped model did on
+# the first two requests below until round 21 retrained it.
+READS_119 = reading(REDIRECT_119=0.7)
 
 
 @pytest.mark.parametrize(("text", "why"), [
@@ -457,7 +450,7 @@ def _reads_119() -> TierModel:
     ("阎村镇某小区旁边锅炉房烟囱冒黑烟，熏得整个小区都是煤烟味", "a chimney's smoke"),
 ])
 def test_the_model_does_not_transfer_what_is_no_fire_now(text: str, why: str) -> None:
-    cl = first_look(replace(CONFIG, model=_reads_119()), text, at=DAY).classification
+    cl = first_look(replace(CONFIG, model=READS_119), text, at=DAY).classification
     assert cl.redirect_to is None
     assert any("not made" in m and why in m for m in cl.matched), cl.matched
 
@@ -980,6 +973,6 @@ def test_round_20s_second_review_transfers(text: str, service: str) -> None:
 
 
 def test_a_chimney_with_flames_coming_out_is_still_a_fire() -> None:
-    cl = first_look(replace(CONFIG, model=_reads_119()),
+    cl = first_look(replace(CONFIG, model=READS_119),
                     "小区锅炉房的烟囱冒黑烟，火苗都窜出来了，旁边就是居民楼", at=DAY).classification
     assert cl.redirect_to == "119"

@@ -42,6 +42,7 @@ from activities.dispatch.training import (
     read_examples,
     train,
 )
+from tests.fixed_models import reading
 from workers.cli.routing import app
 from workers.runtime.settings import REPO_ROOT, Settings
 
@@ -325,29 +326,20 @@ def test_the_config_maps_stay_under_one_mib() -> None:
         assert total < 1024 * 1024 * 0.95, (name, total)
 
 
-def _reading(**probs: float) -> TierModel:
-    """A model over every outcome (format /2) that reads the same whatever the text."""
-    rest = (1.0 - sum(probs.values())) / (len(CLASSES) - len(probs))
-    return TierModel(version="fixed-2", classes=CLASSES,
-                     intercepts=tuple(math.log(probs.get(c, rest)) for c in CLASSES),
-                     features={"\x00": (1.0, *[0.0] * len(CLASSES))}, threshold=0.9,
-                     redirect_threshold=0.5, no_dispatch_threshold=0.4)
-
-
 def test_the_model_transfers_an_emergency_the_rules_missed_unless_an_operator_judged() -> None:
-    cfg = replace(CONFIG, model=_reading(REDIRECT_119=0.7))
+    cfg = replace(CONFIG, model=reading(REDIRECT_119=0.7))
     cl = classify_request(cfg, DANCING)
     assert (cl.redirect_to, cl.tier, cl.emergency) == ("119", "T2H", True)
     assert cl.matched[-1] == "model: transfer to 119 (P=0.70 ≥ 0.5)"
     assert first_look(cfg, DANCING).outcome(0.6) == "REDIRECTED"
     # Below its threshold, or against an operator's urgency hint, nothing is transferred.
-    assert classify_request(replace(CONFIG, model=_reading(REDIRECT_119=0.45)),
+    assert classify_request(replace(CONFIG, model=reading(REDIRECT_119=0.45)),
                             DANCING).redirect_to is None
     assert classify_request(cfg, DANCING, urgency_hint="T7D").redirect_to is None
 
 
 def test_the_model_chooses_among_the_slower_tiers_but_never_lowers_a_t2h() -> None:
-    cfg = replace(CONFIG, model=_reading(T7D=0.6))
+    cfg = replace(CONFIG, model=reading(T7D=0.6))
     assert classify_request(replace(CONFIG, model=None), DANCING).tier == "T24H"  # the rules
     cl = classify_request(cfg, DANCING)
     # P among the tiers: 0.6 of the 0.73 they share.
@@ -360,13 +352,13 @@ def test_the_model_chooses_among_the_slower_tiers_but_never_lowers_a_t2h() -> No
 
 
 def test_a_request_the_model_reads_as_needing_no_dispatch_waits_at_the_desk() -> None:
-    cfg = replace(CONFIG, model=_reading(CONSULTATION=0.5, T7D=0.3))
+    cfg = replace(CONFIG, model=reading(CONSULTATION=0.5, T7D=0.3))
     look = first_look(cfg, DANCING, district="海淀区", street="学院路街道")
     assert look.classification.held_back == "CONSULTATION"
     assert look.outcome(CONFIG.rules.review.min_confidence) == "REVIEW"
     assert any("learned model reads a consultation" in r for r in look.doubt.reasons)
     # Three kinds together count: no one of them need be the most probable outcome.
-    split = replace(CONFIG, model=_reading(CONSULTATION=0.2, UNREASONABLE=0.15,
+    split = replace(CONFIG, model=reading(CONSULTATION=0.2, UNREASONABLE=0.15,
                                            OUTSIDE_BEIJING=0.1, T7D=0.3))
     assert first_look(split, DANCING).classification.held_back == "CONSULTATION"
     # A T2H request never waits, whatever the doubt.
@@ -430,13 +422,13 @@ def test_the_lead_head_gives_a_compound_matter_to_its_street() -> None:
                             street="学院路街道")
     department = rules_only.route.lead
     assert department.kind not in ("street", "district"), department
-    sure = replace(CONFIG, model=_with_lead(_reading(T24H=0.6), 0.9))
+    sure = replace(CONFIG, model=_with_lead(reading(T24H=0.6), 0.9))
     look = first_look(sure, text, district="海淀区", street="学院路街道")
     assert look.route.lead.unit_id == look.location.street_id
     assert look.route.rule == "model-street" and department in look.route.assisting
     assert "P=0.90 ≥ 0.7" in look.route.note
     # Not sure enough, or no street found: the rule's department leads.
-    unsure = replace(CONFIG, model=_with_lead(_reading(T24H=0.6), 0.6))
+    unsure = replace(CONFIG, model=_with_lead(reading(T24H=0.6), 0.6))
     assert first_look(unsure, text, district="海淀区",
                       street="学院路街道").route.lead == department
     nowhere = first_look(sure, "小区里的供水管爆了，院子里全是水")
@@ -447,7 +439,7 @@ def test_a_rule_that_keeps_its_lead_is_not_moved_to_the_street() -> None:
     # 炸街 outside a compound is the traffic police's (street-racing keeps its lead),
     # however sure the model is that the matter is in the street's territory.
     text = "冠华苑小区南门外边那条路，晚上一点多还有人开改装车炸街，轰油门"
-    sure = replace(CONFIG, model=_with_lead(_reading(T24H=0.6), 0.9))
+    sure = replace(CONFIG, model=_with_lead(reading(T24H=0.6), 0.9))
     look = first_look(sure, text, district="昌平区", street="回龙观街道")
     assert look.route.rule == "street-racing" and CONFIG.routing.rule("street-racing").keep_lead
     assert look.route.lead.unit_id == "bj-traffic-police"
@@ -473,7 +465,7 @@ def test_a_supervisors_reassignment_teaches_who_leads_not_the_tier(tmp_path: Pat
 def test_a_no_dispatch_reading_changes_no_tier_and_a_typed_kind_is_not_held_back() -> None:
     # Nearly all of P on "unreasonable", and T2H the largest of what little the tiers
     # share: the tier stays the rules' (a request held for the desk, not an emergency).
-    cfg = replace(CONFIG, model=_reading(UNREASONABLE=0.9, T2H=0.03))
+    cfg = replace(CONFIG, model=reading(UNREASONABLE=0.9, T2H=0.03))
     cl = classify_request(cfg, DANCING)
     assert cl.tier == "T24H" and cl.held_back == "UNREASONABLE"
     # An operator who typed the kind has judged the call: no hold-back doubt.
@@ -502,11 +494,11 @@ def test_the_model_needs_a_higher_bar_over_the_rules_t7d() -> None:
     assert classify_request(replace(CONFIG, model=None), fitness).tier == "T7D"  # the rules
     assert CONFIG.rules.model.tier_bar("T7D") > CONFIG.rules.model.tier_bar("T24H") == 0.5
     # T15D at 0.3 is 0.56 of the tiers' share: below the bar over T7D, above it elsewhere.
-    unsure = replace(CONFIG, model=_reading(T15D=0.3))
+    unsure = replace(CONFIG, model=reading(T15D=0.3))
     assert classify_request(unsure, fitness).tier == "T7D"
     assert classify_request(unsure, DANCING).tier == "T15D"
     # At 0.4 (0.67 of the share) it clears both.
-    assert classify_request(replace(CONFIG, model=_reading(T15D=0.4)), fitness).tier == "T15D"
+    assert classify_request(replace(CONFIG, model=reading(T15D=0.4)), fitness).tier == "T15D"
 
 
 def test_a_tier_bar_for_no_tier_is_refused_with_a_clear_message() -> None:
