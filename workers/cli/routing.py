@@ -325,9 +325,10 @@ def consistency_command(
 # trains on the labelled and development sets and the older retired blind sets; the
 # second blind set and the newer ones (other writers, never trained on by the current model
 # or a candidate) are the held-out sets a new model must beat, pooled. One set of ~130
-# urgent requests could not tell a better model from luck: a model trained on more sets
-# lost 3 T2H on v2 alone and gained 2 over v2 and v18-v25 together (docs/dispatch.md,
-# round 21). When enough newer sets have retired, move the split forward.
+# urgent requests could not tell a better model from luck: a model trained on every set
+# lost 3 T2H on v2 alone, and one trained up to v17 tied there and gained 2 over v2 and
+# v18-v25 together (docs/dispatch.md, round 21). When enough newer sets have retired,
+# move the split forward.
 LEARN_TRAIN = ("tests/data/routing_labelled.jsonl", "tests/data/dev/dispatch_dev_v1.jsonl",
                "tests/data/dev/dispatch_dev_v2.jsonl", "tests/data/dev/dispatch_dev_v3.jsonl",
                "tests/data/retired/dispatch_blind_v1.jsonl",
