@@ -945,3 +945,23 @@ def test_a_loose_billboard_is_the_streets_though_a_bus_stop_is_below(text: str,
 def test_billboards_left_to_other_rules(text: str) -> None:
     assert first_look(CONFIG, text, at=datetime(2026, 12, 6).date()).route.rule != \
         "loose-billboards"
+
+
+@pytest.mark.parametrize(("text", "lead"), [
+    # From the readable sets (written for this test, not copied): catkins from the trees
+    # around a compound or along its roads are forestry's (20 of 26) ...
+    ("一到春天杨絮满天飞，孩子过敏，天通苑北小区外面那一排杨树能不能打打针", "bj-forestry-parks"),
+    ("马路两边的柳树又开始飘絮了，出门就打喷嚏，能不能换个树种", "bj-forestry-parks"),
+    # ... but the trees of a compound's own grounds, or in front of a block, are the
+    # street's (6 of 6).
+    ("育新花园小区里那几棵杨树杨絮太多了，能不能给打个针", None),
+    ("我们楼前那棵大柳树柳絮飘得满屋都是，孩子过敏", None),
+])
+def test_catkins_are_forestrys_unless_the_trees_are_the_compounds(text: str,
+                                                                  lead: str | None) -> None:
+    look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
+    if lead:
+        assert (look.route.rule, look.route.lead.unit_id) == ("catkins", lead)
+    else:
+        assert look.route.rule != "catkins"
+        assert look.route.lead.unit_id != "bj-forestry-parks"
