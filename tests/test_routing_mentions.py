@@ -260,6 +260,10 @@ def test_inside_a_compound_the_street_leads(text: str, lead: str) -> None:
     ("10号线双井站出来那个公交站，300路老不来，建议加车", "bj-bus"),
     ("太平庄村口那个公交站的棚子塌了一半，铁皮耷拉着", "bj-bus"),
     ("我家孩子八岁，平时四点就到家，现在都七点了还没回来", "bj-police"),
+    # A pipe said to have burst under a road is the water company's, though the category
+    # model reads the water on the road as drainage.
+    ("安定门外大街辅路上不知道哪的水管爆了，水哗哗往外冒，路面成河了", "bj-waterworks"),
+    ("德胜门这边马路上往外冒水，看着像底下水管爆了，都漫到马路牙子了", "bj-waterworks"),
 ])
 def test_who_leads_what_the_words_name(text: str, unit: str) -> None:
     look = first_look(CONFIG, text, at=DAY)
