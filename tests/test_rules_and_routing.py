@@ -965,3 +965,26 @@ def test_catkins_are_forestrys_unless_the_trees_are_the_compounds(text: str,
     else:
         assert look.route.rule != "catkins"
         assert look.route.lead.unit_id != "bj-forestry-parks"
+
+
+@pytest.mark.parametrize(("text", "street"), [
+    # Written for this test after the readable sets (49 of 58 the street's): ice on a
+    # village's road, a car wash's water frozen on the pavement, a slope to a bus stop.
+    ("下了一夜雪，石城镇我们村上山那段坡路冻成冰了，一早上滑了两辆车", "110118116"),
+    ("望京街道花家地北里门口那家洗车店天天往人行道上泼水，晚上冻成冰，摔了好几个", "110105026"),
+    ("古城街道我们小区门口到公交站那个大坡全是冰，今早摔了好几个人", "110107004"),
+])
+def test_ice_underfoot_is_the_streets_to_clear(text: str, street: str) -> None:
+    look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
+    assert (look.route.rule, look.route.lead.unit_id) == ("ice-underfoot", street)
+
+
+@pytest.mark.parametrize("text", [
+    # ... but not a main road's side road, ice from a hydrant or a burst pipe, or no place.
+    "望京街道京密路辅路上的雪两天没人扫，全冻成冰了，骑车的一个个摔",
+    "望京街道花家地北里门口消防栓被撞了，一直往外冒水，路面都结冰了",
+    "路面结冰了，一个大坡，早上已经有好几辆车滑下去撞了",
+])
+def test_ice_left_to_other_rules(text: str) -> None:
+    look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
+    assert look.route.rule != "ice-underfoot"
