@@ -988,3 +988,17 @@ def test_ice_underfoot_is_the_streets_to_clear(text: str, street: str) -> None:
 def test_ice_left_to_other_rules(text: str) -> None:
     look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
     assert look.route.rule != "ice-underfoot"
+
+
+@pytest.mark.parametrize(("text", "lead"), [
+    # Written for this test after the readable sets: a banned or fierce breed, or a dog
+    # without its licence, is the police's (8 of 8) ...
+    ("花家地北里有户人家养了一条藏獒，出门不拴绳，这种狗在城区不是禁养吗", "bj-police"),
+    ("望京西园三区楼里有人养了条烈性犬，见人就扑，也没办狗证", "bj-police"),
+    # ... a big dog off its lead, said without them, stays the street's.
+    ("花家地北里有人天天晚上遛大型犬不拴绳，孩子吓哭好几次", "110105026"),
+])
+def test_banned_and_unlicensed_dogs_are_the_polices(text: str, lead: str) -> None:
+    look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
+    assert look.route.lead.unit_id == lead, look.route.rule
+    assert (look.route.rule == "banned-dogs") == (lead == "bj-police")
