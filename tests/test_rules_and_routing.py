@@ -1002,3 +1002,24 @@ def test_banned_and_unlicensed_dogs_are_the_polices(text: str, lead: str) -> Non
     look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
     assert look.route.lead.unit_id == lead, look.route.rule
     assert (look.route.rule == "banned-dogs") == (lead == "bj-police")
+
+
+@pytest.mark.parametrize(("text", "lead"), [
+    # Written for this test after the readable sets: which electricity price a home or a
+    # business pays, off-peak hours and rebates are the development and reform
+    # commission's (29 of 32 requests naming 电价), not the power company's ...
+    ("我们是居民楼，电费却一直按商业电价收，好几年了，这价格谁定的", "bj-ndrc"),
+    ("煤改电以后谷段电价优惠一直没执行，电费单还是按普通价算的，延庆香营乡", "bj-ndrc"),
+    ("峰谷电价的低谷时段定得不合理，建议采暖季延长", "bj-ndrc"),
+])
+def test_electricity_prices_are_the_development_and_reform_commissions(text: str,
+                                                                       lead: str) -> None:
+    look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
+    assert (look.route.rule, look.route.lead.unit_id) == ("utility-tariffs", lead)
+
+
+def test_a_charging_piles_overcharge_is_not_a_tariff() -> None:
+    # ... but an owner charging far above the tariff is market regulation's to stop.
+    look = first_look(CONFIG, "小区新装的充电桩收费远高于电价标准，每度电收两块五",
+                      at=datetime(2026, 12, 6).date())
+    assert look.route.rule != "utility-tariffs"
