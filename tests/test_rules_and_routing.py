@@ -1036,3 +1036,14 @@ def test_a_charging_piles_overcharge_is_not_a_tariff() -> None:
 def test_a_title_held_up_by_the_land_is_plannings(text: str, lead: str) -> None:
     look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
     assert look.route.lead.unit_id == lead, look.route.rule
+
+
+@pytest.mark.parametrize(("text", "network"), [
+    # Written for this test after the readable sets: the power company asked for by the
+    # caller is the network's (45 of 47), not where the compound's own switchroom is said.
+    ("我们这栋楼突然全黑了，电梯也停了，麻烦让电力的人快来", True),
+    ("地下室进水漫到配电箱了，能不能让供电的先来把电断了", True),
+    ("家里停电两天了，电力说是小区自己的配电设备坏了让找物业，物业又说找电力", False),
+])
+def test_the_power_company_asked_for_is_the_networks(text: str, network: bool) -> None:
+    assert bool(CONFIG.rules.model.on_utility_network(text)) is network
