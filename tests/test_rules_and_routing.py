@@ -1047,3 +1047,23 @@ def test_a_title_held_up_by_the_land_is_plannings(text: str, lead: str) -> None:
 ])
 def test_the_power_company_asked_for_is_the_networks(text: str, network: bool) -> None:
     assert bool(CONFIG.rules.model.on_utility_network(text)) is network
+
+
+@pytest.mark.parametrize(("text", "rule", "street"), [
+    # Written for this test after the readable sets: clearing and relocating homes is run
+    # by the street or town where they stand (16 of 17), whatever is cut off meanwhile ...
+    ("花家地北里那几栋老楼说要腾退，谈了半年谈不拢，现在开始断水断电逼人走",
+     "relocation-and-clearance", "110105026"),
+    # ... and a village's coal-to-electric heating subsidy is paid by its town (6 of 8).
+    ("石城镇我们村煤改电的取暖补贴两年没发了，村里说镇里没拨", "coal-to-electric-subsidy",
+     "110118116"),
+])
+def test_clearance_and_heating_subsidies_are_the_towns(text: str, rule: str,
+                                                      street: str) -> None:
+    look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
+    assert (look.route.rule, look.route.lead.unit_id) == (rule, street)
+
+
+def test_a_heating_subsidy_with_no_place_is_left_to_its_own_rule() -> None:
+    look = first_look(CONFIG, "煤改电的补贴今年怎么还没发", at=datetime(2026, 12, 6).date())
+    assert look.route.rule != "coal-to-electric-subsidy"
