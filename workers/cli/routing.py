@@ -321,6 +321,52 @@ def consistency_command(
                     f"{_pct(report.kind_right)}")
 
 
+_AGREEMENT_MEASURES = ("tier", "t2h_recall", "lead", "redirected", "no_dispatch_sent",
+                       "right_without_review")
+
+
+@app.command("agreement")
+def agreement_command(
+    sample: Path = typer.Argument(..., help="Retired blind requests with their writer's "
+                                  "labels (tests/data/agreement/sample_*.jsonl)."),
+    labels: list[Path] = typer.Option(..., "--labels", help="A relabeller's labels of the "
+                                      "same requests (repeatable)."),
+    at: str = typer.Option("2026-12-06", help="Filing day of every request (YYYY-MM-DD)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the comparisons as JSON."),
+    config_dir: Path | None = typer.Option(None, help="Config folder (default: settings)."),
+) -> None:
+    """How far the writer, each relabeller and the system agree: each scored against each
+    other as the reference, with the blind score's measures."""
+    from activities.dispatch.agreement import agreement, load_labels
+    from activities.dispatch.blind import accept_decision, load_blind
+
+    day = parse_day(at)
+    try:
+        items = load_blind(_input_file(sample))
+        relabels = {path.stem: load_labels(_input_file(path), items) for path in labels}
+    except (EvalError, ValueError) as err:
+        raise BadFile(str(err)) from None
+    cfg = _config(config_dir)
+    comparisons = agreement(items, relabels, lambda item: accept_decision(cfg, item, at=day))
+    if as_json:
+        print_json([{"reference": c.reference, "compared": c.compared,
+                     **{m: getattr(c.report, m).as_dict() for m in _AGREEMENT_MEASURES}}
+                    for c in comparisons])
+        return
+    table = Table(title=f"Agreement on {sample.name}: {len(items)} requests, each source "
+                        "scored against each other as the reference")
+    for column in ("reference", "compared", *_AGREEMENT_MEASURES):
+        table.add_column(column.replace("_", " "),
+                         justify="left" if column in ("reference", "compared") else "right")
+    for c in comparisons:
+        cells = []
+        for name in _AGREEMENT_MEASURES:
+            ratio = getattr(c.report, name)
+            cells.append(f"{ratio.ok}/{ratio.of} {_pct(ratio.rate)}")
+        table.add_row(c.reference, c.compared, *cells)
+    console().print(table)
+
+
 # What `hotline routing learn` trains on and compares on, relative to the repository. It
 # trains on the labelled and development sets and the older retired blind sets; the
 # second blind set and the newer ones (other writers, never trained on by the current model
