@@ -1067,3 +1067,22 @@ def test_clearance_and_heating_subsidies_are_the_towns(text: str, rule: str,
 def test_a_heating_subsidy_with_no_place_is_left_to_its_own_rule() -> None:
     look = first_look(CONFIG, "煤改电的补贴今年怎么还没发", at=datetime(2026, 12, 6).date())
     assert look.route.rule != "coal-to-electric-subsidy"
+
+
+@pytest.mark.parametrize("text", [
+    # Written for this test after the readable sets: the car quotas are the transport
+    # commission's (3 of 3 complaints), where the category model guessed schools ...
+    "我们家申请新能源小客车指标审核没通过，说名下还有车，那车早报废了",
+    "我的小客车指标下个月就过期了，指标办说材料不对让重交",
+])
+def test_car_quotas_are_the_transport_commissions(text: str) -> None:
+    look = first_look(CONFIG, text, at=datetime(2026, 12, 6).date())
+    assert (look.route.rule, look.route.lead.unit_id) == ("car-quotas", "bj-transport")
+
+
+def test_a_question_about_the_car_lottery_still_waits_for_the_desk() -> None:
+    # ... and a question about the lottery is still a consultation the desk answers.
+    look = first_look(CONFIG, "请问今年小客车指标摇号什么时候报名？家庭积分怎么算？",
+                      at=datetime(2026, 12, 6).date())
+    assert look.route.lead.unit_id == "bj-transport"
+    assert look.outcome(CONFIG.rules.review.min_confidence) != "DISPATCH"
