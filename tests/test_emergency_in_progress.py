@@ -103,6 +103,12 @@ def test_over_and_done_or_chronic_it_is_not(text: str) -> None:
     ("我们人没事，但前面那辆车积水没过车窗了，里面还有个老人出不来", "119"),
     ("家里停电没空调，热得不行，老人喘不上气了", "120"),
     ("孩子在河边玩掉水里了，在河里扑腾呢", "119"),
+    # Written after round 22's read: water up to a car's windows or a car held by it, a
+    # child locked in a car, a car weaving as if drunk.
+    ("我们车在桥洞底下被水困住了，水到车窗下面了，门推不开", "119"),
+    ("下穿桥积水了，一辆出租车熄火泡在里头，水已经到车窗了，司机在车顶上坐着", "119"),
+    ("邻居把孩子锁车里了，车停在太阳底下，孩子哭得脸通红", "119"),
+    ("前面有辆轿车左摇右晃的，一会儿压线一会儿骑马路牙子，估计是喝多了", "110"),
 ])
 def test_the_rules_alone_transfer_an_emergency_said_as_seen(text: str, service: str) -> None:
     assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to == service
@@ -120,6 +126,8 @@ def test_the_rules_alone_transfer_an_emergency_said_as_seen(text: str, service: 
     # Words that also say ordinary things (a review of this round's patterns found each).
     "我反映了好几次都没有反应，楼道灯还是不亮",
     "下水道的井盖不见了",
+    # Water to a car's windows with everyone already out is a flooded underpass's two hours.
+    "下凹桥底下积水都到车窗了，有辆出租车熄火在里面，人出来了，后面还有车往里开",
     "工地里面有人还在干活，吵得睡不着",
     "物业说现在就动手修，结果一周了还没来",
     "快递员说东西太多了拿不住",
