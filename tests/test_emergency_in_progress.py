@@ -109,6 +109,7 @@ def test_over_and_done_or_chronic_it_is_not(text: str) -> None:
     ("下穿桥积水了，一辆出租车熄火泡在里头，水已经到车窗了，司机在车顶上坐着", "119"),
     ("邻居把孩子锁车里了，车停在太阳底下，孩子哭得脸通红", "119"),
     ("前面有辆轿车左摇右晃的，一会儿压线一会儿骑马路牙子，估计是喝多了", "110"),
+    ("刚吃了一口芒果，嘴唇和眼睛都肿了，嗓子有点紧，喘气有点费劲", "120"),
 ])
 def test_the_rules_alone_transfer_an_emergency_said_as_seen(text: str, service: str) -> None:
     assert first_look(RULES_ALONE, text, at=DAY).classification.redirect_to == service
@@ -128,6 +129,8 @@ def test_the_rules_alone_transfer_an_emergency_said_as_seen(text: str, service: 
     "下水道的井盖不见了",
     # Water to a car's windows with everyone already out is a flooded underpass's two hours.
     "下凹桥底下积水都到车窗了，有辆出租车熄火在里面，人出来了，后面还有车往里开",
+    # A factory's fumes that tighten the throat are pollution, not an allergy.
+    "厂子一到夜里就往外排气，一股刺鼻的化学味儿，嗓子眼儿发紧，眼睛也辣",
     "工地里面有人还在干活，吵得睡不着",
     "物业说现在就动手修，结果一周了还没来",
     "快递员说东西太多了拿不住",
