@@ -133,6 +133,11 @@ def test_the_rules_alone_transfer_an_emergency_said_as_seen(text: str, service: 
     # lift's two hours, the street pressing the maintenance firm).
     "电梯停在七楼和八楼中间了，里面关着一个孕妇，快足月了，她在里面说有点喘不上气",
     "我们楼的电梯突然停了，我媳妇怀孕八个月困在里面，她说有点喘不上气，维保说最快二十分钟到",
+    # Round 22's review: a bus driven roughly, a toy locked in a car, an ankle swollen
+    # and stairs that leave one short of breath.
+    "今天坐的公交车，司机开得左摇右晃的，好几次急刹车，老人都站不稳，太危险了",
+    "孩子的玩具锁车里了，车钥匙也在里面，能不能找人帮忙开一下？",
+    "我脚踝崴了肿得老高，家住六楼，电梯坏了一个月了，爬楼梯喘气都费劲",
     # A factory's fumes that tighten the throat are pollution, not an allergy.
     "厂子一到夜里就往外排气，一股刺鼻的化学味儿，嗓子眼儿发紧，眼睛也辣",
     "工地里面有人还在干活，吵得睡不着",

@@ -1086,3 +1086,26 @@ def test_a_question_about_the_car_lottery_still_waits_for_the_desk() -> None:
                       at=datetime(2026, 12, 6).date())
     assert look.route.lead.unit_id == "bj-transport"
     assert look.outcome(CONFIG.rules.review.min_confidence) != "DISPATCH"
+
+
+@pytest.mark.parametrize(("text", "not_rule"), [
+    # Round 22's review: words of this round's rules inside requests that are not theirs.
+    ("东城区交道口福祥社区，又停电了，整个院子都黑着，这都第三回了，交的是居民电价，服务这么差",
+     "utility-tariffs"),
+    ("这个月电费突然一千多，按居民电价怎么也算不出这么多，肯定是电表有问题", "utility-tariffs"),
+    ("我们在胡同腾退工程上干活的，包工头欠了我们三个月工资，四万多", "relocation-and-clearance"),
+    ("海淀区曙光街道，公租房合同到期，住房保障部门让我腾退，可我现在实在找不到地方住",
+     "relocation-and-clearance"),
+    ("丰台区青塔，检测场说我车辆的尾气排放指标不合格，换了一个检测场就合格了", "car-quotas"),
+    ("朝阳区望京方舟苑小区，开发商搞车位摇号，好车位全被内部人员拿走了", "car-quotas"),
+    ("新能源汽车说的续航指标是五百公里，实际开不到三百，4S店不给说法", "car-quotas"),
+    ("木林镇陈各庄村，煤改电的补贴还没给，现在又停电了，屋里冰凉，老人冻得直哆嗦",
+     "coal-to-electric-subsidy"),
+    ("昌平区天通苑北街道，地铁5号线天通苑北站B口出站的台阶全是冰，早高峰好多人滑倒",
+     "ice-underfoot"),
+    ("朝阳区劲松桥附近的东三环路上，路面结了一层冰，好多车打滑", "ice-underfoot"),
+    ("大兴区观音寺街道美澜湾西区，我们的安置房住了十年，房本一直办不下来，说是土地手续还没完善",
+     "certificate-land"),
+])
+def test_round_22s_review_leaves_these_to_other_rules(text: str, not_rule: str) -> None:
+    assert first_look(CONFIG, text, at=datetime(2026, 12, 6).date()).route.rule != not_rule
