@@ -316,12 +316,13 @@ def test_learn_says_what_is_wrong_in_one_line(tmp_path: Path) -> None:
 
 
 def test_the_config_maps_stay_under_one_mib() -> None:
-    """Kubernetes refuses a ConfigMap over 1 MiB: the model has one of its own."""
+    """Kubernetes refuses a ConfigMap over 1 MiB: each model has one of its own."""
     kustomization = REPO_ROOT / "deploy" / "k8s" / "base" / "kustomization.yaml"
     generators = yaml.safe_load(kustomization.read_text())["configMapGenerator"]
     files = {g["name"]: g["files"] for g in generators}
     assert files["hotline-model"] == ["../../config/dispatch_model.json"]
-    for name in ("hotline-config", "hotline-model"):
+    assert files["hotline-category-model"] == ["../../config/category_model.json"]
+    for name in ("hotline-config", "hotline-model", "hotline-category-model"):
         total = sum((kustomization.parent / f).stat().st_size for f in files[name])
         assert total < 1024 * 1024 * 0.95, (name, total)
 

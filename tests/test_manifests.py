@@ -464,10 +464,11 @@ def test_the_rules_and_the_dashboard_ship_as_config_maps() -> None:
     resources = render("overlays/production")
     configs = {name: next(r for r in resources if r["kind"] == "ConfigMap"
                           and r["metadata"]["name"].startswith(name + "-"))
-               for name in ("hotline-config", "hotline-model")}
+               for name in ("hotline-config", "hotline-model", "hotline-category-model")}
     assert set(configs["hotline-model"]["data"]) == {"dispatch_model.json"}
+    assert set(configs["hotline-category-model"]["data"]) == {"category_model.json"}
     shipped = {key for c in configs.values() for key in c["data"]}
-    # Every process that reads the config folder sees both, projected into one volume,
+    # Every process that reads the config folder sees all three, projected into one volume,
     # under the names kustomize gave them (with their content hash).
     names = {c["metadata"]["name"] for c in configs.values()}
     for deployment in (r for r in resources if r["kind"] == "Deployment"):
