@@ -380,7 +380,7 @@ LEARN_TRAIN = ("tests/data/routing_labelled.jsonl", "tests/data/dev/dispatch_dev
                "tests/data/retired/dispatch_blind_v1.jsonl",
                *(f"tests/data/retired/dispatch_blind_v{n}.jsonl" for n in range(3, 18)))
 LEARN_HOLDOUT = ("tests/data/retired/dispatch_blind_v2.jsonl",
-                 *(f"tests/data/retired/dispatch_blind_v{n}.jsonl" for n in range(18, 28)))
+                 *(f"tests/data/retired/dispatch_blind_v{n}.jsonl" for n in range(18, 29)))
 # Requests whose decision the project's own tests and demo rely on: a candidate that
 # changes one is not promoted, however it scores (activities/dispatch/canaries.py).
 LEARN_CANARIES = "tests/data/routing_canaries.jsonl"

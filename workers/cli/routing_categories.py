@@ -55,6 +55,7 @@ PHRASINGS = ("tests/data/retired/phrasings_v1.jsonl", "tests/data/retired/phrasi
              "tests/data/retired/phrasings_v25.jsonl",
              "tests/data/retired/phrasings_v26.jsonl",
              "tests/data/retired/phrasings_v27.jsonl",
+             "tests/data/retired/phrasings_v28.jsonl",
              "tests/data/dev/phrasings_dev_v3.jsonl", "tests/data/dev/phrasings_dev_v4.jsonl",
              "tests/data/dev/phrasings_dev_v5.jsonl", "tests/data/dev/phrasings_dev_v6.jsonl",
              "tests/data/dev/phrasings_dev_v7.jsonl", "tests/data/dev/phrasings_dev_v8.jsonl")
