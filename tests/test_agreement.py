@@ -11,9 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 from activities.dispatch.agreement import (
+    READERS,
     SYSTEM,
     WRITER,
     agreement,
+    consensus,
     label_decision,
     load_labels,
 )
@@ -105,7 +107,11 @@ def test_the_command_compares_every_source_on_a_committed_sample() -> None:
                                       *[arg for path in labels for arg in ("--labels", str(path))]])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
-    assert len(rows) == 9  # three references, each against two others and the system
+    # three references, each against two others and the system; then the writer and the
+    # system against the readers' consensus
+    assert len(rows) == 11
+    assert [(r["reference"], r["compared"]) for r in rows[-2:]] == [("readers", "writer"),
+                                                                    ("readers", "system")]
     for row in rows:
         assert row["tier"]["of"] > 150 and 0 < row["tier"]["ok"] <= row["tier"]["of"]
 
@@ -117,3 +123,19 @@ def test_a_missing_labels_file_is_one_friendly_line(tmp_path: Path) -> None:
     assert result.exit_code != 0
     assert "Traceback" not in result.output
     assert "nope.jsonl" in result.stderr
+
+
+def test_the_readers_consensus_is_where_every_relabeller_agrees() -> None:
+    second = {"x1": _expect(tier="T2H", lead="bj-gas", problem="gas"),  # agrees
+              "x2": _expect(tier="T7D", lead="bj-planning"),            # another tier
+              "x3": _expect(tier="T2H", redirect="119")}                # agrees
+    agreed = consensus({"one": OTHER, "two": second})
+    assert set(agreed) == {"x1", "x3"}
+    assert consensus({"one": OTHER}) == {}
+    got = {(c.reference, c.compared): c.report
+           for c in agreement(SAMPLE, {"one": OTHER, "two": second})}
+    readers_writer = got[(READERS, WRITER)]
+    # On x1 and x3 only: the writer has x1 right and dispatched x3 the readers transfer.
+    assert (readers_writer.tier.ok, readers_writer.tier.of) == (1, 1)
+    assert (readers_writer.redirected.ok, readers_writer.redirected.of) == (0, 1)
+    assert (READERS, SYSTEM) not in got  # no system given

@@ -30,6 +30,8 @@ from activities.dispatch.evaluation import EvalError, read_jsonl
 
 WRITER = "writer"
 SYSTEM = "system"
+READERS = "readers"  # the relabellers where they all agree
+_DECIDING = ("tier", "redirect", "no_dispatch", "lead")
 
 
 class LabelLine(BaseModel):
@@ -72,6 +74,18 @@ def _district_code(lead: str | None) -> bool:
     return lead is not None and len(lead) == 6 and lead.isdigit()
 
 
+def consensus(relabels: Mapping[str, Mapping[str, BlindExpected]]) -> dict[str, BlindExpected]:
+    """The requests every relabeller labels alike (tier, transfer, no-dispatch and lead),
+    with that label: what careful readers of the words agree the request deserves."""
+    labellers = list(relabels.values())
+    if len(labellers) < 2:
+        return {}
+    first, *others = labellers
+    return {rid: label for rid, label in first.items()
+            if all(all(getattr(other[rid], f) == getattr(label, f) for f in _DECIDING)
+                   for other in others)}
+
+
 @dataclass(frozen=True)
 class Comparison:
     """``compared``'s decisions scored against ``reference``'s labels."""
@@ -84,7 +98,9 @@ class Comparison:
 def agreement(sample: list[BlindItem], relabels: Mapping[str, Mapping[str, BlindExpected]],
               system: Callable[[BlindItem], Decision] | None = None) -> list[Comparison]:
     """Every source scored against every other: the writer (the sample's own labels) and
-    each relabeller as references; the others, and ``system`` where given, compared."""
+    each relabeller as references; the others, and ``system`` where given, compared. With
+    two relabellers or more, the writer and the system are also scored against the
+    readers' consensus, on the requests where the relabellers all agree."""
     sources: dict[str, Mapping[str, BlindExpected]] = {
         WRITER: {item.id: item.expect for item in sample}, **relabels}
     comparisons = []
@@ -96,6 +112,12 @@ def agreement(sample: list[BlindItem], relabels: Mapping[str, Mapping[str, Blind
                                               score(items, _acting_on(other))))
         if system is not None:
             comparisons.append(Comparison(reference, SYSTEM, score(items, system)))
+    if agreed := consensus(relabels):
+        items = [item.model_copy(update={"expect": agreed[item.id]})
+                 for item in sample if item.id in agreed]
+        comparisons.append(Comparison(READERS, WRITER, score(items, _acting_on(sources[WRITER]))))
+        if system is not None:
+            comparisons.append(Comparison(READERS, SYSTEM, score(items, system)))
     return comparisons
 
 
