@@ -1109,3 +1109,21 @@ def test_a_question_about_the_car_lottery_still_waits_for_the_desk() -> None:
 ])
 def test_round_22s_review_leaves_these_to_other_rules(text: str, not_rule: str) -> None:
     assert first_look(CONFIG, text, at=datetime(2026, 12, 6).date()).route.rule != not_rule
+
+
+@pytest.mark.parametrize(("text", "network"), [
+    # Written for this test after v28 was read: a utility's own wells are its network's
+    # (heating 21 of 21, water 15 of 16) ...
+    ("整个单元没水了，楼下说是水表井里的阀门被撞坏了，水喷了一地", True),
+    ("小区的热力井一直往外冒白气，井盖旁边地面都是热的", True),
+    # ... a compound's own drain is not.
+    ("小区里的雨水井堵了，一下雨就积水", False),
+])
+def test_a_utilitys_own_wells_are_its_network(text: str, network: bool) -> None:
+    assert bool(CONFIG.rules.model.on_utility_network(text)) is network
+
+
+def test_the_price_authority_named_is_the_commissions() -> None:
+    look = first_look(CONFIG, "小区停车费从一百五涨到四百，要求价格主管部门说明收费是否合规",
+                      at=datetime(2026, 12, 6).date())
+    assert (look.route.rule, look.route.lead.unit_id) == ("who-sets-a-charge", "bj-ndrc")
