@@ -359,11 +359,8 @@ def agreement_command(
         table.add_column(column.replace("_", " "),
                          justify="left" if column in ("reference", "compared") else "right")
     for c in comparisons:
-        cells = []
-        for name in _AGREEMENT_MEASURES:
-            ratio = getattr(c.report, name)
-            cells.append(f"{ratio.ok}/{ratio.of} {_pct(ratio.rate)}")
-        table.add_row(c.reference, c.compared, *cells)
+        ratios = [getattr(c.report, name) for name in _AGREEMENT_MEASURES]
+        table.add_row(c.reference, c.compared, *(_ratio(r.ok, r.of) for r in ratios))
     console().print(table)
 
 
